@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RetainersConfig(AppConfig):
+    name = "retainers"
+    verbose_name = "Retainers core"

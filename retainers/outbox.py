@@ -1,0 +1,211 @@
+"""The email outbox: every email the product sends goes through `queue_email`.
+
+An email is a row written inside the caller's transaction; a Celery task sends it after
+commit, and a beat sweep every minute retries what failed (with backoff) or was never
+picked up (worker down). A rolled-back transaction leaves no row, so sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F, Q
+from django.template import Context, TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
+from django.utils import timezone
+from django.utils.html import linebreaks
+from django.utils.safestring import mark_safe
+
+from retainers.models import Email
+
+log = logging.getLogger(__name__)
+
+CLAIM_FOR = timedelta(minutes=5)
+SWEEP_BATCH = 200
+
+
+def platform_sender() -> str:
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[0] or "Retainers"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the n-th failed attempt: 1, 2, 4 … minutes, capped at an hour."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
+
+
+def queue_email(
+    *,
+    to: str,
+    template: str,
+    context: Mapping[str, object],
+    sender_name: str | None = None,
+    key: str | None = None,
+    reply_to: str = "",
+    attachments: Iterable[Mapping[str, str]] = (),
+) -> Email:
+    """Write one email to the outbox and send it after commit.
+
+    `template` names a folder under templates/emails/ holding subject.txt, body.txt and
+    (optionally) body.html. A `key` makes the call idempotent: queueing the same key twice
+    returns the first email and sends nothing more. `attachments` are dicts with the
+    default-storage `path`, a `filename` and a `mimetype`.
+    """
+    context = {"site_url": settings.SITE_URL, **context}
+    subject = " ".join(_render_plain(f"emails/{template}/subject.txt", context).split())
+    body_text = _render_plain(f"emails/{template}/body.txt", context).strip() + "\n"
+    return _queue(
+        to=to,
+        subject=subject,
+        body_text=body_text,
+        body_html=_render_html(template, context, subject, body_text),
+        sender_name=sender_name or platform_sender(),
+        key=key,
+        reply_to=reply_to,
+        attachments=list(attachments),
+    )
+
+
+def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: str | None, sender_name: str) -> Email:
+    """Queue an email whose parts are already rendered (allauth's own templates)."""
+    subject = " ".join(subject.split())
+    return _queue(
+        to=to,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html or _html_from_text(subject, body_text),
+        sender_name=sender_name,
+    )
+
+
+def _render_plain(name: str, context: Mapping[str, object]) -> str:
+    """Subjects and text parts are not HTML: "Smith & Jones" must not arrive as "Smith &amp; Jones"."""
+    return get_template(name).template.render(Context(dict(context), autoescape=False))
+
+
+def _render_html(template: str, context: Mapping[str, object], subject: str, body_text: str) -> str:
+    try:
+        html = get_template(f"emails/{template}/body.html")
+    except TemplateDoesNotExist:
+        return _html_from_text(subject, body_text)
+    return html.render({**context, "subject": subject})
+
+
+def _html_from_text(subject: str, body_text: str) -> str:
+    """Every email has an HTML part: without a template of its own, the escaped text in the layout."""
+    content = mark_safe(linebreaks(body_text, autoescape=True))  # linebreaks escaped the text itself
+    return render_to_string("emails/layout.html", {"subject": subject, "content": content})
+
+
+def _queue(
+    *,
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    sender_name: str,
+    key: str | None = None,
+    reply_to: str = "",
+    attachments: list | None = None,
+) -> Email:
+    # Header injection: a workspace name is user input and ends up in the From header.
+    sender_name = " ".join(sender_name.split())[:120]
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "retainers.localhost"
+    fields = {
+        "to": to,
+        "from_name": sender_name,
+        "reply_to": reply_to,
+        "subject": subject[:255],
+        "body_text": body_text,
+        "body_html": body_html,
+        "attachments": attachments or [],
+        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+    }
+    if key:
+        email, created = Email.objects.get_or_create(key=key, defaults=fields)
+        if not created:
+            return email
+    else:
+        email = Email.objects.create(**fields)
+    email_id = email.pk
+    transaction.on_commit(lambda: _enqueue(email_id))
+    return email
+
+
+def _enqueue(email_id: int) -> None:
+    from retainers import tasks
+
+    try:
+        tasks.send_email.delay(email_id)
+    except Exception:  # broker down: the every-minute sweep sends it later
+        log.warning("could not enqueue email %s; the outbox sweep will send it", email_id, exc_info=True)
+
+
+def _claim(email_id: int, *, now: datetime) -> bool:
+    """Take the row for sending: queued and due, or a claim whose worker died."""
+    due = Q(status=Email.Status.QUEUED, next_attempt_at__lte=now) | Q(
+        status=Email.Status.SENDING, claimed_until__lt=now
+    )
+    return (
+        Email.objects.filter(due, pk=email_id).update(
+            status=Email.Status.SENDING, claimed_until=now + CLAIM_FOR, attempts=F("attempts") + 1
+        )
+        == 1
+    )
+
+
+def send_email(email_id: int) -> bool:
+    """Send one outbox email if it is due. Returns True when it was handed to SMTP now.
+
+    Safe to call any number of times: a sent email is never claimed again.
+    """
+    now = timezone.now()
+    if not _claim(email_id, now=now):
+        return False
+    email = Email.objects.get(pk=email_id)
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=formataddr((email.from_name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1])),
+        to=[email.to],
+        reply_to=[email.reply_to] if email.reply_to else None,
+        headers={"Message-ID": email.message_id},
+    )
+    message.attach_alternative(email.body_html, "text/html")
+    for attachment in email.attachments:
+        with default_storage.open(attachment["path"], "rb") as handle:
+            message.attach(attachment["filename"], handle.read(), attachment["mimetype"])
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        failed = email.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        Email.objects.filter(pk=email.pk).update(
+            status=Email.Status.FAILED if failed else Email.Status.QUEUED,
+            next_attempt_at=now + retry_delay(email.attempts),
+            claimed_until=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, exc)
+        return False
+    Email.objects.filter(pk=email.pk).update(
+        status=Email.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    return True
+
+
+def send_due_emails(*, limit: int = SWEEP_BATCH) -> int:
+    """Send every email that is due (retries, and those whose enqueue was lost). Returns how many went out."""
+    now = timezone.now()
+    due = Q(status=Email.Status.QUEUED, next_attempt_at__lte=now) | Q(
+        status=Email.Status.SENDING, claimed_until__lt=now
+    )
+    ids = list(Email.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    return sum(send_email(email_id) for email_id in ids)

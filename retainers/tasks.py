@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from retainers import outbox
+
+
+@shared_task
+def send_email(email_id: int) -> None:
+    outbox.send_email(email_id)
+
+
+@shared_task
+def send_due_emails() -> None:
+    outbox.send_due_emails()

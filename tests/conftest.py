@@ -1,0 +1,102 @@
+"""Shared fixtures: Alice owns `workspace` (Bob is a member), Charlie owns `other_workspace`.
+
+Tests run against the real PostgreSQL and Redis that `make test` found or started.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.core.cache import cache
+from django.test import Client as HttpClient
+
+from retainers.models import Membership, User, Workspace
+from tests import factories
+
+
+def _test_redis_url(url: str) -> str:
+    """Tests use their own Redis database, so clearing it never touches a dev broker or cache."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/15"))
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _test_redis_url(settings.REDIS_URL),
+            "KEY_PREFIX": "retainers-test",
+        }
+    }
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache(_test_settings) -> None:
+    # allauth's rate limits count in the cache; every test starts with a clean slate.
+    cache.clear()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return factories.UserFactory(email="alice@example.com", name="Alice Archer")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return factories.UserFactory(email="bob@example.com", name="Bob Baker")
+
+
+@pytest.fixture
+def charlie(db) -> User:
+    return factories.UserFactory(email="charlie@example.com", name="Charlie Cole")
+
+
+@pytest.fixture
+def workspace(alice, bob) -> Workspace:
+    workspace = factories.WorkspaceFactory(name="Northwind Advisory", timezone="Europe/London", currency="GBP")
+    factories.MembershipFactory(workspace=workspace, user=alice, role=Membership.Role.OWNER)
+    factories.MembershipFactory(workspace=workspace, user=bob, role=Membership.Role.MEMBER)
+    return workspace
+
+
+@pytest.fixture
+def other_workspace(charlie) -> Workspace:
+    workspace = factories.WorkspaceFactory(name="Southwind Partners", timezone="America/New_York", currency="USD")
+    factories.MembershipFactory(workspace=workspace, user=charlie, role=Membership.Role.OWNER)
+    return workspace
+
+
+def _logged_in(user: User) -> HttpClient:
+    client = HttpClient()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.fixture
+def owner_client(workspace, alice) -> HttpClient:
+    return _logged_in(alice)
+
+
+@pytest.fixture
+def member_client(workspace, bob) -> HttpClient:
+    return _logged_in(bob)
+
+
+@pytest.fixture
+def outsider_client(other_workspace, charlie) -> HttpClient:
+    return _logged_in(charlie)
+
+
+@pytest.fixture
+def login():
+    """Log any user in: `login(user)` returns a test client."""
+    return _logged_in
