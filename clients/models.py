@@ -1,0 +1,350 @@
+"""Clients and the people at them (contacts, who may sign in to the portal)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from retainers.models import WorkspaceOwned, WorkspaceQuerySet
+
+
+class Client(WorkspaceOwned):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    billing_email = models.EmailField(blank=True, help_text="Invoices and receipts go here.")
+    address = models.TextField(blank=True)
+    tax_id = models.CharField("Tax ID", max_length=50, blank=True)
+    checkin_every_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Open a check-in task when there has been no session or message this long."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "status", "name"], name="client_list_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(WorkspaceOwned):
+    """A person at a client. With portal access on, they sign in to the portal by emailed code.
+
+    One contact row per person and workspace: the portal is keyed by workspace.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=150)
+    email = models.EmailField()
+    role = models.CharField(max_length=100, blank=True, help_text="Their job title or part in the relationship.")
+    portal_access = models.BooleanField(default=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="contacts"
+    )
+    portal_invited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", Lower("email"), name="contact_email_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class RetainerTerms(models.Model):
+    """What a client buys, period by period. Plans hold them as a template; a retainer copies them in."""
+
+    class Model(models.TextChoices):
+        FIXED = "fixed", "Fixed units (unused units lapse)"
+        ROLLOVER = "rollover", "Rollover units (unused units roll over)"
+        DELIVERABLES = "deliverables", "Deliverables"
+
+    class Unit(models.TextChoices):
+        HOURS = "hours", "Hours"
+        SESSIONS = "sessions", "Sessions"
+
+    class Cadence(models.TextChoices):
+        MONTHLY = "monthly", "Monthly"
+        QUARTERLY = "quarterly", "Quarterly"
+        YEARLY = "yearly", "Yearly"
+
+    class Timing(models.TextChoices):
+        ADVANCE = "advance", "In advance (at period start)"
+        ARREARS = "arrears", "In arrears (at period end)"
+
+    class Overage(models.TextChoices):
+        BILL = "bill", "Bill extra units at the overage rate"
+        CARRY = "carry", "Carry a negative balance into the next period"
+        REFUSE = "refuse", "Refuse to record beyond the balance"
+
+    model = models.CharField(max_length=12, choices=Model.choices, default=Model.FIXED)
+    unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.HOURS)
+    units_per_period = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), help_text="Units allotted each period."
+    )
+    price_minor = models.BigIntegerField(default=0, help_text="Fee per period, in the currency's minor unit.")
+    currency = models.CharField(max_length=3, default="USD")
+    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.MONTHLY)
+    billing_timing = models.CharField(max_length=8, choices=Timing.choices, default=Timing.ADVANCE)
+    overage_policy = models.CharField(max_length=8, choices=Overage.choices, default=Overage.BILL)
+    overage_rate_minor = models.BigIntegerField(default=0, help_text="Price of one extra unit, in minor units.")
+    rollover_cap = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True, help_text="Most units that may roll into a period."
+    )
+    rollover_expiry_periods = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Rolled units expire after this many periods."
+    )
+    deliverables = models.JSONField(default=list, blank=True, help_text="Names of the deliverables of each period.")
+    deliverables_carry = models.BooleanField(
+        default=False, help_text="Unfinished deliverables carry into the next period (else they lapse)."
+    )
+    extra_deliverable_price_minor = models.BigIntegerField(default=0)
+    term_periods = models.PositiveSmallIntegerField(default=12, help_text="Periods in one term.")
+    auto_renew = models.BooleanField(default=False)
+    renewal_notice_days = models.PositiveSmallIntegerField(default=30)
+
+    TERM_FIELDS = (
+        "model",
+        "unit",
+        "units_per_period",
+        "price_minor",
+        "currency",
+        "cadence",
+        "billing_timing",
+        "overage_policy",
+        "overage_rate_minor",
+        "rollover_cap",
+        "rollover_expiry_periods",
+        "deliverables",
+        "deliverables_carry",
+        "extra_deliverable_price_minor",
+        "term_periods",
+        "auto_renew",
+        "renewal_notice_days",
+    )
+
+    class Meta:
+        abstract = True
+
+    def terms(self) -> dict[str, object]:
+        """The terms as a dict, to copy into another holder of terms."""
+        return {name: getattr(self, name) for name in self.TERM_FIELDS}
+
+    @property
+    def is_hours(self) -> bool:
+        return self.unit == self.Unit.HOURS
+
+
+class Plan(WorkspaceOwned, RetainerTerms):
+    """A reusable template of terms. Editing a plan never changes a signed retainer."""
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", Lower("name"), name="plan_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RetainerQuerySet(WorkspaceQuerySet):
+    def live(self) -> "RetainerQuerySet":
+        return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
+
+
+class Retainer(WorkspaceOwned, RetainerTerms):
+    """One term of an agreement with a client, with its terms copied in at signing.
+
+    The balance fields are a cache of the ledger (delivery app), recomputed from the
+    ledger's sums under the retainer's row lock whenever an entry is written; the
+    ledger is the truth. They let the clients list filter and sort by health in SQL.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ENDED = "ended", "Ended"
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="retainers")
+    plan = models.ForeignKey(Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="retainers")
+    name = models.CharField(max_length=120)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    starts_on = models.DateField()
+    anchor_on = models.DateField(help_text="Periods are counted from this date (moves when a pause ends).")
+    term_ends_on = models.DateField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    auto_charge = models.BooleanField(default=False, help_text="Charge the client's saved card when an invoice is issued.")
+    pause_after_unpaid_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Pause delivery when an invoice is this many days overdue."
+    )
+    paused_on = models.DateField(null=True, blank=True)
+    ended_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Cache of the open period, see the class docstring.
+    period_available = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    period_used = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    balance = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+
+    objects = RetainerQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "status"], name="retainer_status_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def utilization(self) -> Decimal | None:
+        """Share of this period's units used, 0–1 (or more when over)."""
+        if self.period_available <= 0:
+            return None
+        return self.period_used / self.period_available
+
+
+class Amendment(WorkspaceOwned, RetainerTerms):
+    """A change of terms, effective at the start of the next period. Kept as history once applied."""
+
+    retainer = models.ForeignKey(Retainer, on_delete=models.CASCADE, related_name="amendments")
+    effective_on = models.DateField()
+    reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "retainer"], condition=models.Q(applied_at=None), name="amendment_one_pending"
+            )
+        ]
+
+
+# --- Communication: notes, messages, follow-up tasks ---------------------------------------
+#
+# Notes and tasks may point at a delivered session (delivery.WorkItem) or a renewal
+# (renewals.Renewal). Those apps sit to the right of clients, so the links are string
+# references: no import, and the migration that adds them depends on theirs.
+
+
+class Note(WorkspaceOwned):
+    """A note on a client, or on one delivered session. Shared notes are seen by the client in the portal."""
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private (team only)"
+        SHARED = "shared", "Shared with the client"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="notes")
+    session = models.ForeignKey(
+        "delivery.WorkItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="notes"
+    )
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    body = models.TextField(help_text="Markdown.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx")]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+
+class NoteRevision(WorkspaceOwned):
+    """The text a shared note had before an edit: what the client saw stays on record."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="revisions")
+    body = models.TextField()
+    visibility = models.CharField(max_length=8, choices=Note.Visibility.choices)
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    edited_at = models.DateTimeField(default=timezone.now)
+
+
+class Message(WorkspaceOwned):
+    """One message in the thread between a workspace and a client's contacts."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="messages")
+    body = models.TextField()
+    sent_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="A team member; empty when a contact wrote it.",
+    )
+    sent_by_contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    read_by_team_at = models.DateTimeField(null=True, blank=True)
+    read_by_client_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx")]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+    @property
+    def from_client(self) -> bool:
+        return self.sent_by_contact_id is not None
+
+
+class Attachment(WorkspaceOwned):
+    """A file sent with a message, kept in Django's storage and served only to those who may see it."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="attachments/")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class Task(WorkspaceOwned):
+    """A follow-up: made by hand, suggested after a session, or opened by a client's check-in cadence."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Added by hand"
+        SESSION = "session", "After a session"
+        CHECK_IN = "check_in", "Check-in due"
+        RENEWAL = "renewal", "Renewal"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(max_length=200)
+    due_at = models.DateTimeField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    session = models.ForeignKey(
+        "delivery.WorkItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    renewal = models.ForeignKey(
+        "renewals.Renewal", on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "status", "due_at"], name="task_due_idx"),
+            models.Index(fields=["workspace", "client", "status"], name="task_client_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,46 @@
+"""Reminders by hand: the same code beat runs every 15 minutes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from delivery import reminders
+
+
+def parse_as_of(value: str) -> date | datetime:
+    """A date (2026-03-01) or a date and time (2026-03-01T09:30, optionally with an offset)."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"--as-of must be a date like 2026-03-01 or a date and time like 2026-03-01T09:30, not {value!r}."
+        ) from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Open check-in tasks, email due-task reminders, low-balance alerts and daily digests. "
+        "Safe to run again: each email goes once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--as-of",
+            dest="as_of",
+            metavar="YYYY-MM-DD[THH:MM]",
+            help="Run as of this moment: a date means the end of that day, a time without an offset "
+            "is read in each workspace's time zone.",
+        )
+
+    def handle(self, *args: object, as_of: str | None = None, **options: object) -> None:
+        moment = parse_as_of(as_of) if as_of else None
+        summary = reminders.send_reminders(as_of=moment)
+        self.stdout.write(
+            f"Reminders: {summary.check_ins} check-in task(s) opened, {summary.task_reminders} task reminder(s), "
+            f"{summary.low_balance_alerts} low-balance alert(s), {summary.digests} digest(s)."
+        )

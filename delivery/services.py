@@ -1,0 +1,564 @@
+"""Workflows of delivery: retainers' lifecycle, recording work, and closing periods.
+
+Every workflow that changes a retainer's units locks the retainer row first (then its
+periods), so two people logging at once cannot spend the same hour twice, and a close
+cannot interleave with a delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
+from delivery import ledger
+from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from delivery.periods import period_bounds
+from retainers.models import User
+
+Kind = LedgerEntry.Kind
+ZERO = ledger.ZERO
+MAX_HOURS_UNCONFIRMED = Decimal("24")
+MAX_SESSIONS_UNCONFIRMED = Decimal("10")
+
+
+class DeliveryError(Exception):
+    """Bad input for a delivery workflow. `field` names the form field it belongs to, if any."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# --- Retainers ----------------------------------------------------------------
+
+
+def term_end(anchor: date, cadence: str, term_periods: int) -> date:
+    return period_bounds(anchor, cadence, term_periods - 1)[1]
+
+
+@transaction.atomic
+def create_retainer(
+    *, client: Client, name: str, starts_on: date, plan: Plan | None = None, terms: dict | None = None
+) -> Retainer:
+    """Sign a retainer: terms copied from the plan (then overridden by `terms`), first period opened."""
+    values = {**(plan.terms() if plan else {}), **(terms or {})}
+    unknown = set(values) - set(RetainerTerms.TERM_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown terms: {sorted(unknown)}")
+    retainer = Retainer(
+        workspace_id=client.workspace_id,
+        client=client,
+        plan=plan,
+        name=name.strip(),
+        starts_on=starts_on,
+        anchor_on=starts_on,
+        **values,
+    )
+    retainer.term_ends_on = term_end(starts_on, retainer.cadence, retainer.term_periods)
+    retainer.save()
+    _open_period(retainer, seq=1, anchor_index=0, rolled=[])
+    refresh_balance(retainer)
+    return retainer
+
+
+def _lock(retainer: Retainer) -> Retainer:
+    return Retainer.objects.select_for_update().get(pk=retainer.pk)
+
+
+def open_period(retainer: Retainer) -> Period | None:
+    return Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
+
+
+def _open_period(retainer: Retainer, *, seq: int, anchor_index: int, rolled: list[ledger.Move]) -> Period:
+    start_on, end_on = period_bounds(retainer.anchor_on, retainer.cadence, anchor_index)
+    period = Period.objects.create(
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        seq=seq,
+        anchor_index=anchor_index,
+        start_on=start_on,
+        end_on=end_on,
+        allotted=retainer.units_per_period if retainer.model != RetainerTerms.Model.DELIVERABLES else ZERO,
+        rolled_in=sum((m.quantity for m in rolled), ZERO),
+        currency=retainer.currency,
+        billing_timing=retainer.billing_timing,
+        price_minor=retainer.price_minor,
+        overage_rate_minor=retainer.overage_rate_minor,
+        extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
+    )
+    entries = [
+        LedgerEntry(kind=m.kind, quantity=m.quantity, origin_seq=m.origin_seq, reason=m.reason) for m in rolled
+    ]
+    if period.allotted > 0:
+        entries.append(LedgerEntry(kind=Kind.ALLOTMENT, quantity=period.allotted, origin_seq=seq, reason="Allotment"))
+    for entry in entries:
+        entry.workspace_id, entry.retainer, entry.period = retainer.workspace_id, retainer, period
+    LedgerEntry.objects.bulk_create(entries)
+    Deliverable.objects.bulk_create(
+        Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name)
+        for name in retainer.deliverables
+    )
+    return period
+
+
+def refresh_balance(retainer: Retainer) -> None:
+    """Recompute the retainer's cached balance of its open period from the ledger."""
+    period = open_period(retainer)
+    sums = LedgerEntry.objects.filter(period=period).aggregate(
+        balance=Sum("quantity", default=ZERO), used=Sum("quantity", filter=Q(work_item__isnull=False), default=ZERO)
+    )
+    used = -sums["used"]
+    Retainer.objects.filter(pk=retainer.pk).update(
+        balance=sums["balance"], period_used=used, period_available=sums["balance"] + used
+    )
+    retainer.balance, retainer.period_used, retainer.period_available = sums["balance"], used, sums["balance"] + used
+
+
+@transaction.atomic
+def amend_retainer(*, retainer: Retainer, terms: dict, reason: str, actor: User | None) -> Amendment:
+    """Change terms from the next period start. A newer amendment replaces a pending one."""
+    retainer = _lock(retainer)
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has ended; its terms can no longer change.")
+    period = open_period(retainer)
+    Amendment.objects.filter(retainer=retainer, applied_at=None).delete()
+    values = {**retainer.terms(), **terms}
+    return Amendment.objects.create(
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        effective_on=period.end_on,
+        reason=reason,
+        created_by=actor,
+        **values,
+    )
+
+
+@transaction.atomic
+def pause_retainer(*, retainer: Retainer, on: date) -> Retainer:
+    """Freeze the retainer: no new periods, no deliveries, the balance kept as it is."""
+    retainer = _lock(retainer)
+    if retainer.status != Retainer.Status.ACTIVE:
+        raise DeliveryError("Only an active retainer can be paused.")
+    retainer.status, retainer.paused_on = Retainer.Status.PAUSED, on
+    retainer.save(update_fields=["status", "paused_on"])
+    return retainer
+
+
+@transaction.atomic
+def resume_retainer(*, retainer: Retainer, on: date) -> Retainer:
+    """Resume after a pause: the open period and the term are pushed back by the pause's length."""
+    retainer = _lock(retainer)
+    if retainer.status != Retainer.Status.PAUSED:
+        raise DeliveryError("Only a paused retainer can be resumed.")
+    shift = timedelta(days=max((on - retainer.paused_on).days, 0))
+    period = open_period(retainer)
+    period.end_on += shift
+    # Later periods are counted from the shifted end of this one.
+    period.anchor_index = -1
+    period.save(update_fields=["end_on", "anchor_index"])
+    retainer.anchor_on = period.end_on
+    retainer.term_ends_on += shift
+    retainer.status, retainer.paused_on = Retainer.Status.ACTIVE, None
+    retainer.save(update_fields=["anchor_on", "term_ends_on", "status", "paused_on"])
+    return retainer
+
+
+@transaction.atomic
+def cancel_at_period_end(*, retainer: Retainer, cancel: bool = True) -> Retainer:
+    retainer = _lock(retainer)
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has already ended.")
+    retainer.cancel_at_period_end = cancel
+    retainer.save(update_fields=["cancel_at_period_end"])
+    return retainer
+
+
+@transaction.atomic
+def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
+    """End now: the open period is closed as it stands (unused units lapse, debt is billed)."""
+    retainer = _lock(retainer)
+    if retainer.status == Retainer.Status.ENDED:
+        return retainer
+    period = open_period(retainer)
+    if period is not None:
+        _close(retainer, period, has_next=False)
+    retainer.status, retainer.ended_on = Retainer.Status.ENDED, on
+    retainer.save(update_fields=["status", "ended_on"])
+    refresh_balance(retainer)
+    return retainer
+
+
+# --- Closing periods ------------------------------------------------------------
+
+
+def _entry_rows(period: Period) -> list[tuple[str, Decimal, int, bool]]:
+    return [
+        (kind, quantity, origin, work_item_id is not None)
+        for kind, quantity, origin, work_item_id in LedgerEntry.objects.filter(period=period).values_list(
+            "kind", "quantity", "origin_seq", "work_item_id"
+        )
+    ]
+
+
+def _close(retainer: Retainer, period: Period, *, has_next: bool) -> list[ledger.Move]:
+    """Close `period`: write its closing entries and figures. Returns the moves for the next period."""
+    lots, used = ledger.lots_of(_entry_rows(period), period.seq)
+    plan = ledger.plan_close(
+        seq=period.seq,
+        lots=lots,
+        used=used,
+        model=retainer.model,
+        overage_policy=retainer.overage_policy,
+        rollover_cap=retainer.rollover_cap,
+        rollover_expiry_periods=retainer.rollover_expiry_periods,
+        has_next=has_next,
+    )
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            workspace_id=retainer.workspace_id,
+            retainer=retainer,
+            period=period,
+            kind=m.kind,
+            quantity=m.quantity,
+            origin_seq=m.origin_seq,
+            reason=m.reason,
+        )
+        for m in plan.moves
+        if not m.in_next
+    )
+    period.used, period.expired, period.rolled_out, period.overage = used, plan.expired, plan.rolled_out, plan.overage
+    period.status, period.closed_at = Period.Status.CLOSED, timezone.now()
+    period.save(update_fields=["used", "expired", "rolled_out", "overage", "status", "closed_at"])
+    _settle_deliverables(retainer, period, carry=has_next and retainer.deliverables_carry)
+    return [m for m in plan.moves if m.in_next]
+
+
+def _settle_deliverables(retainer: Retainer, period: Period, *, carry: bool) -> None:
+    """Unfinished deliverables are carried (copied into the next period by the caller) or lapse."""
+    unfinished = Deliverable.objects.filter(period=period).exclude(status=Deliverable.Status.DELIVERED)
+    unfinished.update(status=Deliverable.Status.CARRIED if carry else Deliverable.Status.LAPSED)
+
+
+def _apply_amendment(retainer: Retainer, starts_on: date) -> None:
+    amendment = Amendment.objects.filter(retainer=retainer, applied_at=None, effective_on__lte=starts_on).first()
+    if amendment is None:
+        return
+    for name, value in amendment.terms().items():
+        setattr(retainer, name, value)
+    retainer.save(update_fields=list(RetainerTerms.TERM_FIELDS))
+    amendment.applied_at = timezone.now()
+    amendment.save(update_fields=["applied_at"])
+
+
+@dataclass
+class Closed:
+    period: Period
+    next_period: Period | None
+
+
+@transaction.atomic
+def close_and_open_period(*, retainer: Retainer, as_of: date) -> list[Closed]:
+    """Close every period of the retainer that ended on or before `as_of`, opening the next each time.
+
+    Idempotent and catching up: run twice, nothing more happens; run after downtime,
+    each missed period is closed on its own with its own dates. Paused and ended
+    retainers are left alone. At the end of a term the retainer renews itself when
+    it auto-renews, and ends otherwise; `cancel_at_period_end` ends it at the next close.
+    """
+    retainer = _lock(retainer)
+    closed: list[Closed] = []
+    while retainer.status == Retainer.Status.ACTIVE:
+        period = Period.objects.select_for_update().filter(retainer=retainer, status=Period.Status.OPEN).first()
+        if period is None or period.end_on > as_of:
+            break
+        ends_term = period.end_on >= retainer.term_ends_on
+        has_next = not retainer.cancel_at_period_end and (not ends_term or retainer.auto_renew)
+        carried = list(Deliverable.objects.filter(period=period).exclude(status=Deliverable.Status.DELIVERED))
+        rolled = _close(retainer, period, has_next=has_next)
+        if not has_next:
+            retainer.status, retainer.ended_on = Retainer.Status.ENDED, period.end_on
+            retainer.save(update_fields=["status", "ended_on"])
+            closed.append(Closed(period, None))
+            break
+        _apply_amendment(retainer, period.end_on)
+        if ends_term:  # auto-renewal on the same terms (the renewals workflow may offer new ones)
+            last_index = period.anchor_index + retainer.term_periods
+            retainer.term_ends_on = period_bounds(retainer.anchor_on, retainer.cadence, last_index)[1]
+            retainer.save(update_fields=["term_ends_on"])
+        next_period = _open_period(retainer, seq=period.seq + 1, anchor_index=period.anchor_index + 1, rolled=rolled)
+        if retainer.deliverables_carry:
+            Deliverable.objects.bulk_create(
+                Deliverable(
+                    workspace_id=retainer.workspace_id,
+                    retainer=retainer,
+                    period=next_period,
+                    name=d.name,
+                    status=d.status if d.status == Deliverable.Status.IN_PROGRESS else Deliverable.Status.PLANNED,
+                    extra=d.extra,
+                    carried_from=d,
+                )
+                for d in carried
+            )
+        closed.append(Closed(period, next_period))
+    refresh_balance(retainer)
+    return closed
+
+
+# --- Recording delivery ---------------------------------------------------------------
+
+
+def _check_quantity(retainer: Retainer, quantity: Decimal, *, confirm_large: bool) -> Decimal:
+    if quantity <= 0:
+        raise DeliveryError("Enter more than zero.", field="quantity")
+    if retainer.unit == RetainerTerms.Unit.SESSIONS and quantity != quantity.to_integral_value():
+        raise DeliveryError("Sessions are counted in whole numbers.", field="quantity")
+    limit = MAX_HOURS_UNCONFIRMED if retainer.is_hours else MAX_SESSIONS_UNCONFIRMED
+    if quantity > limit and not confirm_large:
+        raise DeliveryError(
+            f"More than {limit:.0f} {retainer.get_unit_display().lower()} in one entry: tick “confirm” if that is right.",
+            field="quantity",
+        )
+    if quantity >= Decimal("10000"):
+        raise DeliveryError("That is too large for one entry.", field="quantity")
+    return quantity.quantize(Decimal("0.01"))
+
+
+def _period_for(retainer: Retainer, delivered_on: date) -> Period:
+    if retainer.status == Retainer.Status.PAUSED:
+        raise DeliveryError("This retainer is paused: resume it to record work.")
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has ended.")
+    period = Period.objects.select_for_update().get(retainer=retainer, status=Period.Status.OPEN)
+    if period.contains(delivered_on):
+        return period
+    if delivered_on < retainer.starts_on:
+        raise DeliveryError(f"The retainer starts on {retainer.starts_on:%d %b %Y}.", field="delivered_on")
+    if delivered_on < period.start_on:
+        raise DeliveryError(
+            f"That date is in a closed period; the current one started on {period.start_on:%d %b %Y}. "
+            "Record an adjustment instead.",
+            field="delivered_on",
+        )
+    raise DeliveryError(
+        f"That date is after the current period, which ends on {period.end_on - timedelta(days=1):%d %b %Y}.",
+        field="delivered_on",
+    )
+
+
+def _check_balance(retainer: Retainer, period: Period, draw: Decimal) -> None:
+    if retainer.overage_policy != RetainerTerms.Overage.REFUSE or draw <= 0:
+        return
+    balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
+    if draw > balance:
+        unit = retainer.get_unit_display().lower()
+        raise DeliveryError(
+            f"Only {balance} {unit} left this period, and this retainer refuses overage.", field="quantity"
+        )
+
+
+@transaction.atomic
+def record_delivery(
+    *,
+    retainer: Retainer,
+    delivered_on: date,
+    quantity: Decimal,
+    description: str,
+    actor: User | None,
+    billable: bool = True,
+    deliverable: Deliverable | None = None,
+    delivered_by: User | None = None,
+    confirm_large: bool = False,
+    replaces: WorkItem | None = None,
+) -> WorkItem:
+    """Record work against the open period. Locks the retainer: the balance check and the
+    debit happen with no other delivery in between."""
+    retainer = _lock(retainer)
+    quantity = _check_quantity(retainer, quantity, confirm_large=confirm_large)
+    period = _period_for(retainer, delivered_on)
+    if deliverable is not None and deliverable.retainer_id != retainer.pk:
+        raise DeliveryError("That deliverable belongs to another retainer.", field="deliverable")
+    returned = ZERO
+    if replaces is not None and replaces.billable and replaces.period_id == period.pk:
+        returned = replaces.quantity
+    if billable:
+        _check_balance(retainer, period, quantity - returned)
+    item = WorkItem.objects.create(
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        period=period,
+        delivered_on=delivered_on,
+        quantity=quantity,
+        description=description.strip(),
+        billable=billable,
+        deliverable=deliverable,
+        delivered_by=delivered_by or actor,
+        created_by=actor,
+        replaces=replaces,
+    )
+    if billable:
+        LedgerEntry.objects.create(
+            workspace_id=retainer.workspace_id,
+            retainer=retainer,
+            period=period,
+            kind=Kind.DELIVERY,
+            quantity=-quantity,
+            origin_seq=period.seq,
+            reason=description.strip()[:255],
+            work_item=item,
+            actor=actor,
+        )
+    refresh_balance(retainer)
+    return item
+
+
+def _reverse_item(item: WorkItem, *, actor: User | None, reason: str) -> None:
+    entry = LedgerEntry.objects.filter(work_item=item, kind=Kind.DELIVERY).first()
+    if entry is not None:
+        LedgerEntry.objects.create(
+            workspace_id=item.workspace_id,
+            retainer_id=item.retainer_id,
+            period_id=item.period_id,
+            kind=Kind.REVERSAL,
+            quantity=-entry.quantity,
+            origin_seq=entry.origin_seq,
+            reason=reason,
+            work_item=item,
+            reverses=entry,
+            actor=actor,
+        )
+    WorkItem.objects.filter(pk=item.pk).update(removed_at=timezone.now())
+
+
+def _editable(item: WorkItem) -> WorkItem:
+    item = WorkItem.objects.select_related("period").get(pk=item.pk)
+    if item.removed_at is not None:
+        raise DeliveryError("This entry was already changed or removed; reload the page.")
+    if item.period.status != Period.Status.OPEN:
+        raise DeliveryError("This entry is in a closed period. Record an adjustment instead.")
+    return item
+
+
+@transaction.atomic
+def edit_delivery(
+    *,
+    item: WorkItem,
+    delivered_on: date,
+    quantity: Decimal,
+    description: str,
+    billable: bool,
+    actor: User | None,
+    deliverable: Deliverable | None = None,
+    confirm_large: bool = False,
+) -> WorkItem:
+    """Change a delivery: reverse its entry and record the new one, shown to people as one row."""
+    retainer = _lock(item.retainer)
+    item = _editable(item)
+    new = record_delivery(
+        retainer=retainer,
+        delivered_on=delivered_on,
+        quantity=quantity,
+        description=description,
+        actor=actor,
+        billable=billable,
+        deliverable=deliverable,
+        delivered_by=item.delivered_by,
+        confirm_large=confirm_large,
+        replaces=item,
+    )
+    _reverse_item(item, actor=actor, reason=f"Edited: replaced by entry #{new.pk}")
+    refresh_balance(retainer)
+    return new
+
+
+@transaction.atomic
+def remove_delivery(*, item: WorkItem, actor: User | None) -> None:
+    retainer = _lock(item.retainer)
+    item = _editable(item)
+    _reverse_item(item, actor=actor, reason="Removed")
+    refresh_balance(retainer)
+
+
+@transaction.atomic
+def adjust_balance(*, retainer: Retainer, quantity: Decimal, reason: str, actor: User | None) -> LedgerEntry:
+    """Add (or, negative, take away) units in the open period, with a reason on record."""
+    retainer = _lock(retainer)
+    if quantity == 0:
+        raise DeliveryError("Enter a quantity other than zero.", field="quantity")
+    if not reason.strip():
+        raise DeliveryError("Say why: the reason stays on the ledger.", field="reason")
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has ended.")
+    period = Period.objects.select_for_update().get(retainer=retainer, status=Period.Status.OPEN)
+    if quantity < 0:
+        _check_balance(retainer, period, -quantity)
+    entry = LedgerEntry.objects.create(
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        period=period,
+        kind=Kind.ADJUSTMENT,
+        quantity=quantity.quantize(Decimal("0.01")),
+        origin_seq=period.seq,
+        reason=reason.strip()[:255],
+        actor=actor,
+    )
+    refresh_balance(retainer)
+    return entry
+
+
+# --- Deliverables ------------------------------------------------------------------------
+
+SETTABLE_DELIVERABLE_STATUSES = (
+    Deliverable.Status.PLANNED,
+    Deliverable.Status.IN_PROGRESS,
+    Deliverable.Status.DELIVERED,
+)
+
+
+@transaction.atomic
+def set_deliverable_status(
+    *, deliverable: Deliverable, status: str, actor: User | None, on: date | None = None
+) -> Deliverable:
+    """Move a deliverable of the open period along (planned, in progress, delivered).
+
+    Locks the retainer, then the deliverable. `delivered_on` is set to `on` (the
+    workspace's today by default) when delivered, and cleared otherwise. Closed
+    periods are history: their deliverables no longer change.
+    """
+    retainer = _lock(deliverable.retainer)
+    deliverable = Deliverable.objects.select_for_update().select_related("period").get(pk=deliverable.pk)
+    if status not in SETTABLE_DELIVERABLE_STATUSES:
+        raise DeliveryError("Choose planned, in progress or delivered.", field="status")
+    if deliverable.period.status != Period.Status.OPEN:
+        raise DeliveryError("This deliverable is in a closed period; it can no longer change.")
+    if status == deliverable.status:
+        return deliverable
+    deliverable.status = status
+    if status == Deliverable.Status.DELIVERED:
+        deliverable.delivered_on = on or retainer.workspace.today()
+    else:
+        deliverable.delivered_on = None
+    deliverable.save(update_fields=["status", "delivered_on"])
+    return deliverable
+
+
+@transaction.atomic
+def add_deliverable(*, retainer: Retainer, name: str, actor: User | None) -> Deliverable:
+    """Add an extra deliverable (beyond the plan, billed as agreed) to the open period."""
+    retainer = _lock(retainer)
+    name = name.strip()
+    if not name:
+        raise DeliveryError("Name the deliverable.", field="name")
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has ended.")
+    period = open_period(retainer)
+    if period is None:
+        raise DeliveryError("This retainer has no open period.")
+    return Deliverable.objects.create(
+        workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name[:200], extra=True
+    )
