@@ -1,0 +1,364 @@
+"""Forms of billing: the invoices filter, invoice actions, invoices by hand, billing settings.
+
+Amounts are typed as decimals in the invoice's currency ("1,500.00") and cleaned to
+integer minor units with retainers.money; choice fields are scoped to one workspace.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from decimal import Decimal, InvalidOperation
+
+from babel import Locale
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models.functions import Lower
+
+from billing.models import BillingProfile, Invoice, Payment
+from clients.models import Client
+from retainers import money
+from retainers.forms import MoneyField
+from retainers.models import Workspace
+
+# --- The invoices page -------------------------------------------------------------------
+
+
+class InvoiceFilterForm(forms.Form):
+    """The filters of the invoices page, read from the query string. An invalid value filters nothing."""
+
+    STATUSES = [
+        ("", "All"),
+        ("draft", "Draft"),
+        ("open", "Open"),
+        ("overdue", "Overdue"),
+        ("paid", "Paid"),
+        ("void", "Void"),
+        ("uncollectible", "Uncollectible"),
+        ("credit_note", "Credit notes"),
+    ]
+
+    status = forms.ChoiceField(label="Status", choices=STATUSES, required=False)
+    client = forms.ModelChoiceField(
+        label="Client", queryset=Client.objects.none(), required=False, empty_label="All clients"
+    )
+    issued_from = forms.DateField(
+        label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    issued_to = forms.DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(label="Search", required=False, max_length=200)
+
+    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+        kwargs.setdefault("label_suffix", "")  # a row of labelled filters, like the clients list's
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = Client.objects.for_workspace(workspace).order_by(Lower("name"), "pk")
+        self.fields["q"].widget.attrs.update(
+            {"type": "search", "placeholder": "Number or client", "autocomplete": "off"}
+        )
+
+    def values(self) -> dict[str, object]:
+        """The filters that are valid; a bad value (an unknown client, a malformed date) is ignored."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: cleaned.get(name) for name in self.fields if name not in self.errors}
+
+
+# --- Invoice actions -----------------------------------------------------------------
+
+
+class PaymentForm(forms.Form):
+    """A payment received by hand: a bank transfer or other, in part or in full."""
+
+    METHODS = [(Payment.Method.BANK_TRANSFER, "Bank transfer"), (Payment.Method.OTHER, "Other")]
+
+    method = forms.ChoiceField(label="Method", choices=METHODS, initial=Payment.Method.BANK_TRANSFER)
+    note = forms.CharField(
+        label="Note", required=False, max_length=255, help_text="E.g. the bank reference. Only your team sees it."
+    )
+
+    def __init__(self, *args: object, invoice: Invoice, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(
+            label=f"Amount ({invoice.currency})",
+            currency=invoice.currency,
+            allow_zero=False,
+            initial=max(invoice.balance_minor, 0),
+            help_text="Less than the balance records a partial payment; the invoice stays open.",
+        )
+        self.order_fields(["amount", "method", "note"])
+
+
+class CreditNoteForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=200, help_text="Printed on the credit note, e.g. “2 hours billed twice”."
+    )
+
+    def __init__(self, *args: object, invoice: Invoice, creditable_minor: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(
+            label=f"Amount to credit ({invoice.currency}, tax included)",
+            currency=invoice.currency,
+            allow_zero=False,
+            initial=max(creditable_minor, 0),
+        )
+        self.order_fields(["amount", "reason"])
+
+
+class RefundForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", required=False, max_length=200, help_text="Optional; kept with the refund."
+    )
+
+    def __init__(self, *args: object, payment: Payment, refundable_minor: int, **kwargs: object) -> None:
+        kwargs.setdefault("prefix", f"refund-{payment.pk}")  # one form per payment on the page
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(
+            label=f"Amount to refund ({payment.currency})", currency=payment.currency, allow_zero=False, initial=refundable_minor
+        )
+        self.order_fields(["amount", "reason"])
+
+
+# --- An invoice by hand ----------------------------------------------------------------
+
+
+class InvoiceForm(forms.Form):
+    client = forms.ModelChoiceField(label="Client", queryset=Client.objects.none(), empty_label="Choose a client")
+    memo = forms.CharField(
+        label="Memo",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Printed under the lines, e.g. a purchase order number.",
+    )
+
+    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = (
+            Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by(Lower("name"), "pk")
+        )
+
+
+class LineForm(forms.Form):
+    description = forms.CharField(label="Description", max_length=255)
+    # Optional, 1 when left empty: an untouched row is then entirely blank, so it is skipped.
+    quantity = forms.DecimalField(
+        label="Quantity",
+        required=False,
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "1"}),
+    )
+
+    def __init__(self, *args: object, currency: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
+
+    def clean_quantity(self) -> Decimal:
+        quantity = self.cleaned_data["quantity"]
+        return Decimal("1") if quantity is None else quantity
+
+
+class BaseLineFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_few_forms": "Add at least one line.",
+        "too_many_forms": "An invoice has %(num)d lines at most.",
+    }
+
+    def lines(self) -> list[tuple[str, Decimal, int]]:
+        """(description, quantity, unit price in minor units) of each filled-in row."""
+        return [
+            (f.cleaned_data["description"].strip(), f.cleaned_data["quantity"], f.cleaned_data["unit_price"])
+            for f in self.forms
+            if f.cleaned_data
+        ]
+
+
+MAX_LINES = 50
+DEFAULT_LINE_ROWS = 5
+LineFormSet = forms.formset_factory(
+    LineForm,
+    formset=BaseLineFormSet,
+    extra=DEFAULT_LINE_ROWS,
+    min_num=1,
+    validate_min=True,
+    max_num=MAX_LINES,
+    validate_max=True,
+    absolute_max=MAX_LINES,
+)
+
+
+# --- Billing settings -----------------------------------------------------------------
+
+LOGO_MAX_BYTES = 500 * 1024
+LOGO_FORMATS = {"PNG": "png", "JPEG": "jpg"}
+STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,60}")
+
+# Locales people bill in most; each is a Babel locale, so amounts are written its way.
+LOCALES = [
+    "en_US", "en_GB", "en_IE", "en_CA", "en_AU", "en_NZ", "en_IN", "en_SG", "en_ZA",
+    "de_DE", "de_AT", "de_CH", "fr_FR", "fr_BE", "fr_CA", "fr_CH", "es_ES", "es_MX",
+    "it_IT", "nl_NL", "nl_BE", "pt_PT", "pt_BR", "sv_SE", "nb_NO", "da_DK", "fi_FI",
+    "pl_PL", "cs_CZ", "ja_JP", "zh_Hans_CN", "ar_AE",
+]  # fmt: skip
+
+
+def locale_choices(currency: str) -> list[tuple[str, str]]:
+    """Each locale with how it writes an amount in the workspace's currency."""
+    choices = []
+    for code in LOCALES:
+        name = Locale.parse(code).get_display_name("en_US") or code
+        choices.append((code, f"{name} – {money.format_money(123456789, currency, code)}"))
+    return choices
+
+
+class DaysListField(forms.CharField):
+    """Comma-separated days, e.g. "3, 10, 30": cleaned to a sorted list of distinct integers, 1–365."""
+
+    MAX_ITEMS = 10
+
+    def prepare_value(self, value: object) -> object:
+        if isinstance(value, list):
+            return ", ".join(str(day) for day in value)
+        return value
+
+    def clean(self, value: object) -> list[int]:
+        text = super().clean(value) or ""
+        parts = [part.strip() for part in re.split(r"[,\s]+", text) if part.strip()]
+        days = set()
+        for part in parts:
+            if not part.isdigit():
+                raise forms.ValidationError(f"“{part}” is not a whole number of days.", code="invalid")
+            day = int(part)
+            if not 1 <= day <= 365:
+                raise forms.ValidationError(f"{day} is out of range: use days from 1 to 365.", code="range")
+            days.add(day)
+        if len(days) > self.MAX_ITEMS:
+            raise forms.ValidationError(f"{self.MAX_ITEMS} days at most.", code="too_many")
+        return sorted(days)
+
+
+class BillingSettingsForm(forms.Form):
+    legal_name = forms.CharField(
+        label="Legal name", max_length=200, required=False, help_text="On invoices; your workspace name if empty."
+    )
+    address = forms.CharField(label="Address", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tax_id = forms.CharField(label="Tax ID", max_length=50, required=False)
+    logo = forms.FileField(
+        label="Logo",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
+        help_text="PNG or JPEG, 500 KB at most. Shown at the top of your invoices.",
+    )
+    tax_label = forms.CharField(label="Tax label", max_length=20, initial="Tax", help_text="E.g. VAT, GST, Sales tax.")
+    tax_rate = forms.CharField(
+        label="Tax rate (%)",
+        max_length=10,
+        initial="0",
+        help_text="Up to 2 decimals, e.g. 20 or 8.25. Applies to invoices issued from now on.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    payment_terms_days = forms.IntegerField(
+        label="Payment terms (days)", min_value=0, max_value=365, help_text="Days from issue to the due date."
+    )
+    payment_instructions = forms.CharField(
+        label="Payment instructions",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Bank details for transfers, printed on open invoices.",
+    )
+    reminder_offsets = DaysListField(
+        label="Overdue reminders (days after the due date)",
+        required=False,
+        help_text="Comma-separated, e.g. 3, 10, 30. Empty: no reminders.",
+    )
+    retry_days = DaysListField(
+        label="Card retries (days after a failed charge)",
+        required=False,
+        help_text="Comma-separated, e.g. 1, 3, 7. Empty: no retries.",
+    )
+    stripe_account_id = forms.CharField(
+        label="Stripe account ID",
+        max_length=64,
+        required=False,
+        help_text="In development and tests enter an account id directly; in production use Connect.",
+    )
+    locale = forms.ChoiceField(label="Number format", help_text="How amounts are written on pages and invoices.")
+
+    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["locale"].choices = locale_choices(workspace.currency)
+        if workspace.locale not in LOCALES:  # a locale set some other way stays choosable
+            self.fields["locale"].choices.append((workspace.locale, workspace.locale))
+        self.fields["stripe_account_id"].widget.attrs.update({"placeholder": "acct_…", "autocomplete": "off"})
+
+    @classmethod
+    def initial_for(cls, profile: BillingProfile, workspace: Workspace) -> dict[str, object]:
+        return {
+            "legal_name": profile.legal_name,
+            "address": profile.address,
+            "tax_id": profile.tax_id,
+            "logo": profile.logo,
+            "tax_label": profile.tax_label,
+            "tax_rate": format_percent(profile.tax_rate_bp),
+            "payment_terms_days": profile.payment_terms_days,
+            "payment_instructions": profile.payment_instructions,
+            "reminder_offsets": profile.reminder_offsets,
+            "retry_days": profile.retry_days,
+            "stripe_account_id": profile.stripe_account_id,
+            "locale": workspace.locale,
+        }
+
+    def clean_tax_rate(self) -> int:
+        """The percentage as basis points: "20" → 2000, "8.25" → 825."""
+        text = self.cleaned_data["tax_rate"].strip().removesuffix("%").strip()
+        try:
+            percent = Decimal(text)
+        except InvalidOperation:
+            raise forms.ValidationError("Enter a percentage such as 20 or 8.25.", code="invalid") from None
+        if not percent.is_finite() or not 0 <= percent <= 100:
+            raise forms.ValidationError("Enter a percentage from 0 to 100.", code="range")
+        if percent != percent.quantize(Decimal("0.01")):
+            raise forms.ValidationError("Use 2 decimals at most, e.g. 8.25.", code="decimals")
+        return int(percent * 100)
+
+    def clean_stripe_account_id(self) -> str:
+        value = self.cleaned_data["stripe_account_id"].strip()
+        if value and not STRIPE_ACCOUNT.fullmatch(value):
+            raise forms.ValidationError("A Stripe account ID looks like acct_1AbC2dEf3GhI4jKl.", code="invalid")
+        return value
+
+    def clean_logo(self) -> UploadedFile | bool | None:
+        """A new logo must really be a PNG or JPEG (checked by Pillow, not by its name), 500 KB at most.
+
+        Returns the upload renamed to logo.png / logo.jpg, False to remove the logo, or None to keep it.
+        """
+        logo = self.cleaned_data.get("logo")
+        if not isinstance(logo, UploadedFile):
+            return logo if logo is False else None
+        if logo.size > LOGO_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The logo is {logo.size // 1024} KB: 500 KB at most, please.", code="too_large"
+            )
+        from PIL import Image, UnidentifiedImageError
+
+        data = logo.read()
+        logo.seek(0)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image_format = image.format
+                image.verify()  # reads the whole file: a truncated or corrupt image fails here
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            raise forms.ValidationError("That file is not a PNG or JPEG image.", code="invalid_image") from None
+        if image_format not in LOGO_FORMATS:
+            raise forms.ValidationError(
+                f"That is a {image_format} image: upload a PNG or JPEG.", code="invalid_format"
+            )
+        logo.name = f"logo.{LOGO_FORMATS[image_format]}"
+        return logo
+
+
+def format_percent(basis_points: int) -> str:
+    """2000 → "20", 825 → "8.25"."""
+    return str(Decimal(basis_points) / 100)  # Decimal division keeps only the decimals it needs

@@ -1,0 +1,27 @@
+from django.urls import path
+
+from billing import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("invoices/", views.invoice_list, name="invoice_list"),
+    path("invoices/export.csv", views.invoice_export, name="invoice_export"),
+    path("invoices/new/", views.invoice_create, name="invoice_create"),
+    path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<int:invoice_id>/issue/", views.invoice_issue, name="invoice_issue"),
+    path("invoices/<int:invoice_id>/payments/", views.invoice_record_payment, name="invoice_record_payment"),
+    path(
+        "invoices/<int:invoice_id>/payments/<int:payment_id>/refund/", views.payment_refund, name="payment_refund"
+    ),
+    path("invoices/<int:invoice_id>/void/", views.invoice_void, name="invoice_void"),
+    path(
+        "invoices/<int:invoice_id>/uncollectible/",
+        views.invoice_mark_uncollectible,
+        name="invoice_mark_uncollectible",
+    ),
+    path("invoices/<int:invoice_id>/credit-notes/", views.credit_note_create, name="credit_note_create"),
+    path("invoices/<int:invoice_id>/send/", views.invoice_send, name="invoice_send"),
+    path("settings/billing/", views.billing_settings, name="billing_settings"),
+]

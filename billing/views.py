@@ -1,0 +1,553 @@
+"""Billing for the consultant: the invoices page and its CSV, one invoice and what can be done
+to it, invoices by hand, the billing settings, and the billing section of the client page.
+
+Every action calls one service (billing.services, billing.payments, billing.sending); a
+refusal (BillingError) is shown next to its field when it names one, else as a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import csv_export, payments, pdf, sending, services
+from billing.forms import (
+    DEFAULT_LINE_ROWS,
+    MAX_LINES,
+    BillingSettingsForm,
+    CreditNoteForm,
+    InvoiceFilterForm,
+    InvoiceForm,
+    LineForm,
+    LineFormSet,
+    PaymentForm,
+    RefundForm,
+    format_percent,
+)
+from billing.models import BillingProfile, Invoice, Payment
+from billing.services import BillingError
+from clients.models import Client
+from retainers.http import WorkspaceRequest, workspace_view
+from retainers.models import Workspace
+from retainers.money import format_money
+
+PER_PAGE = 50
+SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
+BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
+NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
+
+
+def _money(request: WorkspaceRequest, minor: int, currency: str) -> str:
+    return format_money(minor, currency, request.workspace.locale or "en_US")
+
+
+# --- The invoices page ------------------------------------------------------------------
+
+
+def filtered_invoices(workspace: Workspace, chosen: dict[str, object], *, today: date) -> QuerySet[Invoice]:
+    """The workspace's invoices (credit notes included) narrowed by the invoices page's filters."""
+    invoices = Invoice.objects.for_workspace(workspace)
+    status = chosen.get("status")
+    if status == "overdue":
+        invoices = invoices.filter(status=Invoice.Status.OPEN, due_on__lt=today)
+    elif status == "credit_note":
+        invoices = invoices.filter(kind=Invoice.Kind.CREDIT_NOTE)
+    elif status:
+        invoices = invoices.filter(status=status).exclude(kind=Invoice.Kind.CREDIT_NOTE)
+    if chosen.get("client"):
+        invoices = invoices.filter(client=chosen["client"])
+    if chosen.get("issued_from"):
+        invoices = invoices.filter(issued_on__gte=chosen["issued_from"])
+    if chosen.get("issued_to"):
+        invoices = invoices.filter(issued_on__lte=chosen["issued_to"])
+    if query := (chosen.get("q") or "").strip():
+        invoices = invoices.filter(Q(number__icontains=query) | Q(client__name__icontains=query))
+    return invoices
+
+
+def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict[str, object]]:
+    """What open invoices still ask for, and how much of it is overdue, per currency (one query)."""
+    overdue = Q(due_on__lt=today)
+    return list(
+        invoices.filter(status=Invoice.Status.OPEN)
+        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
+        .order_by()
+        .values("currency")
+        .annotate(
+            outstanding=Sum(BALANCE, default=0),
+            open_count=Count("pk"),
+            overdue=Sum(BALANCE, filter=overdue, default=0),
+            overdue_count=Count("pk", filter=overdue),
+        )
+        .order_by("currency")
+    )
+
+
+def _annotate_rows(invoices: list[Invoice], today: date) -> list[Invoice]:
+    for invoice in invoices:
+        invoice.state = csv_export.display_status(invoice, today=today)
+        invoice.due_minor = csv_export.amount_due_minor(invoice)
+    return invoices
+
+
+@require_GET
+@workspace_view
+def invoice_list(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    today = workspace.today()
+    filters = InvoiceFilterForm(request.GET, workspace=workspace)
+    chosen = filters.values()
+    invoices = filtered_invoices(workspace, chosen, today=today)
+    page = Paginator(invoices.select_related("client", "credit_for").order_by(*NEWEST_FIRST), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "filters": filters,
+        "page_obj": page,
+        "invoices": _annotate_rows(list(page), today),
+        "totals": outstanding_totals(invoices, today=today),
+        "filtered": any(chosen.get(name) for name in InvoiceFilterForm.base_fields),
+        "has_invoices": bool(page.object_list) or Invoice.objects.for_workspace(workspace).exists(),
+    }
+    template = "billing/invoice_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#rows"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # the same URL answers with a page or a fragment
+    return response
+
+
+@require_GET
+@workspace_view
+def invoice_export(request: WorkspaceRequest) -> StreamingHttpResponse:
+    """The filtered invoices as CSV, streamed from a server-side cursor (see billing/csv_export.py)."""
+    workspace = request.workspace
+    today = workspace.today()
+    chosen = InvoiceFilterForm(request.GET, workspace=workspace).values()
+    invoices = filtered_invoices(workspace, chosen, today=today).select_related("client").order_by(*NEWEST_FIRST)
+    response = StreamingHttpResponse(
+        csv_export.invoice_lines(invoices.iterator(chunk_size=2000), today=today),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="invoices-{workspace.slug}-{today.isoformat()}.csv"'
+    return response
+
+
+# --- One invoice ----------------------------------------------------------------------
+
+
+def _invoice(request: WorkspaceRequest, invoice_id: int) -> Invoice:
+    invoice = get_object_or_404(
+        Invoice.objects.for_workspace(request.workspace).select_related("client", "credit_for", "retainer"),
+        pk=invoice_id,
+    )
+    invoice.workspace = request.workspace  # the same row: spares the PDF and email code a query
+    return invoice
+
+
+def _to_detail(request: WorkspaceRequest, invoice: Invoice) -> HttpResponse:
+    return redirect("billing:invoice_detail", workspace_slug=request.workspace.slug, invoice_id=invoice.pk)
+
+
+def _creditable(invoice: Invoice, credit_notes: Iterable[Invoice]) -> int:
+    """What credit notes may still take off the invoice: its total less what they already took."""
+    return invoice.total_minor - sum(-note.total_minor for note in credit_notes)
+
+
+def _refundable(payment: Payment) -> int:
+    """What is left to refund of a payment (0 for refunds and failed attempts); a query per payment."""
+    if payment.kind != Payment.Kind.PAYMENT or payment.status != Payment.Status.SUCCEEDED:
+        return 0
+    return payments.refundable_minor(payment)
+
+
+def _detail(
+    request: WorkspaceRequest,
+    invoice: Invoice,
+    *,
+    payment_form: PaymentForm | None = None,
+    credit_form: CreditNoteForm | None = None,
+    refund_form: tuple[int, RefundForm] | None = None,
+) -> HttpResponse:
+    """The invoice page; an action whose form was refused renders it with that form (status 200)."""
+    workspace = request.workspace
+    today = workspace.today()
+    payment_rows = list(
+        Payment.objects.for_workspace(workspace)
+        .filter(invoice=invoice)
+        .select_related("recorded_by")
+        .order_by("-created_at", "-pk")
+    )
+    credit_notes = list(
+        Invoice.objects.for_workspace(workspace).filter(credit_for=invoice).order_by("issued_on", "pk")
+    )
+    creditable = _creditable(invoice, credit_notes)
+    for payment in payment_rows:
+        payment.refund_form = None
+        if refund_form and refund_form[0] == payment.pk:
+            payment.refund_form = refund_form[1]
+        elif refundable := _refundable(payment):
+            payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable)
+    status = invoice.status
+    is_invoice = invoice.kind != Invoice.Kind.CREDIT_NOTE
+    can = {
+        "issue": status == Invoice.Status.DRAFT,
+        "pay": is_invoice and status in {Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE},
+        "void": is_invoice and status in {Invoice.Status.OPEN, Invoice.Status.DRAFT} and not invoice.paid_minor,
+        "uncollectible": is_invoice and status == Invoice.Status.OPEN,
+        "credit": is_invoice and status not in {Invoice.Status.DRAFT, Invoice.Status.VOID} and creditable > 0,
+        "send": status not in {Invoice.Status.DRAFT, Invoice.Status.VOID},
+        "pdf": status != Invoice.Status.DRAFT,
+    }
+    context = {
+        "invoice": invoice,
+        "state": csv_export.display_status(invoice, today=today),
+        "due_minor": csv_export.amount_due_minor(invoice),
+        "lines": list(invoice.lines.all()),
+        "tax_percent": format_percent(invoice.tax_rate_bp),
+        "payments": payment_rows,
+        "credit_notes": credit_notes,
+        "can": can,
+        "recipient": sending.recipient(invoice) if can["send"] else "",
+        "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
+        "credit_form": credit_form
+        or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
+    }
+    return render(request, "billing/invoice_detail.html", context)
+
+
+@require_GET
+@workspace_view
+def invoice_detail(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    return _detail(request, _invoice(request, invoice_id))
+
+
+@require_POST
+@workspace_view
+def invoice_issue(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(request, invoice_id)
+    if invoice.status != Invoice.Status.DRAFT:
+        messages.error(request, "This invoice is already issued.")
+        return _to_detail(request, invoice)
+    invoice = services.issue_invoice(invoice=invoice, actor=request.user)
+    messages.success(request, _issued_message(invoice))
+    return _to_detail(request, invoice)
+
+
+def _issued_message(invoice: Invoice) -> str:
+    if to := sending.recipient(invoice):
+        return f"Invoice {invoice.number} was issued; it is being emailed to {to} with its PDF."
+    return f"Invoice {invoice.number} was issued. The client has no billing email or contact: send its PDF yourself."
+
+
+@require_POST
+@workspace_view
+def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Mark paid by hand (a bank transfer or other), in full or in part."""
+    invoice = _invoice(request, invoice_id)
+    form = PaymentForm(request.POST, invoice=invoice)
+    if not form.is_valid():
+        return _detail(request, invoice, payment_form=form)
+    try:
+        services.record_payment(
+            invoice=invoice,
+            amount_minor=form.cleaned_data["amount"],
+            method=form.cleaned_data["method"],
+            note=form.cleaned_data["note"],
+            actor=request.user,
+        )
+    except BillingError as exc:
+        return _refused(request, invoice, exc, payment_form=form)
+    invoice.refresh_from_db()
+    paid = _money(request, form.cleaned_data["amount"], invoice.currency)
+    if invoice.status == Invoice.Status.PAID:
+        messages.success(request, f"Payment of {paid} recorded: {invoice.number} is paid in full.")
+    else:
+        left = _money(request, invoice.balance_minor, invoice.currency)
+        messages.success(request, f"Payment of {paid} recorded; {left} is still due.")
+    return _to_detail(request, invoice)
+
+
+def _refused(request: WorkspaceRequest, invoice: Invoice, exc: BillingError, **forms: object) -> HttpResponse:
+    """A refused action: the error next to its field when the form has it, else as a message."""
+    for key, form in forms.items():
+        target = form[1] if isinstance(form, tuple) else form
+        if exc.field and exc.field in target.fields:
+            target.add_error(exc.field, str(exc))
+            return _detail(request, invoice, **{key: form})
+    messages.error(request, str(exc))
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_void(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(request, invoice_id)
+    try:
+        services.void_invoice(invoice=invoice, actor=request.user)
+    except BillingError as exc:
+        return _refused(request, invoice, exc)
+    messages.success(request, f"{invoice} was voided: the client owes nothing on it.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_mark_uncollectible(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(request, invoice_id)
+    try:
+        services.mark_uncollectible(invoice=invoice, actor=request.user)
+    except BillingError as exc:
+        return _refused(request, invoice, exc)
+    messages.success(request, f"{invoice} was marked uncollectible. A payment can still be recorded on it.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    invoice = _invoice(request, invoice_id)
+    credit_notes = Invoice.objects.for_workspace(request.workspace).filter(credit_for=invoice)
+    form = CreditNoteForm(request.POST, invoice=invoice, creditable_minor=_creditable(invoice, credit_notes))
+    if not form.is_valid():
+        return _detail(request, invoice, credit_form=form)
+    try:
+        note = services.create_credit_note(
+            invoice=invoice,
+            amount_minor=form.cleaned_data["amount"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+        )
+    except BillingError as exc:
+        return _refused(request, invoice, exc, credit_form=form)
+    amount = _money(request, -note.total_minor, note.currency)
+    messages.success(request, f"Credit note {note.number} for {amount} was issued against {invoice.number}.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) -> HttpResponse:
+    """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.payments decides)."""
+    invoice = _invoice(request, invoice_id)
+    payment = get_object_or_404(Payment.objects.for_workspace(request.workspace).filter(invoice=invoice), pk=payment_id)
+    refundable = _refundable(payment)
+    if not refundable:
+        messages.error(request, "Only a payment that went through, and is not refunded yet, can be refunded.")
+        return _to_detail(request, invoice)
+    form = RefundForm(request.POST, payment=payment, refundable_minor=refundable)
+    if not form.is_valid():
+        return _detail(request, invoice, refund_form=(payment.pk, form))
+    try:
+        refund = payments.refund_payment(
+            payment=payment,
+            amount_minor=form.cleaned_data["amount"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+        )
+    except BillingError as exc:
+        return _refused(request, invoice, exc, refund_form=(payment.pk, form))
+    amount = _money(request, refund.amount_minor, refund.currency)
+    if refund.status == Payment.Status.FAILED:
+        messages.error(request, f"The refund of {amount} failed: {refund.failure_message or 'no reason given'}.")
+    elif refund.status == Payment.Status.PENDING:
+        messages.success(request, f"A refund of {amount} was requested; it is recorded when Stripe confirms it.")
+    else:
+        messages.success(request, f"A refund of {amount} was recorded.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_send(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Email the invoice (again): a new email each time, but a double click sends one (see sending)."""
+    invoice = _invoice(request, invoice_id)
+    if invoice.status in {Invoice.Status.DRAFT, Invoice.Status.VOID}:
+        messages.error(request, "Only an issued invoice that is not void can be emailed.")
+        return _to_detail(request, invoice)
+    to = sending.recipient(invoice)
+    if not to:
+        messages.error(request, f"{invoice.client.name} has no billing email or contact to send it to.")
+        return _to_detail(request, invoice)
+    # A first send shares its outbox key with the issue's own email, so it is never sent twice.
+    sending.send_invoice_email(invoice, resend=invoice.sent_at is not None)
+    messages.success(request, f"{invoice.number} is on its way to {to}.")
+    return _to_detail(request, invoice)
+
+
+def _pay_link(invoice: Invoice) -> str:
+    """The pay link printed on the PDF: only an open invoice shows one (see invoice_pdf.html)."""
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE or invoice.status != Invoice.Status.OPEN:
+        return ""
+    return payments.pay_url(invoice)
+
+
+@require_GET
+@workspace_view
+def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """The stored PDF; rendered and stored now if the task has not done it yet (then reused)."""
+    invoice = _invoice(request, invoice_id)
+    if invoice.status == Invoice.Status.DRAFT:
+        # A stored PDF is final: one rendered before issue would carry no number for ever.
+        messages.error(request, "A draft has no PDF yet: issue it first.")
+        return _to_detail(request, invoice)
+    name = invoice.pdf.name or pdf.store_invoice_pdf(invoice, pay_url=_pay_link(invoice))
+    return FileResponse(
+        default_storage.open(name, "rb"),
+        as_attachment=True,
+        filename=f"{invoice.number}.pdf",
+        content_type="application/pdf",
+    )
+
+
+# --- An invoice by hand ------------------------------------------------------------------
+
+
+def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS) -> LineFormSet:
+    formset_class = type("LineFormSet", (LineFormSet,), {"extra": max(1, min(rows, MAX_LINES)) - 1})
+    return formset_class(data, prefix="lines", form_kwargs={"currency": currency})
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view
+def invoice_create(request: WorkspaceRequest) -> HttpResponse:
+    """A draft invoice with lines typed by hand; "Save and issue" issues it at once."""
+    workspace = request.workspace
+    currency = workspace.currency
+    template = "billing/invoice_create.html"
+    if request.method == "GET" and request.htmx and "lines-TOTAL_FORMS" in request.GET:
+        return _line_row(request, currency)
+    if request.method == "POST":
+        form = InvoiceForm(request.POST, workspace=workspace)
+        lines = _line_formset(currency, request.POST)
+        if form.is_valid() and lines.is_valid():
+            issue = request.POST.get("action") == "issue"
+            try:
+                with transaction.atomic():  # "Save and issue" saves nothing if issuing fails
+                    invoice = services.create_invoice(
+                        client=form.cleaned_data["client"], lines=lines.lines(), memo=form.cleaned_data["memo"]
+                    )
+                    if issue:
+                        invoice = services.issue_invoice(invoice=invoice, actor=request.user)
+            except BillingError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            else:
+                if issue:
+                    messages.success(request, _issued_message(invoice))
+                else:
+                    messages.success(request, "The draft was saved. Issue it when it is ready.")
+                return _to_detail(request, invoice)
+    else:
+        client = Client.objects.for_workspace(workspace).filter(pk=_int(request.GET.get("client"))).first()
+        form = InvoiceForm(workspace=workspace, initial={"client": client.pk if client else None})
+        lines = _line_formset(currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS)
+    return render(request, template, {"form": form, "lines": lines, "currency": currency, "max_lines": MAX_LINES})
+
+
+def _line_row(request: WorkspaceRequest, currency: str) -> HttpResponse:
+    """htmx "Add a line": one more empty row, and the formset's form count raised to match."""
+    index = _int(request.GET.get("lines-TOTAL_FORMS"))
+    if index is None or not 0 <= index < MAX_LINES:
+        return HttpResponse(status=204)
+    row = LineForm(prefix=f"lines-{index}", currency=currency, empty_permitted=True, use_required_attribute=False)
+    return render(request, "billing/invoice_create.html#line-row", {"line": row, "total_forms": index + 1})
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+# --- Billing settings ---------------------------------------------------------------------
+
+PROFILE_FIELDS = [
+    "legal_name",
+    "address",
+    "tax_id",
+    "tax_label",
+    "payment_terms_days",
+    "payment_instructions",
+    "reminder_offsets",
+    "retry_days",
+    "stripe_account_id",
+]
+
+
+def _save_billing_settings(*, workspace: Workspace, profile: BillingProfile, data: dict[str, object]) -> None:
+    """The profile and the workspace's locale together; a replaced logo's file is deleted after commit.
+
+    (Deleting it is safe: stored PDFs embed their logo.)
+    """
+    old_logo = profile.logo.name
+    with transaction.atomic():
+        for name in PROFILE_FIELDS:
+            setattr(profile, name, data[name])
+        profile.tax_rate_bp = data["tax_rate"]
+        if data["logo"]:
+            profile.logo.save(f"{workspace.pk}-{data['logo'].name}", data["logo"], save=False)
+        elif data["logo"] is False:
+            profile.logo = ""
+        profile.save()
+        if workspace.locale != data["locale"]:
+            workspace.locale = data["locale"]
+            workspace.save(update_fields=["locale"])
+        if old_logo and old_logo != profile.logo.name:
+            transaction.on_commit(lambda: default_storage.delete(old_logo))
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(admin=True)
+def billing_settings(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    profile = services.profile_for(workspace)
+    posted = request.method == "POST"
+    form = BillingSettingsForm(
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        initial=BillingSettingsForm.initial_for(profile, workspace),
+        workspace=workspace,
+    )
+    if posted and form.is_valid():
+        _save_billing_settings(workspace=workspace, profile=profile, data=form.cleaned_data)
+        messages.success(request, "Billing settings saved. They apply to invoices issued from now on.")
+        return redirect("billing:billing_settings", workspace_slug=workspace.slug)
+    return render(request, "billing/billing_settings.html", {"form": form, "profile": profile})
+
+
+# --- The client page's billing section ------------------------------------------------------
+
+
+def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
+    """Payment history of one client: three queries however much there is."""
+    workspace = request.workspace
+    today = workspace.today()
+    invoices = Invoice.objects.for_workspace(workspace).filter(client=client)
+    recent_invoices = _annotate_rows(
+        list(invoices.select_related("credit_for").order_by(*NEWEST_FIRST)[: SECTION_ROWS + 1]), today
+    )
+    recent_payments = list(
+        Payment.objects.for_workspace(workspace)
+        .filter(client=client)
+        .select_related("invoice")
+        .order_by("-created_at", "-pk")[: SECTION_ROWS + 1]
+    )
+    return {
+        "client": client,
+        "invoices": recent_invoices[:SECTION_ROWS],
+        "more_invoices": len(recent_invoices) > SECTION_ROWS,
+        "payments": recent_payments[:SECTION_ROWS],
+        "more_payments": len(recent_payments) > SECTION_ROWS,
+        "totals": outstanding_totals(invoices, today=today),
+    }
