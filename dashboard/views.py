@@ -1,0 +1,429 @@
+"""The dashboard: the first page after sign-in.
+
+Clients table, needs attention, money and the quick-add. The figures come from
+`dashboard.queries` (SQL, a fixed number of queries); this module turns them into the rows
+and sentences the template shows. htmx asks for one part at a time: the table rows when the
+filters, sort or page change, and the rows and the attention list after a session is
+recorded with the quick-add (its response triggers `work-recorded`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from clients.models import Retainer, RetainerTerms
+from dashboard import charts, queries
+from dashboard.forms import RowFilterForm
+from delivery.views import workspace_quick_add_form
+from retainers.forms import format_units
+from retainers.http import WorkspaceRequest, workspace_view
+from retainers.money import format_money
+
+PER_PAGE = 100
+ATTENTION_PER_KIND = 5
+
+RENEWAL_BADGES = {
+    "upcoming": ("Upcoming", "badge-info"),
+    "proposal_sent": ("Proposal sent", "badge-info"),
+    "accepted": ("Accepted", "badge-success"),
+    "declined": ("Declined", "badge-danger"),
+    "renewed": ("Auto-renewed", "badge-success"),
+    "lapsed": ("Lapsed", "badge-muted"),
+}
+
+
+def _locale(request: WorkspaceRequest) -> str:
+    return request.workspace.locale or "en_US"
+
+
+def _url(name: str, request: WorkspaceRequest, *args: object, query: dict[str, str] | None = None) -> str:
+    url = reverse(name, args=[request.workspace.slug, *args])
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
+def _day(day: date, today: date) -> str:
+    """5 Mar, or 5 Mar 2027 when not this year."""
+    return f"{day.day} {day:%b}" + (f" {day:%Y}" if day.year != today.year else "")
+
+
+# --- The clients table -------------------------------------------------------------------------
+
+
+def _units(quantity: Decimal, retainer: Retainer) -> str:
+    """'6.50 h' or '3 sessions'."""
+    if retainer.unit == RetainerTerms.Unit.HOURS:
+        return f"{quantity:.2f} h"
+    return f"{format_units(quantity)} session{'' if quantity == 1 else 's'}"
+
+
+class Links:
+    """URLs of the page's rows by id: reverse() once per page and kind, then format.
+
+    A full page has 100 rows with three links each; through reverse() (or {% url %}) those
+    cost more than the rows' SQL. Each name's last argument is the id, at the end of its path.
+    """
+
+    def __init__(self, request: WorkspaceRequest) -> None:
+        self.slug = request.workspace.slug
+        self._prefixes: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, name: str, pk: int) -> str:
+        if name not in self._prefixes:
+            head, _, tail = reverse(name, args=[self.slug, 0]).rpartition("/0/")
+            self._prefixes[name] = (head, tail)
+        head, tail = self._prefixes[name]
+        return f"{head}/{pk}/{tail}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table, every cell ready to print: the template only places them."""
+
+    retainer: Retainer
+    client_name: str
+    client_url: str
+    name: str
+    url: str
+    paused: bool
+    percent: int | None
+    bar: str  # the .w-NN class, in steps of 5
+    tone: str  # the .bar modifier
+    remaining: str  # "6.50 h left"
+    remaining_badge: str  # set when over or low
+    days_left: int | None
+    invoice_on: str  # "1 Apr 2026", or "" when there is no next invoice…
+    invoice_amount: str  # "£1,500.00"
+    invoice_note: str  # …and why not
+    renewal_on: str
+    renewal_label: str
+    renewal_badge: str
+    renewal_url: str
+    renewal_note: str  # when no renewal is open for this term
+
+
+def make_row(retainer: Retainer, *, today: date, locale: str, links: Links) -> Row:
+    state = retainer.health
+    if retainer.model == RetainerTerms.Model.DELIVERABLES:
+        done, total = retainer.deliverables_done, retainer.deliverables_total
+        share = Decimal(done) / total if total else None
+        remaining = f"{done} of {total} delivered" if total else "No deliverables"
+    else:
+        share = retainer.used_share
+        balance = retainer.balance
+        remaining = f"{_units(-balance, retainer)} over" if balance < 0 else f"{_units(balance, retainer)} left"
+    if share is None:
+        percent, bar = None, "w-0"
+    else:
+        percent = int((share * 100).to_integral_value(ROUND_HALF_UP))
+        bar = f"w-{min(int((share * 20).to_integral_value(ROUND_HALF_UP)), 20) * 5}"
+    end = retainer.days_left_until
+    label, badge = RENEWAL_BADGES.get(retainer.renewal_status or "", ("", ""))
+    paused = retainer.status == Retainer.Status.PAUSED
+    invoice_on = retainer.next_invoice_on
+    amount = ""
+    if invoice_on and retainer.next_invoice_minor is not None:
+        amount = format_money(retainer.next_invoice_minor, retainer.currency, locale)
+        if retainer.billing_timing == RetainerTerms.Timing.ARREARS:
+            amount += " in arrears"
+    if retainer.renewal_id:
+        renewal_note = ""
+    elif retainer.cancel_at_period_end:
+        renewal_note = "Cancelled"
+    elif retainer.auto_renew:
+        renewal_note = "Renews automatically"
+    else:
+        renewal_note = "Not opened yet"
+    return Row(
+        retainer=retainer,
+        client_name=retainer.client.name,
+        client_url=links("clients:client_detail", retainer.client_id),
+        name=retainer.name,
+        url=links("delivery:retainer_detail", retainer.pk),
+        paused=paused,
+        percent=percent,
+        bar=bar,
+        tone={"over": "bar-danger", "low": "bar-warning", "healthy": "bar-success"}.get(state, ""),
+        remaining=remaining,
+        remaining_badge={"over": "badge-danger", "low": "badge-warning"}.get(state, ""),
+        days_left=max((end - today).days, 0) if end else None,
+        invoice_on=f"{invoice_on.day} {invoice_on:%b %Y}" if invoice_on else "",
+        invoice_amount=amount,
+        invoice_note="Paused" if paused else "None: the term ends",
+        renewal_on=f"{retainer.term_ends_on.day} {retainer.term_ends_on:%b %Y}",
+        renewal_label=label,
+        renewal_badge=badge,
+        renewal_url=links("renewals:renewal_detail", retainer.renewal_id) if retainer.renewal_id else "",
+        renewal_note=renewal_note,
+    )
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    numeric: bool
+    url: str
+    aria_sort: str  # "ascending", "descending" or ""
+    next_direction: str  # for the link's accessible name
+
+
+COLUMN_LABELS = {
+    "client": ("Client", False),
+    "utilization": ("Used", False),
+    "remaining": ("Remaining", True),
+    "days": ("Days left", True),
+    "invoice": ("Next invoice", False),
+    "renewal": ("Renewal", False),
+}
+
+
+def _columns(request: WorkspaceRequest, chosen: dict[str, str]) -> list[Column]:
+    """Sortable headers: a click sorts by the column (its useful end first), a second click reverses it."""
+    params = {k: v for k, v in chosen.items() if v and v != RowFilterForm.DEFAULTS.get(k)}
+    params.pop("sort", None)
+    columns = []
+    for key, (label, numeric) in COLUMN_LABELS.items():
+        first = RowFilterForm.COLUMNS[key]
+        current = chosen["sort"]
+        if current.lstrip("-") == key:
+            target = current[1:] if current.startswith("-") else f"-{current}"
+            aria = "descending" if current.startswith("-") else "ascending"
+        else:
+            target, aria = first, ""
+        query = {**params, "sort": target} if target != RowFilterForm.DEFAULTS["sort"] else params
+        url = _url("dashboard", request, query=query)
+        direction = "descending" if target.startswith("-") else "ascending"
+        columns.append(Column(key, label, numeric, url, aria, direction))
+    return columns
+
+
+def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
+    filters = RowFilterForm(request.GET)
+    chosen = filters.values()
+    rows = queries.filter_rows(queries.retainer_rows(request.workspace), **chosen)
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    locale, links = _locale(request), Links(request)
+    return {
+        "filters": filters,
+        "chosen": chosen,
+        "filtered": any(chosen[name] for name in ("q", "health", "renewal")),
+        "page_obj": page,
+        "rows": [make_row(retainer, today=today, locale=locale, links=links) for retainer in page],
+        "columns": _columns(request, chosen),
+        "rows_url": request.get_full_path(),
+    }
+
+
+# --- Needs attention ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    title: str
+    detail: str
+    url: str
+
+
+@dataclass
+class Kind:
+    key: str
+    label: str
+    badge: str
+    count: int
+    items: list[Item]
+    all_url: str = ""  # where to see them all, when the list is capped
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.items)
+
+
+def _retainer_title(retainer: Retainer) -> str:
+    return f"{retainer.client.name} · {retainer.name}"
+
+
+def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
+    """Each kind of thing to act on, with its count and its first few: one query per kind."""
+    workspace, locale, links = request.workspace, _locale(request), Links(request)
+    n = ATTENTION_PER_KIND
+    kinds: list[Kind] = []
+
+    def money(minor: int, currency: str) -> str:
+        return format_money(minor, currency, locale)
+
+    rows, count = queries.capped(queries.over_allotment(workspace), n)
+    items = [
+        Item(_retainer_title(r), f"{_units(-r.balance, r)} over the allotment", links("delivery:retainer_detail", r.pk))
+        for r in rows
+    ]
+    show_all = _url("dashboard", request, query={"health": "over"})
+    kinds.append(Kind("over", "Over the allotment", "badge-danger", count, items, show_all))
+
+    rows, count = queries.capped(queries.low_balance(workspace), n)
+    items = [
+        Item(
+            _retainer_title(r),
+            f"{_units(r.balance, r)} left of {_units(r.period_available, r)}",
+            links("delivery:retainer_detail", r.pk),
+        )
+        for r in rows
+    ]
+    show_all = _url("dashboard", request, query={"health": "low"})
+    kinds.append(Kind("low", "Low balance", "badge-warning", count, items, show_all))
+
+    rows, count = queries.capped(queries.overdue_invoices(workspace, today=today), n)
+    items = [
+        Item(
+            f"{invoice.client.name} · {invoice.number or 'Draft'}",
+            f"{money(invoice.balance_minor, invoice.currency)} due {_day(invoice.due_on, today)}, "
+            f"{_days((today - invoice.due_on).days)} overdue",
+            links("billing:invoice_detail", invoice.pk),
+        )
+        for invoice in rows
+    ]
+    show_all = _url("billing:invoice_list", request, query={"status": "overdue"})
+    kinds.append(Kind("overdue", "Overdue invoices", "badge-danger", count, items, show_all))
+
+    rows, count = queries.capped(queries.failed_payments(workspace, now=timezone.now()), n)
+    items = [
+        Item(
+            f"{invoice.client.name} · {invoice.number or 'Draft'}",
+            f"{money(invoice.balance_minor, invoice.currency)} unpaid: payment failed "
+            f"{_day(timezone.localdate(invoice.failed_at), today)}"
+            + (f" ({invoice.failure_message})" if invoice.failure_message else ""),
+            links("billing:invoice_detail", invoice.pk),
+        )
+        for invoice in rows
+    ]
+    kinds.append(Kind("failed", "Failed payments", "badge-danger", count, items))
+
+    rows, count = queries.capped(queries.renewals_to_propose(workspace, today=today), n)
+    items = []
+    for retainer in rows:
+        left = _days((retainer.term_ends_on - today).days)
+        if retainer.renewal_id:
+            state, url = "no proposal sent", links("renewals:renewal_detail", retainer.renewal_id)
+        else:
+            state, url = "renewal not opened yet", links("delivery:retainer_detail", retainer.pk)
+        detail = f"Renews {_day(retainer.term_ends_on, today)} (in {left}), {state}"
+        items.append(Item(_retainer_title(retainer), detail, url))
+    kinds.append(
+        Kind("renewals", "Renewals to propose", "badge-warning", count, items, _url("renewals:renewal_list", request))
+    )
+
+    rows, count = queries.capped(queries.tasks_due(workspace, today=today), n)
+    items = []
+    for task in rows:
+        due_on = timezone.localdate(task.due_at)  # the view runs in the workspace's zone
+        when = (
+            f"due today {timezone.localtime(task.due_at):%H:%M}"
+            if due_on == today
+            else f"overdue since {_day(due_on, today)}"
+        )
+        who = f" · {task.assignee.get_short_name()}" if task.assignee else ""
+        items.append(Item(f"{task.client.name} · {task.title}", when + who, links("communication:task_edit", task.pk)))
+    show_all = _url("communication:task_list", request, query={"state": "due"})
+    kinds.append(Kind("tasks", "Tasks due", "badge-info", count, items, show_all))
+
+    rows, count = queries.capped(queries.quiet_clients(workspace, today=today), n)
+    items = []
+    for client in rows:
+        quiet = _days((today - client.last_touch_on).days)
+        cadence = f" (check-ins every {_days(client.checkin_every_days)})" if client.checkin_every_days else ""
+        detail = f"No session or message for {quiet}{cadence}"
+        items.append(Item(client.name, detail, links("clients:client_detail", client.pk)))
+    kinds.append(Kind("quiet", "Gone quiet", "badge-muted", count, items))
+
+    return {"attention": kinds, "attention_total": sum(kind.count for kind in kinds)}
+
+
+# --- Money -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Money:
+    currency: str
+    mrr: str = ""
+    collected: str = ""
+    chart: charts.RevenueChart | None = None
+    live: int = 0
+    paused: int = 0
+
+
+def money_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
+    """MRR, collected this month and the 12-month chart, per currency (never added across).
+    Two queries: the MRR GROUP BY and the month × currency GROUP BY (this month is its last bar)."""
+    workspace, locale = request.workspace, _locale(request)
+    months = [queries.month_start(today, back) for back in range(queries.CHART_MONTHS - 1, -1, -1)]
+    by_currency: dict[str, Money] = {}
+
+    def money(currency: str) -> Money:
+        return by_currency.setdefault(currency, Money(currency))
+
+    for recurring in queries.recurring_revenue(workspace):
+        entry = money(recurring.currency)
+        entry.mrr = format_money(recurring.mrr_minor, recurring.currency, locale)
+        entry.live, entry.paused = recurring.live, recurring.paused
+    nets: dict[str, dict[date, int]] = {}
+    for group in queries.collected_by_month(workspace, today=today):
+        nets.setdefault(group["currency"], {})[timezone.localdate(group["month"])] = group["net_minor"]
+    if not by_currency and not nets:
+        money(workspace.currency)  # an empty workspace still shows its own currency at zero
+    for currency in nets:
+        money(currency)
+    for currency, entry in by_currency.items():
+        net = nets.get(currency, {})
+        entry.collected = format_money(net.get(months[-1], 0), currency, locale)
+        entry.mrr = entry.mrr or format_money(0, currency, locale)
+        entry.chart = charts.revenue_chart(currency=currency, months=months, net_by_month=net, locale=locale)
+    # The workspace's own currency first, then the busiest.
+    ordered = sorted(by_currency.values(), key=lambda m: (m.currency != workspace.currency, -m.live, m.currency))
+    return {
+        "money": ordered,
+        "live_count": sum(m.live for m in ordered),
+        "paused_count": sum(m.paused for m in ordered),
+        "month_start": months[-1],
+    }
+
+
+# --- The page ----------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_view
+def dashboard(request: WorkspaceRequest) -> HttpResponse:
+    today = request.workspace.today()
+    partial = request.htmx and not request.htmx.history_restore_request
+    if partial and request.htmx.target == "attention":
+        response = render(request, "dashboard/dashboard.html#attention", attention_context(request, today=today))
+    elif partial:
+        response = render(request, "dashboard/dashboard.html#rows", rows_context(request, today=today))
+    else:
+        form = workspace_quick_add_form(request.workspace)
+        form.set_focus(None)  # the first page after sign-in: no field grabs the focus
+        context = {
+            "today": today,
+            "quick_form": form,
+            "next_url": request.get_full_path(),
+            **rows_context(request, today=today),
+            **attention_context(request, today=today),
+            **money_context(request, today=today),
+        }
+        response = render(request, "dashboard/dashboard.html", context)
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or one of its parts
+    return response

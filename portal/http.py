@@ -1,0 +1,53 @@
+"""The one way a portal view reaches a client's data: `@portal_view`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Concatenate
+
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.shortcuts import redirect
+from django.utils import timezone
+
+from clients.models import Contact
+from retainers.http import AuthenticatedRequest
+from retainers.models import Workspace
+
+
+class PortalRequest(AuthenticatedRequest):
+    contact: Contact
+    workspace: Workspace
+
+
+type PortalView = Callable[Concatenate[PortalRequest, ...], HttpResponseBase]
+
+
+def portal_contacts(user: object):
+    """The contact records a signed-in person may use the portal as, one per workspace."""
+    return (
+        Contact.objects.filter(user=user, portal_access=True, client__status="active")
+        .select_related("workspace", "client")
+        .order_by("workspace__name")
+    )
+
+
+def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
+    """Resolve `<workspace_slug>` to the signed-in person's contact there, or 404.
+
+    Sets `request.contact` and `request.workspace` and runs the view in the workspace's
+    time zone. Every query in a portal view is then narrowed to `request.contact.client`.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, workspace_slug: str, *args: object, **kwargs: object) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect("portal:login")
+        contact = portal_contacts(request.user).filter(workspace__slug=workspace_slug).first()
+        if contact is None:
+            raise Http404("No such portal")
+        request.contact, request.workspace = contact, contact.workspace
+        with timezone.override(contact.workspace.tzinfo):
+            return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,114 @@
+"""The client's invoices in the portal: the list with status and a pay button, and each PDF.
+
+Only issued invoices are shown (never drafts); credit notes are listed as such. Every
+query is narrowed to `request.contact.client`: another client's invoice is a 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.paginator import Paginator
+from django.db import models
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from billing import payments
+from billing.models import Invoice
+from billing.pdf import store_invoice_pdf
+from portal.http import PortalRequest, portal_view
+from retainers.money import format_money
+
+INVOICES_PER_PAGE = 20
+PAYABLE = (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE)
+
+
+def client_invoices(request: PortalRequest):
+    """The one way the portal reaches invoices: issued ones of the contact's client."""
+    return (
+        Invoice.objects.for_workspace(request.workspace)
+        .filter(client=request.contact.client)
+        .exclude(status=Invoice.Status.DRAFT)
+    )
+
+
+@dataclass
+class InvoiceRow:
+    invoice: Invoice
+    is_credit_note: bool
+    total: str
+    balance: str
+    status: str  # what the client reads
+    tone: str  # badge-*
+    pay_url: str  # empty when there is nothing to pay
+
+
+def invoice_row(invoice: Invoice, *, today, locale: str) -> InvoiceRow:
+    def fmt(minor: int) -> str:
+        return format_money(minor, invoice.currency, locale)
+
+    is_credit_note = invoice.kind == Invoice.Kind.CREDIT_NOTE
+    payable = not is_credit_note and invoice.status in PAYABLE and invoice.balance_minor > 0
+    if is_credit_note:
+        status, tone = "Credit note", "badge-info"
+    elif invoice.status == Invoice.Status.PAID:
+        status, tone = "Paid", "badge-success"
+    elif invoice.status == Invoice.Status.VOID:
+        status, tone = "Void", "badge-muted"
+    elif invoice.is_overdue(on=today) or (invoice.status == Invoice.Status.UNCOLLECTIBLE and payable):
+        status, tone = "Overdue", "badge-danger"
+    elif invoice.paid_minor > 0 and payable:
+        status, tone = "Part paid", "badge-warning"
+    else:
+        status, tone = "Due", "badge-warning"
+    return InvoiceRow(
+        invoice=invoice,
+        is_credit_note=is_credit_note,
+        total=fmt(invoice.total_minor),
+        balance=fmt(invoice.balance_minor if payable else 0),
+        status=status,
+        tone=tone,
+        pay_url=payments.pay_url(invoice) if payable else "",
+    )
+
+
+@require_GET
+@portal_view
+def invoice_list(request: PortalRequest) -> HttpResponse:
+    workspace = request.workspace
+    today, locale = workspace.today(), workspace.locale or "en_US"
+    invoices = (
+        client_invoices(request)
+        .select_related("credit_for")
+        .order_by("-issued_on", "-pk")
+        .fetch_mode(models.FETCH_RAISE)
+    )
+    page = Paginator(invoices, INVOICES_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [invoice_row(invoice, today=today, locale=locale) for invoice in page.object_list]
+    # What is due over all pages, per currency: the page alone would understate it.
+    totals = (
+        client_invoices(request)
+        .filter(status__in=PAYABLE)
+        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
+        .alias(left=models.F("total_minor") - models.F("paid_minor") - models.F("credited_minor"))
+        .filter(left__gt=0)
+        .values("currency")
+        .annotate(due=models.Sum("left"))
+        .order_by("currency")
+    )
+    outstanding = [format_money(t["due"], t["currency"], locale) for t in totals if t["due"] > 0]
+    return render(request, "portal/invoices.html", {"page": page, "rows": rows, "outstanding": outstanding})
+
+
+@require_GET
+@portal_view
+def invoice_pdf(request: PortalRequest, invoice_id: int) -> FileResponse:
+    """The stored PDF (rendered and stored first if it is not there yet), as a download."""
+    invoices = client_invoices(request).select_related("workspace", "client", "credit_for")
+    invoice = get_object_or_404(invoices, pk=invoice_id)
+    if not invoice.pdf:
+        pay_url = payments.pay_url(invoice) if invoice.kind != Invoice.Kind.CREDIT_NOTE else ""
+        store_invoice_pdf(invoice, pay_url=pay_url)
+    filename = f"{invoice.number or invoice.pk}.pdf"
+    return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf")

@@ -1,0 +1,81 @@
+"""The dashboard takes the same number of queries for 10 clients or 1,000, and no row lazy-loads."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dashboard import queries
+from tests.dashboard.helpers import TODAY, bulk_book, dashboard_url, hx_get
+
+pytestmark = pytest.mark.django_db
+
+# session, user, membership; the quick-add's options; the rows' count and page; seven kinds of
+# "needs attention" (one query each, with a window count); MRR; collected by month; the
+# workspace switcher in base.html.
+PAGE_QUERIES = 16
+ROWS_QUERIES = 5  # session, user, membership; count and page
+ATTENTION_QUERIES = 10  # session, user, membership; seven kinds
+
+VARIANTS = [
+    {},
+    {"sort": "-utilization"},
+    {"sort": "invoice", "health": "low"},
+    {"q": "00", "renewal": "upcoming", "sort": "-renewal"},
+    {"renewal": "none", "sort": "days"},
+    {"page": "2", "sort": "remaining"},
+]
+
+
+def _count(owner_client, url: str, params: dict, **headers: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = owner_client.get(url, params, **headers)
+    assert response.status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("params", VARIANTS)
+def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
+    params, workspace, owner_client, django_assert_num_queries
+):
+    url = dashboard_url(workspace)
+    bulk_book(workspace, 10, prefix="Small")
+    owner_client.get(url)  # the first request of a session writes it
+    at_10 = _count(owner_client, url, params)
+    rows_at_10 = _count(owner_client, url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard-rows")
+    attention_at_10 = _count(owner_client, url, {}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="attention")
+    assert (at_10, rows_at_10, attention_at_10) == (PAGE_QUERIES, ROWS_QUERIES, ATTENTION_QUERIES)
+
+    bulk_book(workspace, 990, prefix="Big")
+    with django_assert_num_queries(at_10):
+        page = owner_client.get(url, params)
+    with django_assert_num_queries(rows_at_10):
+        rows = hx_get(owner_client, workspace, "dashboard-rows", params)
+    with django_assert_num_queries(attention_at_10):
+        attention = hx_get(owner_client, workspace, "attention")
+    assert page.status_code == rows.status_code == attention.status_code == 200
+    assert page.context["rows"] and rows.context["rows"]
+    if not {"q", "health", "renewal"} & set(params):
+        assert len(page.context["rows"]) == 100  # a full page: every row ran every subquery
+    for kind in attention.context["attention"]:
+        assert kind.count > len(kind.items) == 5, kind.key
+
+
+def test_rows_and_attention_need_no_lazy_loads(workspace):
+    """The querysets run with FETCH_RAISE: touching anything not selected raises instead of querying."""
+    bulk_book(workspace, 60)
+    for retainer in queries.retainer_rows(workspace)[:100]:
+        assert retainer.client.name and retainer.health is not None
+    for queryset in [
+        queries.over_allotment(workspace),
+        queries.low_balance(workspace),
+        queries.renewals_to_propose(workspace, today=TODAY),
+    ]:
+        rows, count = queries.capped(queryset, 5)
+        assert count and all(r.client.name for r in rows)
+    for queryset in [queries.overdue_invoices(workspace, today=TODAY)]:
+        rows, count = queries.capped(queryset, 5)
+        assert count and all(i.client.name for i in rows)
+    rows, count = queries.capped(queries.tasks_due(workspace, today=TODAY), 5)
+    assert count and all(t.client.name and t.assignee is None for t in rows)
