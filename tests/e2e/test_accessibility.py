@@ -1,0 +1,291 @@
+"""Accessibility of the main pages, in Chromium: axe-core finds no serious or critical violation
+(labels, heading order, contrast in the light and the dark scheme, ARIA), and the keyboard
+reaches what matters (the skip link first, the quick-add usable without a mouse).
+
+The data is written once for the module through the services (a workspace with a rollover
+retainer that has a closed period, invoices, a payment, messages, a shared note and a
+renewal proposal), and people are signed in by session cookie: the sign-in pages have tests of
+their own here and in the flow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client as DjangoClient
+from django.test import override_settings
+from django.urls import reverse
+from playwright.sync_api import Page, expect
+
+from billing.models import Invoice, Payment
+from billing.services import record_payment, run_billing
+from clients import communication
+from clients import services as clients
+from clients.models import Note
+from delivery import services as delivery
+from renewals import services as renewals
+from retainers import services as workspaces
+from retainers.models import Membership, User
+from tests.e2e.support import assert_accessible, screenshot
+
+# `django_db` makes pytest-django set up the test database (a test without it or a `db` fixture
+# does not count); the tests only read through the live server, which sees the module's data.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+PASSWORD = "plum-Orchard-7-lantern"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    slug: str
+    client_id: int
+    retainer_id: int
+    invoice_id: int
+    renewal_id: int
+    consultant_session: str
+    contact_session: str
+
+
+def _flush() -> None:
+    # What pytest-django does after a transactional test: empty every table.
+    call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=False)
+
+
+def _session_cookie(user: User) -> str:
+    client = DjangoClient()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def _user(email: str, name: str) -> User:
+    user = User.objects.create_user(email=email, password=PASSWORD, name=name)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+def _seed() -> Seeded:
+    alice = _user("alice@northwind.example", "Alice Archer")
+    bob = _user("bob@northwind.example", "Bob Baker")
+    workspace = workspaces.create_workspace(
+        owner=alice, name="Northwind Advisory", timezone_name="Europe/London", currency="GBP"
+    )
+    Membership.objects.create(workspace=workspace, user=bob, role=Membership.Role.MEMBER)
+    today = workspace.today()
+    terms = {
+        "model": "rollover", "unit": "hours", "units_per_period": Decimal(10), "price_minor": 150000,
+        "currency": "GBP", "cadence": "monthly", "billing_timing": "advance", "overage_policy": "bill",
+        "overage_rate_minor": 15000, "rollover_cap": Decimal(5), "rollover_expiry_periods": 2, "term_periods": 12,
+        "renewal_notice_days": 30,
+    }
+    clients.create_plan(workspace=workspace, name="Advisory, 10 hours", description="Monthly advice.", terms=terms)
+    acme = clients.create_client(workspace=workspace, name="Acme Corp", billing_email="billing@acme.example")
+    clients.create_client(workspace=workspace, name="Globex Ltd", billing_email="ap@globex.example")
+    carol = clients.add_contact(client=acme, name="Carol Chen", email="carol@acme.example", portal_access=True)
+
+    # Started 40 days ago: one closed period (hours rolled over) and the open one.
+    retainer = delivery.create_retainer(
+        client=acme, name="Advisory retainer", starts_on=today - timedelta(days=40), terms=terms
+    )
+    for days_ago, hours, what in ((38, "2.5", "Kick-off workshop"), (30, "3", "Pricing review")):
+        delivery.record_delivery(
+            retainer=retainer, delivered_on=today - timedelta(days=days_ago), quantity=Decimal(hours),
+            description=what, actor=alice,
+        )
+    run_billing(inline=True)
+    for hours, what in (("1.5", "Board pack edits"), ("2", "Supplier negotiation call")):
+        delivery.record_delivery(
+            retainer=retainer, delivered_on=today, quantity=Decimal(hours), description=what, actor=alice
+        )
+    first, latest = Invoice.objects.for_workspace(workspace).filter(client=acme).order_by("issued_on", "pk")
+    record_payment(invoice=first, amount_minor=first.total_minor, method=Payment.Method.BANK_TRANSFER, actor=alice)
+
+    communication.send_contact_message(contact=carol, body="Could we move Thursday's call to Friday?")
+    communication.send_team_message(client=acme, author=alice, body="Friday at 10:00 works. **See you then.**")
+    communication.create_note(
+        client=acme, author=alice, body="Agreed: supplier shortlist by the 5th.", visibility=Note.Visibility.SHARED
+    )
+    renewal = renewals.open_renewal(retainer=retainer, today=today)
+    renewals.send_proposal(renewal=renewal, actor=alice)
+    return Seeded(
+        slug=workspace.slug,
+        client_id=acme.pk,
+        retainer_id=retainer.pk,
+        invoice_id=latest.pk,
+        renewal_id=renewal.pk,
+        consultant_session=_session_cookie(alice),
+        contact_session=_session_cookie(carol.user),
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker, app_server, media_root) -> Seeded:
+    """Written once (committed, so the live server sees it), emptied after the module. The
+    database stays open for the module: the live server's threads use it."""
+    test_settings = override_settings(
+        CELERY_TASK_ALWAYS_EAGER=True,  # invoice PDFs and emails in-process: no worker needed here
+        MAILERS={"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}},
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        SITE_URL=app_server.url,
+        MEDIA_ROOT=str(media_root),
+    )
+    with django_db_blocker.unblock(), test_settings:
+        if User.objects.exists():  # left by an interrupted run (--reuse-db keeps the database)
+            _flush()
+        try:
+            yield _seed()
+        finally:
+            _flush()
+
+
+def open_as(browser_context, app_server, session: str | None) -> Page:
+    context = browser_context()
+    if session:
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": app_server.url}])
+    return context.new_page()
+
+
+ANONYMOUS = {
+    "login": lambda s: reverse("account_login"),
+    "signup": lambda s: reverse("account_signup"),
+    "portal-login": lambda s: reverse("portal:login"),
+}
+CONSULTANT = {
+    "dashboard": lambda s: reverse("dashboard", args=[s.slug]),
+    "clients": lambda s: reverse("clients:client_list", args=[s.slug]),
+    "client": lambda s: reverse("clients:client_detail", args=[s.slug, s.client_id]),
+    "retainer": lambda s: reverse("delivery:retainer_detail", args=[s.slug, s.retainer_id]),
+    "invoices": lambda s: reverse("billing:invoice_list", args=[s.slug]),
+    "invoice": lambda s: reverse("billing:invoice_detail", args=[s.slug, s.invoice_id]),
+    "plans": lambda s: reverse("clients:plan_list", args=[s.slug]),
+    "team": lambda s: reverse("team", args=[s.slug]),
+    "renewal": lambda s: reverse("renewals:renewal_detail", args=[s.slug, s.renewal_id]),
+}
+CONTACT = {
+    "portal-overview": lambda s: reverse("portal:overview", args=[s.slug]),
+    "portal-invoices": lambda s: reverse("portal:invoice_list", args=[s.slug]),
+    "portal-messages": lambda s: reverse("portal:message_list", args=[s.slug]),
+    "portal-renewal": lambda s: reverse("portal:renewal_detail", args=[s.slug, s.renewal_id]),
+}
+PAGES = [(name, None, url) for name, url in ANONYMOUS.items()]
+PAGES += [(name, "consultant", url) for name, url in CONSULTANT.items()]
+PAGES += [(name, "contact", url) for name, url in CONTACT.items()]
+
+
+@pytest.mark.parametrize(("name", "who", "url"), PAGES, ids=[name for name, _, _ in PAGES])
+def test_page_has_no_serious_accessibility_violations(seeded, browser_context, app_server, watch, name, who, url):
+    session = {"consultant": seeded.consultant_session, "contact": seeded.contact_session}.get(who)
+    page = open_as(browser_context, app_server, session)
+    failures = []
+    # The stylesheet has a dark scheme: its contrast counts too. Loaded in that scheme rather than
+    # switched after loading, so no colour transition is caught halfway.
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        response = page.goto(url(seeded))
+        assert response.status == 200, f"{name}: {response.status} at {page.url}"
+        assert page.url == app_server.url + url(seeded), f"{name} redirected to {page.url}"
+        if scheme == "light":
+            screenshot(page, f"a11y-{name}")
+        try:
+            assert_accessible(page, f"{name}-{scheme}")
+        except AssertionError as exc:
+            failures.append(f"[{scheme} scheme] {exc}")
+    assert not failures, "\n".join(failures)
+    watch.assert_clean()
+
+
+# --- The keyboard ------------------------------------------------------------------------
+
+
+def focused(page: Page) -> dict:
+    return page.evaluate(
+        """() => { const e = document.activeElement;
+        return {tag: e.tagName.toLowerCase(), id: e.id, text: (e.innerText || '').trim(),
+                label: e.labels && e.labels[0] ? e.labels[0].innerText.trim() : ''}; }"""
+    )
+
+
+@pytest.mark.parametrize(("name", "who", "url"), [
+    ("dashboard", "consultant", CONSULTANT["dashboard"]),
+    ("portal-overview", "contact", CONTACT["portal-overview"]),
+    ("login", None, ANONYMOUS["login"]),
+])
+def test_skip_link_is_the_first_tab_stop_and_moves_focus_to_main(
+    seeded, browser_context, app_server, watch, name, who, url
+):
+    session = {"consultant": seeded.consultant_session, "contact": seeded.contact_session}.get(who)
+    page = open_as(browser_context, app_server, session)
+    page.goto(url(seeded))
+    page.keyboard.press("Tab")
+    first = focused(page)
+    assert (first["tag"], first["text"]) == ("a", "Skip to content"), f"first Tab stop on {name}: {first}"
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_in_viewport()  # shown when focused, not left off-screen
+    page.keyboard.press("Enter")
+    assert focused(page)["id"] == "main", f"after the skip link on {name}, focus is on {focused(page)}"
+    watch.assert_clean()
+
+
+def tab_to(page: Page, matches, *, limit: int = 80) -> dict:
+    """Press Tab until the focused element matches; fails if it is not reached in `limit` stops."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if matches(now):
+            return now
+        seen.append(now["label"] or now["text"][:30] or now["tag"])
+    raise AssertionError(f"not reached by Tab in {limit} stops; went through: {seen}")
+
+
+def has_visible_focus(page: Page) -> bool:
+    return page.evaluate(
+        """() => { const s = getComputedStyle(document.activeElement);
+        return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'; }"""
+    )
+
+
+def test_quick_add_on_the_retainer_page_works_by_keyboard(seeded, browser_context, app_server, watch):
+    page = open_as(browser_context, app_server, seeded.consultant_session)
+    page.goto(CONSULTANT["retainer"](seeded))
+    before = page.locator("#stat-remaining").inner_text()
+    page.evaluate("window.__e2eNoReload = true")
+
+    tab_to(page, lambda f: f["label"].startswith("Quantity"))
+    assert has_visible_focus(page), "the focused Quantity field shows no focus indicator"
+    page.keyboard.type("45m")
+    page.keyboard.press("Tab")
+    assert focused(page)["label"].startswith("What was done")
+    page.keyboard.type("Call notes by keyboard")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#quick-add").get_by_role("status")).to_contain_text("Call notes by keyboard")
+    expect(page.locator("#stat-remaining")).not_to_have_text(before)
+    assert page.evaluate("window.__e2eNoReload") is True, "the quick-add reloaded the page"
+    watch.assert_clean()
+
+
+def test_quick_add_on_the_dashboard_works_by_keyboard(seeded, browser_context, app_server, watch):
+    page = open_as(browser_context, app_server, seeded.consultant_session)
+    page.goto(CONSULTANT["dashboard"](seeded))
+    page.evaluate("window.__e2eNoReload = true")
+
+    tab_to(page, lambda f: f["label"].startswith("Retainer"))
+    page.keyboard.type("Acme")  # a select picks the option whose text starts with what is typed
+    assert re.search("Acme", page.evaluate("document.activeElement.selectedOptions[0].text"))
+    tab_to(page, lambda f: f["label"].startswith("Quantity"), limit=5)
+    page.keyboard.type("1:15")
+    page.keyboard.press("Tab")
+    assert focused(page)["label"].startswith("What was done")
+    page.keyboard.type("Dashboard quick-add by keyboard")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#quick-add").get_by_role("status")).to_contain_text("Dashboard quick-add by keyboard")
+    assert page.evaluate("window.__e2eNoReload") is True, "the quick-add reloaded the page"
+    watch.assert_clean()
