@@ -220,6 +220,8 @@ class Projection:
     x2: str
     y2: str
     marker_x: str | None  # the run-out day, when it falls inside the period
+    # "Run out" is written right of the marker in the chart's left half, clear of the y axis labels.
+    label_after_marker: bool = False
 
 
 def projection(
@@ -240,7 +242,10 @@ def projection(
 
     if outlook.kind == "runout":
         end_x = x(float(outlook.days_to_zero))
-        return Projection(chart.last_x, chart.last_y, f"{end_x:.1f}", chart.zero_y, f"{end_x:.1f}")
+        return Projection(
+            chart.last_x, chart.last_y, f"{end_x:.1f}", chart.zero_y, f"{end_x:.1f}",
+            label_after_marker=end_x < (left + right) / 2,
+        )
     # At the period end: available less the pace times the whole period.
     end_remaining = available - available * outlook.days / outlook.days_to_zero
     end_y = zero_y + (last_y - zero_y) * float(end_remaining / remaining)

@@ -710,6 +710,12 @@ def test_projection_extends_the_burn_down_at_the_pace_so_far():
     day = (float(fast.right) - float(fast.left)) / 30
     assert float(line.x2) == pytest.approx(float(fast.left) + day * 50 / 3, abs=0.1)  # 16.7 days in
     assert line.marker_x == line.x2
+    assert not line.label_after_marker  # day 16.7 of 30: "Run out" is written left of the marker
+
+    early = chart("20", {2: "9", 8: "9"})  # 1.8 a day: 20 hours last 11.1 days
+    outlook = forecast(**APRIL, today=date(2026, 4, 10), available=H("20"), used=H("18"))
+    line = projection(early, outlook, remaining=H("2"), available=H("20"))
+    assert line.label_after_marker  # in the left half: right of the marker, clear of the y axis
 
     slow = chart("10", {2: "1", 8: "1"})
     outlook = forecast(**APRIL, today=date(2026, 4, 10), available=H("10"), used=H("2"))
