@@ -289,3 +289,42 @@ def test_quick_add_on_the_dashboard_works_by_keyboard(seeded, browser_context, a
     expect(page.locator("#quick-add").get_by_role("status")).to_contain_text("Dashboard quick-add by keyboard")
     assert page.evaluate("window.__e2eNoReload") is True, "the quick-add reloaded the page"
     watch.assert_clean()
+
+
+# --- A phone ----------------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}  # a common phone's CSS pixels
+
+# What the page shows wider than the screen. Tables and, on a phone, the navigation scroll
+# sideways inside a box of their own: only what pushes the page itself sideways counts.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrollsInside = (e) => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  const wide = [...document.querySelectorAll("body *")].filter((e) => {
+    if (e.closest(".visually-hidden") || scrollsInside(e)) return false;
+    const box = e.getBoundingClientRect();
+    return box.width > 0 && box.right > width + 1;
+  });
+  return {scroll: document.documentElement.scrollWidth, width,
+          wide: wide.slice(0, 5).map((e) => e.outerHTML.slice(0, 120))};
+}"""
+
+
+@pytest.mark.parametrize(("name", "url"), list(CONTACT.items()), ids=list(CONTACT))
+def test_portal_pages_fit_a_phone_screen(seeded, browser_context, app_server, watch, name, url):
+    context = browser_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": seeded.contact_session, "url": app_server.url}])
+    page = context.new_page()
+    assert page.goto(url(seeded)).status == 200
+    found = page.evaluate(OVERFLOW)
+    assert found["scroll"] <= found["width"] and not found["wide"], f"{name} is wider than a phone: {found}"
+    screenshot(page, f"phone-{name}")
+    # The navigation stays reachable: every portal section is a visible link.
+    for section in ("Overview", "Invoices", "Messages"):
+        expect(page.get_by_role("navigation", name="Portal").get_by_role("link", name=section)).to_be_visible()
+    watch.assert_clean()
