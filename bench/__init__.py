@@ -1,1 +1,1 @@
-"""Benchmarks of the billing run and of the busiest pages (see bench/README.md)."""
+"""Benchmarks of the billing run and of the busiest pages (see the README, section Benchmarks)."""

@@ -7,7 +7,7 @@ Creates a scratch database (retainers_bench_billing), migrates it, seeds it with
 marks the seeded history as billed, then times the billing run as of the first day by which
 every monthly retainer's open period has ended, and the same-day re-run. Prints invoices
 issued, invoices per second, rows written, peak memory and wall times, then times the
-invoice PDF on its own. The database is dropped at the end unless --keep. See bench/README.md.
+invoice PDF on its own. The database is dropped at the end unless --keep. See the README, section Benchmarks.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="bench/billing.py",
         description=(
             "Seed N workspaces × M retainers in a scratch database, then time the billing run "
-            "(inline, as `manage.py run_billing` does) and its same-day re-run. See bench/README.md."
+            "(inline, as `manage.py run_billing` does) and its same-day re-run. See the README, section Benchmarks."
         ),
     )
     parser.add_argument("--workspaces", type=int, metavar="N", help="bench workspaces to seed (required)")

@@ -14,7 +14,7 @@ gives one client's contact portal access, then:
    for 30 s: requests per second, p50/p95/p99 latency, errors and non-200 responses.
 
 Pages are found by URL name when the script runs, so it measures whatever exists then.
-The database is dropped at the end unless --keep. See bench/README.md.
+The database is dropped at the end unless --keep. See the README, section Benchmarks.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=(
             "Seed one workspace with many clients and a year of history in a scratch database, then "
             "measure the server time of the dashboard, clients list and portal pages, and the portal "
-            "overview under load (gunicorn + wrk). See bench/README.md."
+            "overview under load (gunicorn + wrk). See the README, section Benchmarks."
         ),
     )
     parser.add_argument("--clients", type=int, default=1000, metavar="N", help="clients in the workspace (1000)")
