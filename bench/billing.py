@@ -245,7 +245,7 @@ def stage_prebill(args: argparse.Namespace) -> None:
 
     from billing.models import Invoice, InvoiceSequence
     from delivery.models import Period
-    from demo.bench import Table
+    from demo.bench import Table, analyze_tables
 
     columns = [
         "workspace_id", "client_id", "retainer_id", "period_id", "kind", "number", "status", "currency",
@@ -285,8 +285,7 @@ def stage_prebill(args: argparse.Namespace) -> None:
                 for year, last in numbers.items()
             )
         written += len(rows)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would have after months of runs
+    analyze_tables()  # fresh statistics, as autovacuum would have after months of runs
     write_result(args.result, {"invoices": written})
 
 
