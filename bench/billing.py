@@ -255,7 +255,13 @@ def stage_prebill(args: argparse.Namespace) -> None:
     copy = Table(Invoice, columns)
     now = timezone.now()
     written = 0
-    workspace_ids = list(Period.objects.values_list("workspace_id", flat=True).distinct().order_by("workspace_id"))
+    # Workspaces billed for real already (the demo workspace, which seed_demo bills) are left as they are.
+    workspace_ids = list(
+        Period.objects.exclude(workspace_id__in=Invoice.objects.values("workspace_id"))
+        .values_list("workspace_id", flat=True)
+        .distinct()
+        .order_by("workspace_id")
+    )
     for workspace_id in workspace_ids:
         periods = Period.objects.filter(workspace_id=workspace_id).filter(
             Q(billing_timing="advance") | Q(status=Period.Status.CLOSED)
@@ -313,10 +319,9 @@ def _instrument() -> None:
     from billing import services, tasks
     from delivery import services as delivery
 
-    # Whichever the billing run calls: per retainer, or set-based per workspace (if it exists).
-    for name in ("close_and_open_period", "close_due_periods"):
-        if hasattr(delivery, name):
-            setattr(delivery, name, _timed(f"close periods (delivery.{name})", getattr(delivery, name)))
+    delivery.close_and_open_periods = _timed(
+        "close periods (delivery.close_and_open_periods)", delivery.close_and_open_periods
+    )
     services._issue_due_invoices = _timed("issue invoices (billing._issue_due_invoices)", services._issue_due_invoices)
     for name in ("deliver_invoice", "deliver_invoices"):  # per invoice, or per chunk (if it exists)
         if hasattr(tasks, name):

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 BILLING_RUN_LOCK = 7_340_001  # pg advisory lock key of the whole billing run
 WORKSPACE_LOCK_NAMESPACE = 7_340_002  # with the workspace id: one billing task per workspace at a time
+CLOSE_BATCH = 200  # retainers whose periods close in one transaction
 
 
 class BillingError(Exception):
@@ -180,12 +181,19 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None) -> Workspace
     today = as_of or workspace.today()
     result = WorkspaceRun(workspace_id)
 
-    # 1. Close ended periods and open the next, one retainer at a time (each locks its row).
-    ending = Retainer.objects.filter(
-        workspace_id=workspace_id, status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=today
-    ).distinct()
-    for retainer in ending:
-        result.periods_closed += len(delivery.close_and_open_period(retainer=retainer, as_of=today))
+    # 1. Close ended periods and open the next, a batch of retainers per transaction: set-based
+    #    inside, and the retainer rows stay locked for one batch only (people may be logging work).
+    ending = list(
+        Retainer.objects.filter(
+            workspace_id=workspace_id, status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=today
+        )
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for start in range(0, len(ending), CLOSE_BATCH):
+        closed = delivery.close_and_open_periods(retainer_ids=ending[start : start + CLOSE_BATCH], as_of=today)
+        result.periods_closed += sum(len(c) for c in closed.values())
 
     # 2. Issue the invoices that are due, in one transaction: numbers stay gapless.
     try:

@@ -7,6 +7,8 @@ cannot interleave with a delivery.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -76,48 +78,72 @@ def open_period(retainer: Retainer) -> Period | None:
 
 
 def _open_period(retainer: Retainer, *, seq: int, anchor_index: int, rolled: list[ledger.Move]) -> Period:
-    start_on, end_on = period_bounds(retainer.anchor_on, retainer.cadence, anchor_index)
-    period = Period.objects.create(
-        workspace_id=retainer.workspace_id,
-        retainer=retainer,
-        seq=seq,
-        anchor_index=anchor_index,
-        start_on=start_on,
-        end_on=end_on,
-        allotted=retainer.units_per_period if retainer.model != RetainerTerms.Model.DELIVERABLES else ZERO,
-        rolled_in=sum((m.quantity for m in rolled), ZERO),
-        currency=retainer.currency,
-        billing_timing=retainer.billing_timing,
-        price_minor=retainer.price_minor,
-        overage_rate_minor=retainer.overage_rate_minor,
-        extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
-    )
-    entries = [
-        LedgerEntry(kind=m.kind, quantity=m.quantity, origin_seq=m.origin_seq, reason=m.reason) for m in rolled
-    ]
-    if period.allotted > 0:
-        entries.append(LedgerEntry(kind=Kind.ALLOTMENT, quantity=period.allotted, origin_seq=seq, reason="Allotment"))
-    for entry in entries:
-        entry.workspace_id, entry.retainer, entry.period = retainer.workspace_id, retainer, period
+    return _open_periods([(retainer, seq, anchor_index, rolled)])[0]
+
+
+def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]]) -> list[Period]:
+    """Open one period per (retainer, seq, anchor index, units rolled in): the period with the
+    retainer's current terms as its price snapshot, its allotment and rolled-in entries, and its
+    planned deliverables. Three inserts, however many retainers."""
+    periods = []
+    for retainer, seq, anchor_index, rolled in openings:
+        start_on, end_on = period_bounds(retainer.anchor_on, retainer.cadence, anchor_index)
+        periods.append(
+            Period(
+                workspace_id=retainer.workspace_id,
+                retainer=retainer,
+                seq=seq,
+                anchor_index=anchor_index,
+                start_on=start_on,
+                end_on=end_on,
+                allotted=retainer.units_per_period if retainer.model != RetainerTerms.Model.DELIVERABLES else ZERO,
+                rolled_in=sum((m.quantity for m in rolled), ZERO),
+                currency=retainer.currency,
+                billing_timing=retainer.billing_timing,
+                price_minor=retainer.price_minor,
+                overage_rate_minor=retainer.overage_rate_minor,
+                extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
+            )
+        )
+    Period.objects.bulk_create(periods)
+    entries, deliverables = [], []
+    for (retainer, seq, _, rolled), period in zip(openings, periods, strict=True):
+        moves = list(rolled)
+        if period.allotted > 0:
+            moves.append(ledger.Move(Kind.ALLOTMENT, period.allotted, seq, "Allotment"))
+        entries += [_entry(retainer, period, m) for m in moves]
+        deliverables += [
+            Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name)
+            for name in retainer.deliverables
+        ]
     LedgerEntry.objects.bulk_create(entries)
-    Deliverable.objects.bulk_create(
-        Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name)
-        for name in retainer.deliverables
-    )
-    return period
+    Deliverable.objects.bulk_create(deliverables)
+    return periods
 
 
 def refresh_balance(retainer: Retainer) -> None:
     """Recompute the retainer's cached balance of its open period from the ledger."""
-    period = open_period(retainer)
-    sums = LedgerEntry.objects.filter(period=period).aggregate(
-        balance=Sum("quantity", default=ZERO), used=Sum("quantity", filter=Q(work_item__isnull=False), default=ZERO)
-    )
-    used = -sums["used"]
-    Retainer.objects.filter(pk=retainer.pk).update(
-        balance=sums["balance"], period_used=used, period_available=sums["balance"] + used
-    )
-    retainer.balance, retainer.period_used, retainer.period_available = sums["balance"], used, sums["balance"] + used
+    _refresh_balances([retainer])
+
+
+def _refresh_balances(retainers: list[Retainer]) -> None:
+    """Recompute the cached balance, used and available units of the retainers' open periods
+    from the ledger, in one aggregate and one update (a retainer with no open period: zeros)."""
+    sums = {
+        row["retainer_id"]: row
+        for row in LedgerEntry.objects.filter(retainer__in=retainers, period__status=Period.Status.OPEN)
+        .order_by()
+        .values("retainer_id")
+        .annotate(
+            balance=Sum("quantity", default=ZERO),
+            used=Sum("quantity", filter=Q(work_item__isnull=False), default=ZERO),
+        )
+    }
+    for retainer in retainers:
+        row = sums.get(retainer.pk, {"balance": ZERO, "used": ZERO})
+        used = -row["used"]
+        retainer.balance, retainer.period_used, retainer.period_available = row["balance"], used, row["balance"] + used
+    Retainer.objects.bulk_update(retainers, ["balance", "period_used", "period_available"])
 
 
 @transaction.atomic
@@ -187,7 +213,7 @@ def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
         return retainer
     period = open_period(retainer)
     if period is not None:
-        _close(retainer, period, has_next=False)
+        _close_round({retainer.pk: retainer}, {retainer.pk: period}, final=True)
     retainer.status, retainer.ended_on = Retainer.Status.ENDED, on
     retainer.save(update_fields=["status", "ended_on"])
     refresh_balance(retainer)
@@ -197,72 +223,12 @@ def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
 # --- Closing periods ------------------------------------------------------------
 
 
-def _entry_rows(period: Period) -> list[tuple[str, Decimal, int, bool]]:
-    return [
-        (kind, quantity, origin, work_item_id is not None)
-        for kind, quantity, origin, work_item_id in LedgerEntry.objects.filter(period=period).values_list(
-            "kind", "quantity", "origin_seq", "work_item_id"
-        )
-    ]
-
-
-def _close(retainer: Retainer, period: Period, *, has_next: bool) -> list[ledger.Move]:
-    """Close `period`: write its closing entries and figures. Returns the moves for the next period."""
-    lots, used = ledger.lots_of(_entry_rows(period), period.seq)
-    plan = ledger.plan_close(
-        seq=period.seq,
-        lots=lots,
-        used=used,
-        model=retainer.model,
-        overage_policy=retainer.overage_policy,
-        rollover_cap=retainer.rollover_cap,
-        rollover_expiry_periods=retainer.rollover_expiry_periods,
-        has_next=has_next,
-    )
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(
-            workspace_id=retainer.workspace_id,
-            retainer=retainer,
-            period=period,
-            kind=m.kind,
-            quantity=m.quantity,
-            origin_seq=m.origin_seq,
-            reason=m.reason,
-        )
-        for m in plan.moves
-        if not m.in_next
-    )
-    period.used, period.expired, period.rolled_out, period.overage = used, plan.expired, plan.rolled_out, plan.overage
-    period.status, period.closed_at = Period.Status.CLOSED, timezone.now()
-    period.save(update_fields=["used", "expired", "rolled_out", "overage", "status", "closed_at"])
-    _settle_deliverables(retainer, period, carry=has_next and retainer.deliverables_carry)
-    return [m for m in plan.moves if m.in_next]
-
-
-def _settle_deliverables(retainer: Retainer, period: Period, *, carry: bool) -> None:
-    """Unfinished deliverables are carried (copied into the next period by the caller) or lapse."""
-    unfinished = Deliverable.objects.filter(period=period).exclude(status=Deliverable.Status.DELIVERED)
-    unfinished.update(status=Deliverable.Status.CARRIED if carry else Deliverable.Status.LAPSED)
-
-
-def _apply_amendment(retainer: Retainer, starts_on: date) -> None:
-    amendment = Amendment.objects.filter(retainer=retainer, applied_at=None, effective_on__lte=starts_on).first()
-    if amendment is None:
-        return
-    for name, value in amendment.terms().items():
-        setattr(retainer, name, value)
-    retainer.save(update_fields=list(RetainerTerms.TERM_FIELDS))
-    amendment.applied_at = timezone.now()
-    amendment.save(update_fields=["applied_at"])
-
-
 @dataclass
 class Closed:
     period: Period
     next_period: Period | None
 
 
-@transaction.atomic
 def close_and_open_period(*, retainer: Retainer, as_of: date) -> list[Closed]:
     """Close every period of the retainer that ended on or before `as_of`, opening the next each time.
 
@@ -271,43 +237,143 @@ def close_and_open_period(*, retainer: Retainer, as_of: date) -> list[Closed]:
     retainers are left alone. At the end of a term the retainer renews itself when
     it auto-renews, and ends otherwise; `cancel_at_period_end` ends it at the next close.
     """
-    retainer = _lock(retainer)
-    closed: list[Closed] = []
-    while retainer.status == Retainer.Status.ACTIVE:
-        period = Period.objects.select_for_update().filter(retainer=retainer, status=Period.Status.OPEN).first()
-        if period is None or period.end_on > as_of:
+    return close_and_open_periods(retainer_ids=[retainer.pk], as_of=as_of)[retainer.pk]
+
+
+@transaction.atomic
+def close_and_open_periods(*, retainer_ids: Iterable[int], as_of: date) -> dict[int, list[Closed]]:
+    """`close_and_open_period` for many retainers at once, in a fixed number of queries per round.
+
+    The billing run closes thousands of periods: one retainer at a time that is a dozen
+    queries each. Here the retainers are locked together (in id order, so two batches
+    cannot deadlock), each round reads every ended open period with its ledger,
+    unfinished deliverables and pending amendment in bulk, plans the closes with the
+    pure `ledger` functions, and writes with bulk inserts and updates. A round closes
+    one period per retainer; catching up after downtime takes one round per missed period.
+    """
+    ids = sorted(set(retainer_ids))
+    retainers = {r.pk: r for r in Retainer.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    closed: dict[int, list[Closed]] = {pk: [] for pk in ids}
+    while True:
+        active = [pk for pk, r in retainers.items() if r.status == Retainer.Status.ACTIVE]
+        ended = {
+            p.retainer_id: p
+            for p in Period.objects.select_for_update()
+            .filter(retainer_id__in=active, status=Period.Status.OPEN, end_on__lte=as_of)
+            .order_by("retainer_id")
+        }
+        if not ended:
             break
+        for retainer_id, next_period in _close_round(retainers, ended).items():
+            closed[retainer_id].append(Closed(ended[retainer_id], next_period))
+    _refresh_balances(list(retainers.values()))
+    return closed
+
+
+def _close_round(
+    retainers: dict[int, Retainer], ended: dict[int, Period], *, final: bool = False
+) -> dict[int, Period | None]:
+    """Close each of the `ended` periods (one per retainer) and open the next where there is one;
+    `final`: the retainers end now, so nothing rolls and no period opens."""
+    entries: dict[int, list[tuple[str, Decimal, int, bool]]] = defaultdict(list)
+    rows = LedgerEntry.objects.filter(period__in=list(ended.values())).values_list(
+        "period_id", "kind", "quantity", "origin_seq", "work_item_id"
+    )
+    for period_id, kind, quantity, origin, work_item_id in rows:
+        entries[period_id].append((kind, quantity, origin, work_item_id is not None))
+    unfinished: dict[int, list[Deliverable]] = defaultdict(list)
+    for deliverable in Deliverable.objects.filter(period__in=list(ended.values())).exclude(
+        status=Deliverable.Status.DELIVERED
+    ).order_by("pk"):
+        unfinished[deliverable.period_id].append(deliverable)
+    pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
+
+    now = timezone.now()
+    closing: list[LedgerEntry] = []
+    carried_ids: list[int] = []
+    lapsed_ids: list[int] = []
+    applied: list[Amendment] = []
+    opening: list[tuple[Retainer, Period, list[ledger.Move], list[Deliverable]]] = []
+    result: dict[int, Period | None] = {}
+    for retainer_id, period in ended.items():
+        retainer = retainers[retainer_id]
         ends_term = period.end_on >= retainer.term_ends_on
-        has_next = not retainer.cancel_at_period_end and (not ends_term or retainer.auto_renew)
-        carried = list(Deliverable.objects.filter(period=period).exclude(status=Deliverable.Status.DELIVERED))
-        rolled = _close(retainer, period, has_next=has_next)
+        has_next = not final and not retainer.cancel_at_period_end and (not ends_term or retainer.auto_renew)
+        lots, used = ledger.lots_of(entries[period.pk], period.seq)
+        plan = ledger.plan_close(
+            seq=period.seq,
+            lots=lots,
+            used=used,
+            model=retainer.model,
+            overage_policy=retainer.overage_policy,
+            rollover_cap=retainer.rollover_cap,
+            rollover_expiry_periods=retainer.rollover_expiry_periods,
+            has_next=has_next,
+        )
+        closing += [_entry(retainer, period, m) for m in plan.moves if not m.in_next]
+        period.used, period.expired, period.rolled_out, period.overage = used, plan.expired, plan.rolled_out, plan.overage
+        period.status, period.closed_at = Period.Status.CLOSED, now
+        # The closing period's own terms decide whether its unfinished deliverables carry.
+        carry = has_next and retainer.deliverables_carry
+        (carried_ids if carry else lapsed_ids).extend(d.pk for d in unfinished[period.pk])
+        result[retainer_id] = None
         if not has_next:
             retainer.status, retainer.ended_on = Retainer.Status.ENDED, period.end_on
-            retainer.save(update_fields=["status", "ended_on"])
-            closed.append(Closed(period, None))
-            break
-        _apply_amendment(retainer, period.end_on)
+            continue
+        amendment = pending.get(retainer_id)
+        if amendment is not None and amendment.effective_on <= period.end_on:
+            for name, value in amendment.terms().items():
+                setattr(retainer, name, value)
+            amendment.applied_at = now
+            applied.append(amendment)
         if ends_term:  # auto-renewal on the same terms (the renewals workflow may offer new ones)
             last_index = period.anchor_index + retainer.term_periods
             retainer.term_ends_on = period_bounds(retainer.anchor_on, retainer.cadence, last_index)[1]
-            retainer.save(update_fields=["term_ends_on"])
-        next_period = _open_period(retainer, seq=period.seq + 1, anchor_index=period.anchor_index + 1, rolled=rolled)
-        if retainer.deliverables_carry:
-            Deliverable.objects.bulk_create(
-                Deliverable(
-                    workspace_id=retainer.workspace_id,
-                    retainer=retainer,
-                    period=next_period,
-                    name=d.name,
-                    status=d.status if d.status == Deliverable.Status.IN_PROGRESS else Deliverable.Status.PLANNED,
-                    extra=d.extra,
-                    carried_from=d,
-                )
-                for d in carried
+        rolled = [m for m in plan.moves if m.in_next]
+        opening.append((retainer, period, rolled, unfinished[period.pk] if carry else []))
+
+    LedgerEntry.objects.bulk_create(closing)
+    Period.objects.bulk_update(
+        list(ended.values()), ["used", "expired", "rolled_out", "overage", "status", "closed_at"]
+    )
+    Deliverable.objects.filter(pk__in=carried_ids).update(status=Deliverable.Status.CARRIED)
+    Deliverable.objects.filter(pk__in=lapsed_ids).update(status=Deliverable.Status.LAPSED)
+    Amendment.objects.bulk_update(applied, ["applied_at"])
+    Retainer.objects.bulk_update(
+        [retainers[pk] for pk in ended], [*RetainerTerms.TERM_FIELDS, "term_ends_on", "status", "ended_on"]
+    )
+    next_periods = _open_periods(
+        [(retainer, period.seq + 1, period.anchor_index + 1, rolled) for retainer, period, rolled, _ in opening]
+    )
+    copies = []
+    for (retainer, _, _, carried), next_period in zip(opening, next_periods, strict=True):
+        result[retainer.pk] = next_period
+        copies += [
+            Deliverable(
+                workspace_id=retainer.workspace_id,
+                retainer=retainer,
+                period=next_period,
+                name=d.name,
+                status=d.status if d.status == Deliverable.Status.IN_PROGRESS else Deliverable.Status.PLANNED,
+                extra=d.extra,
+                carried_from=d,
             )
-        closed.append(Closed(period, next_period))
-    refresh_balance(retainer)
-    return closed
+            for d in carried
+        ]
+    Deliverable.objects.bulk_create(copies)
+    return result
+
+
+def _entry(retainer: Retainer, period: Period, move: ledger.Move) -> LedgerEntry:
+    return LedgerEntry(
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        period=period,
+        kind=move.kind,
+        quantity=move.quantity,
+        origin_seq=move.origin_seq,
+        reason=move.reason,
+    )
 
 
 # --- Recording delivery ---------------------------------------------------------------

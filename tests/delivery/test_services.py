@@ -220,3 +220,88 @@ def test_ledger_rows_cannot_be_updated_or_deleted(workspace):
         LedgerEntry.objects.filter(pk=entry.pk).update(quantity=D("1"))
     entry.refresh_from_db()
     assert entry.quantity == D("10")
+
+
+# --- Closing many retainers at once -------------------------------------------------------------
+
+
+def _books(workspace, *, batched: bool) -> list[tuple]:
+    """A mix of retainers whose periods end by 1 May (catch-up of four months, a term that ends,
+    a cancellation, an amendment, overage, rollover with cap and expiry, deliverables carried
+    and lapsed), closed one retainer at a time or all in one call. Returns the resulting
+    periods and ledger of each retainer, in a form that compares across workspaces."""
+    retainers = [
+        make_retainer(workspace=workspace, model="rollover", rollover_cap=D("6"), rollover_expiry_periods=2),
+        make_retainer(workspace=workspace, model="fixed", overage_policy="carry"),
+        make_retainer(workspace=workspace, model="fixed", term_periods=2, auto_renew=False),
+        make_retainer(workspace=workspace, model="rollover", term_periods=3, auto_renew=True),
+        make_retainer(
+            workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Report", "Review"],
+            deliverables_carry=True, extra_deliverable_price_minor=50000,
+        ),
+        make_retainer(
+            workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Board pack"],
+            deliverables_carry=False,
+        ),
+        make_retainer(workspace=workspace, model="fixed"),
+    ]
+    rollover, carry, ending, renewing, carried, lapsing, cancelled = retainers
+    log(rollover, date(2026, 1, 5), "1.5")
+    log(carry, date(2026, 1, 7), "13")
+    log(ending, date(2026, 1, 9), "12.25")
+    log(renewing, date(2026, 1, 9), "4")
+    services.amend_retainer(retainer=rollover, terms={"units_per_period": D("8")}, reason="Fewer", actor=None)
+    first = Deliverable.objects.get(retainer=carried, name="Report")
+    services.set_deliverable_status(deliverable=first, status="in_progress", actor=None)
+    services.cancel_at_period_end(retainer=cancelled)
+
+    as_of = date(2026, 5, 1)
+    if batched:
+        services.close_and_open_periods(retainer_ids=[r.pk for r in retainers], as_of=as_of)
+    else:
+        for retainer in retainers:
+            services.close_and_open_period(retainer=retainer, as_of=as_of)
+
+    books = []
+    for index, retainer in enumerate(retainers):
+        retainer.refresh_from_db()
+        books.append((
+            index, retainer.status, retainer.ended_on, retainer.term_ends_on, retainer.units_per_period,
+            retainer.balance, retainer.period_used, retainer.period_available,
+            [tuple(p) for p in Period.objects.filter(retainer=retainer).order_by("seq").values_list(
+                "seq", "start_on", "end_on", "status", "allotted", "rolled_in", "used", "expired", "rolled_out",
+                "overage", "price_minor",
+            )],
+            sorted(LedgerEntry.objects.filter(retainer=retainer).values_list(
+                "period__seq", "kind", "quantity", "origin_seq", "reason",
+            )),
+            sorted(Deliverable.objects.filter(retainer=retainer).values_list("period__seq", "name", "status", "extra")),
+        ))  # fmt: skip
+    return books
+
+
+def test_closing_many_retainers_at_once_writes_what_closing_each_alone_writes(workspace, other_workspace):
+    one_by_one = _books(workspace, batched=False)
+    together = _books(other_workspace, batched=True)
+    assert together == one_by_one
+    # The mix really exercised each rule: catch-up, an end, a renewal, carry and lapse.
+    statuses = {row[0]: row[1] for row in together}
+    assert statuses[2] == "ended" and statuses[6] == "ended" and statuses[3] == "active"
+    assert len(together[0][8]) == 5  # four closed periods and the open one
+    assert {d[2] for d in together[4][10]} >= {"carried", "planned", "in_progress"}
+    assert "lapsed" in {d[2] for d in together[5][10]}
+
+
+def test_closing_many_retainers_takes_the_same_queries_for_3_or_30(workspace):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_to_close(count: int) -> int:
+        retainers = [make_retainer(workspace=workspace, model="rollover") for _ in range(count)]
+        for retainer in retainers:
+            log(retainer, date(2026, 1, 5), "2")
+        with CaptureQueriesContext(connection) as captured:
+            services.close_and_open_periods(retainer_ids=[r.pk for r in retainers], as_of=date(2026, 2, 1))
+        return len(captured.captured_queries)
+
+    assert queries_to_close(3) == queries_to_close(30)
