@@ -15,7 +15,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from billing.models import BillingProfile, Invoice, InvoiceLine, InvoiceSequence, Payment
+from billing.models import (
+    BillingProfile,
+    Invoice,
+    InvoiceLine,
+    InvoiceSequence,
+    Payment,
+)
 from clients.models import Client, Retainer
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
@@ -170,12 +176,13 @@ class WorkspaceRun:
     skipped: str = ""
 
 
-def bill_workspace(*, workspace_id: int, as_of: date | None = None) -> WorkspaceRun:
+def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: bool = True) -> WorkspaceRun:
     """Close what ended and issue every invoice that is due in one workspace, as of its local date.
 
     Idempotent and catching up: each period is invoiced once, with its own dates, however
     late the run. Two runs for the same workspace never overlap (a transaction-level advisory
-    lock); the unique (retainer, period, kind) constraint is the last guard.
+    lock); the unique (retainer, period, kind) constraint is the last guard. `deliver=False`
+    issues without rendering, emailing or charging (seed_demo's history, billed after the fact).
     """
     workspace = Workspace.objects.get(pk=workspace_id)
     today = as_of or workspace.today()
@@ -203,7 +210,7 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None) -> Workspace
                 if not cursor.fetchone()[0]:
                     result.skipped = "another billing task is running for this workspace"
                     return result
-            result.invoices = _issue_due_invoices(workspace, today)
+            result.invoices = _issue_due_invoices(workspace, today, deliver=deliver)
     except IntegrityError:
         # Lost a race the lock should have prevented (e.g. a manual insert): already billed.
         log.info("workspace %s: periods already billed by another run", workspace_id)
@@ -211,7 +218,7 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None) -> Workspace
     return result
 
 
-def _issue_due_invoices(workspace: Workspace, today: date) -> list[int]:
+def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = True) -> list[int]:
     due = [(p, Invoice.Kind.SCHEDULED) for p in due_periods(workspace.pk, today)]
     due += [(p, Invoice.Kind.CLOSING) for p in closing_periods(workspace.pk, today)]
     if not due:
@@ -259,6 +266,11 @@ def _issue_due_invoices(workspace: Workspace, today: date) -> list[int]:
         invoices.append(invoice)
         lines_by_invoice.append(lines)
 
+    # Numbered in the order of their issue dates: a catch-up run issues in-advance invoices (dated
+    # at period start) and in-arrears ones (dated at period end) of many periods together.
+    order = sorted(range(len(invoices)), key=lambda n: (invoices[n].issued_on, invoices[n].retainer_id, n))
+    invoices = [invoices[n] for n in order]
+    lines_by_invoice = [lines_by_invoice[n] for n in order]
     numbers: dict[int, list[str]] = {}
     for year in sorted({i.issued_on.year for i in invoices}):
         numbers[year] = _take_numbers(workspace.pk, year, sum(i.issued_on.year == year for i in invoices))
@@ -274,7 +286,8 @@ def _issue_due_invoices(workspace: Workspace, today: date) -> list[int]:
             all_lines.append(line)
     InvoiceLine.objects.bulk_create(all_lines)
     ids = [invoice.pk for invoice in invoices]
-    _after_issue(ids)
+    if deliver:
+        _after_issue(ids)
     return ids
 
 

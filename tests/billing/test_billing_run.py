@@ -46,6 +46,18 @@ def test_in_advance_bills_the_fee_at_period_start_once(workspace):
     assert snapshot() == before
 
 
+def test_billing_without_delivery_issues_but_schedules_no_pdf_email_or_charge(
+    workspace, django_capture_on_commit_callbacks
+):
+    factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 1))
+    with django_capture_on_commit_callbacks() as delivered:
+        bill(workspace, date(2026, 1, 1))
+    with django_capture_on_commit_callbacks() as quiet:
+        services.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 2, 1), deliver=False)
+    assert len(delivered) == 1 and quiet == []  # one callback enqueues the delivery of a run's invoices
+    assert Invoice.objects.filter(workspace=workspace).count() == 2
+
+
 def test_in_arrears_bills_fee_and_overage_at_period_end(workspace):
     retainer = factories.make_retainer(
         workspace=workspace, billing_timing="arrears", model="fixed", price_minor=100000, overage_rate_minor=12000
@@ -94,6 +106,21 @@ def test_catch_up_after_downtime_bills_each_missed_period_once_with_its_own_date
     before = snapshot()
     assert bill(workspace, date(2026, 4, 2)).invoices == []
     assert snapshot() == before
+
+
+def test_a_catch_up_numbers_invoices_in_the_order_of_their_issue_dates(workspace):
+    # In advance: dated at each period's start (1 Jan, 1 Feb, 1 Mar); in arrears from 10 Jan:
+    # dated at each period's end (10 Feb). One run on 2 March issues all four.
+    factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 1))
+    factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 10), billing_timing="arrears")
+    bill(workspace, date(2026, 3, 2))
+    invoices = Invoice.objects.filter(workspace=workspace).order_by("number")
+    assert [(i.number, i.issued_on) for i in invoices] == [
+        ("2026-0001", date(2026, 1, 1)),
+        ("2026-0002", date(2026, 2, 1)),
+        ("2026-0003", date(2026, 2, 10)),
+        ("2026-0004", date(2026, 3, 1)),
+    ]
 
 
 def test_numbers_are_gapless_and_sequential_per_workspace_and_year(workspace, other_workspace):
