@@ -4,15 +4,18 @@ Everything goes through the real services (`retainers.services`, `clients.servic
 `delivery.services` via `demo.story.ServiceBooks`), so the demo is exactly what the product
 makes. Time is pinned to an anchor, the first day of the month `months` before the
 workspace's today; quantities and wording come from a seeded `random.Random`, so two runs
-on the same day build the same books.
+on the same day build the same books. Then `demo.backoffice` bills and collects that history
+and adds the notes, messages, tasks and renewals around it.
 
 The cast, and what each shows:
 
 - Acme Corp (Carol Chen has portal access): rollover hours with a cap and expiry, an overage
-  month, and an amendment (more hours) taking effect mid-history.
-- Globex Ltd: coaching sessions that refuse overage; paused this month.
+  month, and an amendment (more hours) taking effect mid-history. Its first term ends with
+  this period: the renewal is proposed to Carol, whose latest message waits to be read.
+- Globex Ltd: coaching sessions that refuse overage; paused this month, an invoice overdue.
 - Initech: content deliverables, unfinished ones carried into the next month.
-- Umbrella Health: board-pack deliverables, unfinished ones lapse.
+- Umbrella Health: board-pack deliverables, unfinished ones lapse. Its term ends with this
+  period too; the renewal is open, not proposed yet.
 - Vandelay Industries: a quarterly support desk that went over and carries a negative balance.
 - Soylent Foods: a quarterly support desk whose unused rolled hours expired after a quarter.
 - Pied Piper: fixed hours, cancelled at the end of this period.
@@ -34,7 +37,7 @@ from django.db import transaction
 from clients import services as client_services
 from clients.models import Client, Contact, Plan, Retainer
 from delivery.periods import add_months, index_containing
-from demo import catalog
+from demo import backoffice, catalog
 from demo.story import ServiceBooks, Story, play
 from retainers import services
 from retainers.models import Membership, User, Workspace
@@ -77,7 +80,9 @@ def cast(anchor: date, today: date) -> list[Cast]:
                         amend_changes={"units_per_period": D("25"), "price_minor": 375000},
                         amend_reason="Scope grew with the new warehouse",
                     ),
-                    {},
+                    # A short first term, to end with Acme's financial year: it ends with the current
+                    # period, inside its notice, so the renewal is proposed.
+                    {"term_periods": current_seq(anchor), "renewal_notice_days": 45},
                 )
             ],
         ),
@@ -115,7 +120,8 @@ def cast(anchor: date, today: date) -> list[Cast]:
                     "board",
                     # Nothing done in the third month: it lapses.
                     Story(starts_on=month(1), delivered=(0.9, 0.5, 0.0, 0.9, 0.8, 0.7), extras=0),
-                    {},
+                    # Ends with the current period too; its renewal is open but not proposed yet.
+                    {"term_periods": current_seq(month(1)), "renewal_notice_days": 45},
                 )
             ],
         ),
@@ -184,7 +190,9 @@ def is_seeded() -> bool:
 
 @transaction.atomic
 def seed_northwind(*, months: int, seed: int) -> Workspace:
-    """Create the demo workspace with its team, plans, clients and `months` of retainer history."""
+    """Create the demo workspace with its team, plans, clients and `months` of retainer history,
+    then its back office: invoices and payments, notes, messages, tasks and renewals."""
+    outbox_before = backoffice.latest_email_id()
     alice = demo_user(OWNER, "Alice Archer")
     bob = demo_user(TEAMMATE, "Bob Baker")
     workspace = Workspace.objects.filter(slug=SLUG).first() or services.create_workspace(
@@ -221,6 +229,8 @@ def seed_northwind(*, months: int, seed: int) -> Workspace:
             play(books, story, rng, today=today)
         if member.archive and not Retainer.objects.filter(client=client).live().exists():
             client_services.archive_client(client=client)
+    backoffice.play_back_office(workspace=workspace, alice=alice, bob=bob, rng=rng, today=today)
+    backoffice.mark_emails_sent(workspace, after_id=outbox_before)
     return workspace
 
 

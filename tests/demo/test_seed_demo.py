@@ -3,6 +3,8 @@
 The strongest checks compare the two ways of writing: the demo's stories played into the
 bulk writer must give the very rows the services gave, and bulk-written bench retainers
 replayed through the real services must end with the same books, period by period.
+The demo's back office (invoices, payments, notes, messages, tasks, renewals) is checked for
+what a new user sees, and for leaving the worker nothing to send on the first `make run`.
 """
 
 from __future__ import annotations
@@ -12,24 +14,32 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import date, timedelta
 from decimal import Decimal as D
 from io import StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q, Sum
+from django.urls import reverse
+from django.utils import timezone
 
+from billing.models import BillingProfile, Invoice, InvoiceLine, Payment
+from clients import communication
 from clients import services as client_services
-from clients.models import Amendment, Client, Contact, Plan, Retainer
+from clients.models import Amendment, Client, Contact, Message, Note, Plan, Retainer, Task
+from dashboard import queries as dashboard
 from delivery import services
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import add_months, period_bounds
 from demo import bench, catalog, northwind
 from demo.mirror import MemoryBooks
 from demo.story import ServiceBooks, Story, play
-from retainers.models import Membership, User, Workspace
+from renewals.models import Renewal
+from retainers.models import Email, Membership, User, Workspace
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +58,14 @@ MODELS = [
     LedgerEntry,
     WorkItem,
     Deliverable,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Note,
+    Message,
+    Task,
+    Renewal,
+    Email,
 ]
 
 
@@ -294,6 +312,150 @@ def test_default_demo_seeds_rich_history_once_and_prints_the_logins():
     again = seed()
     assert "Demo data created" not in again and "alice@example.com / demo-password-1" in again
     assert counts() == before
+
+
+# --- the default demo's back office ----------------------------------------------------------
+
+
+@pytest.fixture
+def demo(settings, tmp_path, django_capture_on_commit_callbacks) -> Workspace:
+    """The default demo. What its transaction left for after commit runs at the end, as the
+    worker would run it on the first `make run` (Celery is eager in tests)."""
+    settings.MEDIA_ROOT = tmp_path / "media"  # an invoice PDF rendered by mistake lands here
+    with django_capture_on_commit_callbacks(execute=True):
+        seed()
+    return Workspace.objects.get(slug=northwind.SLUG)
+
+
+def local_day(workspace: Workspace, instant) -> date:
+    return timezone.localtime(instant, workspace.tzinfo).date()
+
+
+def test_default_demo_bills_its_history_and_collects_all_but_one_overdue_and_one_part_paid_invoice(demo):
+    today = demo.today()
+    invoices = list(Invoice.objects.for_workspace(demo).select_related("client").order_by("number"))
+    assert len(invoices) >= 40
+    # The billing run issued them day by day: numbers follow the issue dates, one per period.
+    assert [i.issued_on for i in invoices] == sorted(i.issued_on for i in invoices)
+    assert all(i.kind == Invoice.Kind.SCHEDULED and i.period_id for i in invoices)
+    assert all(i.tax_label == "VAT" and i.due_on == i.issued_on + timedelta(days=30) for i in invoices)
+    assert all(local_day(demo, i.sent_at) == i.issued_on == local_day(demo, i.created_at) for i in invoices)
+
+    paid = [i for i in invoices if i.status == Invoice.Status.PAID]
+    assert len(paid) >= 0.75 * len(invoices)  # the rest: the overdue one, the part-paid one, a few not due yet
+    assert len({i.issued_on.replace(day=1) for i in paid}) >= 6
+    collected = [row for row in dashboard.collected_by_month(demo, today=today) if row["net_minor"] > 0]
+    assert len(collected) >= 6  # bars on the dashboard's chart
+    payments = Payment.objects.for_workspace(demo).select_related("invoice")
+    assert {(p.kind, p.status, p.method, p.stripe_id) for p in payments} == {
+        ("payment", "succeeded", "bank_transfer", "")
+    }
+    for payment in payments:
+        assert payment.invoice.issued_on <= local_day(demo, payment.created_at) <= today
+        assert payment.created_at <= timezone.now() and payment.recorded_by.email == northwind.OWNER
+    assert all(local_day(demo, i.paid_at) <= i.due_on for i in paid)  # the demo's clients pay on time
+    assert BillingProfile.objects.get(workspace=demo).stripe_account_id == ""
+
+    [overdue] = [i for i in invoices if i.is_overdue(on=today)]
+    assert overdue.client.name == "Globex Ltd" and overdue.paid_minor == 0
+    assert list(dashboard.overdue_invoices(demo, today=today)) == [overdue]
+    [part_paid] = [i for i in invoices if i.status == Invoice.Status.OPEN and i.paid_minor > 0]
+    assert part_paid.client.name == "Acme Corp" and 0 < part_paid.paid_minor < part_paid.total_minor
+    assert part_paid == max((i for i in invoices if i.client.name == "Acme Corp"), key=lambda i: i.issued_on)
+    # Open otherwise only what is not due yet: this period's invoices not paid so far.
+    for invoice in invoices:
+        if invoice.status == Invoice.Status.OPEN and invoice not in (overdue, part_paid):
+            assert invoice.due_on >= today and invoice.paid_minor == 0
+
+
+def test_default_demo_has_notes_a_thread_tasks_and_a_renewal_proposed_to_carol(demo):
+    today = demo.today()
+    acme = Client.objects.get(workspace=demo, name="Acme Corp")
+    alice, bob = User.objects.get(email=northwind.OWNER), User.objects.get(email=northwind.TEAMMATE)
+    carol = Contact.objects.get(workspace=demo, email=northwind.CONTACT)
+
+    notes = Note.objects.for_workspace(demo)
+    assert {"private", "shared"} == set(notes.filter(client=acme).values_list("visibility", flat=True))
+    [on_session] = notes.filter(session__isnull=False)
+    assert on_session.visibility == "shared" and on_session.client == acme
+    assert on_session.session.retainer.client == acme
+    assert notes.exclude(client=acme).filter(visibility="private").exists()
+    assert notes.exclude(client=acme).filter(visibility="shared").exists()
+    assert all(note.created_at <= timezone.now() and note.body.strip() for note in notes)
+
+    thread = list(Message.objects.for_workspace(demo).order_by("created_at"))
+    assert 3 <= len(thread) <= 4 and {m.client for m in thread} == {acme}
+    assert {m.sent_by_user for m in thread} == {alice, None} and {m.sent_by_contact for m in thread} == {None, carol}
+    assert list(communication.unread_by_team(demo)) == [thread[-1]] and thread[-1].sent_by_contact == carol
+    assert all(local_day(demo, m.created_at) < today for m in thread)
+    assert not communication.unread_by_client(demo, acme).exists()  # Carol answered each of Alice's
+
+    tasks = Task.objects.for_workspace(demo).filter(status=Task.Status.OPEN)
+    assert 3 <= tasks.count() <= 4 and {t.assignee for t in tasks} == {alice, bob}
+    due_days = {local_day(demo, t.due_at) for t in tasks}
+    assert any(day < today for day in due_days) and today in due_days
+    assert any(today + timedelta(days=5) <= day <= today + timedelta(days=7) for day in due_days)
+    assert tasks.filter(source=Task.Source.SESSION, session__retainer__client=acme).exists()
+
+    renewal = Renewal.objects.get(workspace=demo, retainer__client=acme)
+    assert renewal.status == Renewal.Status.PROPOSAL_SENT and renewal.sent_at is not None
+    assert renewal.term_periods == 12 and "full year" in renewal.proposal_text
+    assert today < renewal.term_ends_on <= today + timedelta(days=renewal.retainer.renewal_notice_days)
+    assert renewal.term_ends_on == renewal.retainer.term_ends_on and renewal.retainer.status == "active"
+    proposal = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-proposal-")
+    assert proposal.to == northwind.CONTACT and proposal.status == Email.Status.SENT
+    assert tasks.filter(renewal=renewal).exists()
+    # Every retainer whose term ends within its notice has its renewal open.
+    for retainer in Retainer.objects.for_workspace(demo).filter(status="active", cancel_at_period_end=False):
+        if retainer.term_ends_on - timedelta(days=retainer.renewal_notice_days) <= today:
+            assert Renewal.objects.filter(retainer=retainer, term_ends_on=retainer.term_ends_on).exists()
+    assert Renewal.objects.filter(workspace=demo, status=Renewal.Status.UPCOMING).exists()
+
+
+def test_default_demo_leaves_the_worker_nothing_to_send(demo):
+    """The seed's emails are on record as sent, and what ran after commit (the outbox's sends;
+    no invoice deliveries) sent nothing and rendered no PDF."""
+    emails = Email.objects.all()
+    assert emails.count() >= 8
+    assert not emails.exclude(status=Email.Status.SENT).exists()
+    keys = set(emails.exclude(key=None).values_list("key", flat=True))
+    assert {key.split("-")[0] for key in keys} >= {"renewal", "message", "task"}
+    assert not any(key.startswith(("invoice-", "payment-")) for key in keys)
+    assert mail.outbox == []
+    assert not Invoice.objects.for_workspace(demo).exclude(pdf="").exists()
+    # The reminders job ran as of the seed: the overdue task's reminder is among the emails above.
+    overdue_tasks = Task.objects.for_workspace(demo).filter(
+        status="open", due_at__lt=timezone.now() - timedelta(days=1)
+    )
+    assert overdue_tasks.exists() and not overdue_tasks.filter(reminded_at=None).exists()
+
+
+def test_default_demo_pages_show_the_money_the_thread_and_the_renewal(demo, login):
+    today = demo.today()
+    alice = login(User.objects.get(email=northwind.OWNER))
+    overdue = Invoice.objects.get(workspace=demo, status="open", due_on__lt=today)
+    part_paid = Invoice.objects.get(workspace=demo, status="open", paid_minor__gt=0)
+    renewal = Renewal.objects.get(workspace=demo, status=Renewal.Status.PROPOSAL_SENT)
+
+    def page(client, name: str, **kwargs) -> str:
+        response = client.get(reverse(name, kwargs={"workspace_slug": demo.slug, **kwargs}))
+        assert response.status_code == 200, name
+        return response.content.decode()
+
+    assert overdue.number in page(alice, "dashboard")
+    invoices = page(alice, "billing:invoice_list")
+    assert overdue.number in invoices and part_paid.number in invoices
+    assert "Acme Corp" in page(alice, "renewals:renewal_list")
+    assert "Call Hank" in page(alice, "communication:task_list")
+
+    carol = login(Contact.objects.get(workspace=demo, email=northwind.CONTACT).user)
+    mine = page(carol, "portal:invoice_list")
+    assert part_paid.number in mine and overdue.number not in mine
+    detail = page(carol, "portal:renewal_detail", renewal_id=renewal.pk)
+    assert reverse("portal:renewal_accept", args=[demo.slug, renewal.pk]) in detail
+    assert "separate invoice line" in page(carol, "portal:message_list")
+    notes = page(carol, "portal:shared_notes")
+    assert "Warehouse go-live checklist" in notes and "Account plan" not in notes
 
 
 def test_the_demo_stories_written_in_bulk_give_the_rows_the_services_gave():
