@@ -323,10 +323,8 @@ def _instrument() -> None:
         "close periods (delivery.close_and_open_periods)", delivery.close_and_open_periods
     )
     services._issue_due_invoices = _timed("issue invoices (billing._issue_due_invoices)", services._issue_due_invoices)
-    for name in ("deliver_invoice", "deliver_invoices"):  # per invoice, or per chunk (if it exists)
-        if hasattr(tasks, name):
-            task = getattr(tasks, name)
-            task.delay = _timed("enqueue invoice delivery after commit", task.delay)
+    task = tasks.deliver_invoice
+    task.apply_async = _timed("enqueue invoice delivery after commit", task.apply_async)
 
 
 def _due_date() -> date:

@@ -74,8 +74,10 @@ def _after_issue(invoice_ids: list[int]) -> None:
     from billing import tasks
 
     def enqueue() -> None:
-        for invoice_id in invoice_ids:
-            tasks.deliver_invoice.delay(invoice_id)
+        # One producer (one broker connection) for the whole run's invoices, not one per task.
+        with tasks.deliver_invoice.app.producer_or_acquire() as producer:
+            for invoice_id in invoice_ids:
+                tasks.deliver_invoice.apply_async((invoice_id,), producer=producer)
 
     transaction.on_commit(enqueue)
 

@@ -21,6 +21,7 @@ from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import ledger
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds
+from retainers.bulk import update_each
 from retainers.models import User
 
 Kind = LedgerEntry.Kind
@@ -143,7 +144,7 @@ def _refresh_balances(retainers: list[Retainer]) -> None:
         row = sums.get(retainer.pk, {"balance": ZERO, "used": ZERO})
         used = -row["used"]
         retainer.balance, retainer.period_used, retainer.period_available = row["balance"], used, row["balance"] + used
-    Retainer.objects.bulk_update(retainers, ["balance", "period_used", "period_available"])
+    update_each(retainers, ["balance", "period_used", "period_available"])
 
 
 @transaction.atomic
@@ -294,6 +295,7 @@ def _close_round(
     lapsed_ids: list[int] = []
     applied: list[Amendment] = []
     opening: list[tuple[Retainer, Period, list[ledger.Move], list[Deliverable]]] = []
+    changed: list[Retainer] = []  # ended, amended or renewed for another term
     result: dict[int, Period | None] = {}
     for retainer_id, period in ended.items():
         retainer = retainers[retainer_id]
@@ -319,9 +321,11 @@ def _close_round(
         result[retainer_id] = None
         if not has_next:
             retainer.status, retainer.ended_on = Retainer.Status.ENDED, period.end_on
+            changed.append(retainer)
             continue
         amendment = pending.get(retainer_id)
-        if amendment is not None and amendment.effective_on <= period.end_on:
+        amended = amendment is not None and amendment.effective_on <= period.end_on
+        if amended:
             for name, value in amendment.terms().items():
                 setattr(retainer, name, value)
             amendment.applied_at = now
@@ -329,19 +333,17 @@ def _close_round(
         if ends_term:  # auto-renewal on the same terms (the renewals workflow may offer new ones)
             last_index = period.anchor_index + retainer.term_periods
             retainer.term_ends_on = period_bounds(retainer.anchor_on, retainer.cadence, last_index)[1]
+        if amended or ends_term:
+            changed.append(retainer)
         rolled = [m for m in plan.moves if m.in_next]
         opening.append((retainer, period, rolled, unfinished[period.pk] if carry else []))
 
     LedgerEntry.objects.bulk_create(closing)
-    Period.objects.bulk_update(
-        list(ended.values()), ["used", "expired", "rolled_out", "overage", "status", "closed_at"]
-    )
+    update_each(list(ended.values()), ["used", "expired", "rolled_out", "overage", "status", "closed_at"])
     Deliverable.objects.filter(pk__in=carried_ids).update(status=Deliverable.Status.CARRIED)
     Deliverable.objects.filter(pk__in=lapsed_ids).update(status=Deliverable.Status.LAPSED)
-    Amendment.objects.bulk_update(applied, ["applied_at"])
-    Retainer.objects.bulk_update(
-        [retainers[pk] for pk in ended], [*RetainerTerms.TERM_FIELDS, "term_ends_on", "status", "ended_on"]
-    )
+    update_each(applied, ["applied_at"])
+    update_each(changed, [*RetainerTerms.TERM_FIELDS, "term_ends_on", "status", "ended_on"])
     next_periods = _open_periods(
         [(retainer, period.seq + 1, period.anchor_index + 1, rolled) for retainer, period, rolled, _ in opening]
     )
