@@ -50,6 +50,9 @@ _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 _SAFE_URL = re.compile(r"^(?:https?://[^/\s]|mailto:[^\s])", re.IGNORECASE)
 
 
+_BLOCK_END = re.compile(r"</(?:p|li|h[1-6]|blockquote|pre|td|th|tr)>|<br\s*/?>", re.IGNORECASE)
+
+
 def sanitize_html(fragment: str) -> str:
     """Clean an HTML fragment to the allow-list above (used on everything this module produces)."""
     return _cleaner.clean(fragment)
@@ -58,6 +61,14 @@ def sanitize_html(fragment: str) -> str:
 def render_markdown(text: str) -> SafeString:
     """The note's Markdown as safe HTML: escaped first, then parsed, then sanitised with nh3."""
     return mark_safe(sanitize_html(_to_html(text or "")))
+
+
+def plain_text(text: str) -> str:
+    """The words of a note without its Markdown (no `**`, `#` or list marks), on one line: for
+    excerpts, which templates escape like any other text."""
+    blocks_apart = _BLOCK_END.sub(r"\g<0> ", _to_html(text or ""))  # "</li><li>" must not glue words
+    words = html.unescape(nh3.clean(blocks_apart, tags=set()))
+    return " ".join(words.split())
 
 
 def is_safe_url(escaped_url: str) -> bool:

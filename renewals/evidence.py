@@ -27,6 +27,8 @@ from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from clients.markdown import plain_text
+
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
 UPGRADE_ABOVE = Decimal("1")  # average use above everything bought
@@ -517,8 +519,9 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
 
 
 def _excerpt(body: str) -> str:
-    """Plain text of a note for the highlights: its first lines, shown escaped, never as HTML."""
-    text = " ".join(body.split())
+    """Plain text of a note for the highlights: its first words without Markdown, shown escaped,
+    never as HTML."""
+    text = plain_text(body)
     return text if len(text) <= HIGHLIGHT_CHARS else text[: HIGHLIGHT_CHARS - 1].rstrip() + "…"
 
 

@@ -77,3 +77,10 @@ def test_quotes_cannot_break_out_of_a_link():
     html = render_markdown('[x](https://example.com/"onmouseover="alert(1))')
     assert_neutralised(html)
     assert "onmouseover=" not in html.replace("&quot;onmouseover=&quot;", "")
+
+
+def test_plain_text_keeps_the_words_and_drops_the_markup():
+    from clients.markdown import plain_text
+
+    note = "## Plan\n\n**What we covered**\n\n- one *item*\n- a [link](https://example.com) & <b>raw</b>\n"
+    assert plain_text(note) == "Plan What we covered one item a link & <b>raw</b>"  # raw HTML stays text
