@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import BillingProfile, Invoice, Payment, StripeCustomer
-from billing.services import BillingError, _settle, profile_for, record_payment
+from billing.services import BillingError, profile_for, record_payment, settle_status
 from clients.models import Client, Retainer
 from delivery import services as delivery
 from retainers.models import Email, Membership, User, Workspace
@@ -560,7 +560,7 @@ def record_refund(payment: Payment, *, amount_minor: int, stripe_id: str, actor:
             recorded_by=actor,
         )
         invoice.paid_minor -= amount_minor
-        _settle(invoice)
+        settle_status(invoice)
         return refund
 
 

@@ -390,7 +390,7 @@ def issue_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
     return invoice
 
 
-def _settle(invoice: Invoice) -> None:
+def settle_status(invoice: Invoice) -> None:
     """Status from what was paid: paid in full, or open again after a refund."""
     if invoice.status in {Invoice.Status.VOID, Invoice.Status.DRAFT}:
         return
@@ -442,7 +442,7 @@ def record_payment(
         recorded_by=actor,
     )
     invoice.paid_minor += amount_minor
-    _settle(invoice)
+    settle_status(invoice)
     return payment
 
 
@@ -453,9 +453,16 @@ def void_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
         raise BillingError("Only an open or draft invoice can be voided.")
     if invoice.paid_minor:
         raise BillingError("This invoice has payments: refund them or issue a credit note instead.")
+    _refuse_while_charging(invoice)
     invoice.status, invoice.voided_at, invoice.next_charge_on = Invoice.Status.VOID, timezone.now(), None
     invoice.save(update_fields=["status", "voided_at", "next_charge_on"])
     return invoice
+
+
+def _refuse_while_charging(invoice: Invoice) -> None:
+    """A card charge in flight may still succeed: the invoice must stay payable until it ends."""
+    if invoice.payments.filter(kind=Payment.Kind.PAYMENT, status=Payment.Status.PENDING).exists():
+        raise BillingError("A card payment of this invoice is in progress: wait until it succeeds or fails.")
 
 
 @transaction.atomic
@@ -463,6 +470,7 @@ def mark_uncollectible(*, invoice: Invoice, actor: User | None) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != Invoice.Status.OPEN:
         raise BillingError("Only an open invoice can be marked uncollectible.")
+    _refuse_while_charging(invoice)
     invoice.status, invoice.next_charge_on = Invoice.Status.UNCOLLECTIBLE, None
     invoice.save(update_fields=["status", "next_charge_on"])
     return invoice
@@ -515,6 +523,6 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         amount_minor=-net,
     )
     original.credited_minor += amount_minor
-    _settle(original)
+    settle_status(original)
     _after_issue([note.pk])
     return note

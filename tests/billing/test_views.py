@@ -331,6 +331,18 @@ def test_void_is_refused_once_paid_in_part(owner_client, workspace, invoice):
     assert invoice.status == "open" and invoice.voided_at is None
 
 
+@pytest.mark.parametrize("action", ["invoice_void", "invoice_mark_uncollectible"])
+def test_void_or_uncollectible_is_refused_while_a_card_charge_is_in_flight(owner_client, workspace, invoice, action):
+    Payment.objects.create(
+        workspace=workspace, invoice=invoice, client=invoice.client, status=Payment.Status.PENDING,
+        method=Payment.Method.CARD, amount_minor=invoice.total_minor, currency=invoice.currency, stripe_id="pi_flight",
+    )  # fmt: skip
+    response = owner_client.post(url(workspace, action, invoice_id=invoice.pk), follow=True)
+    assert "card payment of this invoice is in progress" in messages_of(response)[0]
+    invoice.refresh_from_db()
+    assert invoice.status == "open"
+
+
 def test_mark_uncollectible_and_still_record_a_late_payment(owner_client, workspace, invoice):
     owner_client.post(url(workspace, "invoice_mark_uncollectible", invoice_id=invoice.pk))
     invoice.refresh_from_db()
