@@ -205,12 +205,35 @@ def start_embedded_postgres() -> str:
     return f"postgres://{APP_ROLE}@{quote(str(info.socket_dir), safe='')}:{info.port}/{APP_DB}"
 
 
+def ensure_database(url: str) -> None:
+    """Connect to $DATABASE_URL; when its server answers but the database does not exist yet,
+    create it with the URL's own login (which then needs CREATEDB)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        with pg_connect(conninfo=url):
+            return
+    except psycopg.Error as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    name = conninfo_to_dict(url).get("dbname")
+    try:
+        with pg_connect(conninfo=url, dbname="postgres") as conn:
+            if not name or conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                raise DevError(f"cannot connect to the PostgreSQL in $DATABASE_URL: {problem}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            log(f"created the database {name} named in $DATABASE_URL")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DevError(f"cannot connect to the PostgreSQL in $DATABASE_URL: {problem} ({first})") from None
+
+
 def choose_postgres() -> tuple[str, str]:
     """Returns (DATABASE_URL, description)."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        if not pg_can_connect(conninfo=url):
-            raise DevError("cannot connect to the PostgreSQL in $DATABASE_URL")
+        ensure_database(url)
         return url, "$DATABASE_URL"
     if not force_embedded():
         url = local_postgres()
