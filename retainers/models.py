@@ -93,6 +93,18 @@ class Workspace(models.Model):
         return tz.localdate(timezone=self.tzinfo)
 
 
+class DataVersion(models.Model):
+    """A counter per workspace that PostgreSQL moves whenever a transaction changes the workspace's
+    data (see retainers.pagecache). Not tenant data: a plain id, no foreign key, so the trigger
+    never fails on a workspace being deleted."""
+
+    workspace_id = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"workspace {self.workspace_id}: {self.version}"
+
+
 class WorkspaceQuerySet(models.QuerySet):
     def for_workspace(self, workspace: Workspace) -> Self:
         return self.filter(workspace=workspace)

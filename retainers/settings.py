@@ -154,6 +154,9 @@ CACHES = {
         "KEY_PREFIX": "retainers",
     }
 }
+# How long a rendered page part (dashboard rows, portal cards) stays in the cache. Parts are
+# keyed by the workspace's data version, so this bounds memory, not staleness; 0 turns it off.
+PAGE_CACHE_SECONDS = int(os.environ.get("PAGE_CACHE_SECONDS", "600"))
 
 # --- Celery (no result backend; the beat schedule lives here, not in the database) ---
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client as HttpClient
 
 from retainers.models import Membership, User, Workspace
@@ -43,6 +44,21 @@ def _test_settings(settings) -> None:
 def _clear_cache(_test_settings) -> None:
     # allauth's rate limits count in the cache; every test starts with a clean slate.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _data_version_at_once(request, _clear_cache) -> None:
+    """A test's transaction never commits, so the deferred `data_version` triggers (retainers.pagecache)
+    would never fire and cached page parts would go stale within a test: run them at each statement."""
+    marker = request.node.get_closest_marker("django_db")
+    if "db" not in request.fixturenames and marker is None:
+        return
+    transactional = {"transactional_db", "live_server"} & set(request.fixturenames)
+    if transactional or (marker is not None and marker.kwargs.get("transaction")):
+        return  # every statement commits: the triggers fire as they do in production
+    request.getfixturevalue("db")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS data_version IMMEDIATE")
 
 
 @pytest.fixture
