@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -29,6 +30,7 @@ from delivery.views import workspace_quick_add_form
 from retainers.forms import format_units
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
+from retainers.pagecache import PageCache
 
 PER_PAGE = 100
 ATTENTION_PER_KIND = 5
@@ -212,15 +214,19 @@ def _columns(request: WorkspaceRequest, chosen: dict[str, str]) -> list[Column]:
     return columns
 
 
-def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
+def filters_context(request: WorkspaceRequest) -> dict[str, object]:
     filters = RowFilterForm(request.GET)
-    chosen = filters.values()
+    return {"filters": filters, "chosen": filters.values()}
+
+
+def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
+    context = filters_context(request)
+    chosen = context["chosen"]
     rows = queries.filter_rows(queries.retainer_rows(request.workspace), **chosen)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     locale, links = _locale(request), Links(request)
     return {
-        "filters": filters,
-        "chosen": chosen,
+        **context,
         "filtered": any(chosen[name] for name in ("q", "health", "renewal")),
         "page_obj": page,
         "rows": [make_row(retainer, today=today, locale=locale, links=links) for retainer in page],
@@ -402,27 +408,51 @@ def money_context(request: WorkspaceRequest, *, today: date) -> dict[str, object
 
 
 # --- The page ----------------------------------------------------------------------------------
+#
+# The rows, the attention list and the money figures are cached as rendered HTML (or, for the
+# money, as the few figures the page prints) under the workspace's data version: any write in the
+# workspace moves it, so a cached part is never stale (retainers.pagecache). The key adds the local
+# date, since rows and items are worded relative to today, and for the rows the query string.
+
+
+def rows_html(request: WorkspaceRequest, parts: PageCache, *, today: date) -> str:
+    return parts.get(
+        "dashboard-rows",
+        [today, request.get_full_path()],
+        lambda: render_to_string("dashboard/dashboard.html#rows", rows_context(request, today=today), request),
+    )
+
+
+def attention_part(request: WorkspaceRequest, parts: PageCache, *, today: date) -> dict[str, object]:
+    def build() -> dict[str, object]:
+        context = attention_context(request, today=today)
+        html = render_to_string("dashboard/dashboard.html#attention", context, request)
+        return {"attention_html": html, "attention_total": context["attention_total"]}
+
+    return parts.get("dashboard-attention", [today], build)
 
 
 @require_GET
 @workspace_view
 def dashboard(request: WorkspaceRequest) -> HttpResponse:
     today = request.workspace.today()
+    parts = PageCache(request.workspace)
     partial = request.htmx and not request.htmx.history_restore_request
     if partial and request.htmx.target == "attention":
-        response = render(request, "dashboard/dashboard.html#attention", attention_context(request, today=today))
+        response = HttpResponse(attention_part(request, parts, today=today)["attention_html"])
     elif partial:
-        response = render(request, "dashboard/dashboard.html#rows", rows_context(request, today=today))
+        response = HttpResponse(rows_html(request, parts, today=today))
     else:
-        form = workspace_quick_add_form(request.workspace)
+        form = workspace_quick_add_form(request.workspace, parts=parts)
         form.set_focus(None)  # the first page after sign-in: no field grabs the focus
         context = {
             "today": today,
             "quick_form": form,
             "next_url": request.get_full_path(),
-            **rows_context(request, today=today),
-            **attention_context(request, today=today),
-            **money_context(request, today=today),
+            **filters_context(request),
+            "rows_html": rows_html(request, parts, today=today),
+            **attention_part(request, parts, today=today),
+            **parts.get("dashboard-money", [today], lambda: money_context(request, today=today)),
         }
         response = render(request, "dashboard/dashboard.html", context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or one of its parts

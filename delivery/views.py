@@ -42,6 +42,7 @@ from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
 from retainers.money import format_money
+from retainers.pagecache import PageCache
 
 Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO
@@ -244,24 +245,31 @@ def _quick_add_form(
     return form
 
 
-def workspace_quick_add_form(workspace: Workspace, data: QueryDict | None = None) -> QuickAddForm:
+def workspace_quick_add_form(
+    workspace: Workspace, data: QueryDict | None = None, *, parts: PageCache | None = None
+) -> QuickAddForm:
     """The quick-add with a choice of every live retainer in the workspace (the dashboard's).
 
-    The options come from one narrow query ("Client · Retainer", by client name) and are written
-    by PlainSelect: at 1,000 retainers, model instances and a template per option would cost
-    more than the rest of the dashboard. Validation still goes through the field's queryset.
+    The options come from one narrow query ("Client · Retainer", by client name), cached with the
+    page's other parts when `parts` is given, and are written by PlainSelect: at 1,000 retainers,
+    model instances and a template per option would cost more than the rest of the dashboard.
+    Validation still goes through the field's queryset.
     """
     live = Retainer.objects.for_workspace(workspace).live()
     form = QuickAddForm(data, retainers=live.select_related("client"), today=workspace.today())
     field = form.fields["retainer"]
-    options = live.order_by(Lower("client__name"), Lower("name"), "pk").values_list(
-        "pk", "client__name", "name", "status"
-    )
-    labels = [
-        (pk, f"{client} · {name}" + (" (paused)" if status == Retainer.Status.PAUSED else ""))
-        for pk, client, name, status in options
-    ]
-    field.widget = PlainSelect(choices=[("", field.empty_label), *labels])
+
+    def labels() -> list[tuple[int, str]]:
+        options = live.order_by(Lower("client__name"), Lower("name"), "pk").values_list(
+            "pk", "client__name", "name", "status"
+        )
+        return [
+            (pk, f"{client} · {name}" + (" (paused)" if status == Retainer.Status.PAUSED else ""))
+            for pk, client, name, status in options
+        ]
+
+    choices = parts.get("quick-add-retainers", [], labels) if parts else labels()
+    field.widget = PlainSelect(choices=[("", field.empty_label), *choices])
     return form
 
 

@@ -18,6 +18,7 @@ from retainers.models import Workspace
 class PortalRequest(AuthenticatedRequest):
     contact: Contact
     workspace: Workspace
+    portal_contacts: list[Contact]  # the person's contacts in every workspace, this one included
 
 
 type PortalView = Callable[Concatenate[PortalRequest, ...], HttpResponseBase]
@@ -35,7 +36,7 @@ def portal_contacts(user: object):
 def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
     """Resolve `<workspace_slug>` to the signed-in person's contact there, or 404.
 
-    Sets `request.contact` and `request.workspace` and runs the view in the workspace's
+    Sets `request.contact`, `request.workspace` and `request.portal_contacts`, and runs the view in the workspace's
     time zone. Every query in a portal view is then narrowed to `request.contact.client`.
     """
 
@@ -43,10 +44,13 @@ def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
     def wrapper(request: HttpRequest, workspace_slug: str, *args: object, **kwargs: object) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect("portal:login")
-        contact = portal_contacts(request.user).filter(workspace__slug=workspace_slug).first()
+        # All of them (a person is a contact in a few workspaces at most): pages that offer to switch
+        # workspace need no second query.
+        contacts = list(portal_contacts(request.user))
+        contact = next((c for c in contacts if c.workspace.slug == workspace_slug), None)
         if contact is None:
             raise Http404("No such portal")
-        request.contact, request.workspace = contact, contact.workspace
+        request.contact, request.workspace, request.portal_contacts = contact, contact.workspace, contacts
         with timezone.override(contact.workspace.tzinfo):
             return view(request, *args, **kwargs)
 

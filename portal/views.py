@@ -25,6 +25,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -42,6 +43,7 @@ from renewals.models import Renewal
 from retainers.forms import format_units
 from retainers.http import AuthenticatedRequest
 from retainers.money import format_money, multiply
+from retainers.pagecache import PageCache
 
 ZERO = ledger.ZERO
 Kind = LedgerEntry.Kind
@@ -597,39 +599,47 @@ def overview(request: PortalRequest) -> HttpResponse:
     work, what there is to pay, and the latest shared notes. A fixed number of queries."""
     workspace, client = request.workspace, request.contact.client
     today = workspace.today()
-    locale = workspace.locale or "en_US"
-    others = portal_contacts(request.user).exclude(pk=request.contact.pk).exists()
-    cards = _retainer_cards(request, today, locale)
-    recent = list(
-        WorkItem.objects.for_workspace(workspace)
-        .filter(retainer__client=client, removed_at=None)
-        .select_related("retainer")
-        .order_by("-delivered_on", "-created_at", "-pk")
-        .fetch_mode(models.FETCH_RAISE)[:RECENT_WORK]
-    )
-    for item in recent:
-        item.amount = units(item.quantity, item.retainer.unit)
-        item.unit_label = item.retainer.get_unit_display().lower()
-    to_pay, outstanding = open_invoices(request, today, locale)
-    renewals = list(
-        Renewal.objects.for_workspace(workspace)
-        .filter(retainer__client=client, status=Renewal.Status.PROPOSAL_SENT, term_ends_on__gt=today)
-        .select_related("retainer")
-        .order_by("term_ends_on", "pk")
-        .fetch_mode(models.FETCH_RAISE)
-    )
+
+    def body() -> str:
+        """Everything below the greeting: the client's, not the contact's, so any contact may reuse it."""
+        locale = workspace.locale or "en_US"
+        cards = _retainer_cards(request, today, locale)
+        recent = list(
+            WorkItem.objects.for_workspace(workspace)
+            .filter(retainer__client=client, removed_at=None)
+            .select_related("retainer")
+            .order_by("-delivered_on", "-created_at", "-pk")
+            .fetch_mode(models.FETCH_RAISE)[:RECENT_WORK]
+        )
+        for item in recent:
+            item.amount = units(item.quantity, item.retainer.unit)
+            item.unit_label = item.retainer.get_unit_display().lower()
+        to_pay, outstanding = open_invoices(request, today, locale)
+        renewals = list(
+            Renewal.objects.for_workspace(workspace)
+            .filter(retainer__client=client, status=Renewal.Status.PROPOSAL_SENT, term_ends_on__gt=today)
+            .select_related("retainer")
+            .order_by("term_ends_on", "pk")
+            .fetch_mode(models.FETCH_RAISE)
+        )
+        context = {
+            "cards": cards,
+            "next_invoices": [card for card in cards if card.next_invoice],
+            "recent": recent,
+            "to_pay": to_pay,
+            "outstanding": outstanding,
+            "notes": shared_notes(request, limit=LATEST_NOTES),
+            "renewals": renewals,
+            "today": today,
+        }
+        return render_to_string("portal/overview.html#body", context, request)
+
     context = {
         "contact": request.contact,
         "client": client,
-        "has_other_workspaces": others,
-        "cards": cards,
-        "next_invoices": [card for card in cards if card.next_invoice],
-        "recent": recent,
-        "to_pay": to_pay,
-        "outstanding": outstanding,
-        "notes": shared_notes(request, limit=LATEST_NOTES),
-        "renewals": renewals,
-        "today": today,
+        # Other workspaces' contacts are not this workspace's data: not in the cached part.
+        "has_other_workspaces": len(request.portal_contacts) > 1,
+        "body_html": PageCache(workspace).get("portal-overview", [client.pk, today], body),
     }
     return render(request, "portal/overview.html", context)
 

@@ -11,12 +11,15 @@ from tests.dashboard.helpers import TODAY, bulk_book, dashboard_url, hx_get
 
 pytestmark = pytest.mark.django_db
 
-# session, user, membership; the quick-add's options; the rows' count and page; seven kinds of
-# "needs attention" (one query each, with a window count); MRR; collected by month; the
-# workspace switcher in base.html.
+# Built afresh (the page cache off, as after any change in the workspace): session, user,
+# membership; the quick-add's options; the rows' count and page; seven kinds of "needs attention"
+# (one query each, with a window count); MRR; collected by month; the workspace switcher in base.html.
 PAGE_QUERIES = 16
 ROWS_QUERIES = 5  # session, user, membership; count and page
 ATTENTION_QUERIES = 10  # session, user, membership; seven kinds
+# From the page cache: session, user, membership, the data version, the workspace switcher.
+CACHED_PAGE_QUERIES = 5
+CACHED_PART_QUERIES = 4  # session, user, membership, the data version
 
 VARIANTS = [
     {},
@@ -37,8 +40,9 @@ def _count(owner_client, url: str, params: dict, **headers: str) -> int:
 
 @pytest.mark.parametrize("params", VARIANTS)
 def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
-    params, workspace, owner_client, django_assert_num_queries
+    params, workspace, owner_client, django_assert_num_queries, settings
 ):
+    settings.PAGE_CACHE_SECONDS = 0  # every part built: what a page costs after a change
     url = dashboard_url(workspace)
     bulk_book(workspace, 10, prefix="Small")
     owner_client.get(url)  # the first request of a session writes it
@@ -60,6 +64,18 @@ def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
         assert len(page.context["rows"]) == 100  # a full page: every row ran every subquery
     for kind in attention.context["attention"]:
         assert kind.count > len(kind.items) == 5, kind.key
+
+
+def test_a_cached_dashboard_makes_five_queries_at_any_size(workspace, owner_client):
+    url = dashboard_url(workspace)
+    owner_client.get(url)  # the first request of a session writes it
+    for added, prefix in ((10, "Small"), (990, "Big")):
+        bulk_book(workspace, added, prefix=prefix)  # moves the data version: every part is built again
+        assert _count(owner_client, url, {}) == PAGE_QUERIES + 1  # and the data version is read
+        assert _count(owner_client, url, {}) == CACHED_PAGE_QUERIES
+        for target in ("dashboard-rows", "attention"):
+            hx_get(owner_client, workspace, target)
+            assert _count(owner_client, url, {}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET=target) == CACHED_PART_QUERIES
 
 
 def test_rows_and_attention_need_no_lazy_loads(workspace):

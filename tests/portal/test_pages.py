@@ -646,8 +646,9 @@ def _count(browser, url: str) -> int:
 
 
 def test_every_portal_page_makes_the_same_queries_for_10_or_1000_clients(
-    story, carol_browser, django_assert_num_queries
+    story, carol_browser, django_assert_num_queries, settings
 ):
+    settings.PAGE_CACHE_SECONDS = 0  # the overview built every time: what it costs after a change
     # The contact's own client has three retainers and four months of history; add several
     # months more so the history has pages.
     for month in range(5, 8):
@@ -679,6 +680,21 @@ def test_every_portal_page_makes_the_same_queries_for_10_or_1000_clients(
     # And they stay small: the overview is the widest page.
     assert small[portal_url(story)] <= 14, small
     assert max(small.values()) <= 14, small
+
+
+def test_the_cached_overview_is_rebuilt_after_any_change_and_cheap_until_then(story, carol_browser):
+    url = portal_url(story)
+    _count(carol_browser, url)  # the first request of a session writes it (and builds the page)
+    before = carol_browser.get(url).content.decode()
+    assert _count(carol_browser, url) == 4  # session, user, contacts, the data version
+    _record(story.advisory, date(2026, 4, 9), "2", "Board pack review")  # moves the data version
+    built = _count(carol_browser, url)
+    assert built > 4
+    after = carol_browser.get(url).content.decode()
+    assert "Board pack review" not in before and "Board pack review" in after
+    assert _count(carol_browser, url) == 4
+    bulk_other_clients(story.workspace, 50, start=0)  # any row of the workspace moves it, even bulk inserts
+    assert _count(carol_browser, url) == built
 
 
 def test_portal_pages_obey_the_strict_csp(story, carol_browser):
