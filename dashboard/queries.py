@@ -22,6 +22,8 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -65,10 +67,10 @@ def month_start(day: date, months_back: int = 0) -> date:
 
 def retainer_rows(workspace: Workspace) -> QuerySet[Retainer]:
     """One row per live retainer (active or paused) with its client and every figure the table
-    shows, sorts or filters by. Correlated subqueries each hit a unique index: the open period
-    (`period_one_open`), this term's renewal (`renewal_one_per_term`), the pending amendment
-    (`amendment_one_pending`)."""
-    open_period = Period.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), status=Period.Status.OPEN)
+    shows, sorts or filters by. The open period is joined (at most one per retainer:
+    `period_one_open`), so the several figures built on its end date read one column instead of
+    each running a subquery; correlated subqueries each hit a unique index: this term's renewal
+    (`renewal_one_per_term`), the pending amendment (`amendment_one_pending`)."""
     this_term = Renewal.objects.for_workspace(workspace).filter(
         retainer=OuterRef("pk"), term_ends_on=OuterRef("term_ends_on")
     )
@@ -101,10 +103,11 @@ def retainer_rows(workspace: Workspace) -> QuerySet[Retainer]:
         .live()
         .select_related("client")
         .fetch_mode(FETCH_RAISE)  # a lazy load in a row would be a query per row: fail loudly instead
+        .annotate(open_period=FilteredRelation("periods", condition=Q(periods__status=Period.Status.OPEN)))
         .annotate(
-            period_end_on=Subquery(open_period.values("end_on")[:1]),
-            period_price_minor=Subquery(open_period.values("price_minor")[:1]),
-            period_overage_rate_minor=Subquery(open_period.values("overage_rate_minor")[:1]),
+            period_end_on=F("open_period__end_on"),
+            period_price_minor=F("open_period__price_minor"),
+            period_overage_rate_minor=F("open_period__overage_rate_minor"),
             renewal_id=Subquery(this_term.values("pk")[:1]),
             renewal_status=Subquery(this_term.values("status")[:1]),
             health=Case(
@@ -285,8 +288,9 @@ def quiet_clients(workspace: Workspace, *, today: date) -> QuerySet[Client]:
     check-in cadence), counted from when they were added if nothing happened since."""
     zone = workspace.tzinfo
     # The latest session of each of the client's retainers (a backward scan of `workitem_day_idx`
-    # that stops at the first row), then the latest of those: sorting all of a client's sessions
-    # instead costs a sort per client, 40 ms at 1,000 clients with a year of history.
+    # that stops at the first row), then the latest of those with MAX (which skips retainers
+    # without any): sorting all of a client's sessions instead costs a sort per client, 40 ms at
+    # 1,000 clients with a year of history.
     latest_session = (
         WorkItem.objects.for_workspace(workspace)
         .filter(retainer=OuterRef("pk"), removed_at=None)
@@ -296,9 +300,9 @@ def quiet_clients(workspace: Workspace, *, today: date) -> QuerySet[Client]:
     sessions = (
         Retainer.objects.for_workspace(workspace)
         .filter(client=OuterRef("pk"))
-        .annotate(last_session_on=Subquery(latest_session))
-        .filter(last_session_on__isnull=False)
-        .order_by("-last_session_on")
+        .order_by()
+        .values("client")
+        .annotate(last_session_on=Max(Subquery(latest_session)))
         .values("last_session_on")
     )
     thread = Message.objects.for_workspace(workspace).filter(client=OuterRef("pk"))

@@ -65,6 +65,14 @@ def test_the_dashboard_offers_every_live_retainer_by_client(workspace, owner_cli
         assert f">{label}" in form
 
 
+def test_quick_add_options_escape_names(workspace, owner_client):
+    sign(workspace, '<b onclick="x()">Smith & Sons</b>', "R&D <support>")
+    page = owner_client.get(dashboard_url(workspace)).content.decode()
+    options = page[page.index('<select name="retainer"') : page.index("</select>", page.index('<select name="retainer"'))]
+    assert "&lt;b onclick=&quot;x()&quot;&gt;Smith &amp; Sons&lt;/b&gt; · R&amp;D &lt;support&gt;" in options
+    assert "<b " not in options
+
+
 @pytest.mark.parametrize("typed", ["1.5", "1:30", "90m"])
 def test_htmx_quick_add_records_and_asks_the_page_to_refresh(typed, workspace, owner_client):
     retainer = sign(workspace, "Acme")
