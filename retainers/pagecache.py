@@ -65,6 +65,32 @@ $$ LANGUAGE plpgsql;
 
 DROP_FUNCTION_SQL = "DROP FUNCTION retainers_data_changed();"
 
+# People belong to no workspace, yet pages print their names (a task's assignee, a note's author):
+# renaming someone moves the version of every workspace they are a member or a contact of.
+PEOPLE_SQL = f"""
+CREATE OR REPLACE FUNCTION retainers_person_changed() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO retainers_dataversion (workspace_id, version)
+    SELECT workspace_id, 1 FROM (
+        SELECT workspace_id FROM retainers_membership WHERE user_id = NEW.id
+        UNION SELECT workspace_id FROM clients_contact WHERE user_id = NEW.id
+    ) AS theirs
+    ON CONFLICT (workspace_id) DO UPDATE SET version = retainers_dataversion.version + 1;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE CONSTRAINT TRIGGER {TRIGGER} AFTER UPDATE ON retainers_user
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.email IS DISTINCT FROM NEW.email)
+    EXECUTE FUNCTION retainers_person_changed();
+"""
+
+DROP_PEOPLE_SQL = f"""
+DROP TRIGGER {TRIGGER} ON retainers_user;
+DROP FUNCTION retainers_person_changed();
+"""
+
 
 def track(table: str, *, events: str = "INSERT OR UPDATE OR DELETE") -> migrations.RunSQL:
     """The migration operation that makes writes to `table` move its workspace's data version."""

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from retainers.pagecache import DROP_FUNCTION_SQL, FUNCTION_SQL, track
+from retainers.pagecache import DROP_FUNCTION_SQL, DROP_PEOPLE_SQL, FUNCTION_SQL, PEOPLE_SQL, track
 
 TENANT_TABLES = [
     "billing_billingprofile",
@@ -54,4 +54,5 @@ class Migration(migrations.Migration):
         *(track(table, events="INSERT" if table == "delivery_ledgerentry" else "INSERT OR UPDATE OR DELETE")
           for table in TENANT_TABLES),
         track("retainers_workspace", events="UPDATE"),
+        migrations.RunSQL(PEOPLE_SQL, DROP_PEOPLE_SQL),
     ]

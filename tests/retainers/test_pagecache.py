@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from clients.models import Client
 from delivery import services as delivery
@@ -70,6 +71,24 @@ def test_a_committed_write_moves_its_workspace_version_once_and_a_rollback_does_
     mine.save()  # the workspace's own settings change how its pages read
     assert data_version(mine) == start + 4
     assert data_version(theirs) == their_start
+
+
+@pytest.mark.django_db(transaction=True)
+def test_renaming_a_person_moves_the_version_of_each_workspace_they_are_in():
+    mine, theirs, unrelated = (factories.WorkspaceFactory() for _ in range(3))
+    person = factories.UserFactory(name="Carol Chen")
+    factories.MembershipFactory(workspace=mine, user=person)
+    factories.ContactFactory(client=factories.ClientFactory(workspace=theirs), user=person)
+    before = {w.pk: data_version(w) for w in (mine, theirs, unrelated)}
+
+    person.last_login = timezone.now()
+    person.save()  # signing in changes nothing a page shows
+    assert {w.pk: data_version(w) for w in (mine, theirs, unrelated)} == before
+
+    person.name = "Carol Chen-Li"
+    person.save()
+    after = {w.pk: data_version(w) for w in (mine, theirs, unrelated)}
+    assert after == {mine.pk: before[mine.pk] + 1, theirs.pk: before[theirs.pk] + 1, unrelated.pk: before[unrelated.pk]}
 
 
 @pytest.mark.django_db(transaction=True)
