@@ -36,8 +36,9 @@ def portal_contacts(user: object):
 def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
     """Resolve `<workspace_slug>` to the signed-in person's contact there, or 404.
 
-    Sets `request.contact`, `request.workspace` and `request.portal_contacts`, and runs the view in the workspace's
-    time zone. Every query in a portal view is then narrowed to `request.contact.client`.
+    Sets `request.contact`, `request.workspace` and `request.portal_contacts`, and runs the view
+    in the workspace's time zone. Every query in a portal view is then narrowed to
+    `request.contact.client`.
     """
 
     @functools.wraps(view)

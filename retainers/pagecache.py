@@ -11,13 +11,16 @@ cached under the version read before it was built is only ever served while noth
 
 The key holds everything a part depends on besides the workspace's rows: the local date for
 anything worded relative to today, the query string for filtered lists, and a fingerprint of the
-code (the apps' Python and the templates), so a deploy never serves parts an older release built. The counter is bumped
-once per workspace per statement (a guard in the transaction's settings), so a 10,000-row bulk
-insert costs one UPDATE, not 10,000. Tests run the triggers immediately (`SET CONSTRAINTS
+code (the apps' Python and the templates), so a deploy never serves parts an older release built.
+
+The counter is bumped once per workspace per statement (a guard in the transaction's settings),
+so a 10,000-row bulk insert costs one UPDATE, not 10,000; deferred, every row of a transaction
+is counted at COMMIT, in one statement. Tests run the triggers immediately (`SET CONSTRAINTS
 data_version IMMEDIATE`, tests/conftest.py), since their transactions never commit.
 
-A new tenant table adds `track("app_model")` to its migration; tests/retainers/test_pagecache.py
-fails while a table with a workspace_id column has no trigger.
+A new tenant table adds `track("app_table")` to its migration; tests/retainers/test_pagecache.py
+fails while a table with a workspace_id column has no trigger. The functions below are what
+migrations retainers 0003 and clients 0005 created: change them only with a new migration.
 """
 
 from __future__ import annotations
