@@ -348,6 +348,31 @@ class AdjustForm(FocusMixin, forms.Form):
         return reason
 
 
+class CollectionForm(FocusMixin, forms.Form):
+    """How a retainer's invoices are collected: by card when issued, and what happens when one goes unpaid."""
+
+    auto_charge = forms.BooleanField(
+        label="Charge the client's saved card when an invoice is issued",
+        required=False,
+        help_text="Without a saved card (the client saves one in the portal) the invoice is emailed to pay.",
+    )
+    pause_after_unpaid_days = forms.IntegerField(
+        label="Pause delivery when an invoice is unpaid this many days past its due date",
+        required=False,
+        min_value=1,
+        max_value=services.MAX_UNPAID_DAYS,
+        help_text="Leave empty never to pause. The team gets an email when it happens.",
+        error_messages={"invalid": "A whole number of days, e.g. 14, or leave it empty."},
+    )
+
+    def __init__(self, *args: object, retainer: Retainer, **kwargs: object) -> None:
+        kwargs.setdefault(
+            "initial",
+            {"auto_charge": retainer.auto_charge, "pause_after_unpaid_days": retainer.pause_after_unpaid_days},
+        )
+        super().__init__(*args, **kwargs)
+
+
 class EndNowForm(forms.Form):
     confirm = forms.BooleanField(
         label="Yes, end this retainer now",

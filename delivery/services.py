@@ -28,6 +28,7 @@ Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO
 MAX_HOURS_UNCONFIRMED = Decimal("24")
 MAX_SESSIONS_UNCONFIRMED = Decimal("10")
+MAX_UNPAID_DAYS = 365  # pausing delivery over an invoice unpaid for more than a year is not a setting
 
 
 class DeliveryError(Exception):
@@ -203,6 +204,21 @@ def cancel_at_period_end(*, retainer: Retainer, cancel: bool = True) -> Retainer
         raise DeliveryError("This retainer has already ended.")
     retainer.cancel_at_period_end = cancel
     retainer.save(update_fields=["cancel_at_period_end"])
+    return retainer
+
+
+@transaction.atomic
+def set_collection(*, retainer: Retainer, auto_charge: bool, pause_after_unpaid_days: int | None) -> Retainer:
+    """How the retainer's invoices are collected: charge the client's saved card when one is issued
+    (invoices keep the setting they were issued with), and pause delivery once one is unpaid this
+    many days past due (read by the daily dunning run)."""
+    retainer = _lock(retainer)
+    if retainer.status == Retainer.Status.ENDED:
+        raise DeliveryError("This retainer has already ended.")
+    if pause_after_unpaid_days is not None and not 1 <= pause_after_unpaid_days <= MAX_UNPAID_DAYS:
+        raise DeliveryError(f"Pause after 1 to {MAX_UNPAID_DAYS} days unpaid, or never.")
+    retainer.auto_charge, retainer.pause_after_unpaid_days = auto_charge, pause_after_unpaid_days
+    retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days"])
     return retainer
 
 

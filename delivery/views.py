@@ -27,6 +27,7 @@ from delivery import charts, ledger, services
 from delivery.forms import (
     AdjustForm,
     AmendForm,
+    CollectionForm,
     DeliverableAddForm,
     DeliverableStatusForm,
     EndNowForm,
@@ -281,6 +282,7 @@ def retainer_context(
     amend_form: AmendForm | None = None,
     adjust_form: AdjustForm | None = None,
     deliverable_form: DeliverableAddForm | None = None,
+    collection_form: CollectionForm | None = None,
     **extra: object,
 ) -> dict[str, object]:
     """Everything the retainer page and its partials show: a fixed number of queries."""
@@ -357,6 +359,7 @@ def retainer_context(
         "amend_form": amend_form or (AmendForm(retainer=retainer, workspace=workspace) if live else None),
         "adjust_form": adjust_form or (AdjustForm(retainer=retainer) if live and is_open and units_based else None),
         "deliverable_form": deliverable_form or (DeliverableAddForm() if live and is_open else None),
+        "collection_form": collection_form or (CollectionForm(retainer=retainer) if live else None),
         "price": _money(request, retainer.price_minor, retainer.currency),
         "overage_rate": _money(request, retainer.overage_rate_minor, retainer.currency),
         "bar_class": _bar_class(figures.utilization if figures else None),
@@ -718,6 +721,24 @@ def retainer_adjust(request: WorkspaceRequest, retainer_id: int) -> HttpResponse
             return _to_retainer(request, retainer)
     form.set_focus()
     return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, adjust_form=form))
+
+
+@require_POST
+@workspace_view
+def retainer_collection(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
+    """Charging the saved card when an invoice is issued, and pausing delivery on an unpaid one."""
+    retainer = _get_retainer(request, retainer_id)
+    form = CollectionForm(request.POST, retainer=retainer)
+    if form.is_valid():
+        try:
+            services.set_collection(retainer=retainer, **form.cleaned_data)
+        except services.DeliveryError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Payment collection saved.")
+            return _to_retainer(request, retainer)
+    form.set_focus()
+    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, collection_form=form))
 
 
 # --- Creating a retainer ---------------------------------------------------------------------

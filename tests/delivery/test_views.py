@@ -825,3 +825,59 @@ def test_every_delivery_page_obeys_the_strict_csp(workspace, owner_client, retai
     for label, response in pages.items():
         assert response.status_code == 200, label
         assert csp_problems(response) == [], label
+
+
+# --- Payment collection ------------------------------------------------------------------------
+
+
+def test_payment_collection_is_set_on_the_retainer_page(workspace, owner_client, retainer):
+    page = url(workspace, f"retainers/{retainer.pk}/")
+    before = html(owner_client.get(page))
+    assert "Emailed to the client to pay" in before and "delivery never pauses" in before
+    assert f'action="/w/{workspace.slug}/retainers/{retainer.pk}/collection/"' in before
+
+    response = owner_client.post(
+        url(workspace, f"retainers/{retainer.pk}/collection/"), {"auto_charge": "on", "pause_after_unpaid_days": "14"}
+    )
+    assert response.status_code == 302 and response["Location"] == page
+    retainer.refresh_from_db()
+    assert (retainer.auto_charge, retainer.pause_after_unpaid_days) == (True, 14)
+    after = html(owner_client.get(page))
+    assert "Charged to the client's saved card when issued" in after
+    assert "Delivery pauses when an invoice is 14 days past due" in after
+
+    owner_client.post(url(workspace, f"retainers/{retainer.pk}/collection/"), {"pause_after_unpaid_days": ""})
+    retainer.refresh_from_db()
+    assert (retainer.auto_charge, retainer.pause_after_unpaid_days) == (False, None)
+
+
+@pytest.mark.parametrize(
+    "typed, error",
+    [("abc", "A whole number of days"), ("0", "greater than or equal to 1"), ("400", "less than or equal to 365")],
+)
+def test_payment_collection_refuses_bad_days_next_to_the_field(workspace, owner_client, retainer, typed, error):
+    response = owner_client.post(
+        url(workspace, f"retainers/{retainer.pk}/collection/"), {"auto_charge": "on", "pause_after_unpaid_days": typed}
+    )
+    page = html(response)
+    assert response.status_code == 200 and 'id="id_pause_after_unpaid_days_error"' in page and error in page
+    assert "<details open>" in page.split('id="collection"')[1]  # the form stays open on its error
+    retainer.refresh_from_db()
+    assert (retainer.auto_charge, retainer.pause_after_unpaid_days) == (False, None)
+
+
+def test_payment_collection_of_an_ended_retainer_is_refused(workspace, owner_client, retainer):
+    services.end_retainer(retainer=retainer, on=date(2026, 1, 10))
+    assert "Change payment collection" not in html(owner_client.get(url(workspace, f"retainers/{retainer.pk}/")))
+    response = owner_client.post(url(workspace, f"retainers/{retainer.pk}/collection/"), {"auto_charge": "on"})
+    assert response.status_code == 200 and "This retainer has already ended." in html(response)
+    retainer.refresh_from_db()
+    assert retainer.auto_charge is False
+
+
+def test_payment_collection_of_another_workspace_is_not_found(workspace, other_workspace, owner_client):
+    theirs = make_retainer(workspace=other_workspace, starts_on=date(2026, 1, 1))
+    response = owner_client.post(url(workspace, f"retainers/{theirs.pk}/collection/"), {"auto_charge": "on"})
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.auto_charge is False
