@@ -530,7 +530,7 @@ def billing_settings(request: WorkspaceRequest) -> HttpResponse:
 
 
 def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """Payment history of one client: three queries however much there is."""
+    """Payment history of one client, and the card it has saved: four queries however much there is."""
     workspace = request.workspace
     today = workspace.today()
     invoices = Invoice.objects.for_workspace(workspace).filter(client=client)
@@ -550,4 +550,5 @@ def client_section(request: WorkspaceRequest, client: Client) -> dict[str, objec
         "payments": recent_payments[:SECTION_ROWS],
         "more_payments": len(recent_payments) > SECTION_ROWS,
         "totals": outstanding_totals(invoices, today=today),
+        "card": payments.card_on_file(client),
     }
