@@ -146,6 +146,19 @@ def create_customer(
     return _call(_client().v1.customers.create, params, _options(account, f"client-{client_id}-customer"))
 
 
+def attach_payment_method(
+    *, account: str, payment_method_id: str, customer_id: str, idempotency_key: str
+) -> dict[str, Any]:
+    """Attach a payment method to a customer: the demo attaches Stripe's test card `pm_card_visa`
+    (in test mode, and on localstripe, that makes a new card and returns it)."""
+    return _call(
+        _client().v1.payment_methods.attach,
+        payment_method_id,
+        {"customer": customer_id},
+        _options(account, idempotency_key),
+    )
+
+
 def retrieve_payment_method(*, account: str, payment_method_id: str) -> dict[str, Any]:
     return _call(_client().v1.payment_methods.retrieve, payment_method_id, None, _options(account))
 

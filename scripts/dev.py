@@ -6,6 +6,7 @@ Makefile calls it after scripts/bootstrap.sh has set that venv up.
     dev.py services           pick or start PostgreSQL and Redis, print which are used
     dev.py run                services, migrate, seed_demo, then runserver + celery worker + beat
     dev.py test [PYTEST ARGS] services, then pytest with the given arguments
+    dev.py manage ARGS...     services, then manage.py ARGS on the same database as `run`
     dev.py stop-embedded      stop the embedded PostgreSQL/Redis under var/ (if running)
 
 Services are chosen in this order, PostgreSQL and Redis independently:
@@ -525,12 +526,21 @@ def cmd_test(args: list[str]) -> int:
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env).returncode
 
 
+def cmd_manage(args: list[str]) -> int:
+    """A management command against the services `run` uses (embedded ones included)."""
+    require_manage_py()
+    if not args:
+        raise DevError("manage needs a command, e.g. dev.py manage demo_stripe")
+    env = services()
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env).returncode
+
+
 def cmd_stop_embedded() -> int:
     stop_embedded()
     return 0
 
 
-USAGE = "usage: dev.py {services|run|test [pytest args...]|stop-embedded}"
+USAGE = "usage: dev.py {services|run|test [pytest args...]|manage args...|stop-embedded}"
 
 
 def main(argv: list[str]) -> int:
@@ -544,6 +554,8 @@ def main(argv: list[str]) -> int:
         return cmd_run()
     if command == "test":
         return cmd_test(args)
+    if command == "manage":
+        return cmd_manage(args)
     if command == "stop-embedded":
         return cmd_stop_embedded()
     raise DevError(f"unknown command {command!r}; {USAGE}")

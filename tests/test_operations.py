@@ -65,3 +65,26 @@ def test_run_says_in_one_line_when_database_url_cannot_be_reached():
     result = _dev_services("postgres://nobody@127.0.0.1:1/retainers")  # nothing listens on port 1
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "cannot connect to the PostgreSQL in $DATABASE_URL" in result.stderr
+
+
+def test_dev_manage_runs_a_command_on_the_services_that_run_uses():
+    import os
+    import sys
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+
+    def dev(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "scripts/dev.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    result = dev("manage", "showmigrations", "retainers")
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL $DATABASE_URL (postgres://" in result.stdout  # the services run would use…
+    assert "0003_data_version" in result.stdout  # …and manage.py run against them
+    missing = dev("manage")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "dev: error: manage needs a command, e.g. dev.py manage demo_stripe"
