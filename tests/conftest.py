@@ -5,9 +5,12 @@ Tests run against the real PostgreSQL and Redis that `make test` found or starte
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client as HttpClient
@@ -31,7 +34,9 @@ def _test_settings(settings) -> None:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _test_redis_url(settings.REDIS_URL),
-            "KEY_PREFIX": "retainers-test",
+            # Per process: two test runs on one machine share the Redis database, and each clears
+            # only its own keys before every test (a FLUSHDB would empty the other run's cache mid-test).
+            "KEY_PREFIX": f"retainers-test-{os.getpid()}",
         }
     }
     settings.STORAGES = {
@@ -42,8 +47,11 @@ def _test_settings(settings) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache(_test_settings) -> None:
-    # allauth's rate limits count in the cache; every test starts with a clean slate.
-    cache.clear()
+    # allauth's rate limits and the page cache live in the cache; every test starts with a clean slate.
+    with redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"]) as client:
+        keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
