@@ -27,6 +27,7 @@ from delivery import services as delivery
 from delivery.models import Deliverable, Period
 from retainers.models import User, Workspace
 from retainers.money import multiply
+from retainers.runs import single_run
 
 log = logging.getLogger(__name__)
 
@@ -314,11 +315,9 @@ def run_billing(*, as_of: date | None = None, inline: bool = False) -> RunSummar
     fanning out one task per workspace, or billing each inline (the management command)."""
     from billing import tasks
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [BILLING_RUN_LOCK])
-        if not cursor.fetchone()[0]:
+    with single_run(BILLING_RUN_LOCK) as started:
+        if not started:
             return RunSummary(started=False)
-    try:
         summary = RunSummary(started=True)
         for workspace_id in workspaces_to_bill():
             summary.workspaces += 1
@@ -329,9 +328,6 @@ def run_billing(*, as_of: date | None = None, inline: bool = False) -> RunSummar
             else:
                 tasks.bill_workspace.delay(workspace_id, as_of.isoformat() if as_of else None)
         return summary
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [BILLING_RUN_LOCK])
 
 
 # --- Invoices by hand, payments, credit notes -------------------------------------------

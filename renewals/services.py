@@ -46,6 +46,8 @@ from renewals.models import Renewal, RenewalSettings
 from retainers.models import Email, Membership, User, Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
+from retainers.runs import single_run
+from retainers.services import consultant_recipients
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +74,6 @@ class RenewalError(Exception):
 
 
 # --- Who hears about it -------------------------------------------------------------------------
-
-
-def consultant_recipients(workspace_id: int) -> list[tuple[int, str]]:
-    """The workspace's owners and admins, as (user id, email): they run the renewals."""
-    return list(
-        Membership.objects.filter(
-            workspace_id=workspace_id, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN], user__is_active=True
-        )
-        .order_by("user_id")
-        .values_list("user_id", "user__email")
-    )
 
 
 @dataclass(frozen=True)
@@ -714,11 +705,9 @@ def run_renewals(*, as_of: date | None = None, inline: bool = False) -> RunSumma
     fanning out one task per workspace, or processing each inline (the management command)."""
     from renewals import tasks
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK])
-        if not cursor.fetchone()[0]:
+    with single_run(RUN_LOCK) as started:
+        if not started:
             return RunSummary(started=False)
-    try:
         summary = RunSummary(started=True)
         for workspace_id in workspaces_to_process():
             summary.workspaces += 1
@@ -730,9 +719,6 @@ def run_renewals(*, as_of: date | None = None, inline: bool = False) -> RunSumma
             else:
                 tasks.process_workspace.delay(workspace_id, as_of.isoformat() if as_of else None)
         return summary
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [RUN_LOCK])
 
 
 # --- Email context ---------------------------------------------------------------------------------

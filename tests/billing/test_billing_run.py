@@ -179,9 +179,11 @@ def test_second_run_exits_at_once_while_one_holds_the_lock(workspace, django_db_
     assert services.run_billing(inline=True, as_of=date(2026, 1, 1)).invoices == 1
 
 
-def test_command_refuses_a_bad_date():
-    with pytest.raises(CommandError, match="--as-of must be a date"):
-        call_command("run_billing", "--as-of", "2026-02-30")
+@pytest.mark.parametrize("bad", ["2026-02-30", ""])
+def test_command_refuses_a_bad_date(bad):
+    # An empty --as-of is a mistake in a script, not "today": refused like any bad date.
+    with pytest.raises(CommandError, match=r"^--as-of must be a date like 2026-01-31, not '"):
+        call_command("run_billing", "--as-of", bad)
 
 
 def test_paused_and_ended_retainers_are_not_billed_again(workspace):

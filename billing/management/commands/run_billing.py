@@ -1,10 +1,9 @@
 """The billing run by hand: the same code beat runs hourly."""
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing import services
+from retainers.runs import parse_as_of
 
 
 class Command(BaseCommand):
@@ -14,12 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", help="Bill as if today were this date (YYYY-MM-DD) in every workspace.")
 
     def handle(self, *args: object, **options: object) -> None:
-        as_of = None
-        if options["as_of"]:
-            try:
-                as_of = date.fromisoformat(options["as_of"])
-            except ValueError:
-                raise CommandError(f"--as-of must be a date like 2026-03-01, not {options['as_of']!r}") from None
+        as_of = parse_as_of(options["as_of"])
         summary = services.run_billing(as_of=as_of, inline=True)
         if not summary.started:
             raise CommandError("Another billing run is in progress; nothing done.")

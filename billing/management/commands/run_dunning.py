@@ -1,10 +1,9 @@
 """Dunning by hand: the same code beat runs daily."""
 
-from datetime import date
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from billing import payments
+from retainers.runs import parse_as_of
 
 
 class Command(BaseCommand):
@@ -14,12 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", help="Run as if today were this date (YYYY-MM-DD) in every workspace.")
 
     def handle(self, *args: object, **options: object) -> None:
-        as_of = None
-        if options["as_of"]:
-            try:
-                as_of = date.fromisoformat(options["as_of"])
-            except ValueError:
-                raise CommandError(f"--as-of must be a date like 2026-03-01, not {options['as_of']!r}") from None
+        as_of = parse_as_of(options["as_of"])
         summary = payments.run_dunning(as_of=as_of, inline=True)
         self.stdout.write(
             f"Dunning: {summary.charges} charge(s) retried, {summary.overdue_notices} overdue notice(s), "

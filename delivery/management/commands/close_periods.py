@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clients.models import Retainer
 from delivery import services
 from retainers.models import Workspace
-
-
-def parse_day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"--as-of must be a date like 2026-01-31, not {value!r}.") from None
+from retainers.runs import parse_as_of
 
 
 class Command(BaseCommand):
@@ -28,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", metavar="SLUG", help="Only this workspace.")
 
     def handle(self, *args: object, as_of: str | None = None, workspace: str | None = None, **options: object) -> None:
-        day = parse_day(as_of) if as_of is not None else None
+        day = parse_as_of(as_of)
         workspaces = Workspace.objects.order_by("pk")
         if workspace:
             workspaces = workspaces.filter(slug=workspace)
