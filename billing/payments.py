@@ -32,9 +32,10 @@ from billing.models import BillingProfile, Invoice, Payment, StripeCustomer
 from billing.services import BillingError, profile_for, record_payment, settle_status
 from clients.models import Client, Retainer
 from delivery import services as delivery
-from retainers.models import Email, Membership, User, Workspace
+from retainers.models import Email, User, Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
+from retainers.services import consultant_recipients
 
 log = logging.getLogger(__name__)
 
@@ -760,17 +761,6 @@ def run_dunning(*, as_of: date | None = None, inline: bool = False) -> DunningSu
 
 
 # --- Helpers -------------------------------------------------------------------------------
-
-
-def consultant_recipients(workspace_id: int) -> list[tuple[int, str]]:
-    """Who hears about money trouble: the workspace's owners and admins, as (user id, email)."""
-    return list(
-        Membership.objects.filter(
-            workspace_id=workspace_id, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN], user__is_active=True
-        )
-        .order_by("user_id")
-        .values_list("user_id", "user__email")
-    )
 
 
 def _metadata(invoice: Invoice) -> dict[str, str]:

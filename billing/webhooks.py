@@ -23,6 +23,7 @@ from clients.models import Client
 from retainers.models import Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
+from retainers.services import consultant_recipients
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def _dispute_created(dispute: dict[str, Any], workspace_ids: list[int]) -> None:
         if (dispute.get("evidence_details") or {}).get("due_by")
         else None,
     }
-    for user_id, email in payments.consultant_recipients(workspace.pk):
+    for user_id, email in consultant_recipients(workspace.pk):
         queue_email(
             to=email, template="dispute_opened", context=context, key=f"dispute-{dispute.get('id')}-{user_id}"
         )

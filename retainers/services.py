@@ -51,6 +51,18 @@ def update_workspace(*, workspace: Workspace, name: str, timezone_name: str, cur
     return workspace
 
 
+def consultant_recipients(workspace_id: int) -> list[tuple[int, str]]:
+    """Who hears about money trouble and renewals: the workspace's active owners and admins, as
+    (user id, email), in a stable order (outbox keys are built from the user id)."""
+    return list(
+        Membership.objects.filter(
+            workspace_id=workspace_id, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN], user__is_active=True
+        )
+        .order_by("user_id")
+        .values_list("user_id", "user__email")
+    )
+
+
 def assignable_roles(actor: Membership) -> list[str]:
     """Owners may grant any role; admins may grant admin or member."""
     if actor.role == Role.OWNER:
