@@ -14,7 +14,7 @@ from django.db.models.functions import Lower
 from clients import services
 from clients.models import Client, Contact, Plan, RetainerTerms
 from retainers import money
-from retainers.forms import MoneyField, example_amount, format_units
+from retainers.forms import MoneyField, QueryFilterForm, example_amount, format_units
 from retainers.models import Workspace
 
 Terms = RetainerTerms
@@ -118,7 +118,7 @@ class ContactForm(forms.Form):
         return email
 
 
-class ClientFilterForm(forms.Form):
+class ClientFilterForm(QueryFilterForm):
     """The list's search, filters and sort, from the query string. Bad values fall back to the defaults."""
 
     STATUS_CHOICES = [("active", "Active"), ("archived", "Archived"), ("all", "All")]
@@ -145,14 +145,6 @@ class ClientFilterForm(forms.Form):
     status = forms.ChoiceField(label="Status", choices=STATUS_CHOICES, required=False)
     health = forms.ChoiceField(label="Health", choices=HEALTH_CHOICES, required=False)
     sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
-
-    def values(self) -> dict[str, str]:
-        self.is_valid()
-        values = dict(self.DEFAULTS)
-        for name, value in getattr(self, "cleaned_data", {}).items():
-            if value:
-                values[name] = value.strip() if name == "q" else value
-        return values
 
 
 class ImportUploadForm(forms.Form):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django import forms
 
 from renewals.models import Renewal
+from retainers.forms import QueryFilterForm
 
 
-class RowFilterForm(forms.Form):
+class RowFilterForm(QueryFilterForm):
     """Bad values fall back to the defaults: a hand-edited URL shows the table, never an error."""
 
     HEALTH_CHOICES = [
@@ -40,11 +41,3 @@ class RowFilterForm(forms.Form):
     health = forms.ChoiceField(label="Balance", choices=HEALTH_CHOICES, required=False)
     renewal = forms.ChoiceField(label="Renewal", choices=RENEWAL_CHOICES, required=False)
     sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
-
-    def values(self) -> dict[str, str]:
-        self.is_valid()
-        values = dict(self.DEFAULTS)
-        for name, value in getattr(self, "cleaned_data", {}).items():
-            if value:
-                values[name] = value.strip() if name == "q" else value
-        return values

@@ -123,6 +123,21 @@ class MoneyField(forms.Field):
         return money.to_minor(amount, self.currency)
 
 
+class QueryFilterForm(forms.Form):
+    """A list's search, filters and sort from the query string. `values()` never fails: a bad or
+    missing value falls back to its entry in DEFAULTS, so a hand-edited URL still shows the list."""
+
+    DEFAULTS: dict[str, str] = {}
+
+    def values(self) -> dict[str, str]:
+        self.is_valid()
+        values = dict(self.DEFAULTS)
+        for name, value in getattr(self, "cleaned_data", {}).items():
+            if value:
+                values[name] = value.strip() if name == "q" else value
+        return values
+
+
 class FormRenderer(TemplatesSetting):
     """Every form renders each field in a `.field` block with its errors right under the label."""
 
