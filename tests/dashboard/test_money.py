@@ -158,9 +158,9 @@ def test_chart_is_accessible_and_drawn_without_inline_styles(workspace, owner_cl
     page = owner_client.get(dashboard_url(workspace)).content.decode()
 
     assert '<svg role="img" aria-labelledby="revenue-title-GBP revenue-desc-GBP"' in page
-    assert "<title id=\"revenue-title-GBP\">Revenue collected per month, GBP</title>" in page
+    assert '<title id="revenue-title-GBP">Revenue collected per month, GBP</title>' in page
     assert "<title>February 2026: £1,234.00</title>" in page  # each bar says its figure
-    assert "<th scope=\"row\">February 2026</th><td class=\"num\">£1,234.00</td>" in page  # the table alternative
+    assert '<th scope="row">February 2026</th><td class="num">£1,234.00</td>' in page  # the table alternative
     assert "style=" not in page
 
 
@@ -187,7 +187,7 @@ def test_chart_geometry_scales_to_a_round_top_and_hangs_refunds_below():
     chart = charts.revenue_chart(
         currency="GBP", months=months, net_by_month={months[0]: 184000, months[1]: -20000}, locale="en_GB"
     )
-    assert [line.label for line in chart.gridlines] == ["£2K", "£1K", "£0", "-£200"]
+    assert [line.label for line in chart.gridlines] == ["£2k", "£1k", "£0", "-£200"]
     first, second = chart.bars[:2]
     assert float(first.height) > 0 and float(second.height) > 0
     assert float(second.y) == float(chart.baseline_y)  # a negative month starts at the baseline and goes down
