@@ -31,6 +31,8 @@ CLIENT = {"name": "Acme Corp", "billing_email": "billing@acme.example"}
 CONTACT = {"name": "Carol Chen", "email": "carol@acme.example"}
 RETAINER = "Advisory retainer"
 SESSIONS = [("1.5", "Kick-off workshop"), ("1:30", "Pricing review"), ("60m", "Board pack edits")]  # 4 hours
+
+
 def label(text: str) -> re.Pattern:
     """A field's label exactly (Django's form labels end with a colon)."""
     return re.compile(rf"^{re.escape(text)}:?$")
@@ -144,6 +146,9 @@ def log_three_sessions(page: Page) -> None:
         page.keyboard.press("Enter")
         expect(page.locator("#quick-add").get_by_role("status")).to_contain_text(description)
         expect(page.locator("#work-list")).to_contain_text(description)
+        # The fresh form puts the cursor back in Quantity when htmx settles the swap: a typist who starts
+        # before that loses the focus mid-word, so wait for it as a person would see it.
+        expect(quantity).to_be_focused()
     expect(page.locator("#stat-remaining")).to_contain_text("6.00")
     expect(page.locator("#stat-used")).to_contain_text("4.00")
     assert page.evaluate("window.__e2eNoReload") is True, "the quick-add reloaded the page"
