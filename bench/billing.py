@@ -178,15 +178,19 @@ def report(args: argparse.Namespace, billed: dict, pdfs: dict | None, timings: l
             f"load before the run {billed['load']})",
             [
                 ("workspaces billed", f"{first['workspaces']:,}"),
-                ("retainers (active / with a period due)",
-                 f"{pop['retainers']:,} ({pop['active']:,} / {pop['due']:,})"),
+                (
+                    "retainers (active / with a period due)",
+                    f"{pop['retainers']:,} ({pop['active']:,} / {pop['due']:,})",
+                ),
                 ("periods closed", f"{first['periods_closed']:,}"),
                 ("invoices issued", f"{first['invoices']:,}"),
                 ("wall time", f"{first['wall']:.1f} s"),
                 ("invoices per second", f"{rate:,.0f}"),
                 ("tasks enqueued (invoice delivery, left unread)", f"{billed['queued_tasks']:,}"),
-                ("peak RSS: billing process / largest worker",
-                 f"{mib(first['maxrss_self'])} / {mib(first['maxrss_children']) if args.workers > 1 else '-'}"),
+                (
+                    "peak RSS: billing process / largest worker",
+                    f"{mib(first['maxrss_self'])} / {mib(first['maxrss_children']) if args.workers > 1 else '-'}",
+                ),
                 ("same-day re-run: wall time", f"{again['wall']:.1f} s"),
                 ("same-day re-run: invoices, rows written", f"{again['invoices']}, {again['writes_total']}"),
             ],

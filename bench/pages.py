@@ -220,7 +220,7 @@ def load_test(args: argparse.Namespace, wrk: str, env: dict[str, str], prepared:
         request = urllib.request.Request(url, headers={"Cookie": cookie})
 
         class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *a, **k):  # noqa: ANN002, ANN003
+            def redirect_request(self, *a, **k):
                 return None
 
         try:
@@ -439,6 +439,7 @@ def stage_measure(args: argparse.Namespace) -> None:
     def workspace_changed() -> None:
         # A write that changes nothing, but is a write: its trigger moves the workspace's data version.
         Workspace.objects.filter(pk=contact.workspace_id).update(name=F("name"))
+
     owner_http, contact_http = HttpClient(), HttpClient()
     owner_http.force_login(User.objects.get(email=OWNER))
     contact_http.force_login(contact.user)

@@ -15,5 +15,9 @@ class BillingConfig(AppConfig):
         from billing import timeline as billing_timeline
         from clients import timeline
 
-        timeline.register(timeline.Provider(key="invoices", kinds={"invoice": "Invoices"}, events=billing_timeline.invoices))
-        timeline.register(timeline.Provider(key="payments", kinds={"payment": "Payments"}, events=billing_timeline.payments))
+        timeline.register(
+            timeline.Provider(key="invoices", kinds={"invoice": "Invoices"}, events=billing_timeline.invoices)
+        )
+        timeline.register(
+            timeline.Provider(key="payments", kinds={"payment": "Payments"}, events=billing_timeline.payments)
+        )

@@ -42,9 +42,7 @@ class InvoiceFilterForm(forms.Form):
     client = forms.ModelChoiceField(
         label="Client", queryset=Client.objects.none(), required=False, empty_label="All clients"
     )
-    issued_from = forms.DateField(
-        label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    issued_from = forms.DateField(label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     issued_to = forms.DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(label="Search", required=False, max_length=200)
 
@@ -113,7 +111,10 @@ class RefundForm(forms.Form):
         kwargs.setdefault("prefix", f"refund-{payment.pk}")  # one form per payment on the page
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
-            label=f"Amount to refund ({payment.currency})", currency=payment.currency, allow_zero=False, initial=refundable_minor
+            label=f"Amount to refund ({payment.currency})",
+            currency=payment.currency,
+            allow_zero=False,
+            initial=refundable_minor,
         )
         self.order_fields(["amount", "reason"])
 
@@ -352,9 +353,7 @@ class BillingSettingsForm(forms.Form):
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             raise forms.ValidationError("That file is not a PNG or JPEG image.", code="invalid_image") from None
         if image_format not in LOGO_FORMATS:
-            raise forms.ValidationError(
-                f"That is a {image_format} image: upload a PNG or JPEG.", code="invalid_format"
-            )
+            raise forms.ValidationError(f"That is a {image_format} image: upload a PNG or JPEG.", code="invalid_format")
         logo.name = f"logo.{LOGO_FORMATS[image_format]}"
         return logo
 

@@ -80,9 +80,7 @@ class Invoice(WorkspaceOwned):
     retainer = models.ForeignKey(Retainer, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices")
     period = models.ForeignKey(Period, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.MANUAL)
-    credit_for = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes"
-    )
+    credit_for = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes")
     number = models.CharField(max_length=20, blank=True)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.DRAFT)
     currency = models.CharField(max_length=3)

@@ -197,7 +197,9 @@ def saved_payment_method(workspace: Workspace, setup_intent: Any) -> dict[str, A
         setup_intent = stripe_api.retrieve_setup_intent(account=account, setup_intent_id=object_id(setup_intent))
     payment_method = setup_intent.get("payment_method")
     if not isinstance(payment_method, dict):
-        payment_method = stripe_api.retrieve_payment_method(account=account, payment_method_id=object_id(payment_method))
+        payment_method = stripe_api.retrieve_payment_method(
+            account=account, payment_method_id=object_id(payment_method)
+        )
     return payment_method
 
 
@@ -756,7 +758,11 @@ def run_dunning(*, as_of: date | None = None, inline: bool = False) -> DunningSu
             tasks.retry_charge.delay(invoice_id, as_of.isoformat() if as_of else None)
             summary.charges += 1
     notices = send_overdue_reminders(as_of)
-    summary.overdue_notices, summary.reminders, summary.paused = notices.overdue_notices, notices.reminders, notices.paused
+    summary.overdue_notices, summary.reminders, summary.paused = (
+        notices.overdue_notices,
+        notices.reminders,
+        notices.paused,
+    )
     return summary
 
 

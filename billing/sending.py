@@ -58,8 +58,6 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> None:
         },
         sender_name=invoice.workspace.name,
         key=f"invoice-{invoice.pk}-resent-{timezone.now():%Y%m%d%H%M}" if resend else f"invoice-{invoice.pk}-issued",
-        attachments=[
-            {"path": invoice.pdf.name, "filename": f"{invoice.number}.pdf", "mimetype": "application/pdf"}
-        ],
+        attachments=[{"path": invoice.pdf.name, "filename": f"{invoice.number}.pdf", "mimetype": "application/pdf"}],
     )
     Invoice.objects.filter(pk=invoice.pk, sent_at=None).update(sent_at=timezone.now())

@@ -138,9 +138,7 @@ def _lines_for(
 def due_periods(workspace_id: int, today: date):
     """Periods whose invoice is due and not yet issued: in advance from their first day,
     in arrears once closed."""
-    billed = Invoice.objects.filter(
-        workspace_id=workspace_id, period=OuterRef("pk"), kind=Invoice.Kind.SCHEDULED
-    )
+    billed = Invoice.objects.filter(workspace_id=workspace_id, period=OuterRef("pk"), kind=Invoice.Kind.SCHEDULED)
     return (
         Period.objects.filter(workspace_id=workspace_id)
         .filter(

@@ -101,7 +101,9 @@ def _translate(exc: stripe.StripeError) -> Exception:
     message = error.get("message") or exc.user_message or str(exc) or type(exc).__name__
     if isinstance(exc, stripe.CardError):
         payment_intent = error.get("payment_intent") or {}
-        charge = error.get("charge") or (payment_intent.get("latest_charge") if isinstance(payment_intent, dict) else "")
+        charge = error.get("charge") or (
+            payment_intent.get("latest_charge") if isinstance(payment_intent, dict) else ""
+        )
         return StripeCardError(
             message,
             code=error.get("decline_code") or error.get("code") or "",
@@ -134,9 +136,7 @@ def _call(method, *args: Any, **kwargs: Any) -> dict[str, Any]:
 # --- Customers and saved cards ---------------------------------------------------------------
 
 
-def create_customer(
-    *, account: str, client_id: int, workspace_id: int, name: str, email: str
-) -> dict[str, Any]:
+def create_customer(*, account: str, client_id: int, workspace_id: int, name: str, email: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "name": name,
         "metadata": {"client_id": str(client_id), "workspace_id": str(workspace_id)},

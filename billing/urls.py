@@ -12,9 +12,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:invoice_id>/issue/", views.invoice_issue, name="invoice_issue"),
     path("invoices/<int:invoice_id>/payments/", views.invoice_record_payment, name="invoice_record_payment"),
-    path(
-        "invoices/<int:invoice_id>/payments/<int:payment_id>/refund/", views.payment_refund, name="payment_refund"
-    ),
+    path("invoices/<int:invoice_id>/payments/<int:payment_id>/refund/", views.payment_refund, name="payment_refund"),
     path("invoices/<int:invoice_id>/void/", views.invoice_void, name="invoice_void"),
     path(
         "invoices/<int:invoice_id>/uncollectible/",

@@ -188,9 +188,7 @@ def _detail(
         .select_related("recorded_by")
         .order_by("-created_at", "-pk")
     )
-    credit_notes = list(
-        Invoice.objects.for_workspace(workspace).filter(credit_for=invoice).order_by("issued_on", "pk")
-    )
+    credit_notes = list(Invoice.objects.for_workspace(workspace).filter(credit_for=invoice).order_by("issued_on", "pk"))
     creditable = _creditable(invoice, credit_notes)
     for payment in payment_rows:
         payment.refund_form = None

@@ -115,7 +115,9 @@ def _fetch_from_stripe(event: dict[str, Any], workspace_ids: list[int]) -> Any:
             return refunds["data"]
         if not obj.get("payment_intent"):
             return []
-        return stripe_api.list_refunds(account=event["account"], payment_intent_id=payments.object_id(obj["payment_intent"]))
+        return stripe_api.list_refunds(
+            account=event["account"], payment_intent_id=payments.object_id(obj["payment_intent"])
+        )
     if kind == "checkout.session.completed" and obj.get("mode") == "setup" and obj.get("setup_intent"):
         return payments.saved_payment_method(workspace, obj["setup_intent"])
     return None
@@ -236,9 +238,7 @@ def _dispute_created(dispute: dict[str, Any], workspace_ids: list[int]) -> None:
         else None,
     }
     for user_id, email in consultant_recipients(workspace.pk):
-        queue_email(
-            to=email, template="dispute_opened", context=context, key=f"dispute-{dispute.get('id')}-{user_id}"
-        )
+        queue_email(to=email, template="dispute_opened", context=context, key=f"dispute-{dispute.get('id')}-{user_id}")
 
 
 def _card_saved(session: dict[str, Any], workspace_ids: list[int], payment_method: Any) -> None:

@@ -264,9 +264,7 @@ def portal_recipients(client: Client) -> list[Contact]:
     )
 
 
-def send_team_message(
-    *, client: Client, author: User, body: str, files: Sequence[UploadedFile] = ()
-) -> Message:
+def send_team_message(*, client: Client, author: User, body: str, files: Sequence[UploadedFile] = ()) -> Message:
     """A team member writes to the client; every contact with portal access is emailed once."""
     return _send(client=client, body=body, files=files, author=author, contact=None)
 
@@ -358,7 +356,10 @@ def _notify(message: Message, *, client: Client, attachments: int) -> None:
             to=user.email,
             template="message_from_client",
             context={
-                **context, "recipient_name": user.get_short_name(), "sender": message.sent_by_contact.name, "url": url
+                **context,
+                "recipient_name": user.get_short_name(),
+                "sender": message.sent_by_contact.name,
+                "url": url,
             },
             sender_name=workspace.name,
             key=f"message-{message.pk}-user-{user.pk}",

@@ -91,7 +91,9 @@ class MultipleFileField(forms.FileField):
 
 class MessageForm(forms.Form):
     body = forms.CharField(
-        label="Message", required=False, max_length=communication.MAX_MESSAGE_LENGTH,
+        label="Message",
+        required=False,
+        max_length=communication.MAX_MESSAGE_LENGTH,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     attachments = MultipleFileField(
@@ -117,9 +119,7 @@ class TaskForm(forms.Form):
     client = forms.ModelChoiceField(label="Client", queryset=None, empty_label="Choose a client")
     session = SessionChoiceField(label="Session", queryset=None, required=False, empty_label="None")
 
-    def __init__(
-        self, *args: object, workspace: Workspace, client: Client | None = None, **kwargs: object
-    ) -> None:
+    def __init__(self, *args: object, workspace: Workspace, client: Client | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = members(workspace)
         if client is not None:
@@ -129,9 +129,9 @@ class TaskForm(forms.Form):
             include = getattr(initial_session, "pk", initial_session)
             self.fields["session"].queryset = recent_sessions(client, limit=RECENT_SESSIONS * 3, include=include)
         else:
-            self.fields["client"].queryset = Client.objects.for_workspace(workspace).filter(
-                status=Client.Status.ACTIVE
-            ).order_by("name")
+            self.fields["client"].queryset = (
+                Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by("name")
+            )
             del self.fields["session"]
 
 

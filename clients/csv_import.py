@@ -100,7 +100,7 @@ def parse(text: str) -> list[ImportRow]:
                 "The first row must be a header naming the columns, with at least a “name” column. "
                 f"The columns are: {', '.join(COLUMNS)}."
             )
-        unknown = [title for title, key in zip(header, keys) if key and key not in COLUMNS]
+        unknown = [title for title, key in zip(header, keys, strict=True) if key and key not in COLUMNS]
         if unknown:
             raise CsvFileError(
                 f"Unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
@@ -126,7 +126,7 @@ def parse(text: str) -> list[ImportRow]:
 
 def _row(number: int, keys: list[str], record: list[str]) -> ImportRow:
     values = dict.fromkeys(COLUMNS, "")
-    for key, value in zip(keys, record):
+    for key, value in zip(keys, record, strict=False):
         if key:
             values[key] = value.strip()
     values["contact_email"] = values["contact_email"].lower()

@@ -55,9 +55,7 @@ def describe_terms(terms: RetainerTerms, *, locale: str = "en_US") -> str:
 
 class ClientForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200)
-    billing_email = forms.EmailField(
-        label="Billing email", required=False, help_text="Invoices and receipts go here."
-    )
+    billing_email = forms.EmailField(label="Billing email", required=False, help_text="Invoices and receipts go here.")
     address = forms.CharField(
         label="Billing address", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
     )
@@ -67,8 +65,12 @@ class ClientForm(forms.Form):
         if client is not None:
             kwargs.setdefault(
                 "initial",
-                {"name": client.name, "billing_email": client.billing_email, "address": client.address,
-                 "tax_id": client.tax_id},
+                {
+                    "name": client.name,
+                    "billing_email": client.billing_email,
+                    "address": client.address,
+                    "tax_id": client.tax_id,
+                },
             )
         super().__init__(*args, **kwargs)
         self.workspace, self.client = workspace, client
@@ -90,8 +92,12 @@ class ContactForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, workspace: Workspace, contact: Contact | None = None, prefix: str | None = None,
-        **kwargs: object
+        self,
+        *args: object,
+        workspace: Workspace,
+        contact: Contact | None = None,
+        prefix: str | None = None,
+        **kwargs: object,
     ) -> None:
         if contact is not None:
             kwargs.setdefault("initial", {"name": contact.name, "email": contact.email, "role": contact.role})
@@ -169,14 +175,21 @@ class PlanForm(forms.Form):
 
     name = forms.CharField(label="Plan name", max_length=120)
     description = forms.CharField(
-        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+        label="Description",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
         help_text="For you and your team; clients see the retainer, not the plan.",
     )
     model = forms.ChoiceField(label="Retainer model", choices=Terms.Model.choices, widget=forms.RadioSelect)
     # Not required at field level: deliverables plans have no units (clean() checks per model).
     unit = forms.ChoiceField(label="Unit", choices=Terms.Unit.choices, initial=Terms.Unit.HOURS, required=False)
     units_per_period = forms.DecimalField(
-        label="Units per period", max_digits=8, decimal_places=2, min_value=Decimal("0"), required=False,
+        label="Units per period",
+        max_digits=8,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        required=False,
         help_text="Hours with up to 2 decimals; sessions in whole numbers.",
     )
     overage_policy = forms.ChoiceField(
@@ -184,19 +197,29 @@ class PlanForm(forms.Form):
     )
     overage_rate = MoneyField(label="Overage rate", required=False, help_text="Price of one extra hour or session.")
     rollover_cap = forms.DecimalField(
-        label="Rollover cap", max_digits=8, decimal_places=2, min_value=Decimal("0"), required=False,
+        label="Rollover cap",
+        max_digits=8,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        required=False,
         help_text="The most unused units that may roll into the next period.",
     )
     rollover_expiry_periods = forms.IntegerField(
-        label="Rolled units expire after", min_value=1, max_value=120, required=False,
+        label="Rolled units expire after",
+        min_value=1,
+        max_value=120,
+        required=False,
         help_text="Number of periods after which unused rolled units expire.",
     )
     deliverables = forms.CharField(
-        label="Deliverables each period", required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        label="Deliverables each period",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One per line, e.g. “Monthly report”.",
     )
     deliverables_carry = forms.BooleanField(
-        label="Unfinished deliverables carry into the next period", required=False,
+        label="Unfinished deliverables carry into the next period",
+        required=False,
         help_text="Otherwise they lapse at the period end.",
     )
     extra_deliverable_price = MoneyField(
@@ -210,7 +233,10 @@ class PlanForm(forms.Form):
     )
     auto_renew = forms.BooleanField(label="Renew automatically at the end of the term", required=False)
     renewal_notice_days = forms.IntegerField(
-        label="Renewal notice", min_value=0, max_value=365, initial=30,
+        label="Renewal notice",
+        min_value=0,
+        max_value=365,
+        initial=30,
         help_text="Days before the term ends that the renewal is prepared and sent.",
     )
 

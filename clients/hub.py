@@ -29,7 +29,7 @@ class Section:
     key: str
     order: int
     template: str
-    context: Callable[["WorkspaceRequest", "Client"], dict[str, object]]
+    context: Callable[[WorkspaceRequest, Client], dict[str, object]]
 
 
 _sections: dict[str, Section] = {}
@@ -39,6 +39,6 @@ def register(section: Section) -> None:
     _sections[section.key] = section  # by key, so a reloaded app replaces rather than duplicates
 
 
-def sections_for(request: "WorkspaceRequest", client: "Client") -> list[tuple[str, dict[str, object]]]:
+def sections_for(request: WorkspaceRequest, client: Client) -> list[tuple[str, dict[str, object]]]:
     """(template, context) of each section, in page order."""
     return [(s.template, s.context(request, client)) for s in sorted(_sections.values(), key=lambda s: s.order)]

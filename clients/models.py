@@ -158,7 +158,7 @@ class Plan(WorkspaceOwned, RetainerTerms):
 
 
 class RetainerQuerySet(WorkspaceQuerySet):
-    def live(self) -> "RetainerQuerySet":
+    def live(self) -> RetainerQuerySet:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
 
 
@@ -183,7 +183,9 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     anchor_on = models.DateField(help_text="Periods are counted from this date (moves when a pause ends).")
     term_ends_on = models.DateField()
     cancel_at_period_end = models.BooleanField(default=False)
-    auto_charge = models.BooleanField(default=False, help_text="Charge the client's saved card when an invoice is issued.")
+    auto_charge = models.BooleanField(
+        default=False, help_text="Charge the client's saved card when an invoice is issued."
+    )
     pause_after_unpaid_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Pause delivery when an invoice is this many days overdue."
     )
@@ -227,6 +229,9 @@ class Amendment(WorkspaceOwned, RetainerTerms):
                 fields=["workspace", "retainer"], condition=models.Q(applied_at=None), name="amendment_one_pending"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"Amendment of {self.retainer_id} effective {self.effective_on:%Y-%m-%d}"
 
 
 # --- Communication: notes, messages, follow-up tasks ---------------------------------------
@@ -276,7 +281,11 @@ class Message(WorkspaceOwned):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="messages")
     body = models.TextField()
     sent_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="A team member; empty when a contact wrote it.",
     )
     sent_by_contact = models.ForeignKey(

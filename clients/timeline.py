@@ -112,8 +112,8 @@ class Page:
 
 
 def page(
-    request: "WorkspaceRequest",
-    client: "Client",
+    request: WorkspaceRequest,
+    client: Client,
     *,
     kinds: Iterable[str] | None = None,
     before: Cursor | None = None,

@@ -294,9 +294,7 @@ def contact_edit(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, f"{contact.name} was saved.")
-            return redirect(
-                "clients:client_detail", workspace_slug=request.workspace.slug, client_id=contact.client_id
-            )
+            return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=contact.client_id)
     return render(request, "clients/contact_form.html", {"form": form, "client": contact.client, "contact": contact})
 
 

@@ -17,4 +17,6 @@ class DeliveryConfig(AppConfig):
         from clients import timeline
         from delivery import timeline as delivery_timeline
 
-        timeline.register(timeline.Provider(key="sessions", kinds={"session": "Sessions"}, events=delivery_timeline.sessions))
+        timeline.register(
+            timeline.Provider(key="sessions", kinds={"session": "Sessions"}, events=delivery_timeline.sessions)
+        )

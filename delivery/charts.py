@@ -180,9 +180,7 @@ class BarChart:
     summary: str
 
 
-def utilization_bars(
-    periods: Sequence[tuple[str, Decimal | None]], *, width: int = 960, height: int = 220
-) -> BarChart:
+def utilization_bars(periods: Sequence[tuple[str, Decimal | None]], *, width: int = 960, height: int = 220) -> BarChart:
     """One bar per period: the share of its available units used (100% line drawn; over 100% flagged)."""
     left, right, top, bottom = 44, 12, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom

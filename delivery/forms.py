@@ -407,7 +407,11 @@ class TermsForm(FocusMixin, forms.Form):
     model = forms.ChoiceField(label="Kind of retainer", choices=RetainerTerms.Model.choices, initial="fixed")
     unit = forms.ChoiceField(label="Unit", choices=RetainerTerms.Unit.choices, initial="hours")
     units_per_period = forms.DecimalField(
-        label="Units per period", min_value=0, max_digits=8, decimal_places=2, required=False,
+        label="Units per period",
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        required=False,
         help_text="Hours (up to 2 decimals) or whole sessions each period; not used by deliverables retainers.",
     )
     overage_policy = forms.ChoiceField(
@@ -419,20 +423,27 @@ class TermsForm(FocusMixin, forms.Form):
     cadence = forms.ChoiceField(label="Billing cadence", choices=RetainerTerms.Cadence.choices, initial="monthly")
     billing_timing = forms.ChoiceField(label="Invoice", choices=RetainerTerms.Timing.choices, initial="advance")
     rollover_cap = forms.DecimalField(
-        label="Rollover cap", min_value=0, max_digits=8, decimal_places=2, required=False,
+        label="Rollover cap",
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        required=False,
         help_text="Rollover retainers: the most unused units that may roll into the next period.",
     )
     rollover_expiry_periods = forms.IntegerField(
-        label="Rolled units expire after (periods)", min_value=1, max_value=120, required=False,
+        label="Rolled units expire after (periods)",
+        min_value=1,
+        max_value=120,
+        required=False,
         help_text="Rollover retainers: how many periods rolled units live.",
     )
     deliverables = forms.CharField(
-        label="Deliverables each period", required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        label="Deliverables each period",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Deliverables retainers: one per line.",
     )
-    deliverables_carry = forms.BooleanField(
-        label="Unfinished deliverables carry into the next period", required=False
-    )
+    deliverables_carry = forms.BooleanField(label="Unfinished deliverables carry into the next period", required=False)
     extra_deliverable_price = MoneyField(label="Price of an extra deliverable", required=False)
     term_periods = forms.IntegerField(label="Periods in one term", min_value=1, max_value=120, initial=12)
     auto_renew = forms.BooleanField(label="Renew automatically at the end of the term", required=False)

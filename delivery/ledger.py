@@ -116,7 +116,9 @@ def plan_close(
             plan.expired += quantity
         elif rollover_expiry_periods is not None and seq - origin >= rollover_expiry_periods:
             periods = rollover_expiry_periods
-            plan.moves.append(Move("expiry", -quantity, origin, f"Expired: unused for {periods} period(s) after its own"))
+            plan.moves.append(
+                Move("expiry", -quantity, origin, f"Expired: unused for {periods} period(s) after its own")
+            )
             plan.expired += quantity
         else:
             survivors[origin] = quantity
@@ -141,7 +143,9 @@ def plan_close(
     return plan
 
 
-def expiring_at_close(*, seq: int, lots: dict[int, Decimal], used: Decimal, rollover_expiry_periods: int | None) -> Decimal:
+def expiring_at_close(
+    *, seq: int, lots: dict[int, Decimal], used: Decimal, rollover_expiry_periods: int | None
+) -> Decimal:
     """Units left now that will expire by age when period `seq` closes ("expiring soon")."""
     if rollover_expiry_periods is None:
         return ZERO

@@ -234,9 +234,11 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
         return 0
     admins = [m for m in _members(workspace) if m.is_admin]
     contacts: dict[int, list[Contact]] = {}
-    for contact in Contact.objects.for_workspace(workspace).filter(
-        client__in={r.client_id for r in retainers}, portal_access=True
-    ).order_by("pk"):
+    for contact in (
+        Contact.objects.for_workspace(workspace)
+        .filter(client__in={r.client_id for r in retainers}, portal_access=True)
+        .order_by("pk")
+    ):
         contacts.setdefault(contact.client_id, []).append(contact)
 
     planned: list[tuple[str, dict]] = []

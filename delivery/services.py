@@ -299,9 +299,11 @@ def _close_round(
     for period_id, kind, quantity, origin, work_item_id in rows:
         entries[period_id].append((kind, quantity, origin, work_item_id is not None))
     unfinished: dict[int, list[Deliverable]] = defaultdict(list)
-    for deliverable in Deliverable.objects.filter(period__in=list(ended.values())).exclude(
-        status=Deliverable.Status.DELIVERED
-    ).order_by("pk"):
+    for deliverable in (
+        Deliverable.objects.filter(period__in=list(ended.values()))
+        .exclude(status=Deliverable.Status.DELIVERED)
+        .order_by("pk")
+    ):
         unfinished[deliverable.period_id].append(deliverable)
     pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
 
@@ -329,7 +331,12 @@ def _close_round(
             has_next=has_next,
         )
         closing += [_entry(retainer, period, m) for m in plan.moves if not m.in_next]
-        period.used, period.expired, period.rolled_out, period.overage = used, plan.expired, plan.rolled_out, plan.overage
+        period.used, period.expired, period.rolled_out, period.overage = (
+            used,
+            plan.expired,
+            plan.rolled_out,
+            plan.overage,
+        )
         period.status, period.closed_at = Period.Status.CLOSED, now
         # The closing period's own terms decide whether its unfinished deliverables carry.
         carry = has_next and retainer.deliverables_carry

@@ -559,9 +559,7 @@ def work_remove(request: WorkspaceRequest, retainer_id: int, work_item_id: int) 
 
 
 def _deliverables_response(request: WorkspaceRequest, retainer: Retainer, **extra: object) -> HttpResponse:
-    return render(
-        request, "delivery/retainer_detail.html#deliverables", retainer_context(request, retainer, **extra)
-    )
+    return render(request, "delivery/retainer_detail.html#deliverables", retainer_context(request, retainer, **extra))
 
 
 @require_POST
@@ -580,7 +578,9 @@ def deliverable_status(request: WorkspaceRequest, retainer_id: int, deliverable_
     else:
         try:
             services.set_deliverable_status(
-                deliverable=deliverable, status=form.cleaned_data["status"], actor=request.user,
+                deliverable=deliverable,
+                status=form.cleaned_data["status"],
+                actor=request.user,
                 on=request.workspace.today(),
             )
         except services.DeliveryError as exc:
@@ -636,7 +636,9 @@ def retainer_pause(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     retainer = _get_retainer(request, retainer_id)
     today = request.workspace.today()
     return _lifecycle(
-        request, retainer, lambda: services.pause_retainer(retainer=retainer, on=today),
+        request,
+        retainer,
+        lambda: services.pause_retainer(retainer=retainer, on=today),
         "Paused. No work can be recorded until you resume; the period is extended by the pause.",
     )
 
@@ -778,7 +780,10 @@ def retainer_create(request: WorkspaceRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             retainer = services.create_retainer(
-                client=data["client"], name=data["name"], starts_on=data["starts_on"], plan=data["plan"],
+                client=data["client"],
+                name=data["name"],
+                starts_on=data["starts_on"],
+                plan=data["plan"],
                 terms=form.terms(),
             )
             messages.success(request, f"{retainer.name} is signed; its first period is open.")

@@ -60,8 +60,15 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
     entries = list(
         origin_periods(workspace, LedgerEntry.objects.for_workspace(workspace).filter(period=period))
         .values_list(
-            "kind", "quantity", "origin_seq", "work_item_id", "work_item__delivered_on", "reason", "created_at",
-            "origin_start", "origin_end",
+            "kind",
+            "quantity",
+            "origin_seq",
+            "work_item_id",
+            "work_item__delivered_on",
+            "reason",
+            "created_at",
+            "origin_start",
+            "origin_end",
         )
         .order_by("created_at", "pk")
     )
@@ -144,8 +151,12 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
         Deliverable.objects.for_workspace(workspace).filter(period=period).order_by("pk").fetch_mode(models.FETCH_RAISE)
     )
     invoices = [
-        {"number": invoice.number, "issued_on": invoice.issued_on, "total": money(invoice.total_minor),
-         "status": invoice.get_status_display()}
+        {
+            "number": invoice.number,
+            "issued_on": invoice.issued_on,
+            "total": money(invoice.total_minor),
+            "status": invoice.get_status_display(),
+        }
         for invoice in Invoice.objects.for_workspace(workspace)
         .filter(period=period, client=request.contact.client)
         .exclude(status=Invoice.Status.DRAFT)

@@ -28,7 +28,9 @@ urlpatterns = [
     path("w/<slug:workspace_slug>/renewals/", portal_renewals.renewal_list, name="renewal_list"),
     path("w/<slug:workspace_slug>/renewals/<int:renewal_id>/", portal_renewals.renewal_detail, name="renewal_detail"),
     path(
-        "w/<slug:workspace_slug>/renewals/<int:renewal_id>/accept/", portal_renewals.renewal_accept, name="renewal_accept"
+        "w/<slug:workspace_slug>/renewals/<int:renewal_id>/accept/",
+        portal_renewals.renewal_accept,
+        name="renewal_accept",
     ),
     path(
         "w/<slug:workspace_slug>/renewals/<int:renewal_id>/decline/",

@@ -172,9 +172,8 @@ def forecast(
         if deliverables_done >= deliverables_total:
             return Forecast("deliverables", f"All {deliverables_total} deliverables of this period are done.", **base)
         to_come = deliverables_total - deliverables_done
-        message = (
-            f"{deliverables_done} of {deliverables_total} deliverables done; {to_come} to come"
-            + (f", with {left}." if today < end_on else ".")
+        message = f"{deliverables_done} of {deliverables_total} deliverables done; {to_come} to come" + (
+            f", with {left}." if today < end_on else "."
         )
         return Forecast("deliverables", message, **base)
 
@@ -245,7 +244,11 @@ def projection(
     if outlook.kind == "runout":
         end_x = x(float(outlook.days_to_zero))
         return Projection(
-            chart.last_x, chart.last_y, f"{end_x:.1f}", chart.zero_y, f"{end_x:.1f}",
+            chart.last_x,
+            chart.last_y,
+            f"{end_x:.1f}",
+            chart.zero_y,
+            f"{end_x:.1f}",
             label_after_marker=end_x < (left + right) / 2,
         )
     # At the period end: available less the pace times the whole period.
@@ -448,7 +451,13 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
     for period_id, kind, quantity, origin, work_item_id, delivered_on, start, end in origin_periods(
         workspace, entries
     ).values_list(
-        "period_id", "kind", "quantity", "origin_seq", "work_item_id", "work_item__delivered_on", "origin_start",
+        "period_id",
+        "kind",
+        "quantity",
+        "origin_seq",
+        "work_item_id",
+        "work_item__delivered_on",
+        "origin_start",
         "origin_end",
     ):
         rows[period_id].append((kind, quantity, origin, work_item_id, delivered_on))
@@ -495,9 +504,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
             period,
             figures,
             pending=retainer.pending_amendments[0] if retainer.pending_amendments else None,
-            delivered_extras=sum(
-                1 for d in card.deliverables if d.extra and d.status == Deliverable.Status.DELIVERED
-            ),
+            delivered_extras=sum(1 for d in card.deliverables if d.extra and d.status == Deliverable.Status.DELIVERED),
             tax_rate_bp=tax_rate_bp,
             locale=locale,
         )

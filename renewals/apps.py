@@ -17,4 +17,6 @@ class RenewalsConfig(AppConfig):
         from clients import timeline
         from renewals import timeline as renewals_timeline
 
-        timeline.register(timeline.Provider(key="renewals", kinds={"renewal": "Renewals"}, events=renewals_timeline.renewals))
+        timeline.register(
+            timeline.Provider(key="renewals", kinds={"renewal": "Renewals"}, events=renewals_timeline.renewals)
+        )

@@ -378,9 +378,7 @@ class Evidence:
                     "unit": self.unit,
                     "cadence": self.cadence,
                 },
-                "periods": [
-                    {**asdict(p), "utilization": percent(p.utilization)} for p in self.periods
-                ],
+                "periods": [{**asdict(p), "utilization": percent(p.utilization)} for p in self.periods],
                 "totals": {
                     **totals,
                     "utilization": percent(totals["used"] / totals["allotted"]) if totals["allotted"] > 0 else None,
@@ -415,11 +413,11 @@ def term_periods(retainer, *, term_ends_on: date, starts_after: date | None):
 def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
     """Read the term's ledger, deliverables, invoices and shared notes; compute the figures and
     the suggestion. Six queries, however long the term."""
+    from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
+
     from billing.models import Invoice
     from clients.models import Note
     from delivery.models import Deliverable, LedgerEntry
-    from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
-
     from renewals.models import Renewal
 
     workspace = retainer.workspace
@@ -537,8 +535,11 @@ def for_display(evidence: Mapping[str, Any]) -> dict[str, Any]:
         return date.fromisoformat(value) if value else None
 
     shown = dict(evidence)
-    shown["term"] = {**evidence["term"], "starts_on": day(evidence["term"]["starts_on"]),
-                     "ends_on": day(evidence["term"]["ends_on"])}
+    shown["term"] = {
+        **evidence["term"],
+        "starts_on": day(evidence["term"]["starts_on"]),
+        "ends_on": day(evidence["term"]["ends_on"]),
+    }
     shown["computed_on"] = day(evidence.get("computed_on"))
     shown["periods"] = [
         {**p, "start_on": day(p["start_on"]), "end_on": day(p["end_on"])} for p in evidence.get("periods", [])

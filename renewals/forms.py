@@ -69,11 +69,14 @@ class RecordAnswerForm(forms.Form):
     """A team member records the client's answer given by phone or in person."""
 
     outcome = forms.ChoiceField(
-        label="The client", choices=[("accept", "Accepted the proposal"), ("decline", "Declined")],
+        label="The client",
+        choices=[("accept", "Accepted the proposal"), ("decline", "Declined")],
         widget=forms.RadioSelect,
     )
     reason = forms.CharField(
-        label="Their reason, if they declined", required=False, max_length=2000,
+        label="Their reason, if they declined",
+        required=False,
+        max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 

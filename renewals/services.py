@@ -163,9 +163,7 @@ def check_response_token(token: str) -> LinkCheck:
         or not isinstance(data.get("n"), str)
     ):
         return LinkCheck("invalid")
-    renewal = (
-        Renewal.objects.select_related("workspace", "retainer", "retainer__client").filter(pk=data["r"]).first()
-    )
+    renewal = Renewal.objects.select_related("workspace", "retainer", "retainer__client").filter(pk=data["r"]).first()
     if renewal is None:
         return LinkCheck("invalid")
     contact = None

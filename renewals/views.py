@@ -120,8 +120,16 @@ def forecast(workspace: Workspace, today: date) -> list[ForecastRow]:
         Renewal.objects.for_workspace(workspace)
         .filter(term_ends_on__gte=today, term_ends_on__lt=end)
         .values(
-            "status", "suggestion", "term_ends_on", "price_minor", "cadence", "currency",
-            "retainer__price_minor", "retainer__cadence", "retainer__currency", "retainer__auto_renew",
+            "status",
+            "suggestion",
+            "term_ends_on",
+            "price_minor",
+            "cadence",
+            "currency",
+            "retainer__price_minor",
+            "retainer__cadence",
+            "retainer__currency",
+            "retainer__auto_renew",
             "retainer__cancel_at_period_end",
         )
     )

@@ -97,7 +97,9 @@ class MoneyField(forms.Field):
         text = re.sub(r"\s+", "", text)
         text = re.sub(rf"^(?:{self.currency}|[^\d.,\-])+|(?:{self.currency}|[^\d.])+$", "", text, flags=re.I)
         if text.startswith("-"):
-            raise forms.ValidationError("Enter zero or more." if self.allow_zero else "Enter an amount above zero.", code="negative")
+            raise forms.ValidationError(
+                "Enter zero or more." if self.allow_zero else "Enter an amount above zero.", code="negative"
+            )
         example = example_amount(self.currency)
         if not AMOUNT.fullmatch(text):
             raise forms.ValidationError(
@@ -108,7 +110,9 @@ class MoneyField(forms.Field):
         try:
             amount = Decimal(text.replace(",", ""))
         except InvalidOperation:
-            raise forms.ValidationError(f"Enter an amount in {self.currency}, like {example}.", code="invalid") from None
+            raise forms.ValidationError(
+                f"Enter an amount in {self.currency}, like {example}.", code="invalid"
+            ) from None
         if amount >= MAX_MAJOR_UNITS:
             raise forms.ValidationError("That amount is too large.", code="max_value")
         places = money.precision(self.currency)

@@ -14,6 +14,7 @@ from django_htmx.middleware import HtmxDetails
 
 from retainers.models import Membership, User, Workspace
 
+
 class HtmxRequest(HttpRequest):
     htmx: HtmxDetails
 

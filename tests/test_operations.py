@@ -19,7 +19,10 @@ def test_docker_compose_file_validates():
 def test_compose_runs_every_part_of_the_product():
     result = subprocess.run(
         [shutil.which("docker-compose") or "docker-compose", "config", "--services"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     services = set(result.stdout.split())
     assert {"web", "worker", "beat", "postgres", "redis", "mailpit"} <= services
@@ -64,7 +67,9 @@ def test_run_creates_the_database_named_in_database_url_when_it_is_missing():
 def test_run_says_in_one_line_when_database_url_cannot_be_reached():
     result = _dev_services("postgres://nobody@127.0.0.1:1/retainers")  # nothing listens on port 1
     assert result.returncode != 0
-    assert result.stderr.strip().count("\n") == 0 and "cannot connect to the PostgreSQL in $DATABASE_URL" in result.stderr
+    assert (
+        result.stderr.strip().count("\n") == 0 and "cannot connect to the PostgreSQL in $DATABASE_URL" in result.stderr
+    )
 
 
 def test_dev_manage_runs_a_command_on_the_services_that_run_uses():
@@ -74,7 +79,10 @@ def test_dev_manage_runs_a_command_on_the_services_that_run_uses():
     from django.db import connection
 
     db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+    }
 
     def dev(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

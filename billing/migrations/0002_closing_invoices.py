@@ -4,26 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0001_initial'),
-        ('clients', '0004_task_links'),
-        ('delivery', '0003_period_prices'),
-        ('retainers', '0002_workspace_locale'),
+        ("billing", "0001_initial"),
+        ("clients", "0004_task_links"),
+        ("delivery", "0003_period_prices"),
+        ("retainers", "0002_workspace_locale"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='invoice',
-            name='invoice_one_per_period',
+            model_name="invoice",
+            name="invoice_one_per_period",
         ),
         migrations.AlterField(
-            model_name='invoice',
-            name='kind',
-            field=models.CharField(choices=[('scheduled', 'Retainer period'), ('closing', 'Final usage'), ('manual', 'Manual'), ('credit_note', 'Credit note')], default='manual', max_length=12),
+            model_name="invoice",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("scheduled", "Retainer period"),
+                    ("closing", "Final usage"),
+                    ("manual", "Manual"),
+                    ("credit_note", "Credit note"),
+                ],
+                default="manual",
+                max_length=12,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind__in', ['scheduled', 'closing'])), fields=('workspace', 'retainer', 'period', 'kind'), name='invoice_one_per_period'),
+            model_name="invoice",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind__in", ["scheduled", "closing"])),
+                fields=("workspace", "retainer", "period", "kind"),
+                name="invoice_one_per_period",
+            ),
         ),
     ]

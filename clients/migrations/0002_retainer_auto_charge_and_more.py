@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clients', '0001_initial'),
+        ("clients", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='retainer',
-            name='auto_charge',
-            field=models.BooleanField(default=False, help_text="Charge the client's saved card when an invoice is issued."),
+            model_name="retainer",
+            name="auto_charge",
+            field=models.BooleanField(
+                default=False, help_text="Charge the client's saved card when an invoice is issued."
+            ),
         ),
         migrations.AddField(
-            model_name='retainer',
-            name='pause_after_unpaid_days',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Pause delivery when an invoice is this many days overdue.', null=True),
+            model_name="retainer",
+            name="pause_after_unpaid_days",
+            field=models.PositiveSmallIntegerField(
+                blank=True, help_text="Pause delivery when an invoice is this many days overdue.", null=True
+            ),
         ),
     ]

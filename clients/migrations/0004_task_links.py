@@ -5,44 +5,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clients', '0003_communication'),
-        ('delivery', '0003_period_prices'),
-        ('renewals', '0001_initial'),
-        ('retainers', '0002_workspace_locale'),
+        ("clients", "0003_communication"),
+        ("delivery", "0003_period_prices"),
+        ("renewals", "0001_initial"),
+        ("retainers", "0002_workspace_locale"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='task',
-            name='renewal',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='renewals.renewal'),
+            model_name="task",
+            name="renewal",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="tasks",
+                to="renewals.renewal",
+            ),
         ),
         migrations.AddField(
-            model_name='task',
-            name='session',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='delivery.workitem'),
+            model_name="task",
+            name="session",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="tasks",
+                to="delivery.workitem",
+            ),
         ),
         migrations.AddField(
-            model_name='task',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='retainers.workspace'),
+            model_name="task",
+            name="workspace",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="retainers.workspace"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['workspace', 'client', 'created_at'], name='message_client_idx'),
+            model_name="message",
+            index=models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx"),
         ),
         migrations.AddIndex(
-            model_name='note',
-            index=models.Index(fields=['workspace', 'client', 'created_at'], name='note_client_idx'),
+            model_name="note",
+            index=models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['workspace', 'status', 'due_at'], name='task_due_idx'),
+            model_name="task",
+            index=models.Index(fields=["workspace", "status", "due_at"], name="task_due_idx"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['workspace', 'client', 'status'], name='task_client_idx'),
+            model_name="task",
+            index=models.Index(fields=["workspace", "client", "status"], name="task_client_idx"),
         ),
     ]

@@ -4,35 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('delivery', '0002_ledger_append_only'),
+        ("delivery", "0002_ledger_append_only"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='period',
-            name='billing_timing',
-            field=models.CharField(default='advance', max_length=8),
+            model_name="period",
+            name="billing_timing",
+            field=models.CharField(default="advance", max_length=8),
         ),
         migrations.AddField(
-            model_name='period',
-            name='currency',
-            field=models.CharField(default='USD', max_length=3),
+            model_name="period",
+            name="currency",
+            field=models.CharField(default="USD", max_length=3),
         ),
         migrations.AddField(
-            model_name='period',
-            name='extra_deliverable_price_minor',
+            model_name="period",
+            name="extra_deliverable_price_minor",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='period',
-            name='overage_rate_minor',
+            model_name="period",
+            name="overage_rate_minor",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='period',
-            name='price_minor',
+            model_name="period",
+            name="price_minor",
             field=models.BigIntegerField(default=0),
         ),
     ]

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('retainers', '0001_initial'),
+        ("retainers", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workspace',
-            name='locale',
-            field=models.CharField(default='en_US', help_text='How amounts are written, e.g. en_GB, de_DE.', max_length=10),
+            model_name="workspace",
+            name="locale",
+            field=models.CharField(
+                default="en_US", help_text="How amounts are written, e.g. en_GB, de_DE.", max_length=10
+            ),
         ),
     ]

@@ -128,7 +128,13 @@ def localstripe_card(url: str, *, number: str = "4242424242424242") -> tuple[str
     customer = requests.post(f"{url}/v1/customers", data={"name": "Acme Corp"}, auth=auth, timeout=5).json()
     pm = requests.post(
         f"{url}/v1/payment_methods",
-        data={"type": "card", "card[number]": number, "card[exp_month]": "12", "card[exp_year]": "2030", "card[cvc]": "123"},
+        data={
+            "type": "card",
+            "card[number]": number,
+            "card[exp_month]": "12",
+            "card[exp_year]": "2030",
+            "card[cvc]": "123",
+        },
         auth=auth,
         timeout=5,
     ).json()

@@ -104,8 +104,14 @@ class FakeStripe:
         return [obj for obj in self.objects.values() if obj.get("object") == object_type]
 
     def add_card(self, *, brand: str = "visa", last4: str = "4242", exp_month: int = 12, exp_year: int = 2030) -> str:
-        pm = self._new("pm", "payment_method", type="card", customer=None, metadata={},
-                       card={"brand": brand, "last4": last4, "exp_month": exp_month, "exp_year": exp_year})
+        pm = self._new(
+            "pm",
+            "payment_method",
+            type="card",
+            customer=None,
+            metadata={},
+            card={"brand": brand, "last4": last4, "exp_month": exp_month, "exp_year": exp_year},
+        )
         return pm["id"]
 
     def complete_setup_session(self, session_id: str, **card: Any) -> dict[str, Any]:
@@ -113,24 +119,42 @@ class FakeStripe:
         session = self.objects[session_id]
         pm = self.objects[self.add_card(**card)]
         pm["customer"] = session["customer"]
-        seti = self._new("seti", "setup_intent", status="succeeded", customer=session["customer"],
-                         payment_method=pm["id"], metadata=session["metadata"])
+        seti = self._new(
+            "seti",
+            "setup_intent",
+            status="succeeded",
+            customer=session["customer"],
+            payment_method=pm["id"],
+            metadata=session["metadata"],
+        )
         session.update(status="complete", setup_intent=seti["id"])
         return session
 
     def complete_payment_session(self, session_id: str) -> dict[str, Any]:
         session = self.objects[session_id]
-        pi = self._new("pi", "payment_intent", status="succeeded", amount=session["amount_total"],
-                       amount_received=session["amount_total"], currency=session["currency"],
-                       metadata=session["metadata"], latest_charge=f"ch_{secrets.token_hex(6)}")
+        pi = self._new(
+            "pi",
+            "payment_intent",
+            status="succeeded",
+            amount=session["amount_total"],
+            amount_received=session["amount_total"],
+            currency=session["currency"],
+            metadata=session["metadata"],
+            latest_charge=f"ch_{secrets.token_hex(6)}",
+        )
         session.update(status="complete", payment_status="paid", payment_intent=pi["id"])
         return session
 
     # --- The API ---------------------------------------------------------------------------
 
     def _new(self, prefix: str, object_type: str, **fields: Any) -> dict[str, Any]:
-        obj = {"id": f"{prefix}_{next(self._counter):04d}{secrets.token_hex(4)}", "object": object_type,
-               "created": int(time.time()), "livemode": False, **fields}
+        obj = {
+            "id": f"{prefix}_{next(self._counter):04d}{secrets.token_hex(4)}",
+            "object": object_type,
+            "created": int(time.time()),
+            "livemode": False,
+            **fields,
+        }
         self.objects[obj["id"]] = obj
         return obj
 
@@ -140,18 +164,27 @@ class FakeStripe:
         body = handler.rfile.read(length).decode() if length else ""
         pairs = parse_qsl(body if handler.command == "POST" else parts.query, keep_blank_values=True)
         params = unflatten(pairs)
-        record = Recorded(handler.command, parts.path, params, handler.headers.get("Idempotency-Key"),
-                          handler.headers.get("Stripe-Account"))
+        record = Recorded(
+            handler.command,
+            parts.path,
+            params,
+            handler.headers.get("Idempotency-Key"),
+            handler.headers.get("Stripe-Account"),
+        )
         with self._lock:
             self.requests.append(record)
-            scripted = next((s for s in self._scripts if s.method == handler.command and parts.path.startswith(s.path)), None)
+            scripted = next(
+                (s for s in self._scripts if s.method == handler.command and parts.path.startswith(s.path)), None
+            )
             if scripted is not None:
                 self._scripts.remove(scripted)
         if scripted is not None and scripted.action == "timeout_before":
             time.sleep(scripted.delay)
             return self._send(handler, 500, {"error": {"type": "api_error", "message": "too late"}})
         if scripted is not None and scripted.action == "status":
-            return self._send(handler, scripted.status, scripted.body or {"error": {"type": "api_error", "message": "Internal error"}})
+            return self._send(
+                handler, scripted.status, scripted.body or {"error": {"type": "api_error", "message": "Internal error"}}
+            )
         status, answer = self._answer(record)
         if scripted is not None and scripted.action == "timeout":
             time.sleep(scripted.delay)  # the work is done; the client has given up by now
@@ -163,8 +196,12 @@ class FakeStripe:
             if key is not None and key in self._replays:
                 params, status, answer = self._replays[key]
                 if params != record.params:
-                    return 400, {"error": {"type": "idempotency_error",
-                                           "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}
+                    return 400, {
+                        "error": {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                        }
+                    }
                 return status, answer
             status, answer = self._route(record)
             if key is not None and record.method == "POST" and status < 500:
@@ -174,7 +211,9 @@ class FakeStripe:
     def _route(self, r: Recorded) -> tuple[int, dict[str, Any]]:
         p = r.params
         if r.method == "POST" and r.path == "/v1/customers":
-            return 200, self._new("cus", "customer", name=p.get("name"), email=p.get("email"), metadata=p.get("metadata", {}))
+            return 200, self._new(
+                "cus", "customer", name=p.get("name"), email=p.get("email"), metadata=p.get("metadata", {})
+            )
         if r.method == "POST" and r.path == "/v1/payment_intents":
             return self._payment_intent(p)
         if r.method == "POST" and r.path == "/v1/refunds":
@@ -208,38 +247,92 @@ class FakeStripe:
         if r.method == "GET" and (m := re.fullmatch(r"/v1/(payment_methods|payment_intents)/([^/]+)", r.path)):
             obj = self.objects.get(m.group(2))
             return (200, obj) if obj else _missing(m.group(2))
-        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({r.method}: {r.path})."}}
+        return 404, {
+            "error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({r.method}: {r.path})."}
+        }
 
     def _payment_intent(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         method = p.get("payment_method")
-        fields = {"amount": int(p["amount"]), "currency": p["currency"], "customer": p.get("customer"),
-                  "payment_method": method, "metadata": p.get("metadata", {}), "off_session": p.get("off_session")}
+        fields = {
+            "amount": int(p["amount"]),
+            "currency": p["currency"],
+            "customer": p.get("customer"),
+            "payment_method": method,
+            "metadata": p.get("metadata", {}),
+            "off_session": p.get("off_session"),
+        }
         if method in self.declining:
             charge = f"ch_{secrets.token_hex(6)}"
-            pi = self._new("pi", "payment_intent", status="requires_payment_method", amount_received=0,
-                           latest_charge=charge, last_payment_error={"code": "card_declined", "charge": charge,
-                                                                     "message": "Your card has insufficient funds."}, **fields)
-            return 402, {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                                   "message": "Your card has insufficient funds.", "charge": charge, "payment_intent": pi}}
+            pi = self._new(
+                "pi",
+                "payment_intent",
+                status="requires_payment_method",
+                amount_received=0,
+                latest_charge=charge,
+                last_payment_error={
+                    "code": "card_declined",
+                    "charge": charge,
+                    "message": "Your card has insufficient funds.",
+                },
+                **fields,
+            )
+            return 402, {
+                "error": {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": "insufficient_funds",
+                    "message": "Your card has insufficient funds.",
+                    "charge": charge,
+                    "payment_intent": pi,
+                }
+            }
         if method in self.requiring_action:
-            pi = self._new("pi", "payment_intent", status="requires_action", amount_received=0, latest_charge=None,
-                           next_action={"type": "use_stripe_sdk"}, **fields)
+            pi = self._new(
+                "pi",
+                "payment_intent",
+                status="requires_action",
+                amount_received=0,
+                latest_charge=None,
+                next_action={"type": "use_stripe_sdk"},
+                **fields,
+            )
             return 200, pi
-        pi = self._new("pi", "payment_intent", status="succeeded", amount_received=fields["amount"],
-                       latest_charge=f"ch_{secrets.token_hex(6)}", **fields)
+        pi = self._new(
+            "pi",
+            "payment_intent",
+            status="succeeded",
+            amount_received=fields["amount"],
+            latest_charge=f"ch_{secrets.token_hex(6)}",
+            **fields,
+        )
         return 200, pi
 
     def _refund(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         pi = self.objects.get(p.get("payment_intent", ""))
         if pi is None or pi.get("status") != "succeeded":
-            return 400, {"error": {"type": "invalid_request_error", "message": "This PaymentIntent cannot be refunded."}}
+            return 400, {
+                "error": {"type": "invalid_request_error", "message": "This PaymentIntent cannot be refunded."}
+            }
         refunded = sum(o["amount"] for o in self.of_type("refund") if o["payment_intent"] == pi["id"])
         amount = int(p.get("amount") or pi["amount_received"] - refunded)
         if amount > pi["amount_received"] - refunded:
-            return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large",
-                                   "message": "Refund amount is greater than the unrefunded amount."}}
-        return 200, self._new("re", "refund", amount=amount, currency=pi["currency"], payment_intent=pi["id"],
-                              charge=pi["latest_charge"], status="succeeded", metadata=p.get("metadata", {}))
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "amount_too_large",
+                    "message": "Refund amount is greater than the unrefunded amount.",
+                }
+            }
+        return 200, self._new(
+            "re",
+            "refund",
+            amount=amount,
+            currency=pi["currency"],
+            payment_intent=pi["id"],
+            charge=pi["latest_charge"],
+            status="succeeded",
+            metadata=p.get("metadata", {}),
+        )
 
     def _checkout_session(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         mode = p.get("mode")
@@ -249,11 +342,22 @@ class FakeStripe:
             item = p["line_items"]["0"]
             amount = int(item["price_data"]["unit_amount"]) * int(item.get("quantity") or 1)
             currency = item["price_data"]["currency"]
-        session = self._new("cs_test", "checkout.session", mode=mode, status="open", payment_status="unpaid",
-                            customer=p.get("customer"), customer_email=p.get("customer_email"),
-                            amount_total=amount, currency=currency, metadata=p.get("metadata", {}),
-                            success_url=p.get("success_url"), cancel_url=p.get("cancel_url"),
-                            setup_intent=None, payment_intent=None)
+        session = self._new(
+            "cs_test",
+            "checkout.session",
+            mode=mode,
+            status="open",
+            payment_status="unpaid",
+            customer=p.get("customer"),
+            customer_email=p.get("customer_email"),
+            amount_total=amount,
+            currency=currency,
+            metadata=p.get("metadata", {}),
+            success_url=p.get("success_url"),
+            cancel_url=p.get("cancel_url"),
+            setup_intent=None,
+            payment_intent=None,
+        )
         session["url"] = f"{self.url}/checkout/{session['id']}"
         return 200, session
 
@@ -272,8 +376,13 @@ class FakeStripe:
 
 
 def _missing(object_id: str) -> tuple[int, dict[str, Any]]:
-    return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                           "message": f"No such object: '{object_id}'"}}
+    return 404, {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "message": f"No such object: '{object_id}'",
+        }
+    }
 
 
 def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -40,7 +40,11 @@ def test_in_advance_bills_the_fee_at_period_start_once(workspace):
     [invoice] = Invoice.objects.filter(retainer=retainer)
     assert result.invoices == [invoice.pk]
     assert (invoice.number, invoice.issued_on, invoice.due_on) == ("2026-0001", date(2026, 1, 1), date(2026, 1, 15))
-    assert (invoice.period_start_on, invoice.period_end_on, invoice.total_minor) == (date(2026, 1, 1), date(2026, 2, 1), 150000)
+    assert (invoice.period_start_on, invoice.period_end_on, invoice.total_minor) == (
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+        150000,
+    )
     before = snapshot()
     assert bill(workspace, date(2026, 1, 1)).invoices == []
     assert snapshot() == before
@@ -62,7 +66,9 @@ def test_in_arrears_bills_fee_and_overage_at_period_end(workspace):
     retainer = factories.make_retainer(
         workspace=workspace, billing_timing="arrears", model="fixed", price_minor=100000, overage_rate_minor=12000
     )
-    delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 1, 9), quantity=D("12.5"), description="x", actor=None)
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 1, 9), quantity=D("12.5"), description="x", actor=None
+    )
     assert bill(workspace, date(2026, 1, 31)).invoices == []
     [invoice_id] = bill(workspace, date(2026, 2, 1)).invoices
     invoice = Invoice.objects.get(pk=invoice_id)
@@ -74,9 +80,14 @@ def test_in_arrears_bills_fee_and_overage_at_period_end(workspace):
 def test_in_advance_puts_last_periods_overage_on_the_next_invoice(workspace):
     retainer = factories.make_retainer(workspace=workspace, model="fixed", price_minor=100000, overage_rate_minor=10000)
     bill(workspace, date(2026, 1, 1))
-    delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 1, 20), quantity=D("11"), description="x", actor=None)
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 1, 20), quantity=D("11"), description="x", actor=None
+    )
     [february] = bill(workspace, date(2026, 2, 1)).invoices
-    assert list(Invoice.objects.get(pk=february).lines.values_list("kind", "amount_minor")) == [("fee", 100000), ("overage", 10000)]
+    assert list(Invoice.objects.get(pk=february).lines.values_list("kind", "amount_minor")) == [
+        ("fee", 100000),
+        ("overage", 10000),
+    ]
 
 
 def test_tax_is_computed_on_the_subtotal_and_rounded_once(workspace):
@@ -85,13 +96,20 @@ def test_tax_is_computed_on_the_subtotal_and_rounded_once(workspace):
     profile.save()
     factories.make_retainer(workspace=workspace, price_minor=33333)
     invoice = Invoice.objects.get(pk=bill(workspace, date(2026, 1, 1)).invoices[0])
-    assert (invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor, invoice.tax_label) == (33333, 6667, 40000, "VAT")
+    assert (invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor, invoice.tax_label) == (
+        33333,
+        6667,
+        40000,
+        "VAT",
+    )
 
 
 def test_catch_up_after_downtime_bills_each_missed_period_once_with_its_own_dates(workspace):
     retainer = factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 30), rollover_cap=D("5"))
     bill(workspace, date(2026, 1, 30))
-    delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 2, 2), quantity=D("4"), description="x", actor=None)
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 2, 2), quantity=D("4"), description="x", actor=None
+    )
     # Down from 27 Feb to 2 Apr: two month ends missed.
     result = bill(workspace, date(2026, 4, 2))
     invoices = list(Invoice.objects.filter(retainer=retainer).order_by("issued_on"))
@@ -226,7 +244,9 @@ def test_overage_of_the_last_period_of_an_ending_retainer_is_billed_once(workspa
     retainer = factories.make_retainer(workspace=workspace, model="fixed", price_minor=100000, overage_rate_minor=10000)
     bill(workspace, date(2026, 1, 1))
     delivery.cancel_at_period_end(retainer=retainer)
-    delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 1, 20), quantity=D("12"), description="x", actor=None)
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 1, 20), quantity=D("12"), description="x", actor=None
+    )
     [closing] = bill(workspace, date(2026, 2, 1)).invoices
     invoice = Invoice.objects.get(pk=closing)
     assert invoice.kind == "closing" and invoice.issued_on == date(2026, 2, 1)

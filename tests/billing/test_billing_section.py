@@ -57,9 +57,7 @@ def test_billing_registers_its_section_on_the_client_page():
     assert (section.order, section.template, section.context) == (20, "billing/_client_section.html", client_section)
 
 
-def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_is_owed(
-    owner_client, workspace, acme
-):
+def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_is_owed(owner_client, workspace, acme):
     factories.make_retainer(workspace=workspace, client=acme, price_minor=200000)
     factories.make_retainer(workspace=workspace, client=acme, name="US work", currency="USD", price_minor=50000)
     overdue, usd = Invoice.objects.filter(

@@ -124,9 +124,9 @@ def test_overdue_reminders_go_out_on_the_offsets_once_each(acme, alice, django_c
         f"Reminder: invoice {number} is 30 days overdue (£1,200.00)",
     ]
     assert subjects(alice.email) == [f"Overdue: Acme Corp, invoice {number} (£1,200.00)"]
-    assert set(Email.objects.filter(key__startswith=f"invoice-{invoice.pk}-reminder-").values_list("key", flat=True)) == {
-        f"invoice-{invoice.pk}-reminder-{days}" for days in (3, 10, 30)
-    }
+    assert set(
+        Email.objects.filter(key__startswith=f"invoice-{invoice.pk}-reminder-").values_list("key", flat=True)
+    ) == {f"invoice-{invoice.pk}-reminder-{days}" for days in (3, 10, 30)}
 
 
 def test_after_downtime_only_the_latest_reminder_that_came_due_is_sent(acme, django_capture_on_commit_callbacks):

@@ -38,7 +38,9 @@ def pdf_text(path: str) -> str:
         data = handle.read()
     assert data.startswith(b"%PDF")
     if shutil.which("pdftotext"):
-        return subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
+        return subprocess.run(
+            ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+        ).stdout.decode()
     import io
 
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
@@ -46,7 +48,18 @@ def pdf_text(path: str) -> str:
 
 def test_rendered_invoice_shows_number_client_and_totals(invoice):
     text = pdf_text(invoice.pdf.name)
-    for expected in ("Invoice", "2026-0001", "Acme Corp", "Northwind Advisory Ltd", "GB123456789", "£1,500.00", "£300.00", "£1,800.00", "VAT (20%)", "Sort code 00-00-00"):
+    for expected in (
+        "Invoice",
+        "2026-0001",
+        "Acme Corp",
+        "Northwind Advisory Ltd",
+        "GB123456789",
+        "£1,500.00",
+        "£300.00",
+        "£1,800.00",
+        "VAT (20%)",
+        "Sort code 00-00-00",
+    ):
         assert expected in text, expected
 
 

@@ -80,9 +80,18 @@ def test_a_session_of_another_client_is_not_stored(fake_stripe, use_stripe, work
     use_stripe(fake_stripe.url)
     browser.post(card_url(workspace))
     other = factories.ClientFactory(workspace=workspace)
-    foreign = fake_stripe.objects[fake_stripe._new(
-        "cs_test", "checkout.session", mode="setup", status="open", customer="cus_other", url="x",
-        metadata={"client_id": str(other.pk), "workspace_id": str(workspace.pk)}, setup_intent=None)["id"]]
+    foreign = fake_stripe.objects[
+        fake_stripe._new(
+            "cs_test",
+            "checkout.session",
+            mode="setup",
+            status="open",
+            customer="cus_other",
+            url="x",
+            metadata={"client_id": str(other.pk), "workspace_id": str(workspace.pk)},
+            setup_intent=None,
+        )["id"]
+    ]
     fake_stripe.complete_setup_session(foreign["id"])
     page = browser.get(card_url(workspace, f"done/?session_id={foreign['id']}"), follow=True).content.decode()
     assert "We could not find that card" in page
@@ -105,7 +114,9 @@ def test_without_stripe_the_portal_says_so_and_calls_nothing(fake_stripe, worksp
     assert fake_stripe.requests == []
 
 
-def test_card_page_is_only_for_the_clients_own_contacts(fake_stripe, use_stripe, workspace, other_workspace, login, alice, charlie, client):
+def test_card_page_is_only_for_the_clients_own_contacts(
+    fake_stripe, use_stripe, workspace, other_workspace, login, alice, charlie, client
+):
     use_stripe(fake_stripe.url)
     assert login(alice).get(card_url(workspace)).status_code == 404  # a member, not a contact
     assert login(charlie).get(card_url(workspace)).status_code == 404

@@ -79,8 +79,9 @@ def test_client_without_a_saved_card_gets_the_invoice_by_email(
     use_stripe(localstripe)
     invoice = open_invoice(acme, auto_charge=True)
     deliver_twice(invoice, django_capture_on_commit_callbacks)
-    assert emails_to("ap@acme.example") == [f"Invoice {invoice.number} from Northwind Advisory: £1,200.00, due "
-                                            f"{invoice.due_on:%-d %b %Y}"]
+    assert emails_to("ap@acme.example") == [
+        f"Invoice {invoice.number} from Northwind Advisory: £1,200.00, due {invoice.due_on:%-d %b %Y}"
+    ]
     assert not Payment.objects.exists()
 
 
@@ -128,9 +129,7 @@ def test_charge_retried_by_celery_sends_the_same_idempotency_key_and_charges_onc
     assert Email.objects.filter(key=f"payment-{payment.pk}-receipt").count() == 1
 
 
-def test_charge_whose_answer_is_lost_stays_pending_and_the_next_try_reuses_the_key(
-    fake_stripe, use_stripe, acme
-):
+def test_charge_whose_answer_is_lost_stays_pending_and_the_next_try_reuses_the_key(fake_stripe, use_stripe, acme):
     use_stripe(fake_stripe.url, timeout=0.5)
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     invoice = open_invoice(acme, amount_minor=50000, auto_charge=True)

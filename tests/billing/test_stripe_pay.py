@@ -20,12 +20,22 @@ def pay_path(invoice: Invoice) -> str:
 def test_pay_page_shows_the_invoice_and_a_card_button(fake_stripe, use_stripe, acme, client):
     use_stripe(fake_stripe.url)
     invoice = open_invoice(acme, amount_minor=120000)
-    Invoice.objects.filter(pk=invoice.pk).update(pdf=default_storage.save("invoices/test.pdf", ContentFile(b"%PDF-1.4")))
+    Invoice.objects.filter(pk=invoice.pk).update(
+        pdf=default_storage.save("invoices/test.pdf", ContentFile(b"%PDF-1.4"))
+    )
     response = client.get(pay_path(invoice))
     page = response.content.decode()
     assert response.status_code == 200
-    for text in ["Northwind Advisory", f"Invoice {invoice.number}", "£1,200.00", f"{invoice.due_on:%-d %B %Y}",
-                 "Pay £1,200.00 by card", f"{pay_path(invoice)}pdf/", "Or pay by bank transfer", "IBAN"]:
+    for text in [
+        "Northwind Advisory",
+        f"Invoice {invoice.number}",
+        "£1,200.00",
+        f"{invoice.due_on:%-d %B %Y}",
+        "Pay £1,200.00 by card",
+        f"{pay_path(invoice)}pdf/",
+        "Or pay by bank transfer",
+        "IBAN",
+    ]:
         assert text in page, text
     # The pay button's redirect goes to Stripe's page: the CSP lets that form go there, and no further.
     policy = response.headers["Content-Security-Policy"]
@@ -41,7 +51,9 @@ def test_pay_url_is_absolute_signed_and_stable(acme):
     assert payments.invoice_for_token(payments.pay_token(invoice)) == invoice
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "nonsense"])
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "nonsense"]
+)
 def test_tampered_token_gets_a_clear_404(mangle, acme, client):
     invoice = open_invoice(acme)
     token = mangle(payments.pay_token(invoice))
@@ -73,7 +85,9 @@ def test_pay_by_card_creates_one_checkout_session_on_the_connected_account(fake_
     params = request.params
     assert params["mode"] == "payment"
     assert params["line_items"]["0"]["price_data"] == {
-        "currency": "gbp", "unit_amount": "120000", "product_data": {"name": f"Invoice {invoice.number} from Northwind Advisory"}
+        "currency": "gbp",
+        "unit_amount": "120000",
+        "product_data": {"name": f"Invoice {invoice.number} from Northwind Advisory"},
     }
     metadata = {"invoice_id": str(invoice.pk), "workspace_id": str(invoice.workspace_id)}
     assert params["metadata"] == params["payment_intent_data"]["metadata"] == metadata

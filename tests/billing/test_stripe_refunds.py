@@ -59,7 +59,10 @@ def test_refund_keys_name_the_payment_and_the_refund_number(fake_stripe, use_str
     payments.refund_payment(payment=payment, amount_minor=1000, actor=alice)
     payments.refund_payment(payment=payment, amount_minor=2000, actor=alice)
     first, second = fake_stripe.requests_to("POST", "/v1/refunds")
-    assert (first.idempotency_key, second.idempotency_key) == (f"payment-{payment.pk}-refund-1", f"payment-{payment.pk}-refund-2")
+    assert (first.idempotency_key, second.idempotency_key) == (
+        f"payment-{payment.pk}-refund-1",
+        f"payment-{payment.pk}-refund-2",
+    )
     assert first.account == second.account == ACCOUNT
     assert first.params["payment_intent"] == payment.stripe_id and first.params["amount"] == "1000"
     assert first.params["metadata"]["invoice_id"] == str(payment.invoice_id)
@@ -83,8 +86,13 @@ def test_refund_stripe_refuses_is_a_billing_error_and_records_nothing(fake_strip
     use_stripe(fake_stripe.url)
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     payment = card_payment(acme)
-    fake_stripe.script("POST", "/v1/refunds", "status", status=400,
-                       body={"error": {"type": "invalid_request_error", "message": "Charge ch_1 has been disputed."}})
+    fake_stripe.script(
+        "POST",
+        "/v1/refunds",
+        "status",
+        status=400,
+        body={"error": {"type": "invalid_request_error", "message": "Charge ch_1 has been disputed."}},
+    )
     with pytest.raises(BillingError, match="disputed"):
         payments.refund_payment(payment=payment, amount_minor=5000, actor=alice)
     assert not Payment.objects.filter(kind="refund").exists()
@@ -105,8 +113,15 @@ def test_bank_transfer_refund_is_recorded_only(fake_stripe, use_stripe, acme, al
 
 def test_only_received_payments_can_be_refunded(acme, alice):
     invoice = open_invoice(acme)
-    failed = Payment.objects.create(workspace=acme.workspace, invoice=invoice, client=acme, status="failed",
-                                    method="card", amount_minor=100, currency="GBP")
+    failed = Payment.objects.create(
+        workspace=acme.workspace,
+        invoice=invoice,
+        client=acme,
+        status="failed",
+        method="card",
+        amount_minor=100,
+        currency="GBP",
+    )
     with pytest.raises(BillingError):
         payments.refund_payment(payment=failed, amount_minor=100, actor=alice)
 

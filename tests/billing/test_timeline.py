@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 
 def test_invoices_payments_and_renewals_appear_newest_first(workspace, alice, owner_client):
     client = factories.ClientFactory(workspace=workspace, name="Acme Corp")
-    retainer = factories.make_retainer(workspace=workspace, client=client, price_minor=150000, currency="GBP", term_periods=2)
+    retainer = factories.make_retainer(
+        workspace=workspace, client=client, price_minor=150000, currency="GBP", term_periods=2
+    )
     with time_machine.travel(datetime(2026, 1, 1, 9, tzinfo=UTC), tick=False):
         [invoice_id] = billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 1, 1)).invoices
     invoice = billing.Invoice.objects.get(pk=invoice_id)

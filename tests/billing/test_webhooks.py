@@ -29,7 +29,11 @@ def intent(invoice: Invoice, *, pi_id: str = "pi_1", amount: int | None = None, 
         "amount": amount or invoice.total_minor,
         "amount_received": (amount or invoice.total_minor) if status == "succeeded" else 0,
         "currency": invoice.currency.lower(),
-        "metadata": {"invoice_id": str(invoice.pk), "workspace_id": str(invoice.workspace_id), **extra.pop("metadata", {})},
+        "metadata": {
+            "invoice_id": str(invoice.pk),
+            "workspace_id": str(invoice.workspace_id),
+            **extra.pop("metadata", {}),
+        },
         **extra,
     }
 
@@ -121,8 +125,12 @@ def test_same_payment_in_two_events_records_one_payment(connected, acme, client)
     """checkout.session.completed and payment_intent.succeeded both announce a pay-link payment."""
     invoice = open_invoice(acme)
     session = {
-        "id": "cs_1", "object": "checkout.session", "mode": "payment", "payment_status": "paid",
-        "payment_intent": "pi_9", "amount_total": invoice.total_minor,
+        "id": "cs_1",
+        "object": "checkout.session",
+        "mode": "payment",
+        "payment_status": "paid",
+        "payment_intent": "pi_9",
+        "amount_total": invoice.total_minor,
         "metadata": {"invoice_id": str(invoice.pk), "workspace_id": str(invoice.workspace_id)},
     }
     assert post_event(client, event("checkout.session.completed", session)).status_code == 200
@@ -234,9 +242,18 @@ def test_failure_of_an_off_session_attempt_by_webhook_schedules_the_retry_once(
 def test_refund_made_in_stripe_reopens_the_invoice_once(connected, acme, client):
     invoice = open_invoice(acme, amount_minor=50000)
     post_event(client, event("payment_intent.succeeded", intent(invoice, pi_id="pi_r")))
-    charge = {"id": "ch_r", "object": "charge", "payment_intent": "pi_r", "amount": 50000, "amount_refunded": 20000,
-              "refunds": {"object": "list", "has_more": False,
-                          "data": [{"id": "re_1", "amount": 20000, "status": "succeeded", "payment_intent": "pi_r"}]}}
+    charge = {
+        "id": "ch_r",
+        "object": "charge",
+        "payment_intent": "pi_r",
+        "amount": 50000,
+        "amount_refunded": 20000,
+        "refunds": {
+            "object": "list",
+            "has_more": False,
+            "data": [{"id": "re_1", "amount": 20000, "status": "succeeded", "payment_intent": "pi_r"}],
+        },
+    }
     post_event(client, event("charge.refunded", charge))
     post_event(client, event("charge.refunded", charge))  # a second delivery, another event id
     invoice.refresh_from_db()
@@ -247,12 +264,25 @@ def test_refund_made_in_stripe_reopens_the_invoice_once(connected, acme, client)
 
 def test_refund_event_without_the_refund_list_asks_stripe_for_it(connected, acme, client):
     invoice = open_invoice(acme, amount_minor=50000)
-    connected.objects["pi_r"] = {"id": "pi_r", "object": "payment_intent", "status": "succeeded",
-                                 "amount_received": 50000, "currency": "gbp", "latest_charge": "ch_r"}
+    connected.objects["pi_r"] = {
+        "id": "pi_r",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount_received": 50000,
+        "currency": "gbp",
+        "latest_charge": "ch_r",
+    }
     post_event(client, event("payment_intent.succeeded", intent(invoice, pi_id="pi_r")))
-    connected.objects["re_9"] = {"id": "re_9", "object": "refund", "amount": 50000, "status": "succeeded",
-                                 "payment_intent": "pi_r"}
-    response = post_event(client, event("charge.refunded", {"id": "ch_r", "object": "charge", "payment_intent": "pi_r"}))
+    connected.objects["re_9"] = {
+        "id": "re_9",
+        "object": "refund",
+        "amount": 50000,
+        "status": "succeeded",
+        "payment_intent": "pi_r",
+    }
+    response = post_event(
+        client, event("charge.refunded", {"id": "ch_r", "object": "charge", "payment_intent": "pi_r"})
+    )
     assert response.status_code == 200
     [listing] = connected.requests_to("GET", "/v1/refunds")
     assert listing.account == ACCOUNT and listing.params["payment_intent"] == "pi_r"
@@ -272,8 +302,16 @@ def test_refund_event_when_stripe_is_down_is_not_stored_so_stripe_sends_it_again
 def test_dispute_tells_the_consultant(connected, acme, client, alice, django_capture_on_commit_callbacks):
     invoice = open_invoice(acme, amount_minor=50000)
     post_event(client, event("payment_intent.succeeded", intent(invoice, pi_id="pi_d")))
-    dispute = {"id": "dp_1", "object": "dispute", "amount": 50000, "currency": "gbp", "charge": "ch_d",
-               "payment_intent": "pi_d", "reason": "fraudulent", "evidence_details": {"due_by": int(time.time()) + 86400 * 7}}
+    dispute = {
+        "id": "dp_1",
+        "object": "dispute",
+        "amount": 50000,
+        "currency": "gbp",
+        "charge": "ch_d",
+        "payment_intent": "pi_d",
+        "reason": "fraudulent",
+        "evidence_details": {"due_by": int(time.time()) + 86400 * 7},
+    }
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, event("charge.dispute.created", dispute))
         post_event(client, event("charge.dispute.created", dispute))
@@ -286,9 +324,15 @@ def test_setup_session_completed_saves_the_card(connected, acme, client):
     StripeCustomer.objects.create(workspace=acme.workspace, client=acme, customer_id="cus_acme")
     pm = connected.objects[connected.add_card(last4="1881", exp_month=4, exp_year=2031)]
     connected.objects["seti_1"] = {"id": "seti_1", "object": "setup_intent", "payment_method": pm["id"]}
-    session = {"id": "cs_s", "object": "checkout.session", "mode": "setup", "status": "complete",
-               "customer": "cus_acme", "setup_intent": "seti_1",
-               "metadata": {"client_id": str(acme.pk), "workspace_id": str(acme.workspace_id)}}
+    session = {
+        "id": "cs_s",
+        "object": "checkout.session",
+        "mode": "setup",
+        "status": "complete",
+        "customer": "cus_acme",
+        "setup_intent": "seti_1",
+        "metadata": {"client_id": str(acme.pk), "workspace_id": str(acme.workspace_id)},
+    }
     assert post_event(client, event("checkout.session.completed", session)).status_code == 200
     saved = StripeCustomer.objects.get(client=acme)
     assert (saved.payment_method_id, saved.card_last4, saved.card_exp) == (pm["id"], "1881", "04/2031")

@@ -48,8 +48,9 @@ def health_book(workspace):
     make_retainer(client=both, name="Healthy one")
     use(make_retainer(client=both, name="Nearly spent"), "9")  # the worst retainer speaks for the client
     use(make_retainer(client=client("Edge Co")), "8")  # exactly 20% left: not low
-    make_retainer(client=client("Deliverables Co"), model="deliverables", units_per_period=D("0"),
-                  deliverables=["Report"])
+    make_retainer(
+        client=client("Deliverables Co"), model="deliverables", units_per_period=D("0"), deliverables=["Report"]
+    )
     return clients
 
 
@@ -162,8 +163,9 @@ def test_htmx_request_gets_only_the_rows(workspace, owner_client):
     assert response.status_code == 200
     assert "Acme" in html and "<html" not in html and 'id="client-search"' not in html
     assert "HX-Request" in response.headers["Vary"]
-    restore = owner_client.get(url(workspace, "client_list"), {"q": "acm"}, HTTP_HX_HISTORY_RESTORE_REQUEST="true",
-                               **HTMX)
+    restore = owner_client.get(
+        url(workspace, "client_list"), {"q": "acm"}, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX
+    )
     assert "<html" in restore.content.decode()
 
 

@@ -24,7 +24,11 @@ def test_create_client_redirects_to_its_page(workspace, member_client):
     assert response.status_code == 302
     assert response.url == url(workspace, "client_detail", client_id=client.pk)
     assert (client.name, client.billing_email, client.address, client.tax_id, client.status) == (
-        "Acme Ltd", "ap@acme.example", "1 High St", "GB1", "active"
+        "Acme Ltd",
+        "ap@acme.example",
+        "1 High St",
+        "GB1",
+        "active",
     )
 
 
@@ -102,7 +106,7 @@ def test_client_page_shows_details_contacts_and_the_new_retainer_link(workspace,
     html = response.content.decode()
     assert response.status_code == 200
     assert "Acme" in html and "ap@acme.example" in html and "Carol Chen" in html and "COO" in html
-    assert "badge-success\">Active" in html
+    assert 'badge-success">Active' in html
     # The link appears once the delivery app has its retainer form; the page works either way.
     try:
         new_retainer = reverse("delivery:retainer_create", kwargs={"workspace_slug": workspace.slug})
@@ -123,9 +127,12 @@ def test_client_page_includes_each_hub_section_with_its_context_as_section(
             "OPTIONS": {
                 **template["OPTIONS"],
                 "loaders": [
-                    ("django.template.loaders.locmem.Loader", {
-                        "test/section.html": '<section class="card">{{ section.greeting }} {{ client.name }}</section>'
-                    }),
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "test/section.html": '<section class="card">{{ section.greeting }} {{ client.name }}</section>'
+                        },
+                    ),
                     "django.template.loaders.filesystem.Loader",
                     "django.template.loaders.app_directories.Loader",
                 ],
@@ -171,8 +178,13 @@ def theirs(other_workspace):
     ],
 )
 def test_another_workspaces_object_is_404_and_untouched(workspace, owner_client, theirs, name, param, method):
-    data = {"name": "Hijacked", "email": "x@example.com", "enabled": "1", "contact-name": "X",
-            "contact-email": "x@example.com"}
+    data = {
+        "name": "Hijacked",
+        "email": "x@example.com",
+        "enabled": "1",
+        "contact-name": "X",
+        "contact-email": "x@example.com",
+    }
     response = getattr(owner_client, method)(url(workspace, name, **{param: theirs[param]}), data)
     assert response.status_code == 404
     assert Client.objects.get(pk=theirs["client_id"]).name == "Their Client"

@@ -30,7 +30,10 @@ def test_add_contact_redirects_to_the_client_page(workspace, owner_client, acme)
     assert response.url == url(workspace, "client_detail", client_id=acme.pk)
     contact = Contact.objects.get(client=acme)
     assert (contact.name, contact.email, contact.role, contact.workspace_id) == (
-        "Carol Chen", "carol@acme.example", "COO", workspace.pk
+        "Carol Chen",
+        "carol@acme.example",
+        "COO",
+        workspace.pk,
     )
     assert not contact.portal_access and not Email.objects.exists()
 

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.django_db
 
 HEADER = "name,billing_email,address,tax_id,contact_name,contact_email,contact_role\n"
 GOOD = (
-    HEADER
-    + 'Acme Ltd,ap@acme.example,"1 High St\nLondon",GB1,Carol Chen,Carol@Acme.example,COO\n'
-    + "Globex,,,,,,\n"
+    HEADER + 'Acme Ltd,ap@acme.example,"1 High St\nLondon",GB1,Carol Chen,Carol@Acme.example,COO\n' + "Globex,,,,,,\n"
 )
 
 
@@ -37,8 +35,13 @@ def test_parses_rows_with_quoted_newlines_and_normalises_contact_email(workspace
     rows = csv_import.preview(GOOD, workspace=workspace)
     assert [row.number for row in rows] == [2, 3]
     assert rows[0].values == {
-        "name": "Acme Ltd", "billing_email": "ap@acme.example", "address": "1 High St\nLondon", "tax_id": "GB1",
-        "contact_name": "Carol Chen", "contact_email": "carol@acme.example", "contact_role": "COO",
+        "name": "Acme Ltd",
+        "billing_email": "ap@acme.example",
+        "address": "1 High St\nLondon",
+        "tax_id": "GB1",
+        "contact_name": "Carol Chen",
+        "contact_email": "carol@acme.example",
+        "contact_role": "COO",
     }
     assert rows[0].has_contact and not rows[1].has_contact
     assert all(row.ok for row in rows)

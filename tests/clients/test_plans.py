@@ -81,7 +81,11 @@ def test_create_a_fixed_plan(workspace, owner_client):
     assert response.url == url(workspace, "plan_list")
     plan = Plan.objects.get(workspace=workspace)
     assert (plan.model, plan.units_per_period, plan.price_minor, plan.overage_rate_minor, plan.currency) == (
-        "fixed", D("10"), 150000, 15000, "GBP"
+        "fixed",
+        D("10"),
+        150000,
+        15000,
+        "GBP",
     )
     assert plan.auto_renew and plan.rollover_cap is None and plan.deliverables == []
 
@@ -93,7 +97,10 @@ def test_create_a_rollover_plan(workspace, owner_client):
     )
     plan = Plan.objects.get(workspace=workspace)
     assert (plan.model, plan.units_per_period, plan.rollover_cap, plan.rollover_expiry_periods) == (
-        "rollover", D("7.5"), D("5"), 2
+        "rollover",
+        D("7.5"),
+        D("5"),
+        2,
     )
 
 
@@ -101,9 +108,16 @@ def test_create_a_deliverables_plan_from_lines(workspace, owner_client):
     owner_client.post(
         url(workspace, "plan_create"),
         # A deliverables form posts no unit fields: their fieldset is disabled.
-        plan_data(model="deliverables", unit=None, units_per_period=None, overage_policy=None, overage_rate=None,
-                  deliverables="Monthly report\n\n  Board pack  \r\nStrategy call\n", extra_deliverable_price="400",
-                  deliverables_carry="on"),
+        plan_data(
+            model="deliverables",
+            unit=None,
+            units_per_period=None,
+            overage_policy=None,
+            overage_rate=None,
+            deliverables="Monthly report\n\n  Board pack  \r\nStrategy call\n",
+            extra_deliverable_price="400",
+            deliverables_carry="on",
+        ),
     )
     plan = Plan.objects.get(workspace=workspace)
     assert plan.deliverables == ["Monthly report", "Board pack", "Strategy call"]
@@ -211,10 +225,26 @@ def test_switching_the_model_rerenders_the_groups_without_saving(workspace, owne
 
 def test_plan_list_summarises_the_terms(workspace, owner_client):
     make_plan(workspace, name="Rollover 10")
-    make_plan(workspace, name="Sessions", model="fixed", unit="sessions", units_per_period=D("4"), cadence="quarterly",
-              rollover_cap=None, rollover_expiry_periods=None, price_minor=90000)
-    make_plan(workspace, name="Reports", model="deliverables", units_per_period=D("0"), rollover_cap=None,
-              rollover_expiry_periods=None, deliverables=["Report", "Call"])
+    make_plan(
+        workspace,
+        name="Sessions",
+        model="fixed",
+        unit="sessions",
+        units_per_period=D("4"),
+        cadence="quarterly",
+        rollover_cap=None,
+        rollover_expiry_periods=None,
+        price_minor=90000,
+    )
+    make_plan(
+        workspace,
+        name="Reports",
+        model="deliverables",
+        units_per_period=D("0"),
+        rollover_cap=None,
+        rollover_expiry_periods=None,
+        deliverables=["Report", "Call"],
+    )
     html = owner_client.get(url(workspace, "plan_list")).content.decode()
     assert "10 hours / month · rollover, cap 5, expires after 2 months · £1,500.00" in html
     assert "4 sessions / quarter · unused sessions lapse · £900.00" in html

@@ -65,9 +65,7 @@ def _detail_queries(workspace, owner_client, client: Client, django_assert_num_q
     return count
 
 
-def test_client_page_makes_the_same_queries_for_10_or_500_clients(
-    workspace, owner_client, django_assert_num_queries
-):
+def test_client_page_makes_the_same_queries_for_10_or_500_clients(workspace, owner_client, django_assert_num_queries):
     bulk_clients(workspace, 10, prefix="Small")
     first = Client.objects.for_workspace(workspace).order_by("pk").first()
     at_10 = _detail_queries(workspace, owner_client, first, django_assert_num_queries, None)

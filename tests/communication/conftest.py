@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-
 from html.parser import HTMLParser
 
 import pytest
@@ -61,7 +60,10 @@ def retainer(acme):
 @pytest.fixture
 def session(retainer, alice):
     return record_delivery(
-        retainer=retainer, delivered_on=date(2026, 1, 12), quantity=Decimal("2"), description="Strategy workshop",
+        retainer=retainer,
+        delivered_on=date(2026, 1, 12),
+        quantity=Decimal("2"),
+        description="Strategy workshop",
         actor=alice,
     )
 

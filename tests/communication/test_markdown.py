@@ -45,7 +45,9 @@ def test_links_are_kept_safe_with_rel():
     )
     assert render_markdown("[mail](mailto:a@example.com)").count('href="mailto:a@example.com"') == 1
     assert "<strong>b</strong>" in render_markdown("[**b**](https://example.com)")
-    assert 'href="https://en.wikipedia.org/wiki/Foo_(bar)"' in render_markdown("[w](https://en.wikipedia.org/wiki/Foo_(bar))")
+    assert 'href="https://en.wikipedia.org/wiki/Foo_(bar)"' in render_markdown(
+        "[w](https://en.wikipedia.org/wiki/Foo_(bar))"
+    )
 
 
 @pytest.mark.parametrize(

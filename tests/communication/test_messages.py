@@ -30,7 +30,9 @@ def thread_url(workspace, client) -> str:
 # --- Emails to the other side ---------------------------------------------------------------------
 
 
-def test_team_message_emails_each_portal_contact_once(workspace, acme, alice, carol, gil, django_capture_on_commit_callbacks):
+def test_team_message_emails_each_portal_contact_once(
+    workspace, acme, alice, carol, gil, django_capture_on_commit_callbacks
+):
     dave = add_contact(client=acme, name="Dave", email="dave@acme.example", portal_access=False)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -86,7 +88,9 @@ def test_an_empty_message_is_refused(workspace, acme, member_client):
 # --- Read and unread -----------------------------------------------------------------------------
 
 
-def test_opening_the_thread_marks_the_other_sides_messages_read(workspace, acme, alice, carol, owner_client, carol_browser):
+def test_opening_the_thread_marks_the_other_sides_messages_read(
+    workspace, acme, alice, carol, owner_client, carol_browser
+):
     from_team = communication.send_team_message(client=acme, author=alice, body="From us")
     from_client = communication.send_contact_message(contact=carol, body="From them")
     assert communication.unread_by_team(workspace).count() == 1
@@ -151,8 +155,13 @@ def test_attachments_are_404_to_everyone_else(
     message = communication.send_team_message(client=acme, author=alice, body="x", files=[upload("a.pdf", PDF)])
     attachment = message.attachments.get()
     gil_browser = login(gil.user)
-    assert outsider_client.get(team_url(other_workspace, "attachment_download", attachment_id=attachment.pk)).status_code == 404
-    assert outsider_client.get(team_url(workspace, "attachment_download", attachment_id=attachment.pk)).status_code == 404
+    assert (
+        outsider_client.get(team_url(other_workspace, "attachment_download", attachment_id=attachment.pk)).status_code
+        == 404
+    )
+    assert (
+        outsider_client.get(team_url(workspace, "attachment_download", attachment_id=attachment.pk)).status_code == 404
+    )
     assert gil_browser.get(portal_url(workspace, "message_attachment", attachment_id=attachment.pk)).status_code == 404
     # A contact is not a member: the team's download URL is not theirs.
     assert carol_browser.get(team_url(workspace, "attachment_download", attachment_id=attachment.pk)).status_code == 404
@@ -205,7 +214,9 @@ def test_allowed_types_are_accepted(acme, alice, name, content):
 
 
 def test_a_path_in_the_filename_is_not_kept(acme, alice):
-    message = communication.send_team_message(client=acme, author=alice, body="", files=[upload("../../etc/passwd.txt", b"x")])
+    message = communication.send_team_message(
+        client=acme, author=alice, body="", files=[upload("../../etc/passwd.txt", b"x")]
+    )
     assert message.attachments.get().filename == "passwd.txt"
 
 

@@ -53,7 +53,9 @@ def test_editing_a_shared_note_keeps_what_the_client_saw(acme, alice, bob):
 def test_private_notes_keep_no_history_until_shared(acme, alice):
     note = communication.create_note(client=acme, author=alice, body="draft", visibility="private")
     communication.update_note(note=note, actor=alice, body="draft 2", visibility="private")
-    communication.update_note(note=note, actor=alice, body="final", visibility="shared")  # the client never saw "draft 2"
+    communication.update_note(
+        note=note, actor=alice, body="final", visibility="shared"
+    )  # the client never saw "draft 2"
     assert not NoteRevision.objects.filter(note=note).exists()
     communication.update_note(note=note, actor=alice, body="final, corrected", visibility="shared")
     assert list(NoteRevision.objects.filter(note=note).values_list("body", flat=True)) == ["final"]

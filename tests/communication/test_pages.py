@@ -21,13 +21,19 @@ pytestmark = pytest.mark.django_db
 def history(acme, alice, bob, carol, session):
     note = communication.create_note(client=acme, author=alice, body="**Shared** " + XSS[1], visibility="shared")
     communication.update_note(note=note, actor=alice, body="Edited " + XSS[0], visibility="shared")
-    communication.create_note(client=acme, author=bob, body="Private [x](javascript:alert(1))", visibility="private", session=session)
+    communication.create_note(
+        client=acme, author=bob, body="Private [x](javascript:alert(1))", visibility="private", session=session
+    )
     communication.send_team_message(
-        client=acme, author=alice, body="Hello " + XSS[2],
+        client=acme,
+        author=alice,
+        body="Hello " + XSS[2],
         files=[SimpleUploadedFile("r.pdf", b"%PDF-1.4\n", content_type="application/pdf")],
     )
     communication.send_contact_message(contact=carol, body="Reply " + XSS[3])
-    task = communication.create_task(client=acme, title="Call <b>back</b>", due_at=datetime(2026, 1, 20, 9, tzinfo=UTC), assignee=bob, actor=alice)
+    task = communication.create_task(
+        client=acme, title="Call <b>back</b>", due_at=datetime(2026, 1, 20, 9, tzinfo=UTC), assignee=bob, actor=alice
+    )
     communication.suggest_follow_up(session=session, days=7, actor=alice)
     return {"note": note, "task": task}
 
@@ -79,8 +85,9 @@ def test_htmx_fragments_carry_no_scripts_or_styles(workspace, acme, history, own
 
 
 def test_the_client_section_takes_a_fixed_number_of_queries(workspace, acme, alice, bob, carol, session, owner_client):
-    from clients.communication_views import client_section
     from django.test import RequestFactory
+
+    from clients.communication_views import client_section
     from retainers.models import Membership
 
     request = RequestFactory().get("/")
@@ -98,5 +105,7 @@ def test_the_client_section_takes_a_fixed_number_of_queries(workspace, acme, ali
     for n in range(20):
         communication.create_note(client=acme, author=alice, body=f"n{n}", visibility="private")
         communication.send_contact_message(contact=carol, body=f"m{n}")
-        communication.create_task(client=acme, title=f"t{n}", due_at=datetime(2026, 1, 20, 9, tzinfo=UTC), assignee=bob, actor=alice)
+        communication.create_task(
+            client=acme, title=f"t{n}", due_at=datetime(2026, 1, 20, 9, tzinfo=UTC), assignee=bob, actor=alice
+        )
     assert count() == few <= 8

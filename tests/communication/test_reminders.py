@@ -44,7 +44,9 @@ def emails(prefix: str) -> list[tuple[str, str]]:
 
 
 def test_a_due_task_is_reminded_once(acme, bob, run):
-    task = communication.create_task(client=acme, title="Send proposal", due_at=at(2026, 1, 20, 9), assignee=bob, actor=bob)
+    task = communication.create_task(
+        client=acme, title="Send proposal", due_at=at(2026, 1, 20, 9), assignee=bob, actor=bob
+    )
     communication.create_task(client=acme, title="Nobody's", due_at=at(2026, 1, 20, 9), actor=bob)
     assert run(at(2026, 1, 20, 8, 59)).task_reminders == 0
     assert run(at(2026, 1, 20, 9, 0)).task_reminders == 1
@@ -215,7 +217,9 @@ def test_daily_digest_once_per_member_per_local_day_from_seven(workspace, acme, 
 def test_digest_follows_each_workspaces_time_zone(other_workspace, charlie, run):
     # New York is UTC-5 in January: 07:00 there is 12:00 UTC.
     client = factories.ClientFactory(workspace=other_workspace)
-    communication.create_task(client=client, title="NY task", due_at=at(2026, 1, 20, 18), assignee=charlie, actor=charlie)
+    communication.create_task(
+        client=client, title="NY task", due_at=at(2026, 1, 20, 18), assignee=charlie, actor=charlie
+    )
     assert run(at(2026, 1, 20, 11, 59)).digests == 0
     assert run(at(2026, 1, 20, 12, 0)).digests == 1
 
@@ -247,7 +251,9 @@ def test_command_refuses_a_bad_as_of_in_one_line(value, db):
     assert "\n" not in str(error.value) and value in str(error.value)
 
 
-def test_beat_task_fans_out_to_every_workspace(workspace, other_workspace, acme, bob, django_capture_on_commit_callbacks):
+def test_beat_task_fans_out_to_every_workspace(
+    workspace, other_workspace, acme, bob, django_capture_on_commit_callbacks
+):
     communication.create_task(client=acme, title="Call", due_at=at(2026, 1, 20, 9), assignee=bob, actor=bob)
     with time_machine.travel(at(2026, 1, 20, 10), tick=False), django_capture_on_commit_callbacks(execute=True):
         tasks.send_reminders.delay()
@@ -264,7 +270,11 @@ def test_bad_as_of_exits_non_zero_with_one_line():
 
     result = subprocess.run(
         [sys.executable, "manage.py", "send_reminders", "--as-of", "2026-02-30"],
-        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [

@@ -17,15 +17,23 @@ pytestmark = pytest.mark.django_db
 
 def make_task(client, *, title="Call back", due_at=None, assignee=None, actor=None, **extra) -> Task:
     return communication.create_task(
-        client=client, title=title, due_at=due_at or datetime(2026, 7, 1, 8, 0, tzinfo=UTC), assignee=assignee,
-        actor=actor, **extra,
+        client=client,
+        title=title,
+        due_at=due_at or datetime(2026, 7, 1, 8, 0, tzinfo=UTC),
+        assignee=assignee,
+        actor=actor,
+        **extra,
     )
 
 
 def test_due_time_is_entered_in_the_workspaces_time_zone(workspace, acme, alice, bob, member_client):
     # Europe/London is on BST (UTC+1) in July.
-    data = {"task-title": "Send the summary", "task-due_at": "2026-07-01T09:30", "task-assignee": alice.pk,
-            "task-client": acme.pk}
+    data = {
+        "task-title": "Send the summary",
+        "task-due_at": "2026-07-01T09:30",
+        "task-assignee": alice.pk,
+        "task-client": acme.pk,
+    }
     response = member_client.post(team_url(workspace, "task_create"), data)
     assert response.status_code == 302
     task = Task.objects.get()
@@ -36,8 +44,13 @@ def test_due_time_is_entered_in_the_workspaces_time_zone(workspace, acme, alice,
 
 
 def test_adding_a_task_on_the_client_page_returns_the_section(workspace, acme, alice, session, owner_client):
-    data = {"origin": "client", "task-title": "Prepare review", "task-due_at": "2026-07-02T10:00",
-            "task-assignee": alice.pk, "task-session": session.pk}
+    data = {
+        "origin": "client",
+        "task-title": "Prepare review",
+        "task-due_at": "2026-07-02T10:00",
+        "task-assignee": alice.pk,
+        "task-session": session.pk,
+    }
     response = owner_client.post(team_url(workspace, "client_task_create", client_id=acme.pk), data, **HTMX)
     assert response.status_code == 200
     html = response.content.decode()
@@ -49,7 +62,12 @@ def test_assignee_and_client_choices_are_scoped_to_the_workspace(
     workspace, other_workspace, acme, charlie, member_client
 ):
     foreign_client = factories.ClientFactory(workspace=other_workspace)
-    data = {"task-title": "x", "task-due_at": "2026-07-01T09:00", "task-assignee": charlie.pk, "task-client": foreign_client.pk}
+    data = {
+        "task-title": "x",
+        "task-due_at": "2026-07-01T09:00",
+        "task-assignee": charlie.pk,
+        "task-client": foreign_client.pk,
+    }
     response = member_client.post(team_url(workspace, "task_create"), data)
     assert response.status_code == 200
     html = response.content.decode()
@@ -77,7 +95,9 @@ def test_complete_reopen_edit_and_delete(workspace, acme, alice, bob, member_cli
     assert task.status == Task.Status.OPEN and task.completed_at is None
 
     data = {"title": "Call back (moved)", "due_at": "2026-07-03T15:00", "assignee": bob.pk}
-    response = member_client.post(team_url(workspace, "task_edit", task_id=task.pk) + "?next=/w/" + workspace.slug + "/tasks/", data)
+    response = member_client.post(
+        team_url(workspace, "task_edit", task_id=task.pk) + "?next=/w/" + workspace.slug + "/tasks/", data
+    )
     assert response.status_code == 302 and response.url == f"/w/{workspace.slug}/tasks/"
     task.refresh_from_db()
     assert task.title == "Call back (moved)" and task.assignee == bob
@@ -122,7 +142,9 @@ def test_task_list_filters(workspace, acme, alice, bob, member_client):
     assert "Bob done" in fragment and "<html" not in fragment
 
 
-def test_task_list_takes_a_fixed_number_of_queries(workspace, acme, alice, bob, member_client, django_assert_max_num_queries):
+def test_task_list_takes_a_fixed_number_of_queries(
+    workspace, acme, alice, bob, member_client, django_assert_max_num_queries
+):
     for n in range(30):
         make_task(acme, title=f"Task {n}", assignee=bob)
     with django_assert_max_num_queries(12):
@@ -138,7 +160,9 @@ def test_suggest_follow_up_is_due_n_days_after_the_session_at_nine_local(workspa
     assert task.due_at == datetime(2026, 1, 19, 9, 0, tzinfo=UTC)
     assert (task.source, task.session, task.client, task.assignee) == (Task.Source.SESSION, session, acme, bob)
     assert "Strategy workshop" in task.title
-    assert communication.suggest_follow_up(session=session, days=14, actor=bob) == task  # one open follow-up per session
+    assert (
+        communication.suggest_follow_up(session=session, days=14, actor=bob) == task
+    )  # one open follow-up per session
     with pytest.raises(communication.CommunicationError):
         communication.suggest_follow_up(session=session, days=0, actor=bob)
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from clients import communication, timeline
 from delivery.services import record_delivery
@@ -24,7 +24,10 @@ def at(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def fill(acme, alice, carol, retainer, *, days: int, start: datetime = at(2026, 1, 2, 9)) -> None:
+START = at(2026, 1, 2, 9)
+
+
+def fill(acme, alice, carol, retainer, *, days: int, start: datetime = START) -> None:
     """One note, message, task and session a day, each at its own hour."""
     for n in range(days):
         day = start + timedelta(days=n)
@@ -36,8 +39,11 @@ def fill(acme, alice, carol, retainer, *, days: int, start: datetime = at(2026, 
             communication.create_task(client=acme, title=f"task {n}", due_at=day + timedelta(days=3), actor=alice)
         with time_machine.travel(day + timedelta(hours=3), tick=False):
             record_delivery(
-                retainer=retainer, delivered_on=date(2026, 1, 2) + timedelta(days=n), quantity=Decimal("0.25"),
-                description=f"session {n}", actor=alice,
+                retainer=retainer,
+                delivered_on=date(2026, 1, 2) + timedelta(days=n),
+                quantity=Decimal("0.25"),
+                description=f"session {n}",
+                actor=alice,
             )
 
 
@@ -53,9 +59,13 @@ def test_events_of_every_kind_are_merged_newest_first(acme, alice, carol, retain
     fill(acme, alice, carol, retainer, days=2)
     page = timeline.page(request_for, acme)
     assert [(e.kind, e.at) for e in page.events] == [
-        ("session", at(2026, 1, 3, 12)), ("task", at(2026, 1, 3, 11)), ("message", at(2026, 1, 3, 10)),
+        ("session", at(2026, 1, 3, 12)),
+        ("task", at(2026, 1, 3, 11)),
+        ("message", at(2026, 1, 3, 10)),
         ("note", at(2026, 1, 3, 9)),
-        ("session", at(2026, 1, 2, 12)), ("task", at(2026, 1, 2, 11)), ("message", at(2026, 1, 2, 10)),
+        ("session", at(2026, 1, 2, 12)),
+        ("task", at(2026, 1, 2, 11)),
+        ("message", at(2026, 1, 2, 10)),
         ("note", at(2026, 1, 2, 9)),
     ]
     assert page.next_cursor is None
@@ -84,7 +94,9 @@ def test_events_at_the_same_moment_keep_a_stable_order_across_pages(acme, alice,
 
 def test_filtering_by_kind(workspace, acme, alice, carol, retainer, owner_client):
     fill(acme, alice, carol, retainer, days=2)
-    html = owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk), {"kind": ["note", "session"]}).content.decode()
+    html = owner_client.get(
+        team_url(workspace, "client_timeline", client_id=acme.pk), {"kind": ["note", "session"]}
+    ).content.decode()
     assert "note 1" in html and "session 1" in html
     assert "message 1" not in html and "task 1" not in html
     unknown = owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk), {"kind": "bogus"})

@@ -68,7 +68,9 @@ def test_the_dashboard_offers_every_live_retainer_by_client(workspace, owner_cli
 def test_quick_add_options_escape_names(workspace, owner_client):
     sign(workspace, '<b onclick="x()">Smith & Sons</b>', "R&D <support>")
     page = owner_client.get(dashboard_url(workspace)).content.decode()
-    options = page[page.index('<select name="retainer"') : page.index("</select>", page.index('<select name="retainer"'))]
+    options = page[
+        page.index('<select name="retainer"') : page.index("</select>", page.index('<select name="retainer"'))
+    ]
     assert "&lt;b onclick=&quot;x()&quot;&gt;Smith &amp; Sons&lt;/b&gt; · R&amp;D &lt;support&gt;" in options
     assert "<b " not in options
 
@@ -136,7 +138,7 @@ def test_without_javascript_errors_get_a_page_of_their_own(workspace, owner_clie
     assert response.status_code == 200
     page = response.content.decode()
     assert "<h1>Record work</h1>" in page and "This field is required." in page
-    assert 'hx-post' not in page[page.index('<form id="quick-add"') :]
+    assert "hx-post" not in page[page.index('<form id="quick-add"') :]
     assert f'href="{dashboard_url(workspace)}">Back</a>' in page
 
 

@@ -64,7 +64,11 @@ def test_utilization_bar_rounds_to_steps_of_five_and_stops_at_full(workspace, ow
 
     by_name = {row.client_name: row for row in rows(owner_client.get(dashboard_url(workspace)))}
 
-    assert (by_name["A low one"].percent, by_name["A low one"].bar, by_name["A low one"].tone) == (87, "w-85", "bar-warning")
+    assert (by_name["A low one"].percent, by_name["A low one"].bar, by_name["A low one"].tone) == (
+        87,
+        "w-85",
+        "bar-warning",
+    )
     assert by_name["A low one"].remaining == "1.30 h left"
     assert (by_name["B over"].percent, by_name["B over"].bar, by_name["B over"].tone) == (123, "w-100", "bar-danger")
     assert by_name["B over"].remaining == "2.25 h over" and by_name["B over"].remaining_badge == "badge-danger"

@@ -91,7 +91,11 @@ def test_bad_date_exits_non_zero_with_one_line():
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "manage.py", "close_periods", "--as-of", "2026-02-30"],
-        cwd=root, capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal as D
+from decimal import ROUND_HALF_UP
+from decimal import Decimal as D
 from fractions import Fraction
 
 import pytest
 from django.core.exceptions import ValidationError
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from clients.models import Retainer
 from delivery.forms import (

@@ -52,8 +52,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def deliver(self, quantity, billable):
         try:
             services.record_delivery(
-                retainer=self.retainer, delivered_on=self.today, quantity=quantity, description="w",
-                actor=None, billable=billable,
+                retainer=self.retainer,
+                delivered_on=self.today,
+                quantity=quantity,
+                description="w",
+                actor=None,
+                billable=billable,
             )
         except services.DeliveryError as error:
             assert self.retainer.overage_policy == "refuse" and "left" in str(error)
@@ -71,9 +75,14 @@ class LedgerMachine(RuleBasedStateMachine):
         except services.DeliveryError:
             assert self.retainer.overage_policy == "refuse"
 
-    @rule(units=st.decimals(min_value=D("1"), max_value=D("20"), places=2), cap=st.one_of(st.none(), st.decimals(min_value=D("0"), max_value=D("15"), places=2)))
+    @rule(
+        units=st.decimals(min_value=D("1"), max_value=D("20"), places=2),
+        cap=st.one_of(st.none(), st.decimals(min_value=D("0"), max_value=D("15"), places=2)),
+    )
     def amend(self, units, cap):
-        services.amend_retainer(retainer=self.retainer, terms={"units_per_period": units, "rollover_cap": cap}, reason="", actor=None)
+        services.amend_retainer(
+            retainer=self.retainer, terms={"units_per_period": units, "rollover_cap": cap}, reason="", actor=None
+        )
 
     @rule(days=st.integers(min_value=1, max_value=70))
     def advance(self, days):
@@ -100,7 +109,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         for period in Period.objects.filter(retainer=self.retainer, status="closed"):
             entries = LedgerEntry.objects.filter(period=period)
-            of = lambda *kinds: total(entries.filter(kind__in=kinds))  # noqa: E731
+            of = lambda *kinds, entries=entries: total(entries.filter(kind__in=kinds))  # noqa: E731
             used = -total(entries.filter(work_item__isnull=False))
             adjusted = total(entries.filter(work_item__isnull=True, kind__in=["adjustment", "reversal"]))
             remaining = total(entries)
@@ -108,7 +117,12 @@ class LedgerMachine(RuleBasedStateMachine):
             allotted, rolled_in = of("allotment"), of("rollover_in")
             expired, rolled_out, overage = -of("expiry"), -of("rollover_out"), of("overage")
             assert allotted + rolled_in + adjusted + overage == used + expired + rolled_out + remaining
-            assert (period.used, period.expired, period.rolled_out, period.overage) == (used, expired, rolled_out, overage)
+            assert (period.used, period.expired, period.rolled_out, period.overage) == (
+                used,
+                expired,
+                rolled_out,
+                overage,
+            )
             following = Period.objects.filter(retainer=self.retainer, seq=period.seq + 1).first()
             if following is not None:
                 assert total(LedgerEntry.objects.filter(period=following, kind="rollover_in")) == rolled_out

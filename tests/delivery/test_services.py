@@ -154,7 +154,9 @@ def test_overage_is_recorded_for_billing(workspace):
 
 def test_amendment_takes_effect_at_the_next_period(workspace):
     retainer = make_retainer(workspace=workspace, model="fixed")
-    amendment = services.amend_retainer(retainer=retainer, terms={"units_per_period": D("20")}, reason="More", actor=None)
+    amendment = services.amend_retainer(
+        retainer=retainer, terms={"units_per_period": D("20")}, reason="More", actor=None
+    )
     assert amendment.effective_on == date(2026, 2, 1)
     retainer.refresh_from_db()
     assert retainer.units_per_period == D("10")
@@ -186,11 +188,17 @@ def test_term_end_without_auto_renew_ends_and_with_auto_renew_continues(workspac
 
 def test_deliverables_carry_or_lapse_by_the_plan_rule(workspace):
     carrying = make_retainer(
-        workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Report", "Review"],
+        workspace=workspace,
+        model="deliverables",
+        units_per_period=D("0"),
+        deliverables=["Report", "Review"],
         deliverables_carry=True,
     )
     lapsing = make_retainer(
-        workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Report"],
+        workspace=workspace,
+        model="deliverables",
+        units_per_period=D("0"),
+        deliverables=["Report"],
     )
     Deliverable.objects.filter(retainer=carrying, name="Review").update(status="delivered")
     services.close_and_open_period(retainer=carrying, as_of=date(2026, 2, 1))
@@ -212,7 +220,10 @@ def test_adjustment_needs_a_reason(workspace):
 def test_ledger_rows_cannot_be_updated_or_deleted(workspace):
     retainer = make_retainer(workspace=workspace)
     entry = LedgerEntry.objects.get(retainer=retainer)
-    for statement in ("UPDATE delivery_ledgerentry SET quantity = 99 WHERE id = %s", "DELETE FROM delivery_ledgerentry WHERE id = %s"):
+    for statement in (
+        "UPDATE delivery_ledgerentry SET quantity = 99 WHERE id = %s",
+        "DELETE FROM delivery_ledgerentry WHERE id = %s",
+    ):
         with pytest.raises((InternalError, IntegrityError), match="append-only"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(statement, [entry.pk])
@@ -236,11 +247,18 @@ def _books(workspace, *, batched: bool) -> list[tuple]:
         make_retainer(workspace=workspace, model="fixed", term_periods=2, auto_renew=False),
         make_retainer(workspace=workspace, model="rollover", term_periods=3, auto_renew=True),
         make_retainer(
-            workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Report", "Review"],
-            deliverables_carry=True, extra_deliverable_price_minor=50000,
+            workspace=workspace,
+            model="deliverables",
+            units_per_period=D("0"),
+            deliverables=["Report", "Review"],
+            deliverables_carry=True,
+            extra_deliverable_price_minor=50000,
         ),
         make_retainer(
-            workspace=workspace, model="deliverables", units_per_period=D("0"), deliverables=["Board pack"],
+            workspace=workspace,
+            model="deliverables",
+            units_per_period=D("0"),
+            deliverables=["Board pack"],
             deliverables_carry=False,
         ),
         make_retainer(workspace=workspace, model="fixed"),

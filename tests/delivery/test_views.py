@@ -45,9 +45,7 @@ def url(workspace, path: str) -> str:
 
 def log(retainer, day, hours, **kwargs):
     kwargs.setdefault("description", "Work")
-    return services.record_delivery(
-        retainer=retainer, delivered_on=day, quantity=D(hours), actor=None, **kwargs
-    )
+    return services.record_delivery(retainer=retainer, delivered_on=day, quantity=D(hours), actor=None, **kwargs)
 
 
 def quick_add_data(retainer, **data):
@@ -151,14 +149,24 @@ def test_create_from_plan_loads_its_terms_then_keeps_the_edits(workspace, owner_
     assert 'name="price" value="1800.00"' in page
     assert f'name="plan" value="{plan.pk}"' in page
     data = create_data(
-        acme, plan=plan.pk, name="", model="fixed", units_per_period="14", price="1800.00", overage_rate="90",
-        rollover_cap="", rollover_expiry_periods="",
+        acme,
+        plan=plan.pk,
+        name="",
+        model="fixed",
+        units_per_period="14",
+        price="1800.00",
+        overage_rate="90",
+        rollover_cap="",
+        rollover_expiry_periods="",
     )
     response = owner_client.post(url(workspace, "retainers/new/"), data)
     assert response.status_code == 302
     retainer = Retainer.objects.get(client=acme)
     assert (retainer.plan, retainer.name, retainer.units_per_period, retainer.price_minor) == (
-        plan, "Core hours", D("14"), 180000
+        plan,
+        "Core hours",
+        D("14"),
+        180000,
     )
     assert retainer.rollover_cap is None
 
@@ -198,7 +206,11 @@ def test_retainer_page_shows_the_period_figures(workspace, owner_client, retaine
     assert response.status_code == 200
     figures = response.context["figures"]
     assert (figures.available, figures.used, figures.remaining, figures.overage, figures.days_left) == (
-        D("10"), D("3.5"), D("6.5"), D("0"), 22
+        D("10"),
+        D("3.5"),
+        D("6.5"),
+        D("0"),
+        22,
     )
     page = html(response)
     assert 'id="stat-remaining">6.50' in page
@@ -233,7 +245,7 @@ def test_burndown_svg_carries_the_numbers_and_a_text_alternative(workspace, owne
     page = html(response)
     svg = re.search(r'<svg id="burndown".*?</svg>', page, re.S).group()
     assert 'role="img"' in svg and 'aria-labelledby="burndown-title burndown-desc"' in svg
-    assert "<title id=\"burndown-title\">Burn-down, 1 Jan – 31 Jan 2026</title>" in svg
+    assert '<title id="burndown-title">Burn-down, 1 Jan – 31 Jan 2026</title>' in svg
     desc = re.search(r"<desc[^>]*>(.*?)</desc>", svg, re.S).group(1)
     assert "10.00 hours available" in desc and "3.50 used by 10 Jan" in desc
     assert "6.50 remaining with 22 days left" in desc
@@ -282,7 +294,10 @@ def test_quick_add_with_htmx_writes_one_entry_and_returns_the_partials(workspace
     assert LedgerEntry.objects.count() == entries + 1
     item = WorkItem.objects.get(retainer=retainer)
     assert (item.quantity, item.delivered_on, item.created_by, item.delivered_by) == (
-        D("1.5"), date(2026, 1, 9), alice, alice
+        D("1.5"),
+        date(2026, 1, 9),
+        alice,
+        alice,
     )
     assert 'id="stat-remaining">8.50' in page
 
@@ -357,9 +372,7 @@ def test_quick_add_links_a_deliverable_of_the_period(workspace, owner_client):
     assert f'<a href="#deliverable-{report.pk}">Report</a>' in page
 
 
-def test_quick_add_from_the_client_section_chooses_among_the_clients_live_retainers(
-    workspace, owner_client, retainer
-):
+def test_quick_add_from_the_client_section_chooses_among_the_clients_live_retainers(workspace, owner_client, retainer):
     other = make_retainer(workspace=workspace, name="Someone else's")
     data = quick_add_data(retainer, origin="client", client=retainer.client_id, next=f"/w/{workspace.slug}/clients/")
     response = owner_client.post(url(workspace, "work/new/"), data, **HX)
@@ -380,9 +393,7 @@ def test_quick_add_from_the_client_section_chooses_among_the_clients_live_retain
     assert owner_client.post(url(workspace, "work/new/"), data).url == data["next"]
 
 
-def test_quick_add_from_the_client_section_without_javascript_shows_errors_on_a_page(
-    workspace, owner_client, retainer
-):
+def test_quick_add_from_the_client_section_without_javascript_shows_errors_on_a_page(workspace, owner_client, retainer):
     data = quick_add_data(retainer, origin="client", client=retainer.client_id, quantity="soon")
     response = owner_client.post(url(workspace, "work/new/"), data)
     assert response.status_code == 200
@@ -462,9 +473,7 @@ def deliverables_retainer(workspace):
     )
 
 
-def test_deliverable_status_moves_along_and_records_the_delivery_date(
-    workspace, owner_client, deliverables_retainer
-):
+def test_deliverable_status_moves_along_and_records_the_delivery_date(workspace, owner_client, deliverables_retainer):
     report = Deliverable.objects.get(retainer=deliverables_retainer, name="Report")
     status = url(workspace, f"retainers/{deliverables_retainer.pk}/deliverables/{report.pk}/status/")
     page = html(owner_client.post(status, {"status": "delivered"}, **HX))
@@ -557,7 +566,9 @@ def test_amend_saves_terms_pending_from_the_next_period(workspace, owner_client,
     assert response.status_code == 302
     amendment = Amendment.objects.get(retainer=retainer)
     assert (amendment.effective_on, amendment.units_per_period, amendment.price_minor) == (
-        date(2026, 2, 1), D("20"), 250000
+        date(2026, 2, 1),
+        D("20"),
+        250000,
     )
     assert (amendment.created_by, amendment.model, amendment.currency) == (alice, "rollover", "GBP")
     page = html(owner_client.get(url(workspace, f"retainers/{retainer.pk}/")))
@@ -704,8 +715,12 @@ def grow(retainer, workspace, n: int) -> None:
         Membership.objects.create(workspace=workspace, user=user)
     for i in range(n):
         services.record_delivery(
-            retainer=retainer, delivered_on=date(2026, 1, 1 + i % 9), quantity=D("0.25"), description=f"Item {i}",
-            actor=users[i % 3], billable=i % 4 != 0,
+            retainer=retainer,
+            delivered_on=date(2026, 1, 1 + i % 9),
+            quantity=D("0.25"),
+            description=f"Item {i}",
+            actor=users[i % 3],
+            billable=i % 4 != 0,
         )
     services.adjust_balance(retainer=retainer, quantity=D("1"), reason="Goodwill", actor=users[0])
     services.amend_retainer(retainer=retainer, terms={"units_per_period": D("12")}, reason="More", actor=users[1])
@@ -774,7 +789,7 @@ def test_client_section_shows_balances_recent_work_and_a_quick_add(workspace, al
     assert [r.name for r in context["retainers"]] == ["Advisory", "Last year"]  # live first
     assert len(context["recent"]) == 10 and context["recent"][0].delivered_on == date(2026, 1, 9)
     page = render_section(request, retainer.client)
-    assert "4.00 <small class=\"muted\">of 10.00 hours</small>" in page
+    assert '4.00 <small class="muted">of 10.00 hours</small>' in page
     assert '<span class="w-60"></span>' in page and "60%" in page
     assert f"/retainers/new/?client={retainer.client.pk}" in page
     assert f'<option value="{retainer.pk}" selected>Advisory</option>' in page

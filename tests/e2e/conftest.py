@@ -99,9 +99,7 @@ class Worker:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise AssertionError(
-                f"the Celery worker exited with code {self.process.returncode}:\n{self.log_tail()}"
-            )
+            raise AssertionError(f"the Celery worker exited with code {self.process.returncode}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -145,9 +143,23 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.e2e.worker_app", "worker",
-             "--pool", "solo", "--loglevel", "warning", "--queues", queue, "--without-heartbeat",
-             "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.e2e.worker_app",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "warning",
+                "--queues",
+                queue,
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

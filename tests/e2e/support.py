@@ -145,7 +145,9 @@ def assert_accessible(page: Page, name: str) -> None:
 # --- Waiting -------------------------------------------------------------------------------
 
 
-def wait_until(what: str, probe: Callable[[], T | None], *, timeout: float = 30, check: Callable[[], None] | None = None) -> T:
+def wait_until[T](
+    what: str, probe: Callable[[], T | None], *, timeout: float = 30, check: Callable[[], None] | None = None
+) -> T:
     """Poll `probe` until it returns something truthy; `check` may raise early (a dead worker)."""
     deadline = time.monotonic() + timeout
     while True:

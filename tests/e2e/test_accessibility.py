@@ -79,9 +79,18 @@ def _seed() -> Seeded:
     Membership.objects.create(workspace=workspace, user=bob, role=Membership.Role.MEMBER)
     today = workspace.today()
     terms = {
-        "model": "rollover", "unit": "hours", "units_per_period": Decimal(10), "price_minor": 150000,
-        "currency": "GBP", "cadence": "monthly", "billing_timing": "advance", "overage_policy": "bill",
-        "overage_rate_minor": 15000, "rollover_cap": Decimal(5), "rollover_expiry_periods": 2, "term_periods": 12,
+        "model": "rollover",
+        "unit": "hours",
+        "units_per_period": Decimal(10),
+        "price_minor": 150000,
+        "currency": "GBP",
+        "cadence": "monthly",
+        "billing_timing": "advance",
+        "overage_policy": "bill",
+        "overage_rate_minor": 15000,
+        "rollover_cap": Decimal(5),
+        "rollover_expiry_periods": 2,
+        "term_periods": 12,
         "renewal_notice_days": 30,
     }
     clients.create_plan(workspace=workspace, name="Advisory, 10 hours", description="Monthly advice.", terms=terms)
@@ -95,8 +104,11 @@ def _seed() -> Seeded:
     )
     for days_ago, hours, what in ((38, "2.5", "Kick-off workshop"), (30, "3", "Pricing review")):
         delivery.record_delivery(
-            retainer=retainer, delivered_on=today - timedelta(days=days_ago), quantity=Decimal(hours),
-            description=what, actor=alice,
+            retainer=retainer,
+            delivered_on=today - timedelta(days=days_ago),
+            quantity=Decimal(hours),
+            description=what,
+            actor=alice,
         )
     run_billing(inline=True)
     for hours, what in (("1.5", "Board pack edits"), ("2", "Supplier negotiation call")):
@@ -211,11 +223,14 @@ def focused(page: Page) -> dict:
     )
 
 
-@pytest.mark.parametrize(("name", "who", "url"), [
-    ("dashboard", "consultant", CONSULTANT["dashboard"]),
-    ("portal-overview", "contact", CONTACT["portal-overview"]),
-    ("login", None, ANONYMOUS["login"]),
-])
+@pytest.mark.parametrize(
+    ("name", "who", "url"),
+    [
+        ("dashboard", "consultant", CONSULTANT["dashboard"]),
+        ("portal-overview", "contact", CONTACT["portal-overview"]),
+        ("login", None, ANONYMOUS["login"]),
+    ],
+)
 def test_skip_link_is_the_first_tab_stop_and_moves_focus_to_main(
     seeded, browser_context, app_server, watch, name, who, url
 ):
@@ -318,7 +333,9 @@ OVERFLOW = """() => {
 @pytest.mark.parametrize(("name", "url"), list(CONTACT.items()), ids=list(CONTACT))
 def test_portal_pages_fit_a_phone_screen(seeded, browser_context, app_server, watch, name, url):
     context = browser_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": seeded.contact_session, "url": app_server.url}])
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.contact_session, "url": app_server.url}]
+    )
     page = context.new_page()
     assert page.goto(url(seeded)).status == 200
     found = page.evaluate(OVERFLOW)

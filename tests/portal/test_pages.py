@@ -136,19 +136,34 @@ def build_story(workspace: Workspace, alice) -> Story:
     # February: 10 used: January's 3.50 first, then 6.50 of February's own; 3.50 roll into March.
     feb = _record(advisory, date(2026, 2, 12), "6", "Board pack")
     delivery.edit_delivery(
-        item=feb, delivered_on=date(2026, 2, 12), quantity=H("10"), description="Board pack and rehearsal",
-        billable=True, actor=None,
+        item=feb,
+        delivered_on=date(2026, 2, 12),
+        quantity=H("10"),
+        description="Board pack and rehearsal",
+        billable=True,
+        actor=None,
     )
     _bill(workspace, date(2026, 3, 1))
     # March: 10 used again; 3.50 of March's own roll into April.
     _record(advisory, date(2026, 3, 3), "10", "Quarterly plan")
     support = factories.make_retainer(
-        workspace=workspace, client=acme, name="Support", starts_on=date(2026, 4, 1), model="fixed",
-        units_per_period=H("5"), price_minor=50000,
+        workspace=workspace,
+        client=acme,
+        name="Support",
+        starts_on=date(2026, 4, 1),
+        model="fixed",
+        units_per_period=H("5"),
+        price_minor=50000,
     )
     content = factories.make_retainer(
-        workspace=workspace, client=acme, name="Content", starts_on=date(2026, 4, 1), model="deliverables",
-        units_per_period=H("0"), deliverables=["Blog post", "Newsletter"], price_minor=90000,
+        workspace=workspace,
+        client=acme,
+        name="Content",
+        starts_on=date(2026, 4, 1),
+        model="deliverables",
+        units_per_period=H("0"),
+        deliverables=["Blog post", "Newsletter"],
+        price_minor=90000,
     )
     _bill(workspace, date(2026, 4, 1))
     # April so far.
@@ -322,7 +337,18 @@ def test_forecast_of_a_deliverables_retainer_counts_what_is_to_come():
 
 def test_ordinals_and_period_names():
     assert [ordinal(d) for d in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 30, 31)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "30th", "31st"
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "23rd",
+        "30th",
+        "31st",
     ]
     assert period_name(date(2026, 3, 1), date(2026, 4, 1), "monthly", this_year=2026) == "March"
     assert period_name(date(2025, 12, 1), date(2026, 1, 1), "monthly", this_year=2026) == "December 2025"
@@ -544,24 +570,39 @@ def test_another_clients_objects_are_404(story, carol_browser):
 def test_another_workspace_with_the_same_ids_is_404(story, other_workspace, carol_browser):
     period = open_period(story.advisory)
     invoice = Invoice.objects.filter(client=story.acme, status="open").first()
-    for path in ["", "history/", "invoices/", f"invoices/{invoice.pk}/pdf/",
-                 f"retainers/{story.advisory.pk}/statement/{period.pk}/"]:
+    for path in [
+        "",
+        "history/",
+        "invoices/",
+        f"invoices/{invoice.pk}/pdf/",
+        f"retainers/{story.advisory.pk}/statement/{period.pk}/",
+    ]:
         assert carol_browser.get(f"/portal/w/{other_workspace.slug}/{path}").status_code == 404, path
 
 
 def test_a_consultant_without_a_contact_record_gets_404(story, owner_client):
     period = open_period(story.advisory)
     invoice = Invoice.objects.filter(client=story.acme, status="open").first()
-    for path in ["", "history/", "invoices/", f"invoices/{invoice.pk}/pdf/",
-                 f"retainers/{story.advisory.pk}/statement/{period.pk}/"]:
+    for path in [
+        "",
+        "history/",
+        "invoices/",
+        f"invoices/{invoice.pk}/pdf/",
+        f"retainers/{story.advisory.pk}/statement/{period.pk}/",
+    ]:
         assert owner_client.get(portal_url(story, path)).status_code == 404, path
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(story, client):
     period = open_period(story.advisory)
     invoice = Invoice.objects.filter(client=story.acme, status="open").first()
-    for path in ["", "history/", "invoices/", f"invoices/{invoice.pk}/pdf/",
-                 f"retainers/{story.advisory.pk}/statement/{period.pk}/"]:
+    for path in [
+        "",
+        "history/",
+        "invoices/",
+        f"invoices/{invoice.pk}/pdf/",
+        f"retainers/{story.advisory.pk}/statement/{period.pk}/",
+    ]:
         response = client.get(portal_url(story, path))
         assert response.status_code == 302 and response.url == "/portal/login/", path
 
@@ -598,36 +639,80 @@ def bulk_other_clients(workspace: Workspace, count: int, *, start: int) -> None:
     )
     retainers = Retainer.objects.bulk_create(
         Retainer(
-            workspace=workspace, client=c, name=f"Bulk retainer {n}", model="rollover", unit="hours",
-            units_per_period=H("10"), currency=workspace.currency, starts_on=date(2026, 4, 1),
-            anchor_on=date(2026, 4, 1), term_ends_on=date(2027, 4, 1), period_available=H("10"),
-            period_used=H("1"), balance=H("9"),
+            workspace=workspace,
+            client=c,
+            name=f"Bulk retainer {n}",
+            model="rollover",
+            unit="hours",
+            units_per_period=H("10"),
+            currency=workspace.currency,
+            starts_on=date(2026, 4, 1),
+            anchor_on=date(2026, 4, 1),
+            term_ends_on=date(2027, 4, 1),
+            period_available=H("10"),
+            period_used=H("1"),
+            balance=H("9"),
         )
         for n, c in enumerate(clients, start)
     )
     periods = Period.objects.bulk_create(
-        Period(workspace=workspace, retainer=r, seq=1, anchor_index=0, start_on=date(2026, 4, 1),
-               end_on=date(2026, 5, 1), allotted=H("10"))
+        Period(
+            workspace=workspace,
+            retainer=r,
+            seq=1,
+            anchor_index=0,
+            start_on=date(2026, 4, 1),
+            end_on=date(2026, 5, 1),
+            allotted=H("10"),
+        )
         for r in retainers
     )
     items = WorkItem.objects.bulk_create(
-        WorkItem(workspace=workspace, retainer=r, period=p, delivered_on=date(2026, 4, 2), quantity=H("1"),
-                 description="Bulk work")
+        WorkItem(
+            workspace=workspace,
+            retainer=r,
+            period=p,
+            delivered_on=date(2026, 4, 2),
+            quantity=H("1"),
+            description="Bulk work",
+        )
         for r, p in zip(retainers, periods, strict=True)
     )
     LedgerEntry.objects.bulk_create(
         [
-            *(LedgerEntry(workspace=workspace, retainer=r, period=p, kind="allotment", quantity=H("10"), origin_seq=1)
-              for r, p in zip(retainers, periods, strict=True)),
-            *(LedgerEntry(workspace=workspace, retainer=i.retainer, period=i.period, kind="delivery",
-                          quantity=H("-1"), origin_seq=1, work_item=i)
-              for i in items),
+            *(
+                LedgerEntry(workspace=workspace, retainer=r, period=p, kind="allotment", quantity=H("10"), origin_seq=1)
+                for r, p in zip(retainers, periods, strict=True)
+            ),
+            *(
+                LedgerEntry(
+                    workspace=workspace,
+                    retainer=i.retainer,
+                    period=i.period,
+                    kind="delivery",
+                    quantity=H("-1"),
+                    origin_seq=1,
+                    work_item=i,
+                )
+                for i in items
+            ),
         ]
     )
     Invoice.objects.bulk_create(
-        Invoice(workspace=workspace, client=c, retainer=r, period=p, kind="scheduled", number=f"BULK-{n}",
-                status="open", currency=workspace.currency, issued_on=date(2026, 4, 1), due_on=date(2026, 4, 15),
-                subtotal_minor=100000, total_minor=100000)
+        Invoice(
+            workspace=workspace,
+            client=c,
+            retainer=r,
+            period=p,
+            kind="scheduled",
+            number=f"BULK-{n}",
+            status="open",
+            currency=workspace.currency,
+            issued_on=date(2026, 4, 1),
+            due_on=date(2026, 4, 15),
+            subtotal_minor=100000,
+            total_minor=100000,
+        )
         for n, (c, r, p) in enumerate(zip(clients, retainers, periods, strict=True), start)
     )
     Note.objects.bulk_create(
@@ -714,9 +799,14 @@ def test_projection_extends_the_burn_down_at_the_pace_so_far():
 
     def chart(available: str, used: dict[int, str]):
         return charts.burndown(
-            start_on=date(2026, 4, 1), end_on=date(2026, 5, 1), available=H(available),
-            used_by_day={date(2026, 4, d): H(q) for d, q in used.items()}, today=date(2026, 4, 10), unit="hours",
-            width=440, height=220,
+            start_on=date(2026, 4, 1),
+            end_on=date(2026, 5, 1),
+            available=H(available),
+            used_by_day={date(2026, 4, d): H(q) for d, q in used.items()},
+            today=date(2026, 4, 10),
+            unit="hours",
+            width=440,
+            height=220,
         )
 
     fast = chart("5", {2: "1", 8: "2"})
@@ -742,5 +832,9 @@ def test_projection_extends_the_burn_down_at_the_pace_so_far():
     zero_y = float(slow.zero_y)
     assert float(line.y2) == pytest.approx(zero_y + (top_y - zero_y) * 0.4, abs=0.2)
 
-    assert projection(slow, forecast(**APRIL, today=TODAY, available=H("10"), used=H("0")),
-                      remaining=H("10"), available=H("10")) is None
+    assert (
+        projection(
+            slow, forecast(**APRIL, today=TODAY, available=H("10"), used=H("0")), remaining=H("10"), available=H("10")
+        )
+        is None
+    )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -63,7 +62,9 @@ def test_upgrade_when_overage_happened_in_two_periods_even_if_the_average_is_und
     assert result.kind == "upgrade"
     # The average of the last three (67%) would not; the two overage months (11.5 on average) do.
     assert result.units_per_period == D("12.00") and result.price_minor == 240000
-    assert "You used 67% of your hours on average over the last 3 months, and went over in 2 of 5 months" in result.reason
+    assert (
+        "You used 67% of your hours on average over the last 3 months, and went over in 2 of 5 months" in result.reason
+    )
 
 
 def test_downgrade_when_use_runs_under_sixty_percent():
@@ -90,7 +91,11 @@ def test_an_open_period_alone_can_show_an_upgrade_but_never_a_downgrade():
 def test_quarterly_sessions_speak_of_quarters_and_sessions():
     result = suggest(
         periods=months("30", allotted="20"),
-        model="fixed", unit="sessions", cadence="quarterly", units_per_period=D("20"), price_minor=90000,
+        model="fixed",
+        unit="sessions",
+        cadence="quarterly",
+        units_per_period=D("20"),
+        price_minor=90000,
     )
     assert result.reason.startswith("You used 150% of your sessions on average over the last quarter")
     assert result.units_per_period == D("30.00") and result.price_minor == 135000
@@ -98,13 +103,32 @@ def test_quarterly_sessions_speak_of_quarters_and_sessions():
 
 def test_deliverables_keep_with_what_was_delivered():
     periods = [
-        PeriodFigures(seq=1, start_on=date(2026, 1, 1), end_on=date(2026, 2, 1), open=False,
-                      deliverables_planned=2, deliverables_delivered=2, deliverables_extra=1),
-        PeriodFigures(seq=2, start_on=date(2026, 2, 1), end_on=date(2026, 3, 1), open=False,
-                      deliverables_planned=2, deliverables_delivered=1),
+        PeriodFigures(
+            seq=1,
+            start_on=date(2026, 1, 1),
+            end_on=date(2026, 2, 1),
+            open=False,
+            deliverables_planned=2,
+            deliverables_delivered=2,
+            deliverables_extra=1,
+        ),
+        PeriodFigures(
+            seq=2,
+            start_on=date(2026, 2, 1),
+            end_on=date(2026, 3, 1),
+            open=False,
+            deliverables_planned=2,
+            deliverables_delivered=1,
+        ),
     ]
-    result = suggest(periods=periods, model="deliverables", unit="hours", cadence="monthly",
-                     units_per_period=D("0"), price_minor=50000)
+    result = suggest(
+        periods=periods,
+        model="deliverables",
+        unit="hours",
+        cadence="monthly",
+        units_per_period=D("0"),
+        price_minor=50000,
+    )
     assert result.kind == "keep"
     assert result.reason == "3 of 4 planned deliverables were delivered this term, and 1 extra."
 
@@ -180,7 +204,10 @@ def assert_matches_ledger(renewal: Renewal) -> None:
             totals[name] += value
         if period.status == "closed":  # and what delivery wrote on the period when it closed it
             assert (D(row["used"]), D(row["expired"]), D(row["rolled_out"]), D(row["overage"])) == (
-                period.used, period.expired, period.rolled_out, period.overage
+                period.used,
+                period.expired,
+                period.rolled_out,
+                period.overage,
             )
             assert D(row["balance"]) == 0
         assert row["open"] == (period.status == "open")
@@ -194,9 +221,13 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
     # February: an entry logged then removed (a reversal), another logged, two hours added by hand.
     seed(retainer, ["9"])
     delivery.close_and_open_period(retainer=retainer, as_of=date(2026, 2, 1))
-    wrong = delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 2, 3), quantity=D("4"), description="Oops", actor=None)
+    wrong = delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 2, 3), quantity=D("4"), description="Oops", actor=None
+    )
     delivery.remove_delivery(item=wrong, actor=None)
-    delivery.record_delivery(retainer=retainer, delivered_on=date(2026, 2, 5), quantity=D("10"), description="Work", actor=None)
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 2, 5), quantity=D("10"), description="Work", actor=None
+    )
     delivery.adjust_balance(retainer=retainer, quantity=D("2"), reason="Goodwill", actor=None)
     delivery.close_and_open_period(retainer=retainer, as_of=date(2026, 3, 1))
     seed(retainer, ["12", "13", "13.4", "3"], first=date(2026, 3, 1))  # Mar–May closed, June open
@@ -205,19 +236,28 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
     billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 6, 1))
     invoices = {i.period_start_on.month: i for i in Invoice.objects.filter(retainer=retainer)}
     assert sorted(invoices) == [1, 2, 3, 4, 5, 6]
-    for month, paid_on in [(1, date(2026, 1, 10)), (2, date(2026, 2, 20)), (3, date(2026, 3, 25)), (4, date(2026, 4, 15))]:
-        with time_machine.travel(datetime(paid_on.year, paid_on.month, paid_on.day, 11, tzinfo=dt_timezone.utc)):
+    for month, paid_on in [
+        (1, date(2026, 1, 10)),
+        (2, date(2026, 2, 20)),
+        (3, date(2026, 3, 25)),
+        (4, date(2026, 4, 15)),
+    ]:
+        with time_machine.travel(datetime(paid_on.year, paid_on.month, paid_on.day, 11, tzinfo=UTC)):
             invoice = invoices[month]
-            billing.record_payment(invoice=invoice, amount_minor=invoice.total_minor, method=Payment.Method.BANK_TRANSFER)
+            billing.record_payment(
+                invoice=invoice, amount_minor=invoice.total_minor, method=Payment.Method.BANK_TRANSFER
+            )
 
     # Shared notes of the term are highlights; private ones and those before the term are not.
     for body, visibility, at in [
-        ("Launched the <b>new</b> pricing page", "shared", datetime(2026, 3, 3, 9, tzinfo=dt_timezone.utc)),
-        ("Board pack delivered early", "shared", datetime(2026, 5, 20, 9, tzinfo=dt_timezone.utc)),
-        ("Client seems unhappy about fees", "private", datetime(2026, 5, 21, 9, tzinfo=dt_timezone.utc)),
-        ("Kick-off", "shared", datetime(2025, 12, 15, 9, tzinfo=dt_timezone.utc)),
+        ("Launched the <b>new</b> pricing page", "shared", datetime(2026, 3, 3, 9, tzinfo=UTC)),
+        ("Board pack delivered early", "shared", datetime(2026, 5, 20, 9, tzinfo=UTC)),
+        ("Client seems unhappy about fees", "private", datetime(2026, 5, 21, 9, tzinfo=UTC)),
+        ("Kick-off", "shared", datetime(2025, 12, 15, 9, tzinfo=UTC)),
     ]:
-        Note.objects.create(workspace=workspace, client=retainer.client, body=body, visibility=visibility, created_at=at)
+        Note.objects.create(
+            workspace=workspace, client=retainer.client, body=body, visibility=visibility, created_at=at
+        )
 
     result = run(workspace, date(2026, 6, 1))
     renewal = Renewal.objects.get(retainer=retainer)
@@ -227,20 +267,32 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
     assert_matches_ledger(renewal)
     february = renewal.evidence["periods"][1]
     assert (february["allotted"], february["adjusted"], february["used"], february["expired"]) == (
-        "10.00", "2.00", "10.00", "2.00"
+        "10.00",
+        "2.00",
+        "10.00",
+        "2.00",
     )
     assert february["utilization"] == 100
     assert [p["utilization"] for p in renewal.evidence["periods"]] == [90, 100, 120, 130, 134, 30]
     assert renewal.evidence["overage"]["periods"] == 3
     assert renewal.evidence["overage"]["units"] == "8.40"
     assert renewal.evidence["trend"] == {
-        "recent_periods": 3, "recent_utilization": 128, "term_utilization": 115, "direction": "rising"
+        "recent_periods": 3,
+        "recent_utilization": 128,
+        "term_utilization": 115,
+        "direction": "rising",
     }
     assert renewal.evidence["payments"] == {
-        "invoices": 6, "on_time": 2, "late": 2, "unpaid": 1, "not_due": 1, "average_days_late": "7.5"
+        "invoices": 6,
+        "on_time": 2,
+        "late": 2,
+        "unpaid": 1,
+        "not_due": 1,
+        "average_days_late": "7.5",
     }
     assert [h["text"] for h in renewal.evidence["highlights"]] == [
-        "Board pack delivered early", "Launched the <b>new</b> pricing page"
+        "Board pack delivered early",
+        "Launched the <b>new</b> pricing page",
     ]
     assert renewal.evidence["totals"]["used"] == str(
         sum(w.quantity for w in WorkItem.objects.filter(retainer=retainer, removed_at=None))
@@ -253,9 +305,16 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
         "13 hours a month (from 10) would cover it."
     )
     assert (renewal.units_per_period, renewal.price_minor) == (D("13.00"), 260000)
-    kept = {name: getattr(renewal, name) for name in ("model", "unit", "cadence", "currency", "overage_rate_minor", "term_periods")}
+    kept = {
+        name: getattr(renewal, name)
+        for name in ("model", "unit", "cadence", "currency", "overage_rate_minor", "term_periods")
+    }
     assert kept == {
-        "model": "fixed", "unit": "hours", "cadence": "monthly", "currency": "GBP", "overage_rate_minor": 15000,
+        "model": "fixed",
+        "unit": "hours",
+        "cadence": "monthly",
+        "currency": "GBP",
+        "overage_rate_minor": 15000,
         "term_periods": 6,
     }
 
@@ -263,7 +322,11 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
 @pytest.mark.django_db
 def test_rollover_history_matches_the_ledger_too(workspace, acme, carol):
     retainer = factories.make_retainer(
-        client=acme, model="rollover", rollover_cap=D("5"), rollover_expiry_periods=1, term_periods=4,
+        client=acme,
+        model="rollover",
+        rollover_cap=D("5"),
+        rollover_expiry_periods=1,
+        term_periods=4,
         overage_policy="carry",
     )
     seed(retainer, ["6", "16", "2", "4"])  # rolls 4, goes 2 into debt (carried), rolls 5 capped…
@@ -280,8 +343,12 @@ def test_deliverables_history_counts_delivered_against_planned(workspace, acme, 
     from delivery.models import Deliverable
 
     retainer = factories.make_retainer(
-        client=acme, model="deliverables", units_per_period=D("0"), deliverables=["Report", "Review"],
-        deliverables_carry=True, term_periods=3,
+        client=acme,
+        model="deliverables",
+        units_per_period=D("0"),
+        deliverables=["Report", "Review"],
+        deliverables_carry=True,
+        term_periods=3,
     )
     report = Deliverable.objects.get(retainer=retainer, name="Report")
     delivery.set_deliverable_status(deliverable=report, status="delivered", actor=None, on=date(2026, 1, 20))

@@ -30,7 +30,9 @@ def test_renewal_opens_notice_days_before_the_term_end_and_not_a_day_sooner(work
     renewal = Renewal.objects.get()
     assert result.opened == [renewal.pk]
     assert (renewal.retainer_id, renewal.term_ends_on, renewal.opened_on) == (
-        six_month_retainer.pk, date(2026, 7, 1), date(2026, 6, 1)
+        six_month_retainer.pk,
+        date(2026, 7, 1),
+        date(2026, 6, 1),
     )
     assert opened_emails(renewal) == ["alice@example.com"]  # the owner (Bob is a plain member)
     email = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-opened-")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def on(time_machine, day: date) -> None:
-    time_machine.move_to(datetime(day.year, day.month, day.day, 8, tzinfo=dt_timezone.utc))  # 9:00 in London
+    time_machine.move_to(datetime(day.year, day.month, day.day, 8, tzinfo=UTC))  # 9:00 in London
 
 
 def days(workspace, time_machine, first: date, last: date) -> None:
@@ -36,12 +35,17 @@ def reminders(renewal: Renewal, side: str) -> list[tuple[int, date]]:
     return [(int(e.key.split("-")[3]), e.created_at.date()) for e in rows]
 
 
-def test_unsent_proposal_reminds_the_team_and_warns_the_client_before_the_term_end(workspace, six_month_retainer, time_machine):
+def test_unsent_proposal_reminds_the_team_and_warns_the_client_before_the_term_end(
+    workspace, six_month_retainer, time_machine
+):
     days(workspace, time_machine, date(2026, 5, 30), date(2026, 7, 1))
     renewal = Renewal.objects.get()
     # The team: 30 days before is the opening email itself; then 21, 14, 7 (its settings) and 1 (always).
     assert reminders(renewal, "consultant") == [
-        (21, date(2026, 6, 10)), (14, date(2026, 6, 17)), (7, date(2026, 6, 24)), (1, date(2026, 6, 30))
+        (21, date(2026, 6, 10)),
+        (14, date(2026, 6, 17)),
+        (7, date(2026, 6, 24)),
+        (1, date(2026, 6, 30)),
     ]
     # The client, never sent a proposal, still hears what happens at the term end: 7 and 1 days before.
     assert reminders(renewal, "client") == [(7, date(2026, 6, 24)), (1, date(2026, 6, 30))]
@@ -60,7 +64,11 @@ def test_sent_proposal_reminds_the_client_with_the_links_and_the_team_that_no_an
     days(workspace, time_machine, date(2026, 6, 5), date(2026, 6, 30))
     renewal = Renewal.objects.get()
     assert reminders(renewal, "client") == [
-        (21, date(2026, 6, 10)), (14, date(2026, 6, 17)), (7, date(2026, 6, 24)), (3, date(2026, 6, 28)), (1, date(2026, 6, 30))
+        (21, date(2026, 6, 10)),
+        (14, date(2026, 6, 17)),
+        (7, date(2026, 6, 24)),
+        (3, date(2026, 6, 28)),
+        (1, date(2026, 6, 30)),
     ]
     assert [offset for offset, _ in reminders(renewal, "consultant")] == [21, 14, 7, 1]
     last = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-client-3-")

@@ -37,7 +37,9 @@ def test_accepted_next_term_starts_and_bills_on_time_and_the_old_one_ends(worksp
     retainer = six_month_retainer
     bill(workspace, date(2026, 6, 1))  # January to June, billed as they came
     renewal = open_and_send(workspace, retainer, alice)
-    services.save_proposal(renewal=renewal, terms={"units_per_period": D("12"), "price_minor": 240000}, proposal_text="", actor=alice)
+    services.save_proposal(
+        renewal=renewal, terms={"units_per_period": D("12"), "price_minor": 240000}, proposal_text="", actor=alice
+    )
     renewal = services.send_proposal(renewal=renewal, actor=alice)
     renewal = services.accept_renewal(renewal=renewal)
     following = renewal.next_retainer
@@ -46,7 +48,10 @@ def test_accepted_next_term_starts_and_bills_on_time_and_the_old_one_ends(worksp
     [invoice_id] = bill(workspace, date(2026, 7, 1))
     invoice = Invoice.objects.get(pk=invoice_id)
     assert (invoice.retainer_id, invoice.issued_on, invoice.period_start_on, invoice.total_minor) == (
-        following.pk, date(2026, 7, 1), date(2026, 7, 1), 240000
+        following.pk,
+        date(2026, 7, 1),
+        date(2026, 7, 1),
+        240000,
     )
     retainer.refresh_from_db()
     assert (retainer.status, retainer.ended_on) == ("ended", date(2026, 7, 1))
@@ -84,7 +89,10 @@ def test_no_answer_with_auto_renew_renews_on_the_same_terms(workspace, acme, car
     assert (retainer.status, retainer.term_ends_on, retainer.auto_renew) == ("active", date(2027, 1, 1), True)
     july = Invoice.objects.get(retainer=retainer, period_start_on=date(2026, 7, 1))
     assert (july.issued_on, july.total_minor) == (date(2026, 7, 1), 150000)
-    assert Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-settled-", subject__startswith="Renewed").count() == 1
+    assert (
+        Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-settled-", subject__startswith="Renewed").count()
+        == 1
+    )
     run(workspace, date(2026, 7, 2))
     assert Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-settled-").count() == 1
 
@@ -100,7 +108,10 @@ def test_no_answer_without_auto_renew_lapses_at_term_end(workspace, six_month_re
     six_month_retainer.refresh_from_db()
     assert (six_month_retainer.status, six_month_retainer.ended_on) == ("ended", date(2026, 7, 1))
     assert not Retainer.objects.filter(client=six_month_retainer.client).exclude(pk=six_month_retainer.pk).exists()
-    assert Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-settled-", subject__startswith="Lapsed").count() == 1
+    assert (
+        Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-settled-", subject__startswith="Lapsed").count()
+        == 1
+    )
 
 
 def test_an_answer_after_the_term_end_is_refused(workspace, six_month_retainer, alice, time_machine):

@@ -29,17 +29,29 @@ def book(workspace, acme, carol, alice):
     """Five retainers whose terms end in the next 90 days, in every state."""
     upcoming = factories.make_retainer(client=acme, name="A", price_minor=200000, term_periods=6)
     unopened = factories.make_retainer(
-        client=acme, name="B", cadence="quarterly", price_minor=300000, term_periods=2, auto_renew=True,
+        client=acme,
+        name="B",
+        cadence="quarterly",
+        price_minor=300000,
+        term_periods=2,
+        auto_renew=True,
         starts_on=date(2026, 1, 5),
     )
     accepted = factories.make_retainer(
         client=acme, name="C", price_minor=100000, term_periods=6, renewal_notice_days=40, starts_on=date(2026, 1, 10)
     )
     declined = factories.make_retainer(
-        client=acme, name="D", cadence="yearly", price_minor=500000, term_periods=1, renewal_notice_days=90,
+        client=acme,
+        name="D",
+        cadence="yearly",
+        price_minor=500000,
+        term_periods=1,
+        renewal_notice_days=90,
         starts_on=date(2025, 8, 1),
     )
-    dollars = factories.make_retainer(client=acme, name="E", price_minor=50000, term_periods=6, currency="USD", auto_renew=True)
+    dollars = factories.make_retainer(
+        client=acme, name="E", price_minor=50000, term_periods=6, currency="USD", auto_renew=True
+    )
     run(workspace, None)
     renewal_c = Renewal.objects.get(retainer=accepted)
     services.save_proposal(renewal=renewal_c, terms={"price_minor": 120000}, proposal_text="", actor=alice)
@@ -60,8 +72,14 @@ def test_pipeline_totals_are_yearly_values_per_status_and_currency(workspace, bo
 def test_forecast_by_month_likely_at_risk_and_lost(workspace, book):
     assert forecast(workspace, date(2026, 6, 2)) == [
         # B renews on its own (not opened yet); C was accepted at £1,200 a month; A does not renew on its own.
-        ForecastRow(date(2026, 7, 1), "GBP", likely_count=2, likely_minor=1_200_000 + 1_440_000,
-                    at_risk_count=1, at_risk_minor=2_400_000),
+        ForecastRow(
+            date(2026, 7, 1),
+            "GBP",
+            likely_count=2,
+            likely_minor=1_200_000 + 1_440_000,
+            at_risk_count=1,
+            at_risk_minor=2_400_000,
+        ),
         ForecastRow(date(2026, 7, 1), "USD", likely_count=1, likely_minor=600_000),
         ForecastRow(date(2026, 8, 1), "GBP", lost_count=1, lost_minor=500_000),
     ]
@@ -72,7 +90,16 @@ def test_renewals_page_shows_totals_and_forecast(workspace, book, owner_client, 
         response = owner_client.get(f"/w/{workspace.slug}/renewals/")
     assert response.status_code == 200
     html = response.content.decode()
-    for text in ["£24,000.00", "$6,000.00", "£12,000.00", "£5,000.00", "£26,400.00", "July 2026", "August 2026", "Reminder days"]:
+    for text in [
+        "£24,000.00",
+        "$6,000.00",
+        "£12,000.00",
+        "£5,000.00",
+        "£26,400.00",
+        "July 2026",
+        "August 2026",
+        "Reminder days",
+    ]:
         assert text in html, text
     assert csp_problems(response) == []
 
@@ -84,7 +111,9 @@ def test_a_plain_member_sees_the_page_but_not_the_settings(workspace, book, memb
 
 
 def test_bad_offsets_are_refused_with_a_message(workspace, owner_client):
-    response = owner_client.post(f"/w/{workspace.slug}/renewals/settings/", {"consultant_offsets": "30, soon", "client_offsets": ""})
+    response = owner_client.post(
+        f"/w/{workspace.slug}/renewals/settings/", {"consultant_offsets": "30, soon", "client_offsets": ""}
+    )
     assert response.status_code == 200 and b"Enter whole numbers of days" in response.content
     assert csp_problems(response) == []
 
@@ -94,7 +123,14 @@ def test_detail_shows_evidence_and_proposal_and_history(workspace, book, owner_c
     response = owner_client.get(f"/w/{workspace.slug}/renewals/{renewal.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    for text in ["Suggestion: Keep the same terms", "evidence", "Save proposal", "Send proposal", "Opened", "carol@acme.example"]:
+    for text in [
+        "Suggestion: Keep the same terms",
+        "evidence",
+        "Save proposal",
+        "Send proposal",
+        "Opened",
+        "carol@acme.example",
+    ]:
         assert text in html, text
     assert csp_problems(response) == []
     preview = owner_client.get(f"/w/{workspace.slug}/renewals/{renewal.pk}/preview/")
@@ -106,15 +142,29 @@ def test_editing_and_sending_from_the_page(workspace, book, owner_client):
     renewal = Renewal.objects.get(retainer=book["A"])
     base = f"/w/{workspace.slug}/renewals/{renewal.pk}/"
     form = {
-        "proposal_text": "A bigger plan for a busier half.", "model": "fixed", "unit": "hours", "units_per_period": "15",
-        "overage_policy": "bill", "overage_rate": "150.00", "price": "2,900.00", "cadence": "monthly",
-        "billing_timing": "advance", "term_periods": "12", "auto_renew": "on", "renewal_notice_days": "30",
+        "proposal_text": "A bigger plan for a busier half.",
+        "model": "fixed",
+        "unit": "hours",
+        "units_per_period": "15",
+        "overage_policy": "bill",
+        "overage_rate": "150.00",
+        "price": "2,900.00",
+        "cadence": "monthly",
+        "billing_timing": "advance",
+        "term_periods": "12",
+        "auto_renew": "on",
+        "renewal_notice_days": "30",
     }
     bad = owner_client.post(base + "proposal/", {**form, "price": "29.001"})
     assert bad.status_code == 200 and b"GBP has 2 decimal places at most" in bad.content
     assert owner_client.post(base + "proposal/", form).status_code == 302
     renewal.refresh_from_db()
-    assert (renewal.units_per_period, renewal.price_minor, renewal.term_periods, renewal.auto_renew) == (D("15"), 290000, 12, True)
+    assert (renewal.units_per_period, renewal.price_minor, renewal.term_periods, renewal.auto_renew) == (
+        D("15"),
+        290000,
+        12,
+        True,
+    )
     assert owner_client.post(base + "send/").status_code == 302
     renewal.refresh_from_db()
     assert renewal.status == "proposal_sent"
@@ -125,7 +175,8 @@ def test_editing_and_sending_from_the_page(workspace, book, owner_client):
 def test_changing_the_model_swaps_its_fields_with_htmx(workspace, book, owner_client):
     renewal = Renewal.objects.get(retainer=book["A"])
     response = owner_client.post(
-        f"/w/{workspace.slug}/renewals/{renewal.pk}/proposal/", {"model": "deliverables", "refresh": "1"},
+        f"/w/{workspace.slug}/renewals/{renewal.pk}/proposal/",
+        {"model": "deliverables", "refresh": "1"},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200
@@ -146,7 +197,7 @@ def test_client_page_lists_the_clients_renewals(workspace, book, acme, owner_cli
     response = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    section = html[html.index('id="client-renewals"'):]
+    section = html[html.index('id="client-renewals"') :]
     assert section.count("/renewals/") >= 4 and "Declined" in section and "Accepted" in section
 
 

@@ -23,7 +23,12 @@ def queue(**overrides) -> Email:
     fields = {
         "to": "client@example.com",
         "template": "portal_invitation",
-        "context": {"contact": {"name": "Carol"}, "workspace": {"name": "Northwind"}, "client_name": "Acme", "path": "/portal/"},
+        "context": {
+            "contact": {"name": "Carol"},
+            "workspace": {"name": "Northwind"},
+            "client_name": "Acme",
+            "path": "/portal/",
+        },
         "sender_name": "Northwind Advisory",
     }
     return outbox.queue_email(**{**fields, **overrides})
@@ -89,7 +94,9 @@ def test_sender_name_cannot_inject_headers(django_capture_on_commit_callbacks):
         queue(sender_name="Evil\r\nBcc: victim@example.com")
     message = mail.outbox[0].message()
     assert message["Bcc"] is None
-    assert "Evil Bcc: victim@example.com" in str(email_parser.header.make_header(email_parser.header.decode_header(message["From"])))
+    assert "Evil Bcc: victim@example.com" in str(
+        email_parser.header.make_header(email_parser.header.decode_header(message["From"]))
+    )
 
 
 def test_worker_that_died_mid_send_is_retried_after_its_claim_expires(django_capture_on_commit_callbacks):
@@ -174,7 +181,14 @@ def test_backoff_grows_and_gives_up_after_max_attempts(smtp_port, settings):
 
 def test_text_part_and_subject_are_not_html_escaped_but_the_html_part_is(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        queue(context={"contact": {"name": "Tom & <Jerry>"}, "workspace": {"name": "Smith & Jones"}, "client_name": "A&B", "path": "/p/"})
+        queue(
+            context={
+                "contact": {"name": "Tom & <Jerry>"},
+                "workspace": {"name": "Smith & Jones"},
+                "client_name": "A&B",
+                "path": "/p/",
+            }
+        )
     message = mail.outbox[0]
     assert message.subject == "Your client portal with Smith & Jones"
     assert "Hello Tom & <Jerry>," in message.body

@@ -112,11 +112,17 @@ def give_every_page_an_object(workspace, client, alice) -> None:
         workspace=workspace, client=client, starts_on=today.replace(day=1), term_periods=1, currency="GBP"
     )
     work = delivery.record_delivery(
-        retainer=retainer, delivered_on=today.replace(day=1), quantity=Decimal("1.5"), description="Kick-off", actor=alice
+        retainer=retainer,
+        delivered_on=today.replace(day=1),
+        quantity=Decimal("1.5"),
+        description="Kick-off",
+        actor=alice,
     )
     delivery.add_deliverable(retainer=retainer, name="Board pack", actor=alice)
     [invoice_id] = billing.bill_workspace(workspace_id=workspace.pk, as_of=today).invoices
-    billing.record_payment(invoice=billing.Invoice.objects.get(pk=invoice_id), amount_minor=1000, method="bank_transfer")
+    billing.record_payment(
+        invoice=billing.Invoice.objects.get(pk=invoice_id), amount_minor=1000, method="bank_transfer"
+    )
     communication.create_note(client=client, author=alice, body="Shared **note**", visibility="shared", session=work)
     communication.create_task(client=client, title="Call back", due_at=timezone.now(), actor=alice, assignee=alice)
     communication.send_team_message(
@@ -266,7 +272,7 @@ def test_every_html_page_has_a_strict_csp_that_its_markup_obeys(site, login):
             if not response.headers.get("Content-Type", "").startswith("text/html") or not response.content:
                 continue
             final = response.redirect_chain[-1][0] if response.redirect_chain else url
-            if (problems := csp_problems(response)):
+            if problems := csp_problems(response):
                 failures[f"{visitor} GET {url} -> {final} ({response.status_code})"] = problems
             if response.status_code == 200:
                 checked[(visitor, final.split("?")[0])] = response.status_code
@@ -313,8 +319,18 @@ def test_pages_reached_only_through_a_flow_obey_the_csp_too(site, workspace, own
 def test_route_walk_finds_the_parameterised_routes(db, site):
     """Guards the CSP test: the workspace pages and the ones keyed by token or id are all filled."""
     names = checked_route_names(site)
-    for name in ["dashboard", "team", "workspace_settings", "member_role", "invitation_accept", "portal:overview",
-                 "account_confirm_email", "account_reset_password_from_key", "admin:index", "admin:login"]:
+    for name in [
+        "dashboard",
+        "team",
+        "workspace_settings",
+        "member_role",
+        "invitation_accept",
+        "portal:overview",
+        "account_confirm_email",
+        "account_reset_password_from_key",
+        "admin:index",
+        "admin:login",
+    ]:
         assert name in names, name
     assert not any(name.startswith("admin:") and name not in {"admin:index", "admin:login"} for name in names)
     # A new page whose parameters the fixture cannot fill would escape the CSP check: give the
