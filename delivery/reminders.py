@@ -30,8 +30,9 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from clients import communication
-from clients.models import Client, Contact, Message, Retainer, RetainerTerms, Task
+from clients.models import Client, Contact, Retainer, RetainerTerms
+from communication import services as communication
+from communication.models import Message, Task
 from delivery.models import Period, WorkItem
 from retainers.models import Email, Membership, User, Workspace
 from retainers.outbox import queue_email

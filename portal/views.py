@@ -32,8 +32,9 @@ from django.views.decorators.http import require_GET, require_POST
 from billing import payments
 from billing.models import BillingProfile, Invoice
 from billing.services import tax_on
-from clients.communication_views import with_html
-from clients.models import Amendment, Note, Retainer, RetainerTerms
+from clients.models import Amendment, Retainer, RetainerTerms
+from communication.models import Note
+from communication.views import with_html
 from delivery import charts, ledger
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds

@@ -27,7 +27,7 @@ from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from clients.markdown import plain_text
+from communication.markdown import plain_text
 
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
@@ -416,7 +416,7 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
     from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
 
     from billing.models import Invoice
-    from clients.models import Note
+    from communication.models import Note
     from delivery.models import Deliverable, LedgerEntry
     from renewals.models import Renewal
 

@@ -38,7 +38,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clients.forms import describe_terms
-from clients.models import Client, Contact, Retainer, RetainerTerms, Task
+from clients.models import Client, Contact, Retainer, RetainerTerms
+from communication.models import Task
 from delivery import services as delivery
 from delivery.models import Period
 from renewals import evidence as proposal

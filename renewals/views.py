@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from clients.forms import describe_terms
-from clients.models import Client, Retainer, Task
+from clients.models import Client, Retainer
+from communication.models import Task
 from renewals import evidence as proposal
 from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm

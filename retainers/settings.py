@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "delivery",
     "billing",
     "renewals",
+    "communication",
     "portal",
     "dashboard",
     "demo",

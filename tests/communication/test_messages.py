@@ -7,9 +7,10 @@ from django.core import mail
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clients import communication
-from clients.models import Attachment, Client, Message
+from clients.models import Client
 from clients.services import add_contact
+from communication import services as communication
+from communication.models import Attachment, Message
 from retainers.models import Email
 from tests.communication.conftest import XSS, assert_neutralised, portal_url, team_url
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clients import communication
-from clients.models import Note, NoteRevision
+from communication import services as communication
+from communication.models import Note, NoteRevision
 from tests.communication.conftest import HTMX, XSS, assert_neutralised, portal_url, team_url
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clients import communication
+from communication import services as communication
 from tests.communication.conftest import HTMX, XSS, portal_url, team_url
 from tests.retainers.test_security import csp_problems
 
@@ -87,7 +87,7 @@ def test_htmx_fragments_carry_no_scripts_or_styles(workspace, acme, history, own
 def test_the_client_section_takes_a_fixed_number_of_queries(workspace, acme, alice, bob, carol, session, owner_client):
     from django.test import RequestFactory
 
-    from clients.communication_views import client_section
+    from communication.views import client_section
     from retainers.models import Membership
 
     request = RequestFactory().get("/")

@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from clients import communication, timeline
+from clients import timeline
+from communication import services as communication
 from delivery.services import record_delivery
 from retainers.models import Membership
 from tests.communication.conftest import HTMX, team_url

@@ -26,9 +26,9 @@ from playwright.sync_api import Page, expect
 
 from billing.models import Invoice, Payment
 from billing.services import record_payment, run_billing
-from clients import communication
 from clients import services as clients
-from clients.models import Note
+from communication import services as communication
+from communication.models import Note
 from delivery import services as delivery
 from renewals import services as renewals
 from retainers import services as workspaces

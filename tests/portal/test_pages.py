@@ -23,9 +23,10 @@ from django.test.utils import CaptureQueriesContext
 from billing import payments
 from billing import services as billing
 from billing.models import Invoice
-from clients.communication import create_note
-from clients.models import Client, Contact, Note, Retainer
+from clients.models import Client, Contact, Retainer
 from clients.services import add_contact
+from communication.models import Note
+from communication.services import create_note
 from delivery import services as delivery
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from portal.views import Forecast, forecast, ordinal, period_name

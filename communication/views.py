@@ -20,8 +20,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clients import communication, timeline
-from clients.communication_forms import (
+from clients import timeline
+from clients.models import Client
+from communication import services
+from communication.forms import (
     CheckInForm,
     FollowUpForm,
     MessageForm,
@@ -30,8 +32,8 @@ from clients.communication_forms import (
     TaskForm,
     recent_sessions,
 )
-from clients.markdown import render_markdown
-from clients.models import Attachment, Client, Message, Note, Task
+from communication.markdown import render_markdown
+from communication.models import Attachment, Message, Note, Task
 from retainers.http import WorkspaceRequest, workspace_view
 
 PER_PAGE = 25
@@ -118,7 +120,7 @@ def client_section(
         "client": client,
         "notes": with_html(notes[:SECTION_NOTES]),
         "more_notes": len(notes) > SECTION_NOTES,
-        "unread": communication.unread_by_team(workspace).filter(client=client).count(),
+        "unread": services.unread_by_team(workspace).filter(client=client).count(),
         "last_messages": last_messages[::-1],
         "tasks": tasks[:SECTION_TASKS],
         "more_tasks": len(tasks) > SECTION_TASKS,
@@ -153,14 +155,14 @@ def note_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = NoteForm(request.POST if request.method == "POST" else None, client=client, prefix="note")
     if request.method == "POST" and form.is_valid():
         try:
-            communication.create_note(
+            services.create_note(
                 client=client,
                 author=request.user,
                 body=form.cleaned_data["body"],
                 visibility=form.cleaned_data["visibility"],
                 session=form.cleaned_data.get("session"),
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             shared = form.cleaned_data["visibility"] == Note.Visibility.SHARED
@@ -182,13 +184,13 @@ def note_edit(request: WorkspaceRequest, note_id: int) -> HttpResponse:
     form = NoteForm(request.POST if request.method == "POST" else None, client=note.client, note=note, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            communication.update_note(
+            services.update_note(
                 note=note,
                 actor=request.user,
                 body=form.cleaned_data["body"],
                 visibility=form.cleaned_data["visibility"],
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, "Note saved.")
@@ -212,8 +214,8 @@ def note_edit(request: WorkspaceRequest, note_id: int) -> HttpResponse:
 def note_delete(request: WorkspaceRequest, note_id: int) -> HttpResponse:
     note = _note(request, note_id)
     try:
-        communication.delete_note(note=note, actor=request.user)
-    except communication.CommunicationError as exc:
+        services.delete_note(note=note, actor=request.user)
+    except services.CommunicationError as exc:
         messages.error(request, str(exc))
         return redirect("communication:note_edit", workspace_slug=request.workspace.slug, note_id=note.pk)
     messages.success(request, "Note deleted.")
@@ -257,13 +259,13 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                message = communication.send_team_message(
+                message = services.send_team_message(
                     client=client,
                     author=request.user,
                     body=form.cleaned_data["body"],
                     files=form.cleaned_data["attachments"],
                 )
-            except communication.CommunicationError as exc:
+            except services.CommunicationError as exc:
                 form.add_error(exc.field, str(exc))
             else:
                 messages.success(request, "Message sent.")
@@ -277,7 +279,7 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
         message.new = message.from_client and message.read_by_team_at is None
     if request.method == "GET":
         # Opening the thread reads the client's messages (the portal side has its own mark).
-        communication.mark_read_by_team(client=client)
+        services.mark_read_by_team(client=client)
     context = {
         "client": client,
         "form": form,
@@ -368,7 +370,7 @@ def _create_task(request: WorkspaceRequest, client: Client | None) -> HttpRespon
     if request.method == "POST" and form.is_valid():
         target = client or form.cleaned_data["client"]
         try:
-            task = communication.create_task(
+            task = services.create_task(
                 client=target,
                 title=form.cleaned_data["title"],
                 due_at=form.cleaned_data["due_at"],
@@ -376,7 +378,7 @@ def _create_task(request: WorkspaceRequest, client: Client | None) -> HttpRespon
                 session=form.cleaned_data.get("session"),
                 actor=request.user,
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             notice = f"Task “{task.title}” added."
@@ -414,7 +416,7 @@ def task_edit(request: WorkspaceRequest, task_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            communication.update_task(
+            services.update_task(
                 task=task,
                 title=form.cleaned_data["title"],
                 due_at=form.cleaned_data["due_at"],
@@ -422,7 +424,7 @@ def task_edit(request: WorkspaceRequest, task_id: int) -> HttpResponse:
                 session=form.cleaned_data.get("session"),
                 actor=request.user,
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             messages.success(request, "Task saved.")
@@ -440,19 +442,19 @@ def _task_action(request: WorkspaceRequest, task_id: int, action, notice: str) -
 @require_POST
 @workspace_view
 def task_complete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.complete_task, "“{title}” is done.")
+    return _task_action(request, task_id, services.complete_task, "“{title}” is done.")
 
 
 @require_POST
 @workspace_view
 def task_reopen(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.reopen_task, "“{title}” is open again.")
+    return _task_action(request, task_id, services.reopen_task, "“{title}” is open again.")
 
 
 @require_POST
 @workspace_view
 def task_delete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.delete_task, "“{title}” was deleted.")
+    return _task_action(request, task_id, services.delete_task, "“{title}” was deleted.")
 
 
 @require_POST
@@ -463,10 +465,10 @@ def follow_up_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = FollowUpForm(request.POST, client=client, prefix="follow")
     if form.is_valid():
         try:
-            task = communication.suggest_follow_up(
+            task = services.suggest_follow_up(
                 session=form.cleaned_data["session"], days=form.cleaned_data["days"], actor=request.user
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             due = timezone.localtime(task.due_at)
@@ -485,7 +487,7 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = CheckInForm(request.POST, prefix="checkin")
     if form.is_valid():
         days = form.cleaned_data["checkin_every_days"]
-        communication.set_checkin_cadence(client=client, every_days=days)
+        services.set_checkin_cadence(client=client, every_days=days)
         notice = "Check-ins are off."
         if days:
             notice = f"Check-ins every {days} day{'s' if days != 1 else ''} without contact."

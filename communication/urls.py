@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clients import communication_views as views
+from communication import views
 
 app_name = "communication"
 
