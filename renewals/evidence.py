@@ -23,11 +23,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from communication.markdown import plain_text
+from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
+
+from billing.models import Invoice
+from delivery.models import Deliverable, LedgerEntry, Period
+from renewals import signals
+from renewals.models import Renewal
 
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
@@ -35,8 +40,6 @@ UPGRADE_ABOVE = Decimal("1")  # average use above everything bought
 DOWNGRADE_BELOW = Decimal("0.60")
 OVERAGE_PERIODS_FOR_UPGRADE = 2
 TREND_STEP = Decimal("0.10")  # ten points of utilization either way is a trend, less is noise
-HIGHLIGHTS = 5
-HIGHLIGHT_CHARS = 280
 
 CADENCE_NOUN = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
@@ -402,8 +405,6 @@ class Evidence:
 def term_periods(retainer, *, term_ends_on: date, starts_after: date | None):
     """The periods of the term ending `term_ends_on`: the last `term_periods` that start before
     it (after the previous term's end, when a renewal recorded it). Newest last."""
-    from delivery.models import Period
-
     periods = Period.objects.filter(retainer=retainer, start_on__lt=term_ends_on)
     if starts_after is not None:
         periods = periods.filter(start_on__gte=starts_after)
@@ -411,15 +412,9 @@ def term_periods(retainer, *, term_ends_on: date, starts_after: date | None):
 
 
 def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
-    """Read the term's ledger, deliverables, invoices and shared notes; compute the figures and
-    the suggestion. Six queries, however long the term."""
-    from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
-
-    from billing.models import Invoice
-    from communication.models import Note
-    from delivery.models import Deliverable, LedgerEntry
-    from renewals.models import Renewal
-
+    """Read the term's ledger, deliverables and invoices; compute the figures and the suggestion.
+    Five queries, however long the term, and those of the `evidence_built` receivers (the shared
+    notes' highlights, one more: communication.receivers)."""
     workspace = retainer.workspace
     previous = (
         Renewal.objects.filter(retainer=retainer, term_ends_on__lt=term_ends_on)
@@ -483,16 +478,6 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         today=today,
     )
 
-    notes = (
-        Note.objects.filter(workspace=workspace, client_id=retainer.client_id, visibility=Note.Visibility.SHARED)
-        .filter(created_at__gte=datetime.combine(term_starts_on, time.min, tzinfo=workspace.tzinfo))
-        .order_by("-created_at", "-pk")
-        .values_list("created_at", "body")[:HIGHLIGHTS]
-    )
-    highlights = [
-        {"date": created_at.astimezone(zone).date().isoformat(), "text": _excerpt(body)} for created_at, body in notes
-    ]
-
     evidence = Evidence(
         term_starts_on=term_starts_on,
         term_ends_on=term_ends_on,
@@ -503,8 +488,8 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         periods=figures,
         trend=trend(figures),
         payments=payments,
-        highlights=highlights,
     )
+    signals.evidence_built.send(sender=Evidence, retainer=retainer, evidence=evidence, term_starts_on=term_starts_on)
     evidence.suggestion = suggest(
         periods=figures,
         model=retainer.model,
@@ -514,13 +499,6 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         price_minor=retainer.price_minor,
     )
     return evidence
-
-
-def _excerpt(body: str) -> str:
-    """Plain text of a note for the highlights: its first words without Markdown, shown escaped,
-    never as HTML."""
-    text = plain_text(body)
-    return text if len(text) <= HIGHLIGHT_CHARS else text[: HIGHLIGHT_CHARS - 1].rstrip() + "…"
 
 
 # --- Reading stored evidence back ---------------------------------------------------------------

@@ -20,7 +20,6 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from clients.forms import describe_terms
 from clients.models import Client, Retainer
-from communication.models import Task
 from renewals import evidence as proposal
 from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm
@@ -226,7 +225,8 @@ class Event:
 
 
 def history(renewal: Renewal) -> list[Event]:
-    """What happened to the renewal, newest first: its own dates, its emails and its tasks."""
+    """What happened to the renewal, newest first: its own dates and its emails. (Its follow-up tasks
+    are communication's: the client's timeline shows them.)"""
     events = [Event(renewal.created_at, "Opened", f"due to open on {renewal.opened_on:%d %b %Y}")]
     if renewal.sent_at:
         events.append(Event(renewal.sent_at, "Proposal sent"))
@@ -238,8 +238,6 @@ def history(renewal: Renewal) -> list[Event]:
     for email in Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-").order_by("created_at", "pk"):
         state = email.get_status_display().lower()
         events.append(Event(email.created_at, "Email", f"“{email.subject}” to {email.to} ({state})"))
-    for task in Task.objects.for_workspace(renewal.workspace).filter(renewal=renewal).order_by("created_at"):
-        events.append(Event(task.created_at, "Task", f"{task.title} ({task.get_status_display().lower()})"))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
