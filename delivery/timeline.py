@@ -1,9 +1,4 @@
-"""Delivery's events on the client's timeline (clients.timeline): the sessions delivered.
-
-Registered from DeliveryConfig.ready():
-
-    timeline.register(timeline.Provider(key="sessions", kinds={"session": "Sessions"}, events=delivery_timeline.sessions))
-"""
+"""Delivery's events on the client's timeline (dashboard.timeline merges them): the sessions delivered."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from django.views.decorators.http import require_GET
 
 from billing.models import BillingProfile, Invoice
 from clients.models import Retainer, RetainerTerms
+from delivery.figures import period_figures
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from delivery.views import period_figures
 from portal.http import PortalRequest, portal_view
 from portal.views import ZERO, origin_name, origin_periods, units
 from retainers.money import format_money, multiply

@@ -36,9 +36,9 @@ from clients.models import Amendment, Retainer, RetainerTerms
 from communication.models import Note
 from communication.views import with_html
 from delivery import charts, ledger
+from delivery.figures import PeriodFigures, period_figures
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds
-from delivery.views import PeriodFigures, _bar_class, _bar_tone, period_figures
 from portal.http import PortalRequest, portal_contacts, portal_view
 from renewals.models import Renewal
 from retainers.forms import format_units
@@ -373,8 +373,6 @@ class RetainerCard:
     planned_count: int = 0
     next_invoice: NextInvoice | None = None
     ends_on: date | None = None  # last day, when the retainer ends with this period
-    bar_class: str = "w-0"
-    bar_tone: str = ""
     used_pct: int | None = None
     # The figures as people read them (hours with two decimals, sessions whole).
     period_last_on: date | None = None
@@ -528,7 +526,6 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
                 f"{units(card.carried_debt, retainer.unit)} {unit} used beyond last period's balance "
                 "were carried into this one."
             )
-        card.bar_class, card.bar_tone = _bar_class(figures.utilization), _bar_tone(figures.utilization)
         if figures.utilization is not None:
             card.used_pct = int(figures.utilization * 100 + Decimal("0.5"))
         card.chart = charts.burndown(

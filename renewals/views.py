@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from clients.forms import describe_terms
-from clients.models import Client, Retainer
+from clients.models import Retainer
 from renewals import evidence as proposal
 from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm
@@ -31,7 +31,6 @@ from retainers.models import Email, Workspace
 PIPELINE_DAYS = 90  # answered and settled renewals stay on the pipeline this long after their term end
 FORECAST_DAYS = 90
 PIPELINE_ROWS = 200
-SECTION_ROWS = 10
 
 
 def annual_value(prefix: str = "") -> Case:
@@ -375,20 +374,6 @@ def renewal_record(request: WorkspaceRequest, renewal_id: int) -> HttpResponse:
     except RenewalError as exc:
         messages.error(request, str(exc))
     return _to_detail(renewal)
-
-
-# --- The client page's section --------------------------------------------------------------------
-
-
-def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """The client's current and past renewals, newest first: one query."""
-    renewals = list(
-        Renewal.objects.for_workspace(request.workspace)
-        .filter(retainer__client=client)
-        .select_related("retainer", "next_retainer")
-        .order_by("-term_ends_on", "-pk")[: SECTION_ROWS + 1]
-    )
-    return {"client": client, "renewals": renewals[:SECTION_ROWS], "more": len(renewals) > SECTION_ROWS}
 
 
 # --- The emailed links (no login: the signed token is the key) --------------------------------------

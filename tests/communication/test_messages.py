@@ -235,7 +235,7 @@ def test_xss_in_messages_is_neutralised_in_pages_and_emails(
     pages = {
         "client page": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/"),
         "thread": owner_client.get(thread_url(workspace, acme)),
-        "timeline": owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk)),
+        "timeline": owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)),
         "portal thread": carol_browser.get(portal_url(workspace, "message_list")),
     }
     for label, response in pages.items():
