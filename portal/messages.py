@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from communication import services as communication
+from communication.files import attachment_response
 from communication.forms import MessageForm
 from communication.models import Attachment, Note
-from communication.views import attachment_response, thread_messages, with_html
+from communication.selectors import thread_messages, with_html
 from portal.http import PortalRequest, portal_view
 
 NOTES_PER_PAGE = 20

@@ -34,7 +34,7 @@ from billing.models import BillingProfile, Invoice
 from billing.services import tax_on
 from clients.models import Amendment, Retainer, RetainerTerms
 from communication.models import Note
-from communication.views import with_html
+from communication.selectors import with_html
 from delivery import charts, ledger
 from delivery.figures import PeriodFigures, period_figures
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
