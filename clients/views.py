@@ -26,13 +26,13 @@ from clients.forms import (
     ContactForm,
     ImportUploadForm,
     PlanForm,
-    describe_terms,
-    format_units,
 )
 from clients.models import Client, Contact, Plan, Retainer
 from clients.selectors import contacts_section
+from clients.terms import describe_terms
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
+from retainers.units import format_units
 
 PER_PAGE = 25
 LIVE = [Retainer.Status.ACTIVE, Retainer.Status.PAUSED]

@@ -27,10 +27,10 @@ from clients.models import Retainer, RetainerTerms
 from dashboard import charts, queries
 from dashboard.forms import RowFilterForm
 from delivery.forms import workspace_quick_add_form
-from retainers.forms import format_units
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
 from retainers.pagecache import PageCache
+from retainers.units import format_units
 
 PER_PAGE = 100
 ATTENTION_PER_KIND = 5

@@ -25,9 +25,11 @@ from django.utils.safestring import mark_safe
 from clients.models import Client, Plan, Retainer, RetainerTerms
 from delivery import services
 from delivery.models import Deliverable
-from retainers.forms import CURRENCIES, MoneyField, format_units
+from retainers.choices import CURRENCIES
+from retainers.fields import MoneyField
 from retainers.models import Workspace
 from retainers.pagecache import PageCache
+from retainers.units import format_units
 
 CENT = Decimal("0.01")
 MAX_QUANTITY = Decimal("10000")  # exclusive; the ledger's columns hold less than a million

@@ -21,6 +21,7 @@ from clients.models import Contact, Retainer, RetainerTerms
 from delivery.models import Period
 from retainers.models import Email, Membership, Workspace
 from retainers.outbox import queue_email
+from retainers.units import format_units
 
 LOW_SHARE = Decimal("0.2")  # below 20% of the period's units left is "running low"
 THRESHOLDS = (20, 0)  # percent left; 0 means used up
@@ -36,10 +37,6 @@ def _site(path: str) -> str:
 
 
 # --- Low-balance alerts -------------------------------------------------------------------------
-
-
-def _units(quantity: Decimal) -> str:
-    return f"{quantity:.0f}" if quantity == quantity.to_integral_value() else f"{quantity:.2f}"
 
 
 def send_low_balance_alerts(*, workspace: Workspace) -> int:
@@ -82,8 +79,8 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             "workspace": workspace,
             "used_up": threshold == 0,
             "threshold": threshold,
-            "remaining": _units(max(retainer.balance, Decimal("0"))),
-            "available": _units(retainer.period_available),
+            "remaining": format_units(max(retainer.balance, Decimal("0"))),
+            "available": format_units(retainer.period_available),
             "unit": retainer.get_unit_display().lower(),
             "last_day": retainer.period_end_on - timedelta(days=1),
             "overage": retainer.get_overage_policy_display().lower(),

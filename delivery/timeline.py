@@ -8,12 +8,11 @@ from clients.models import Client
 from clients.timeline import Cursor, Event
 from delivery.models import WorkItem
 from retainers.http import WorkspaceRequest
+from retainers.units import format_units
 
 
 def _units(item: WorkItem) -> str:
-    quantity = item.quantity
-    amount = f"{quantity:.0f}" if quantity == quantity.to_integral_value() else f"{quantity:.2f}"
-    return f"{amount} {item.retainer.get_unit_display().lower()}"
+    return f"{format_units(item.quantity)} {item.retainer.get_unit_display().lower()}"
 
 
 def sessions(

@@ -35,7 +35,6 @@ from delivery.forms import (
     RetainerCreateForm,
     WorkEditForm,
     add_service_error,
-    format_units,
     terms_initial,
     workspace_quick_add_form,
 )
@@ -43,6 +42,7 @@ from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.selectors import client_section
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
+from retainers.units import format_units
 
 Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO

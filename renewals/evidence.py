@@ -33,6 +33,7 @@ from billing.models import Invoice
 from delivery.models import Deliverable, LedgerEntry, Period
 from renewals import signals
 from renewals.models import Renewal
+from retainers.units import format_units
 
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
@@ -169,10 +170,6 @@ def scale_price(price_minor: int, *, units: Decimal, from_units: Decimal) -> int
     return int((Decimal(price_minor) * units / from_units).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-def _units(quantity: Decimal) -> str:
-    return f"{quantity:.0f}" if quantity == quantity.to_integral_value() else f"{quantity:.2f}"
-
-
 def _span(count: int, noun: str, *, partial: bool) -> str:
     if partial:
         return f"this {noun} so far"
@@ -236,7 +233,7 @@ def suggest(
         new_units = round_up_units(target)
         if new_units > units_per_period:
             price = scale_price(price_minor, units=new_units, from_units=units_per_period)
-            change = f"{_units(new_units)} {unit_noun} a {noun} (from {_units(units_per_period)})"
+            change = f"{format_units(new_units)} {unit_noun} a {noun} (from {format_units(units_per_period)})"
             reason = f"{said}: {change} would cover it."
             return Suggestion("upgrade", reason[:255], new_units, price)
 
@@ -245,12 +242,12 @@ def suggest(
         if new_units < units_per_period:
             price = scale_price(price_minor, units=new_units, from_units=units_per_period)
             reason = (
-                f"{said}: {_units(new_units)} {unit_noun} a {noun} (from {_units(units_per_period)}) "
+                f"{said}: {format_units(new_units)} {unit_noun} a {noun} (from {format_units(units_per_period)}) "
                 "would still cover it."
             )
             return Suggestion("downgrade", reason[:255], new_units, price)
 
-    reason = f"{said}: {_units(units_per_period)} {unit_noun} a {noun} fit."
+    reason = f"{said}: {format_units(units_per_period)} {unit_noun} a {noun} fit."
     return Suggestion(keep.kind, reason[:255], units_per_period, price_minor)
 
 

@@ -37,8 +37,8 @@ from django.db.models import DateField, Exists, ExpressionWrapper, F, Max, Outer
 from django.urls import reverse
 from django.utils import timezone
 
-from clients.forms import describe_terms
 from clients.models import Client, Contact, Retainer, RetainerTerms
+from clients.terms import describe_terms
 from delivery import services as delivery
 from delivery.models import Period
 from renewals import evidence as proposal

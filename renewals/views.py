@@ -18,8 +18,8 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from clients.forms import describe_terms
 from clients.models import Retainer
+from clients.terms import describe_terms
 from renewals import evidence as proposal
 from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm
