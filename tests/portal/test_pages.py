@@ -28,8 +28,8 @@ from clients.services import add_contact
 from communication.models import Note
 from communication.services import create_note
 from delivery import services as delivery
+from delivery.forecast import Forecast, forecast, ordinal, period_name
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from portal.views import Forecast, forecast, ordinal, period_name
 from retainers.models import Workspace
 from tests import factories
 
@@ -796,7 +796,7 @@ def test_portal_pages_obey_the_strict_csp(story, carol_browser):
 
 def test_projection_extends_the_burn_down_at_the_pace_so_far():
     from delivery import charts
-    from portal.views import projection
+    from delivery.forecast import projection
 
     def chart(available: str, used: dict[int, str]):
         return charts.burndown(
