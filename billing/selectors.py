@@ -7,7 +7,7 @@ from datetime import date
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from billing import csv_export, payments
+from billing import cards, csv_export
 from billing.models import Invoice, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
@@ -63,5 +63,5 @@ def client_section(request: WorkspaceRequest, client: Client) -> dict[str, objec
         "payments": recent_payments[:SECTION_ROWS],
         "more_payments": len(recent_payments) > SECTION_ROWS,
         "totals": outstanding_totals(invoices, today=today),
-        "card": payments.card_on_file(client),
+        "card": cards.card_on_file(client),
     }

@@ -1,7 +1,7 @@
 """Billing for the consultant: the invoices page and its CSV, one invoice and what can be done
 to it, invoices by hand, the billing settings, and the billing section of the client page.
 
-Every action calls one service (billing.services, billing.payments, billing.sending); a
+Every action calls one service (billing.services, billing.charges, billing.refunds, billing.sending); a
 refusal (BillingError) is shown next to its field when it names one, else as a message.
 """
 
@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import csv_export, payments, pdf, sending, services
+from billing import csv_export, paylinks, pdf, refunds, sending, services
 from billing.forms import (
     DEFAULT_LINE_ROWS,
     MAX_LINES,
@@ -141,7 +141,7 @@ def _refundable(payment: Payment) -> int:
     """What is left to refund of a payment (0 for refunds and failed attempts); a query per payment."""
     if payment.kind != Payment.Kind.PAYMENT or payment.status != Payment.Status.SUCCEEDED:
         return 0
-    return payments.refundable_minor(payment)
+    return refunds.refundable_minor(payment)
 
 
 def _detail(
@@ -309,7 +309,7 @@ def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpRespon
 @require_POST
 @workspace_view
 def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) -> HttpResponse:
-    """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.payments decides)."""
+    """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.refunds decides)."""
     invoice = _invoice(request, invoice_id)
     payment = get_object_or_404(Payment.objects.for_workspace(request.workspace).filter(invoice=invoice), pk=payment_id)
     refundable = _refundable(payment)
@@ -320,7 +320,7 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
     if not form.is_valid():
         return _detail(request, invoice, refund_form=(payment.pk, form))
     try:
-        refund = payments.refund_payment(
+        refund = refunds.refund_payment(
             payment=payment,
             amount_minor=form.cleaned_data["amount"],
             reason=form.cleaned_data["reason"],
@@ -360,7 +360,7 @@ def _pay_link(invoice: Invoice) -> str:
     """The pay link printed on the PDF: only an open invoice shows one (see invoice_pdf.html)."""
     if invoice.kind == Invoice.Kind.CREDIT_NOTE or invoice.status != Invoice.Status.OPEN:
         return ""
-    return payments.pay_url(invoice)
+    return paylinks.pay_url(invoice)
 
 
 @require_GET

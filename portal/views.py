@@ -27,7 +27,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from billing import payments
+from billing import paylinks
 from billing.models import BillingProfile, Invoice
 from billing.preview import NextInvoice, next_invoice
 from clients.models import Amendment, Retainer, RetainerTerms
@@ -242,7 +242,7 @@ def open_invoices(request: PortalRequest, today: date, locale: str) -> tuple[lis
                 invoice=invoice,
                 balance=format_money(invoice.balance_minor, invoice.currency, locale),
                 overdue=invoice.is_overdue(on=today),
-                pay_url=payments.pay_url(invoice),
+                pay_url=paylinks.pay_url(invoice),
             )
         )
     return rows, [format_money(total, currency, locale) for currency, total in sorted(totals.items())]

@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import payments, services
+from billing import refunds, services
 from billing.models import Invoice, Payment
 from billing.selectors import client_section
 from retainers.models import Membership
@@ -62,7 +62,7 @@ def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_
     ).order_by("currency")
     paid = manual_invoice(acme, 30000)
     payment = services.record_payment(invoice=paid, amount_minor=30000, method="bank_transfer", note="Ref 77")
-    payments.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # open again
+    refunds.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # open again
     Payment.objects.create(
         workspace=workspace, invoice=overdue, client=acme, status="failed", method="card", amount_minor=200000,
         currency="GBP", stripe_id="pi_declined", failure_message="Your card was declined.",
