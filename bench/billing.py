@@ -522,7 +522,7 @@ def stage_bill(args: argparse.Namespace) -> None:
 def stage_pdf(args: argparse.Namespace) -> None:
     setup_django()
     from billing.models import Invoice
-    from billing.payments import pay_url
+    from billing.paylinks import pay_url
     from billing.pdf import render_invoice_pdf
 
     invoices = list(

@@ -67,7 +67,7 @@ OWNER = "bench0001@example.com"
 CONSULTANT_PAGES = [
     ("dashboard", {}),
     ("clients:client_list", {}),
-    ("clients:client_detail", {"client_id": None}),
+    ("dashboard:client_detail", {"client_id": None}),
     ("billing:invoice_list", {}),
 ]
 PORTAL_FIRST = "portal:overview"

@@ -18,7 +18,7 @@ from django.db.models.functions import Lower
 from billing.models import BillingProfile, Invoice, Payment
 from clients.models import Client
 from retainers import money
-from retainers.forms import MoneyField
+from retainers.fields import MoneyField
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from billing import payments, stripe_api, webhooks
+from billing import paylinks, stripe_api, webhooks
 from billing.models import BillingProfile
 from billing.services import BillingError
 from retainers.money import format_money
@@ -35,13 +35,13 @@ def _not_found(request: HttpRequest) -> HttpResponse:
 @require_GET
 @csp_override(CHECKOUT_CSP)
 def pay(request: HttpRequest, token: str) -> HttpResponse:
-    invoice = payments.invoice_for_token(token)
+    invoice = paylinks.invoice_for_token(token)
     if invoice is None:
         return _not_found(request)
     workspace = invoice.workspace
     profile = BillingProfile.objects.filter(workspace=workspace).first()
     locale = workspace.locale or "en_US"
-    payable = invoice.status in payments.PAYABLE and invoice.balance_minor > 0
+    payable = invoice.status in paylinks.PAYABLE and invoice.balance_minor > 0
     return render(
         request,
         "billing/public/pay.html",
@@ -63,7 +63,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 def pay_pdf(request: HttpRequest, token: str) -> HttpResponse:
-    invoice = payments.invoice_for_token(token)
+    invoice = paylinks.invoice_for_token(token)
     if invoice is None or not invoice.pdf:
         return _not_found(request)
     return FileResponse(
@@ -73,11 +73,11 @@ def pay_pdf(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 def pay_checkout(request: HttpRequest, token: str) -> HttpResponse:
-    invoice = payments.invoice_for_token(token)
+    invoice = paylinks.invoice_for_token(token)
     if invoice is None:
         return _not_found(request)
     try:
-        url = payments.start_checkout(invoice)
+        url = paylinks.start_checkout(invoice)
     except BillingError as exc:
         messages.error(request, str(exc))
         return redirect("billing_public:pay", token=token)

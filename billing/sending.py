@@ -10,8 +10,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.charges import charge_invoice
 from billing.models import Invoice
-from billing.payments import charge_invoice, pay_url
+from billing.paylinks import pay_url
 from billing.pdf import store_invoice_pdf
 from retainers.money import format_money
 from retainers.outbox import queue_email

@@ -6,7 +6,7 @@ from datetime import date
 
 from celery import shared_task
 
-from billing import payments, sending, services, stripe_api
+from billing import dunning, sending, services, stripe_api
 
 
 @shared_task
@@ -26,16 +26,16 @@ def deliver_invoice(invoice_id: int) -> None:
     sending.deliver_invoice(invoice_id)
 
 
-# --- Stripe payments and dunning (billing/payments.py) -----------------------------------------
+# --- Stripe payments and dunning (billing/charges.py, billing/dunning.py) ----------------------
 
 
 @shared_task
 def run_dunning() -> None:
     """Beat, daily: retry due charges (one task each) and send the overdue notices and reminders."""
-    payments.run_dunning()
+    dunning.run_dunning()
 
 
 @shared_task(acks_late=True, autoretry_for=stripe_api.RETRYABLE, retry_backoff=True, max_retries=5)
 def retry_charge(invoice_id: int, as_of: str | None = None) -> None:
     """Retry one due charge; a retry after a timeout sends the same idempotency key."""
-    payments.retry_charge(invoice_id, as_of=date.fromisoformat(as_of) if as_of else None)
+    dunning.retry_charge(invoice_id, as_of=date.fromisoformat(as_of) if as_of else None)

@@ -1,4 +1,4 @@
-"""Billing's events on the client's timeline (clients.timeline): invoices issued and money moved."""
+"""Billing's events on the client's timeline (dashboard.timeline merges them): invoices issued and money moved."""
 
 from __future__ import annotations
 

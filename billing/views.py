@@ -1,7 +1,7 @@
 """Billing for the consultant: the invoices page and its CSV, one invoice and what can be done
 to it, invoices by hand, the billing settings, and the billing section of the client page.
 
-Every action calls one service (billing.services, billing.payments, billing.sending); a
+Every action calls one service (billing.services, billing.charges, billing.refunds, billing.sending); a
 refusal (BillingError) is shown next to its field when it names one, else as a message.
 """
 
@@ -14,13 +14,13 @@ from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import csv_export, payments, pdf, sending, services
+from billing import csv_export, paylinks, pdf, refunds, sending, services
 from billing.forms import (
     DEFAULT_LINE_ROWS,
     MAX_LINES,
@@ -35,6 +35,7 @@ from billing.forms import (
     format_percent,
 )
 from billing.models import BillingProfile, Invoice, Payment
+from billing.selectors import NEWEST_FIRST, annotate_rows, outstanding_totals
 from billing.services import BillingError
 from clients.models import Client
 from retainers.http import WorkspaceRequest, workspace_view
@@ -42,9 +43,6 @@ from retainers.models import Workspace
 from retainers.money import format_money
 
 PER_PAGE = 50
-SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
-BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
-NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
 
 
 def _money(request: WorkspaceRequest, minor: int, currency: str) -> str:
@@ -75,31 +73,6 @@ def filtered_invoices(workspace: Workspace, chosen: dict[str, object], *, today:
     return invoices
 
 
-def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict[str, object]]:
-    """What open invoices still ask for, and how much of it is overdue, per currency (one query)."""
-    overdue = Q(due_on__lt=today)
-    return list(
-        invoices.filter(status=Invoice.Status.OPEN)
-        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
-        .order_by()
-        .values("currency")
-        .annotate(
-            outstanding=Sum(BALANCE, default=0),
-            open_count=Count("pk"),
-            overdue=Sum(BALANCE, filter=overdue, default=0),
-            overdue_count=Count("pk", filter=overdue),
-        )
-        .order_by("currency")
-    )
-
-
-def _annotate_rows(invoices: list[Invoice], today: date) -> list[Invoice]:
-    for invoice in invoices:
-        invoice.state = csv_export.display_status(invoice, today=today)
-        invoice.due_minor = csv_export.amount_due_minor(invoice)
-    return invoices
-
-
 @require_GET
 @workspace_view
 def invoice_list(request: WorkspaceRequest) -> HttpResponse:
@@ -114,7 +87,7 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page_obj": page,
-        "invoices": _annotate_rows(list(page), today),
+        "invoices": annotate_rows(list(page), today),
         "totals": outstanding_totals(invoices, today=today),
         "filtered": any(chosen.get(name) for name in InvoiceFilterForm.base_fields),
         "has_invoices": bool(page.object_list) or Invoice.objects.for_workspace(workspace).exists(),
@@ -168,7 +141,7 @@ def _refundable(payment: Payment) -> int:
     """What is left to refund of a payment (0 for refunds and failed attempts); a query per payment."""
     if payment.kind != Payment.Kind.PAYMENT or payment.status != Payment.Status.SUCCEEDED:
         return 0
-    return payments.refundable_minor(payment)
+    return refunds.refundable_minor(payment)
 
 
 def _detail(
@@ -336,7 +309,7 @@ def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpRespon
 @require_POST
 @workspace_view
 def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) -> HttpResponse:
-    """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.payments decides)."""
+    """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.refunds decides)."""
     invoice = _invoice(request, invoice_id)
     payment = get_object_or_404(Payment.objects.for_workspace(request.workspace).filter(invoice=invoice), pk=payment_id)
     refundable = _refundable(payment)
@@ -347,7 +320,7 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
     if not form.is_valid():
         return _detail(request, invoice, refund_form=(payment.pk, form))
     try:
-        refund = payments.refund_payment(
+        refund = refunds.refund_payment(
             payment=payment,
             amount_minor=form.cleaned_data["amount"],
             reason=form.cleaned_data["reason"],
@@ -387,7 +360,7 @@ def _pay_link(invoice: Invoice) -> str:
     """The pay link printed on the PDF: only an open invoice shows one (see invoice_pdf.html)."""
     if invoice.kind == Invoice.Kind.CREDIT_NOTE or invoice.status != Invoice.Status.OPEN:
         return ""
-    return payments.pay_url(invoice)
+    return paylinks.pay_url(invoice)
 
 
 @require_GET
@@ -522,31 +495,3 @@ def billing_settings(request: WorkspaceRequest) -> HttpResponse:
         messages.success(request, "Billing settings saved. They apply to invoices issued from now on.")
         return redirect("billing:billing_settings", workspace_slug=workspace.slug)
     return render(request, "billing/billing_settings.html", {"form": form, "profile": profile})
-
-
-# --- The client page's billing section ------------------------------------------------------
-
-
-def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """Payment history of one client, and the card it has saved: four queries however much there is."""
-    workspace = request.workspace
-    today = workspace.today()
-    invoices = Invoice.objects.for_workspace(workspace).filter(client=client)
-    recent_invoices = _annotate_rows(
-        list(invoices.select_related("credit_for").order_by(*NEWEST_FIRST)[: SECTION_ROWS + 1]), today
-    )
-    recent_payments = list(
-        Payment.objects.for_workspace(workspace)
-        .filter(client=client)
-        .select_related("invoice")
-        .order_by("-created_at", "-pk")[: SECTION_ROWS + 1]
-    )
-    return {
-        "client": client,
-        "invoices": recent_invoices[:SECTION_ROWS],
-        "more_invoices": len(recent_invoices) > SECTION_ROWS,
-        "payments": recent_payments[:SECTION_ROWS],
-        "more_payments": len(recent_payments) > SECTION_ROWS,
-        "totals": outstanding_totals(invoices, today=today),
-        "card": payments.card_on_file(client),
-    }

@@ -17,8 +17,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from billing import payments, stripe_api
+from billing import cards, charges, stripe_api, stripe_ids
 from billing.models import BillingProfile, Invoice, Payment, StripeCustomer, StripeEvent
+from billing.refunds import record_refund, refund_note
 from clients.models import Client
 from retainers.models import Workspace
 from retainers.money import format_money
@@ -116,10 +117,10 @@ def _fetch_from_stripe(event: dict[str, Any], workspace_ids: list[int]) -> Any:
         if not obj.get("payment_intent"):
             return []
         return stripe_api.list_refunds(
-            account=event["account"], payment_intent_id=payments.object_id(obj["payment_intent"])
+            account=event["account"], payment_intent_id=stripe_ids.object_id(obj["payment_intent"])
         )
     if kind == "checkout.session.completed" and obj.get("mode") == "setup" and obj.get("setup_intent"):
-        return payments.saved_payment_method(workspace, obj["setup_intent"])
+        return cards.saved_payment_method(workspace, obj["setup_intent"])
     return None
 
 
@@ -138,7 +139,7 @@ def _apply(event: dict[str, Any], workspace_ids: list[int], fetched: Any) -> Non
         if obj.get("mode") == "setup":
             _card_saved(obj, workspace_ids, fetched)
         elif obj.get("mode") == "payment" and obj.get("payment_status") == "paid" and obj.get("payment_intent"):
-            intent = {"id": payments.object_id(obj["payment_intent"]), "amount_received": obj.get("amount_total")}
+            intent = {"id": stripe_ids.object_id(obj["payment_intent"]), "amount_received": obj.get("amount_total")}
             _payment_succeeded({**intent, "metadata": obj.get("metadata") or {}}, workspace_ids)
 
 
@@ -154,7 +155,7 @@ def _payment_succeeded(intent: dict[str, Any], workspace_ids: list[int]) -> None
     if invoice is None:
         log.info("payment %s names no invoice of ours", intent.get("id"))
         return
-    payments.record_charge_success(invoice.pk, intent=intent, attempt=_attempt(intent))
+    charges.record_charge_success(invoice.pk, intent=intent, attempt=_attempt(intent))
 
 
 def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
@@ -163,11 +164,11 @@ def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
         return
     error = intent.get("last_payment_error") or {}
     message = error.get("message") or "The payment failed."
-    charge_id = payments.object_id(error.get("charge") or intent.get("latest_charge"))
+    charge_id = stripe_ids.object_id(error.get("charge") or intent.get("latest_charge"))
     attempt = _attempt(intent)
     if attempt is not None:
         # One of our off-session attempts: settles it if the task has not (same emails, same keys).
-        payments.record_charge_failure(
+        charges.record_charge_failure(
             invoice.pk, attempt=attempt, message=message, charge_id=charge_id, today=invoice.workspace.today()
         )
         return
@@ -184,12 +185,12 @@ def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
             currency=invoice.currency,
             stripe_id=charge_id,
             failure_message=message[:255],
-            note=f"Pay link, PaymentIntent {payments.object_id(intent.get('id'))}"[:255],
+            note=f"Pay link, PaymentIntent {stripe_ids.object_id(intent.get('id'))}"[:255],
         )
 
 
 def _charge_refunded(charge: dict[str, Any], workspace_ids: list[int], refunds: list[dict[str, Any]]) -> None:
-    payment_intent_id = payments.object_id(charge.get("payment_intent"))
+    payment_intent_id = stripe_ids.object_id(charge.get("payment_intent"))
     payment = (
         Payment.objects.filter(
             workspace_id__in=workspace_ids,
@@ -205,17 +206,17 @@ def _charge_refunded(charge: dict[str, Any], workspace_ids: list[int], refunds: 
     for refund in refunds:
         if refund.get("status") not in {"succeeded", "pending"} or not refund.get("id"):
             continue
-        payments.record_refund(
+        record_refund(
             payment,
             amount_minor=int(refund["amount"]),
             stripe_id=refund["id"],
             actor=None,
-            note=payments.refund_note(payment) + ": refunded in Stripe",
+            note=refund_note(payment) + ": refunded in Stripe",
         )
 
 
 def _dispute_created(dispute: dict[str, Any], workspace_ids: list[int]) -> None:
-    payment_intent_id = payments.object_id(dispute.get("payment_intent"))
+    payment_intent_id = stripe_ids.object_id(dispute.get("payment_intent"))
     payment = (
         Payment.objects.filter(workspace_id__in=workspace_ids, stripe_id=payment_intent_id)
         .select_related("invoice", "client")
@@ -248,10 +249,10 @@ def _card_saved(session: dict[str, Any], workspace_ids: list[int], payment_metho
     except (KeyError, TypeError, ValueError):
         return
     client = Client.objects.filter(pk=client_id, workspace_id=workspace_id, workspace_id__in=workspace_ids).first()
-    customer_id = payments.object_id(session.get("customer"))
+    customer_id = stripe_ids.object_id(session.get("customer"))
     if client is None or not isinstance(payment_method, dict) or not customer_id:
         return
     known = StripeCustomer.objects.filter(workspace_id=workspace_id, client=client).first()
     if known is not None and known.customer_id != customer_id:
         return  # a session of another customer than the client's: not theirs to change
-    payments.store_card(client=client, customer_id=customer_id, payment_method=payment_method)
+    cards.store_card(client=client, customer_id=customer_id, payment_method=payment_method)

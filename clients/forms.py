@@ -1,4 +1,4 @@
-"""Forms of the clients app, and money and terms as a consultant types and reads them.
+"""Forms of the clients app: clients, contacts, the CSV upload and plans (the one terms form).
 
 Amounts are stored as integers in the currency's minor unit (DESIGN: money, converted by
 retainers.money); people type and read them as decimals ("1,500.00", "¥150,000").
@@ -13,42 +13,12 @@ from django.db.models.functions import Lower
 
 from clients import services
 from clients.models import Client, Contact, Plan, RetainerTerms
-from retainers import money
-from retainers.forms import MoneyField, QueryFilterForm, example_amount, format_units
+from retainers.fields import MoneyField, example_amount
+from retainers.forms import QueryFilterForm
 from retainers.models import Workspace
+from retainers.units import format_units
 
 Terms = RetainerTerms
-
-# Money input and unit formatting are the core's (retainers/forms.py), shared with delivery and billing.
-
-CADENCE_NOUNS = {Terms.Cadence.MONTHLY: "month", Terms.Cadence.QUARTERLY: "quarter", Terms.Cadence.YEARLY: "year"}
-
-
-def describe_terms(terms: RetainerTerms, *, locale: str = "en_US") -> str:
-    """One line for lists, e.g. “10 hours / month · rollover, cap 5, expires after 2 months · £1,500.00”."""
-    noun = CADENCE_NOUNS.get(terms.cadence, terms.cadence)
-    unit = terms.get_unit_display().lower()
-    if terms.model == Terms.Model.DELIVERABLES:
-        count = len(terms.deliverables)
-        parts = [f"{count} deliverable{'s' if count != 1 else ''} / {noun}"]
-        if terms.deliverables_carry:
-            parts.append("unfinished ones carry over")
-    else:
-        units = terms.units_per_period
-        parts = [f"{format_units(units)} {unit.removesuffix('s') if units == 1 else unit} / {noun}"]
-        if terms.model == Terms.Model.ROLLOVER:
-            rollover = "rollover"
-            if terms.rollover_cap is not None:
-                rollover += f", cap {format_units(terms.rollover_cap)}"
-            if terms.rollover_expiry_periods:
-                n = terms.rollover_expiry_periods
-                rollover += f", expires after {n} {noun}{'s' if n != 1 else ''}"
-            parts.append(rollover)
-        else:
-            parts.append(f"unused {unit} lapse")
-    parts.append(money.format_money(terms.price_minor, terms.currency, locale))
-    return " · ".join(parts)
-
 
 # --- Clients and contacts -------------------------------------------------------------
 

@@ -10,7 +10,6 @@ urlpatterns = [
     path("clients/import/", views.client_import, name="client_import"),
     path("clients/import/preview/", views.client_import_preview, name="client_import_preview"),
     path("clients/import/confirm/", views.client_import_confirm, name="client_import_confirm"),
-    path("clients/<int:client_id>/", views.client_detail, name="client_detail"),
     path("clients/<int:client_id>/edit/", views.client_edit, name="client_edit"),
     path("clients/<int:client_id>/archive/", views.client_archive, name="client_archive"),
     path("clients/<int:client_id>/unarchive/", views.client_unarchive, name="client_unarchive"),

@@ -1,4 +1,5 @@
-"""Views of the clients app: the client list and page, contacts, the CSV import and plans."""
+"""Views of the clients app: the client list, contacts, the CSV import and plans. (The client page
+is composed by dashboard.clients.)"""
 
 from __future__ import annotations
 
@@ -18,19 +19,20 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from clients import csv_import, hub, services
+from clients import csv_import, services
 from clients.forms import (
     ClientFilterForm,
     ClientForm,
     ContactForm,
     ImportUploadForm,
     PlanForm,
-    describe_terms,
-    format_units,
 )
 from clients.models import Client, Contact, Plan, Retainer
+from clients.selectors import contacts_section
+from clients.terms import describe_terms
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
+from retainers.units import format_units
 
 PER_PAGE = 25
 LIVE = [Retainer.Status.ACTIVE, Retainer.Status.PAUSED]
@@ -168,27 +170,6 @@ def _contact(request: WorkspaceRequest, contact_id: int) -> Contact:
     return get_object_or_404(Contact.objects.for_workspace(request.workspace).select_related("client"), pk=contact_id)
 
 
-def _contacts_context(
-    request: WorkspaceRequest, client: Client, *, form: ContactForm | None = None, notice: str = ""
-) -> dict[str, object]:
-    contacts = Contact.objects.for_workspace(request.workspace).filter(client=client).order_by(Lower("name"), "pk")
-    return {
-        "client": client,
-        "contacts": list(contacts),
-        "contact_form": form or ContactForm(workspace=request.workspace, prefix="contact"),
-        "notice": notice,
-    }
-
-
-@require_GET
-@workspace_view
-def client_detail(request: WorkspaceRequest, client_id: int) -> HttpResponse:
-    client = _client(request, client_id)
-    context = _contacts_context(request, client)
-    context["sections"] = hub.sections_for(request, client)
-    return render(request, "clients/client_detail.html", context)
-
-
 @require_http_methods(["GET", "POST"])
 @workspace_view
 def client_create(request: WorkspaceRequest) -> HttpResponse:
@@ -200,7 +181,7 @@ def client_create(request: WorkspaceRequest) -> HttpResponse:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, f"{client.name} was added.")
-            return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+            return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
     return render(request, "clients/client_form.html", {"form": form, "client": None})
 
 
@@ -216,7 +197,7 @@ def client_edit(request: WorkspaceRequest, client_id: int) -> HttpResponse:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, "Saved.")
-            return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+            return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
     return render(request, "clients/client_form.html", {"form": form, "client": client})
 
 
@@ -230,7 +211,7 @@ def client_archive(request: WorkspaceRequest, client_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{client.name} was archived. Their contacts can no longer sign in to the portal.")
-    return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+    return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
 
 
 @require_POST
@@ -239,7 +220,7 @@ def client_unarchive(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     client = _client(request, client_id)
     services.unarchive_client(client=client)
     messages.success(request, f"{client.name} is active again.")
-    return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+    return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
 
 
 # --- Contacts ---------------------------------------------------------------------------------
@@ -249,11 +230,11 @@ def client_unarchive(request: WorkspaceRequest, client_id: int) -> HttpResponse:
 
 def _contacts_done(request: WorkspaceRequest, client: Client, notice: str, *, error: bool = False) -> HttpResponse:
     if request.htmx:
-        context = _contacts_context(request, client, notice=notice)
+        context = contacts_section(request, client, notice=notice)
         context["notice_error"] = error
-        return render(request, "clients/client_detail.html#contacts", context)
+        return render(request, "clients/_contacts.html#contacts", context)
     (messages.error if error else messages.success)(request, notice)
-    return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+    return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -278,7 +259,7 @@ def contact_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
                 notice += " Portal access stays off while the client is archived."
             return _contacts_done(request, client, notice)
     if request.htmx:
-        return render(request, "clients/client_detail.html#contacts", _contacts_context(request, client, form=form))
+        return render(request, "clients/_contacts.html#contacts", contacts_section(request, client, form=form))
     return render(request, "clients/contact_form.html", {"form": form, "client": client, "contact": None})
 
 
@@ -294,7 +275,9 @@ def contact_edit(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, f"{contact.name} was saved.")
-            return redirect("clients:client_detail", workspace_slug=request.workspace.slug, client_id=contact.client_id)
+            return redirect(
+                "dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=contact.client_id
+            )
     return render(request, "clients/contact_form.html", {"form": form, "client": contact.client, "contact": contact})
 
 

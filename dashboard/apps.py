@@ -2,6 +2,7 @@ from django.apps import AppConfig
 
 
 class DashboardConfig(AppConfig):
-    """The consultant's first page. Like `demo/`, it reads every other app; it owns no models."""
+    """The consultant's composed pages: the dashboard, the client page and its timeline. It reads
+    every app to its left and owns no models."""
 
     name = "dashboard"

@@ -36,7 +36,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest, Lower, Round, TruncDate, TruncMonth
 
 from billing.models import Invoice, Payment
-from clients.models import Amendment, Client, Message, Retainer, RetainerTerms, Task
+from clients.models import Amendment, Client, Retainer, RetainerTerms
+from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
 from renewals.models import Renewal
 from retainers.models import Workspace

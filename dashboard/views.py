@@ -26,11 +26,11 @@ from django.views.decorators.http import require_GET
 from clients.models import Retainer, RetainerTerms
 from dashboard import charts, queries
 from dashboard.forms import RowFilterForm
-from delivery.views import workspace_quick_add_form
-from retainers.forms import format_units
+from delivery.forms import workspace_quick_add_form
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
 from retainers.pagecache import PageCache
+from retainers.units import format_units
 
 PER_PAGE = 100
 ATTENTION_PER_KIND = 5
@@ -153,7 +153,7 @@ def make_row(retainer: Retainer, *, today: date, locale: str, links: Links) -> R
     return Row(
         retainer=retainer,
         client_name=retainer.client.name,
-        client_url=links("clients:client_detail", retainer.client_id),
+        client_url=links("dashboard:client_detail", retainer.client_id),
         name=retainer.name,
         url=links("delivery:retainer_detail", retainer.pk),
         paused=paused,
@@ -352,7 +352,7 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         quiet = _days((today - client.last_touch_on).days)
         cadence = f" (check-ins every {_days(client.checkin_every_days)})" if client.checkin_every_days else ""
         detail = f"No session or message for {quiet}{cadence}"
-        items.append(Item(client.name, detail, links("clients:client_detail", client.pk)))
+        items.append(Item(client.name, detail, links("dashboard:client_detail", client.pk)))
     kinds.append(Kind("quiet", "Gone quiet", "badge-muted", count, items))
 
     return {"attention": kinds, "attention_total": sum(kind.count for kind in kinds)}

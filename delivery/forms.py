@@ -16,15 +16,20 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.forms.utils import flatatt
+from django.http import QueryDict
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
 from clients.models import Client, Plan, Retainer, RetainerTerms
 from delivery import services
 from delivery.models import Deliverable
-from retainers.forms import CURRENCIES, MoneyField, format_units
+from retainers.choices import CURRENCIES
+from retainers.fields import MoneyField
 from retainers.models import Workspace
+from retainers.pagecache import PageCache
+from retainers.units import format_units
 
 CENT = Decimal("0.01")
 MAX_QUANTITY = Decimal("10000")  # exclusive; the ledger's columns hold less than a million
@@ -295,6 +300,34 @@ class PlainSelect(forms.Select):
             options.append(f'<option value="{html.escape(key)}"{chosen}>{html.escape(str(label))}</option>')
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
         return mark_safe(f'<select name="{conditional_escape(name)}"{final_attrs}>{"".join(options)}</select>')
+
+
+def workspace_quick_add_form(
+    workspace: Workspace, data: QueryDict | None = None, *, parts: PageCache | None = None
+) -> QuickAddForm:
+    """The quick-add with a choice of every live retainer in the workspace (the dashboard's).
+
+    The options come from one narrow query ("Client · Retainer", by client name), cached with the
+    page's other parts when `parts` is given, and are written by PlainSelect: at 1,000 retainers,
+    model instances and a template per option would cost more than the rest of the dashboard.
+    Validation still goes through the field's queryset.
+    """
+    live = Retainer.objects.for_workspace(workspace).live()
+    form = QuickAddForm(data, retainers=live.select_related("client"), today=workspace.today())
+    field = form.fields["retainer"]
+
+    def labels() -> list[tuple[int, str]]:
+        options = live.order_by(Lower("client__name"), Lower("name"), "pk").values_list(
+            "pk", "client__name", "name", "status"
+        )
+        return [
+            (pk, f"{client} · {name}" + (" (paused)" if status == Retainer.Status.PAUSED else ""))
+            for pk, client, name, status in options
+        ]
+
+    choices = parts.get("quick-add-retainers", [], labels) if parts else labels()
+    field.widget = PlainSelect(choices=[("", field.empty_label), *choices])
+    return form
 
 
 class WorkEditForm(WorkForm):

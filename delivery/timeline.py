@@ -1,9 +1,4 @@
-"""Delivery's events on the client's timeline (clients.timeline): the sessions delivered.
-
-Registered from DeliveryConfig.ready():
-
-    timeline.register(timeline.Provider(key="sessions", kinds={"session": "Sessions"}, events=delivery_timeline.sessions))
-"""
+"""Delivery's events on the client's timeline (dashboard.timeline merges them): the sessions delivered."""
 
 from __future__ import annotations
 
@@ -13,12 +8,11 @@ from clients.models import Client
 from clients.timeline import Cursor, Event
 from delivery.models import WorkItem
 from retainers.http import WorkspaceRequest
+from retainers.units import format_units
 
 
 def _units(item: WorkItem) -> str:
-    quantity = item.quantity
-    amount = f"{quantity:.0f}" if quantity == quantity.to_integral_value() else f"{quantity:.2f}"
-    return f"{amount} {item.retainer.get_unit_display().lower()}"
+    return f"{format_units(item.quantity)} {item.retainer.get_unit_display().lower()}"
 
 
 def sessions(

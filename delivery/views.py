@@ -7,13 +7,12 @@ becomes a form error next to its field (or a message when there is no form).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Case, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When, Window
-from django.db.models.functions import Lower
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,6 +23,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import charts, ledger, services
+from delivery.figures import last_day, period_figures
 from delivery.forms import (
     AdjustForm,
     AmendForm,
@@ -31,25 +31,22 @@ from delivery.forms import (
     DeliverableAddForm,
     DeliverableStatusForm,
     EndNowForm,
-    PlainSelect,
     QuickAddForm,
     RetainerCreateForm,
     WorkEditForm,
     add_service_error,
-    format_units,
     terms_initial,
+    workspace_quick_add_form,
 )
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from delivery.selectors import client_section
 from retainers.http import WorkspaceRequest, workspace_view
-from retainers.models import Workspace
 from retainers.money import format_money
-from retainers.pagecache import PageCache
+from retainers.units import format_units
 
 Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO
-CLOSING_KINDS = {Kind.EXPIRY, Kind.OVERAGE, Kind.ROLLOVER_OUT}
 LEDGER_PAGE_SIZE = 50
-RECENT_DELIVERIES = 10
 
 
 def _int(value: object) -> int | None:
@@ -73,105 +70,6 @@ def _unit(retainer: Retainer) -> str:
 
 def _money(request: WorkspaceRequest, amount_minor: int, currency: str) -> str:
     return format_money(amount_minor, currency, getattr(request.workspace, "locale", None) or "en_US")
-
-
-# --- The figures of a period ----------------------------------------------------------
-
-
-@dataclass
-class PeriodFigures:
-    """What the retainer page shows of one period, all from its ledger entries."""
-
-    period: Period
-    is_open: bool
-    allotted: Decimal
-    rolled_in: Decimal
-    adjusted: Decimal
-    available: Decimal
-    used: Decimal
-    remaining: Decimal
-    expiring: Decimal
-    overage: Decimal
-    days_left: int | None
-    used_by_day: dict[date, Decimal]
-
-    @property
-    def utilization(self) -> Decimal | None:
-        return self.used / self.available if self.available > 0 else None
-
-
-def period_figures(
-    retainer: Retainer, period: Period, rows: list[tuple[str, Decimal, int, int | None, date | None]], today: date
-) -> PeriodFigures:
-    """Sum a period's entries (kind, quantity, origin_seq, work_item_id, delivered_on).
-
-    Closing entries (expiry, overage, rolled out) are left out, so a closed period
-    shows how it stood at its end rather than zero.
-    """
-    allotted = rolled_in = adjusted = used = ZERO
-    used_by_day: dict[date, Decimal] = {}
-    lot_rows = []
-    for kind, quantity, origin, work_item_id, delivered_on in rows:
-        if kind in CLOSING_KINDS:
-            continue
-        lot_rows.append((kind, quantity, origin, work_item_id is not None))
-        if work_item_id is not None:  # deliveries and their reversals are usage, dated by the work
-            used -= quantity
-            used_by_day[delivered_on] = used_by_day.get(delivered_on, ZERO) - quantity
-        elif kind == Kind.ALLOTMENT:
-            allotted += quantity
-        elif kind == Kind.ROLLOVER_IN:
-            rolled_in += quantity
-        else:
-            adjusted += quantity
-    available = allotted + rolled_in + adjusted
-    remaining = available - used
-    is_open = period.status == Period.Status.OPEN
-    expiring = ZERO
-    if is_open and remaining > 0:
-        ends_here = retainer.cancel_at_period_end or (
-            period.end_on >= retainer.term_ends_on and not retainer.auto_renew
-        )
-        if retainer.model == RetainerTerms.Model.FIXED or ends_here:
-            expiring = remaining  # nothing rolls: every unused unit lapses at the close
-        elif retainer.model == RetainerTerms.Model.ROLLOVER:
-            lots, lot_used = ledger.lots_of(lot_rows, period.seq)
-            expiring = ledger.expiring_at_close(
-                seq=period.seq, lots=lots, used=lot_used, rollover_expiry_periods=retainer.rollover_expiry_periods
-            )
-    return PeriodFigures(
-        period=period,
-        is_open=is_open,
-        allotted=allotted,
-        rolled_in=rolled_in,
-        adjusted=adjusted,
-        available=available,
-        used=used,
-        remaining=remaining,
-        expiring=expiring,
-        overage=max(-remaining, ZERO),
-        days_left=max((period.end_on - today).days, 0) if is_open else None,
-        used_by_day=used_by_day,
-    )
-
-
-def last_day(period: Period) -> date:
-    """The last day in a period: periods are half-open, people read inclusive ranges."""
-    return period.end_on - timedelta(days=1)
-
-
-def _bar_class(utilization: Decimal | None) -> str:
-    """The `.bar > span.w-N` width class, in steps of 5 (CSP: no inline widths)."""
-    if utilization is None:
-        return "w-0"
-    step = int(min(max(utilization, ZERO), Decimal(1)) * 20 + Decimal("0.5"))
-    return f"w-{step * 5}"
-
-
-def _bar_tone(utilization: Decimal | None) -> str:
-    if utilization is None or utilization < Decimal("0.8"):
-        return ""
-    return "bar-danger" if utilization > 1 else "bar-warning"
 
 
 # --- The retainer page -------------------------------------------------------------------
@@ -243,34 +141,6 @@ def _quick_add_form(
         today=workspace.today(),
     )
     form.set_focus("quantity")
-    return form
-
-
-def workspace_quick_add_form(
-    workspace: Workspace, data: QueryDict | None = None, *, parts: PageCache | None = None
-) -> QuickAddForm:
-    """The quick-add with a choice of every live retainer in the workspace (the dashboard's).
-
-    The options come from one narrow query ("Client · Retainer", by client name), cached with the
-    page's other parts when `parts` is given, and are written by PlainSelect: at 1,000 retainers,
-    model instances and a template per option would cost more than the rest of the dashboard.
-    Validation still goes through the field's queryset.
-    """
-    live = Retainer.objects.for_workspace(workspace).live()
-    form = QuickAddForm(data, retainers=live.select_related("client"), today=workspace.today())
-    field = form.fields["retainer"]
-
-    def labels() -> list[tuple[int, str]]:
-        options = live.order_by(Lower("client__name"), Lower("name"), "pk").values_list(
-            "pk", "client__name", "name", "status"
-        )
-        return [
-            (pk, f"{client} · {name}" + (" (paused)" if status == Retainer.Status.PAUSED else ""))
-            for pk, client, name, status in options
-        ]
-
-    choices = parts.get("quick-add-retainers", [], labels) if parts else labels()
-    field.widget = PlainSelect(choices=[("", field.empty_label), *choices])
     return form
 
 
@@ -362,8 +232,6 @@ def retainer_context(
         "collection_form": collection_form or (CollectionForm(retainer=retainer) if live else None),
         "price": _money(request, retainer.price_minor, retainer.currency),
         "overage_rate": _money(request, retainer.overage_rate_minor, retainer.currency),
-        "bar_class": _bar_class(figures.utilization if figures else None),
-        "bar_tone": _bar_tone(figures.utilization if figures else None),
         "tab": "overview",
     }
     context.update(extra)
@@ -876,60 +744,3 @@ def retainer_periods(request: WorkspaceRequest, retainer_id: int) -> HttpRespons
         chart = charts.utilization_bars([(f"{r.period.start_on:%b %y}", r.utilization) for r in rows])
     context = {"retainer": retainer, "rows": rows[::-1], "chart": chart, "unit": _unit(retainer), "tab": "periods"}
     return render(request, "delivery/retainer_periods.html", context)
-
-
-# --- The client page's section ---------------------------------------------------------------
-
-
-def client_section(
-    request: WorkspaceRequest,
-    client: Client,
-    *,
-    form: QuickAddForm | None = None,
-    saved: str | None = None,
-    next_url: str | None = None,
-) -> dict[str, object]:
-    """The client page's "Retainers" section: a fixed number of queries however much data there is."""
-    workspace = request.workspace
-    open_period = Period.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), status=Period.Status.OPEN)
-    retainers = list(
-        Retainer.objects.for_workspace(workspace)
-        .filter(client=client)
-        .annotate(
-            period_end_on=Subquery(open_period.values("end_on")[:1]),
-            ended_last=Case(
-                When(status=Retainer.Status.ENDED, then=Value(1)), default=Value(0), output_field=IntegerField()
-            ),
-        )
-        .order_by("ended_last", "-starts_on", "-pk")
-    )
-    today = workspace.today()
-    for retainer in retainers:
-        retainer.days_left = max((retainer.period_end_on - today).days, 0) if retainer.period_end_on else None
-        utilization = retainer.utilization
-        retainer.utilization_pct = int(utilization * 100 + Decimal("0.5")) if utilization is not None else None
-        retainer.bar_class = _bar_class(retainer.utilization)
-        retainer.bar_tone = _bar_tone(retainer.utilization)
-        retainer.unit_label = _unit(retainer)
-    recent = list(
-        WorkItem.objects.for_workspace(workspace)
-        .filter(retainer__client=client, removed_at=None)
-        .select_related("retainer", "delivered_by")
-        .order_by("-delivered_on", "-created_at", "-pk")[:RECENT_DELIVERIES]
-    )
-    active = [r for r in retainers if r.status == Retainer.Status.ACTIVE]
-    if form is None and active:
-        live = Retainer.objects.for_workspace(workspace).filter(client=client).live()
-        form = QuickAddForm(retainers=live, today=today)
-        if len(active) == 1:
-            form.fields["retainer"].initial = active[0].pk
-        if saved:
-            form.set_focus("retainer")
-    return {
-        "client": client,
-        "retainers": retainers,
-        "recent": recent,
-        "form": form,
-        "saved": saved,
-        "next_url": next_url or request.get_full_path(),
-    }

@@ -31,9 +31,10 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.models import Invoice, Payment
-from clients import communication
-from clients.models import Client, Contact, Message, Note
-from delivery import reminders
+from clients.models import Client, Contact
+from communication import reminders
+from communication import services as communication
+from communication.models import Message, Note
 from delivery.models import Period, WorkItem
 from renewals import services as renewals
 from renewals.models import Renewal

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from billing import payments, stripe_api
+from billing import cards, stripe_api
 from billing import services as billing
 from billing.models import StripeCustomer
 from clients.models import Client, Retainer
@@ -49,10 +49,10 @@ def connect_demo(*, account: str = DEMO_ACCOUNT) -> list[StripeCustomer]:
         profile.save(update_fields=["stripe_account_id"])
     saved = []
     for client in Client.objects.for_workspace(workspace).filter(name__in=CARD_CLIENTS).select_related("workspace"):
-        card = payments.card_on_file(client)
+        card = cards.card_on_file(client)
         if card is None:
             try:
-                customer = payments.ensure_customer(client)
+                customer = cards.ensure_customer(client)
                 payment_method = stripe_api.attach_payment_method(
                     account=stripe_api.account_id(workspace),
                     payment_method_id=TEST_CARD,
@@ -61,7 +61,7 @@ def connect_demo(*, account: str = DEMO_ACCOUNT) -> list[StripeCustomer]:
                 )
             except (stripe_api.StripeUnavailable, stripe_api.StripeRequestError) as exc:
                 raise DemoStripeError(f"Stripe at {settings.STRIPE_API_BASE or 'api.stripe.com'}: {exc}") from exc
-            card = payments.store_card(client=client, customer_id=customer.customer_id, payment_method=payment_method)
+            card = cards.store_card(client=client, customer_id=customer.customer_id, payment_method=payment_method)
         with transaction.atomic():
             for retainer in Retainer.objects.for_workspace(workspace).live().filter(client=client):
                 delivery.set_collection(

@@ -15,7 +15,7 @@ from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import payments, stripe_api
+from billing import cards, stripe_api
 from billing.services import BillingError
 from clients.models import Retainer
 from portal.http import PortalRequest, portal_view
@@ -36,7 +36,7 @@ def card(request: PortalRequest) -> HttpResponse:
             return redirect("portal:card", workspace_slug=slug)
         done = settings.SITE_URL + reverse("portal:card_done", args=[slug])
         try:
-            url = payments.start_card_setup(
+            url = cards.start_card_setup(
                 client=client,
                 # Stripe fills in {CHECKOUT_SESSION_ID}: the placeholder must stay unencoded.
                 success_url=done + "?session_id={CHECKOUT_SESSION_ID}",
@@ -51,7 +51,7 @@ def card(request: PortalRequest) -> HttpResponse:
         "portal/cards.html",
         {
             "available": available,
-            "saved": payments.card_on_file(client) if available else None,
+            "saved": cards.card_on_file(client) if available else None,
             "auto_charge": Retainer.objects.for_workspace(request.workspace)
             .live()
             .filter(client=client, auto_charge=True)
@@ -65,7 +65,7 @@ def card(request: PortalRequest) -> HttpResponse:
 def card_done(request: PortalRequest) -> HttpResponse:
     """Stripe's success URL: store the card of the completed setup session (if it is this client's)."""
     try:
-        saved = payments.finish_card_setup(client=request.contact.client, session_id=request.GET.get("session_id", ""))
+        saved = cards.finish_card_setup(client=request.contact.client, session_id=request.GET.get("session_id", ""))
     except BillingError as exc:
         messages.error(request, str(exc))
     else:
@@ -76,6 +76,6 @@ def card_done(request: PortalRequest) -> HttpResponse:
 @require_POST
 @portal_view
 def card_remove(request: PortalRequest) -> HttpResponse:
-    payments.remove_card(client=request.contact.client)
+    cards.remove_card(client=request.contact.client)
     messages.success(request, "Card removed.")
     return redirect("portal:card", workspace_slug=request.workspace.slug)

@@ -14,7 +14,7 @@ from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from billing import payments
+from billing import paylinks
 from billing.models import Invoice
 from billing.pdf import store_invoice_pdf
 from portal.http import PortalRequest, portal_view
@@ -69,7 +69,7 @@ def invoice_row(invoice: Invoice, *, today, locale: str) -> InvoiceRow:
         balance=fmt(invoice.balance_minor if payable else 0),
         status=status,
         tone=tone,
-        pay_url=payments.pay_url(invoice) if payable else "",
+        pay_url=paylinks.pay_url(invoice) if payable else "",
     )
 
 
@@ -108,7 +108,7 @@ def invoice_pdf(request: PortalRequest, invoice_id: int) -> FileResponse:
     invoices = client_invoices(request).select_related("workspace", "client", "credit_for")
     invoice = get_object_or_404(invoices, pk=invoice_id)
     if not invoice.pdf:
-        pay_url = payments.pay_url(invoice) if invoice.kind != Invoice.Kind.CREDIT_NOTE else ""
+        pay_url = paylinks.pay_url(invoice) if invoice.kind != Invoice.Kind.CREDIT_NOTE else ""
         store_invoice_pdf(invoice, pay_url=pay_url)
     filename = f"{invoice.number or invoice.pk}.pdf"
     return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf")

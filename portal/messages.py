@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from clients import communication
-from clients.communication_forms import MessageForm
-from clients.communication_views import attachment_response, thread_messages, with_html
-from clients.models import Attachment, Note
+from communication import services as communication
+from communication.files import attachment_response
+from communication.forms import MessageForm
+from communication.models import Attachment, Note
+from communication.selectors import thread_messages, with_html
 from portal.http import PortalRequest, portal_view
 
 NOTES_PER_PAGE = 20

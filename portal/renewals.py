@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from clients.forms import describe_terms
+from clients.terms import describe_terms
 from portal.http import PortalRequest, portal_view
 from renewals import evidence as proposal
 from renewals import services

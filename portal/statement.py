@@ -24,11 +24,12 @@ from django.views.decorators.http import require_GET
 
 from billing.models import BillingProfile, Invoice
 from clients.models import Retainer, RetainerTerms
+from delivery.figures import ZERO, period_figures
+from delivery.forecast import origin_name, origin_periods
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from delivery.views import period_figures
 from portal.http import PortalRequest, portal_view
-from portal.views import ZERO, origin_name, origin_periods, units
 from retainers.money import format_money, multiply
+from retainers.units import format_units
 
 Kind = LedgerEntry.Kind
 CLOSING_KINDS = (Kind.EXPIRY, Kind.ROLLOVER_OUT, Kind.OVERAGE)
@@ -52,7 +53,7 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
     unit = retainer.get_unit_display().lower()
 
     def u(quantity: Decimal) -> str:
-        return units(quantity, retainer.unit)
+        return format_units(quantity, retainer.unit)
 
     def money(minor: int) -> str:
         return format_money(minor, period.currency, locale)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import cards, views
+from portal import cards, login, views
 from portal import invoices as portal_invoices
 from portal import messages as portal_messages
 from portal import renewals as portal_renewals
@@ -10,9 +10,9 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", views.PortalLoginView.as_view(), name="login"),
-    path("login/code/", views.PortalLoginCodeView.as_view(), name="login_code"),
-    path("logout/", views.portal_logout, name="logout"),
+    path("login/", login.PortalLoginView.as_view(), name="login"),
+    path("login/code/", login.PortalLoginCodeView.as_view(), name="login_code"),
+    path("logout/", login.portal_logout, name="logout"),
     path("w/<slug:workspace_slug>/", views.overview, name="overview"),
     path("w/<slug:workspace_slug>/card/", cards.card, name="card"),
     path("w/<slug:workspace_slug>/card/done/", cards.card_done, name="card_done"),

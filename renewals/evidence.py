@@ -23,11 +23,17 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from clients.markdown import plain_text
+from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
+
+from billing.models import Invoice
+from delivery.models import Deliverable, LedgerEntry, Period
+from renewals import signals
+from renewals.models import Renewal
+from retainers.units import format_units
 
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
@@ -35,8 +41,6 @@ UPGRADE_ABOVE = Decimal("1")  # average use above everything bought
 DOWNGRADE_BELOW = Decimal("0.60")
 OVERAGE_PERIODS_FOR_UPGRADE = 2
 TREND_STEP = Decimal("0.10")  # ten points of utilization either way is a trend, less is noise
-HIGHLIGHTS = 5
-HIGHLIGHT_CHARS = 280
 
 CADENCE_NOUN = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
@@ -166,10 +170,6 @@ def scale_price(price_minor: int, *, units: Decimal, from_units: Decimal) -> int
     return int((Decimal(price_minor) * units / from_units).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-def _units(quantity: Decimal) -> str:
-    return f"{quantity:.0f}" if quantity == quantity.to_integral_value() else f"{quantity:.2f}"
-
-
 def _span(count: int, noun: str, *, partial: bool) -> str:
     if partial:
         return f"this {noun} so far"
@@ -233,7 +233,7 @@ def suggest(
         new_units = round_up_units(target)
         if new_units > units_per_period:
             price = scale_price(price_minor, units=new_units, from_units=units_per_period)
-            change = f"{_units(new_units)} {unit_noun} a {noun} (from {_units(units_per_period)})"
+            change = f"{format_units(new_units)} {unit_noun} a {noun} (from {format_units(units_per_period)})"
             reason = f"{said}: {change} would cover it."
             return Suggestion("upgrade", reason[:255], new_units, price)
 
@@ -242,12 +242,12 @@ def suggest(
         if new_units < units_per_period:
             price = scale_price(price_minor, units=new_units, from_units=units_per_period)
             reason = (
-                f"{said}: {_units(new_units)} {unit_noun} a {noun} (from {_units(units_per_period)}) "
+                f"{said}: {format_units(new_units)} {unit_noun} a {noun} (from {format_units(units_per_period)}) "
                 "would still cover it."
             )
             return Suggestion("downgrade", reason[:255], new_units, price)
 
-    reason = f"{said}: {_units(units_per_period)} {unit_noun} a {noun} fit."
+    reason = f"{said}: {format_units(units_per_period)} {unit_noun} a {noun} fit."
     return Suggestion(keep.kind, reason[:255], units_per_period, price_minor)
 
 
@@ -402,8 +402,6 @@ class Evidence:
 def term_periods(retainer, *, term_ends_on: date, starts_after: date | None):
     """The periods of the term ending `term_ends_on`: the last `term_periods` that start before
     it (after the previous term's end, when a renewal recorded it). Newest last."""
-    from delivery.models import Period
-
     periods = Period.objects.filter(retainer=retainer, start_on__lt=term_ends_on)
     if starts_after is not None:
         periods = periods.filter(start_on__gte=starts_after)
@@ -411,15 +409,9 @@ def term_periods(retainer, *, term_ends_on: date, starts_after: date | None):
 
 
 def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
-    """Read the term's ledger, deliverables, invoices and shared notes; compute the figures and
-    the suggestion. Six queries, however long the term."""
-    from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
-
-    from billing.models import Invoice
-    from clients.models import Note
-    from delivery.models import Deliverable, LedgerEntry
-    from renewals.models import Renewal
-
+    """Read the term's ledger, deliverables and invoices; compute the figures and the suggestion.
+    Five queries, however long the term, and those of the `evidence_built` receivers (the shared
+    notes' highlights, one more: communication.receivers)."""
     workspace = retainer.workspace
     previous = (
         Renewal.objects.filter(retainer=retainer, term_ends_on__lt=term_ends_on)
@@ -483,16 +475,6 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         today=today,
     )
 
-    notes = (
-        Note.objects.filter(workspace=workspace, client_id=retainer.client_id, visibility=Note.Visibility.SHARED)
-        .filter(created_at__gte=datetime.combine(term_starts_on, time.min, tzinfo=workspace.tzinfo))
-        .order_by("-created_at", "-pk")
-        .values_list("created_at", "body")[:HIGHLIGHTS]
-    )
-    highlights = [
-        {"date": created_at.astimezone(zone).date().isoformat(), "text": _excerpt(body)} for created_at, body in notes
-    ]
-
     evidence = Evidence(
         term_starts_on=term_starts_on,
         term_ends_on=term_ends_on,
@@ -503,8 +485,8 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         periods=figures,
         trend=trend(figures),
         payments=payments,
-        highlights=highlights,
     )
+    signals.evidence_built.send(sender=Evidence, retainer=retainer, evidence=evidence, term_starts_on=term_starts_on)
     evidence.suggestion = suggest(
         periods=figures,
         model=retainer.model,
@@ -514,13 +496,6 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         price_minor=retainer.price_minor,
     )
     return evidence
-
-
-def _excerpt(body: str) -> str:
-    """Plain text of a note for the highlights: its first words without Markdown, shown escaped,
-    never as HTML."""
-    text = plain_text(body)
-    return text if len(text) <= HIGHLIGHT_CHARS else text[: HIGHLIGHT_CHARS - 1].rstrip() + "…"
 
 
 # --- Reading stored evidence back ---------------------------------------------------------------

@@ -11,10 +11,11 @@ import re
 
 from django import forms
 
-from clients.forms import PlanForm, format_units
+from clients.forms import PlanForm
 from renewals.models import Renewal, RenewalSettings
 from renewals.services import EDITABLE_TERMS, MAX_OFFSET_DAYS
 from retainers.models import Workspace
+from retainers.units import format_units
 
 
 class ProposalForm(PlanForm):

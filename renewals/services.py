@@ -37,13 +37,14 @@ from django.db.models import DateField, Exists, ExpressionWrapper, F, Max, Outer
 from django.urls import reverse
 from django.utils import timezone
 
-from clients.forms import describe_terms
-from clients.models import Client, Contact, Retainer, RetainerTerms, Task
+from clients.models import Client, Contact, Retainer, RetainerTerms
+from clients.terms import describe_terms
 from delivery import services as delivery
 from delivery.models import Period
 from renewals import evidence as proposal
+from renewals import signals
 from renewals.models import Renewal, RenewalSettings
-from retainers.models import Email, Membership, User, Workspace
+from retainers.models import Email, User, Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
 from retainers.runs import single_run
@@ -56,7 +57,6 @@ WORKSPACE_LOCK_NAMESPACE = 7_340_102  # with the workspace id: one renewals task
 FINAL_NOTICE_DAYS = (7, 1)  # both sides are told what happens at the term end, this many days before
 RESPONSE_SALT = "renewals.respond"
 RESPONSE_MAX_AGE = timedelta(days=30)  # and never past the term end
-DECLINE_TASK_DUE = timedelta(days=2)
 MAX_OFFSET_DAYS = 365
 
 Status = Renewal.Status
@@ -454,23 +454,10 @@ def decline_renewal(
     renewal.status, renewal.responded_at, renewal.responded_by = Status.DECLINED, now, contact
     renewal.decline_reason = reason.strip()[:2000]
     renewal.save(update_fields=["status", "responded_at", "responded_by", "decline_reason"])
-    owner = (
-        Membership.objects.filter(workspace_id=renewal.workspace_id, role=Membership.Role.OWNER)
-        .order_by("created_at", "pk")
-        .values_list("user_id", flat=True)
-        .first()
-    )
-    task = Task.objects.create(
-        workspace_id=renewal.workspace_id,
-        client=retainer.client,
-        title=f"Ask why {retainer.client.name} declined"[:200],
-        due_at=now + DECLINE_TASK_DUE,
-        assignee_id=owner,
-        renewal=renewal,
-        source=Task.Source.RENEWAL,
-        created_by=actor,
-    )
-    context = {**_context(renewal), "task": task, "recorded_by": actor, "contact": contact}
+    # The follow-up task ("Ask why ... declined") is communication's: its receiver adds it in this
+    # transaction (renewals/signals.py).
+    signals.renewal_declined.send(sender=Renewal, renewal=renewal, retainer=retainer, actor=actor, declined_at=now)
+    context = {**_context(renewal), "recorded_by": actor, "contact": contact}
     for user_id, email in consultant_recipients(renewal.workspace_id):
         queue_email(
             to=email,

@@ -1,4 +1,4 @@
-"""Renewals' events on the client's timeline (clients.timeline): each renewal as it stands."""
+"""Renewals' events on the client's timeline (dashboard.timeline merges them): each renewal as it stands."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from clients.forms import describe_terms
-from clients.models import Client, Retainer, Task
+from clients.models import Retainer
+from clients.terms import describe_terms
 from renewals import evidence as proposal
 from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm
@@ -31,7 +31,6 @@ from retainers.models import Email, Workspace
 PIPELINE_DAYS = 90  # answered and settled renewals stay on the pipeline this long after their term end
 FORECAST_DAYS = 90
 PIPELINE_ROWS = 200
-SECTION_ROWS = 10
 
 
 def annual_value(prefix: str = "") -> Case:
@@ -225,7 +224,8 @@ class Event:
 
 
 def history(renewal: Renewal) -> list[Event]:
-    """What happened to the renewal, newest first: its own dates, its emails and its tasks."""
+    """What happened to the renewal, newest first: its own dates and its emails. (Its follow-up tasks
+    are communication's: the client's timeline shows them.)"""
     events = [Event(renewal.created_at, "Opened", f"due to open on {renewal.opened_on:%d %b %Y}")]
     if renewal.sent_at:
         events.append(Event(renewal.sent_at, "Proposal sent"))
@@ -237,8 +237,6 @@ def history(renewal: Renewal) -> list[Event]:
     for email in Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-").order_by("created_at", "pk"):
         state = email.get_status_display().lower()
         events.append(Event(email.created_at, "Email", f"“{email.subject}” to {email.to} ({state})"))
-    for task in Task.objects.for_workspace(renewal.workspace).filter(renewal=renewal).order_by("created_at"):
-        events.append(Event(task.created_at, "Task", f"{task.title} ({task.get_status_display().lower()})"))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
@@ -376,20 +374,6 @@ def renewal_record(request: WorkspaceRequest, renewal_id: int) -> HttpResponse:
     except RenewalError as exc:
         messages.error(request, str(exc))
     return _to_detail(renewal)
-
-
-# --- The client page's section --------------------------------------------------------------------
-
-
-def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """The client's current and past renewals, newest first: one query."""
-    renewals = list(
-        Renewal.objects.for_workspace(request.workspace)
-        .filter(retainer__client=client)
-        .select_related("retainer", "next_retainer")
-        .order_by("-term_ends_on", "-pk")[: SECTION_ROWS + 1]
-    )
-    return {"client": client, "renewals": renewals[:SECTION_ROWS], "more": len(renewals) > SECTION_ROWS}
 
 
 # --- The emailed links (no login: the signed token is the key) --------------------------------------

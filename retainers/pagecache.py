@@ -104,7 +104,17 @@ def track(table: str, *, events: str = "INSERT OR UPDATE OR DELETE") -> migratio
     )
 
 
-CODE_DIRS = ["retainers", "clients", "delivery", "billing", "renewals", "portal", "dashboard", "templates"]
+CODE_DIRS = [
+    "retainers",
+    "clients",
+    "delivery",
+    "billing",
+    "renewals",
+    "communication",
+    "portal",
+    "dashboard",
+    "templates",
+]
 
 
 @functools.cache

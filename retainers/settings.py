@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "delivery",
     "billing",
     "renewals",
+    "communication",
     "portal",
     "dashboard",
     "demo",
@@ -190,7 +191,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=6, minute=40),  # daily: open, remind, settle as of each workspace's date
     },
     "reminders": {
-        "task": "delivery.tasks.send_reminders",
+        "task": "communication.tasks.send_reminders",
         "schedule": crontab(minute="*/15"),  # due tasks, check-ins, low-balance alerts, daily digests
     },
 }

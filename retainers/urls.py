@@ -13,7 +13,7 @@ workspace_patterns = [
     path("", include("clients.urls")),
     path("", include("delivery.urls")),
     path("", include("billing.urls")),
-    path("", include("clients.communication_urls")),
+    path("", include("communication.urls")),
     path("", include("renewals.urls")),
 ]
 

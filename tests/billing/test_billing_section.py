@@ -13,10 +13,9 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import payments, services
+from billing import refunds, services
 from billing.models import Invoice, Payment
-from billing.views import client_section
-from clients import hub
+from billing.selectors import client_section
 from retainers.models import Membership
 from tests import factories
 
@@ -29,22 +28,18 @@ def frozen_time():
         yield
 
 
-@pytest.fixture(autouse=True)
-def only_the_billing_section(monkeypatch) -> None:
-    """The client page with billing's section alone: the other apps test their own."""
-    monkeypatch.setattr(hub, "_sections", {"billing": hub._sections["billing"]})
-
-
 @pytest.fixture
 def acme(workspace):
     return factories.ClientFactory(workspace=workspace, name="Acme Corp", billing_email="ap@acme.example")
 
 
 def page(client, workspace, acme) -> str:
+    """The billing section of the client page (the other apps test their own sections)."""
     kwargs = {"workspace_slug": workspace.slug, "client_id": acme.pk}
-    response = client.get(reverse("clients:client_detail", kwargs=kwargs))
+    response = client.get(reverse("dashboard:client_detail", kwargs=kwargs))
     assert response.status_code == 200
-    return response.content.decode()
+    html = response.content.decode()
+    return html[html.index('<section id="client-billing"') : html.index('<section id="client-communication"')]
 
 
 def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
@@ -52,9 +47,11 @@ def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
     return services.issue_invoice(invoice=invoice, actor=None) if issue else invoice
 
 
-def test_billing_registers_its_section_on_the_client_page():
-    section = hub._sections["billing"]
-    assert (section.order, section.template, section.context) == (20, "billing/_client_section.html", client_section)
+def test_the_client_page_shows_billings_section_after_the_retainers(owner_client, workspace, acme):
+    response = owner_client.get(reverse("dashboard:client_detail", args=[workspace.slug, acme.pk]))
+    used = [t.name for t in response.templates]
+    assert used.index("delivery/_client_section.html") < used.index("billing/_client_section.html")
+    assert response.context["billing_section"] == client_section(response.wsgi_request, acme)
 
 
 def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_is_owed(owner_client, workspace, acme):
@@ -65,7 +62,7 @@ def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_
     ).order_by("currency")
     paid = manual_invoice(acme, 30000)
     payment = services.record_payment(invoice=paid, amount_minor=30000, method="bank_transfer", note="Ref 77")
-    payments.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # open again
+    refunds.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # open again
     Payment.objects.create(
         workspace=workspace, invoice=overdue, client=acme, status="failed", method="card", amount_minor=200000,
         currency="GBP", stripe_id="pi_declined", failure_message="Your card was declined.",

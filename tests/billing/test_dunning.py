@@ -12,7 +12,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from billing import payments, services, tasks
+from billing import charges, dunning, services, tasks
 from billing.models import Invoice, Payment
 from clients.models import Retainer
 from delivery import services as delivery
@@ -23,9 +23,9 @@ from tests.billing.conftest import open_invoice, save_card
 pytestmark = pytest.mark.django_db
 
 
-def run(as_of: date, capture) -> payments.DunningSummary:
+def run(as_of: date, capture) -> dunning.DunningSummary:
     with capture(execute=True):
-        return payments.run_dunning(as_of=as_of, inline=True)
+        return dunning.run_dunning(as_of=as_of, inline=True)
 
 
 def subjects(to: str) -> list[str]:
@@ -48,7 +48,7 @@ def test_failed_charge_is_retried_on_the_schedule_then_both_sides_are_told_once(
     invoice = open_invoice(acme, auto_charge=True)
     day0 = invoice.workspace.today()
     with capture(execute=True):
-        payments.charge_invoice(invoice, as_of=day0)  # attempt 1, at issue
+        charges.charge_invoice(invoice, as_of=day0)  # attempt 1, at issue
 
     charged_on = []
     for offset in range(0, 20):
@@ -81,7 +81,7 @@ def test_retry_that_succeeds_pays_the_invoice_and_stops_the_dunning(
     invoice = open_invoice(acme, auto_charge=True)
     day0 = invoice.workspace.today()
     with capture(execute=True):
-        payments.charge_invoice(invoice, as_of=day0)
+        charges.charge_invoice(invoice, as_of=day0)
     declining.declining.clear()  # the client topped up their account
     run(day0 + timedelta(days=1), capture)
     run(day0 + timedelta(days=1), capture)
@@ -101,7 +101,7 @@ def test_charge_in_flight_whose_task_died_is_retried_by_dunning_with_the_same_ke
     invoice = open_invoice(acme, auto_charge=True)
     fake_stripe.script("POST", "/v1/payment_intents", "timeout", delay=2)
     with pytest.raises(OSError):
-        payments.charge_invoice(invoice)
+        charges.charge_invoice(invoice)
     Payment.objects.filter(status="pending").update(created_at=Payment.objects.get().created_at - timedelta(hours=1))
     run(invoice.workspace.today(), django_capture_on_commit_callbacks)
     first, retry = fake_stripe.requests_to("POST", "/v1/payment_intents")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from billing import payments, stripe_api, tasks
+from billing import charges, paylinks, stripe_api, tasks
 from billing.models import Invoice, Payment
 from retainers.models import Email
 from tests.billing.conftest import ACCOUNT, localstripe_card, open_invoice, save_card
@@ -97,7 +97,7 @@ def test_workspace_without_stripe_emails_the_invoice_and_never_calls_stripe(
     assert len(emails_to("ap@acme.example")) == 1
     assert "invoice" in emails_to("ap@acme.example")[0].lower()
     assert fake_stripe.requests == []
-    assert payments.charge_invoice(invoice) is False
+    assert charges.charge_invoice(invoice) is False
 
 
 # --- Against the fake: retries, idempotency keys, the connected account --------------------
@@ -136,13 +136,13 @@ def test_charge_whose_answer_is_lost_stays_pending_and_the_next_try_reuses_the_k
     fake_stripe.script("POST", "/v1/payment_intents", "timeout", delay=2)
 
     with pytest.raises(stripe_api.StripeUnavailable):
-        payments.charge_invoice(invoice)
+        charges.charge_invoice(invoice)
     [pending] = Payment.objects.filter(invoice=invoice)
     assert pending.status == "pending" and pending.amount_minor == 50000
 
     # The balance changes meanwhile (a partial bank transfer): the retry still sends the first request.
     Invoice.objects.filter(pk=invoice.pk).update(paid_minor=10000)
-    assert payments.charge_invoice(invoice) is True
+    assert charges.charge_invoice(invoice) is True
     first, retry = fake_stripe.requests_to("POST", "/v1/payment_intents")
     assert first.idempotency_key == retry.idempotency_key and retry.params["amount"] == "50000"
     assert list(Payment.objects.filter(invoice=invoice).values_list("status", flat=True)) == ["succeeded"]
@@ -152,7 +152,7 @@ def test_every_call_is_made_on_the_connected_account_with_our_metadata(fake_stri
     use_stripe(fake_stripe.url)
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     invoice = open_invoice(acme, auto_charge=True)
-    payments.charge_invoice(invoice)
+    charges.charge_invoice(invoice)
     [request] = fake_stripe.requests
     assert request.account == ACCOUNT
     assert request.params["metadata"] == {
@@ -173,7 +173,7 @@ def test_card_needing_authentication_asks_the_client_to_pay_by_link_and_stops_re
     save_card(acme, customer_id="cus_acme", payment_method_id=pm)
     invoice = open_invoice(acme, auto_charge=True)
     with django_capture_on_commit_callbacks(execute=True):
-        assert payments.charge_invoice(invoice) is True
+        assert charges.charge_invoice(invoice) is True
     invoice.refresh_from_db()
     [failed] = Payment.objects.filter(invoice=invoice)
     assert failed.status == "failed" and "pay with the link" in failed.failure_message
@@ -183,7 +183,7 @@ def test_card_needing_authentication_asks_the_client_to_pay_by_link_and_stops_re
         f"Action needed: payment for invoice {invoice.number} failed",
         f"Invoice {invoice.number} is unpaid (£1,200.00)",
     ]
-    assert payments.pay_url(invoice) in client_mail[0].body
+    assert paylinks.pay_url(invoice) in client_mail[0].body
 
 
 def test_an_invoice_paid_by_hand_is_not_charged_but_emailed(fake_stripe, use_stripe, acme):
@@ -191,5 +191,5 @@ def test_an_invoice_paid_by_hand_is_not_charged_but_emailed(fake_stripe, use_str
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     invoice = open_invoice(acme, auto_charge=True)
     Invoice.objects.filter(pk=invoice.pk).update(status="paid", paid_minor=invoice.total_minor)
-    assert payments.charge_invoice(invoice) is False  # the caller emails it ("already paid")
+    assert charges.charge_invoice(invoice) is False  # the caller emails it ("already paid")
     assert fake_stripe.requests == []

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from billing import payments, services
+from billing import paylinks, services
 from billing.models import Invoice
 from tests.billing.conftest import ACCOUNT, open_invoice
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def pay_path(invoice: Invoice) -> str:
-    return f"/pay/{payments.pay_token(invoice)}/"
+    return f"/pay/{paylinks.pay_token(invoice)}/"
 
 
 def test_pay_page_shows_the_invoice_and_a_card_button(fake_stripe, use_stripe, acme, client):
@@ -45,10 +45,10 @@ def test_pay_page_shows_the_invoice_and_a_card_button(fake_stripe, use_stripe, a
 
 def test_pay_url_is_absolute_signed_and_stable(acme):
     invoice = open_invoice(acme)
-    url = payments.pay_url(invoice)
+    url = paylinks.pay_url(invoice)
     assert url.startswith("http") and url.endswith(pay_path(invoice))
-    assert payments.pay_url(invoice) == url  # the same link in the PDF, the emails and Checkout's return
-    assert payments.invoice_for_token(payments.pay_token(invoice)) == invoice
+    assert paylinks.pay_url(invoice) == url  # the same link in the PDF, the emails and Checkout's return
+    assert paylinks.invoice_for_token(paylinks.pay_token(invoice)) == invoice
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_pay_url_is_absolute_signed_and_stable(acme):
 )
 def test_tampered_token_gets_a_clear_404(mangle, acme, client):
     invoice = open_invoice(acme)
-    token = mangle(payments.pay_token(invoice))
+    token = mangle(paylinks.pay_token(invoice))
     for path in [f"/pay/{token}/", f"/pay/{token}/pdf/"]:
         response = client.get(path)
         assert response.status_code == 404
@@ -91,8 +91,8 @@ def test_pay_by_card_creates_one_checkout_session_on_the_connected_account(fake_
     }
     metadata = {"invoice_id": str(invoice.pk), "workspace_id": str(invoice.workspace_id)}
     assert params["metadata"] == params["payment_intent_data"]["metadata"] == metadata
-    assert params["success_url"] == payments.pay_url(invoice) + "?paid=1"
-    assert params["cancel_url"] == payments.pay_url(invoice)
+    assert params["success_url"] == paylinks.pay_url(invoice) + "?paid=1"
+    assert params["cancel_url"] == paylinks.pay_url(invoice)
     assert params["customer_email"] == "ap@acme.example"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing import payments, services
+from billing import charges, refunds, services
 from billing.models import Payment
 from billing.services import BillingError
 from tests.billing.conftest import ACCOUNT, localstripe_card, open_invoice, save_card
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def card_payment(acme, *, amount_minor: int = 50000) -> Payment:
     invoice = open_invoice(acme, amount_minor=amount_minor, auto_charge=True)
-    assert payments.charge_invoice(invoice) is True
+    assert charges.charge_invoice(invoice) is True
     return Payment.objects.get(invoice=invoice, status="succeeded")
 
 
@@ -25,20 +25,20 @@ def test_partial_then_full_refund_through_localstripe(localstripe, use_stripe, a
     payment = card_payment(acme)
     invoice = payment.invoice
 
-    first = payments.refund_payment(payment=payment, amount_minor=20000, actor=alice, reason="Two hours not used")
+    first = refunds.refund_payment(payment=payment, amount_minor=20000, actor=alice, reason="Two hours not used")
     invoice.refresh_from_db()
     assert (first.kind, first.status, first.amount_minor, first.recorded_by) == ("refund", "succeeded", 20000, alice)
     assert first.stripe_id.startswith("re_") and first.note.endswith("Two hours not used")
     assert (invoice.status, invoice.paid_minor, invoice.paid_at) == ("open", 30000, None)
-    assert payments.refundable_minor(payment) == 30000
+    assert refunds.refundable_minor(payment) == 30000
 
-    rest = payments.refund_payment(payment=payment, amount_minor=30000, actor=alice)
+    rest = refunds.refund_payment(payment=payment, amount_minor=30000, actor=alice)
     invoice.refresh_from_db()
     assert rest.stripe_id != first.stripe_id
     assert (invoice.status, invoice.paid_minor) == ("open", 0)
-    assert payments.refundable_minor(payment) == 0
+    assert refunds.refundable_minor(payment) == 0
     with pytest.raises(BillingError):
-        payments.refund_payment(payment=payment, amount_minor=1, actor=alice)
+        refunds.refund_payment(payment=payment, amount_minor=1, actor=alice)
 
 
 @pytest.mark.parametrize("amount", [0, -5, 50001])
@@ -47,7 +47,7 @@ def test_refund_of_a_bad_amount_is_refused_without_calling_stripe(amount, fake_s
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     payment = card_payment(acme)
     with pytest.raises(BillingError) as error:
-        payments.refund_payment(payment=payment, amount_minor=amount, actor=alice)
+        refunds.refund_payment(payment=payment, amount_minor=amount, actor=alice)
     assert error.value.field == "amount"
     assert fake_stripe.requests_to("POST", "/v1/refunds") == []
 
@@ -56,8 +56,8 @@ def test_refund_keys_name_the_payment_and_the_refund_number(fake_stripe, use_str
     use_stripe(fake_stripe.url)
     save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
     payment = card_payment(acme)
-    payments.refund_payment(payment=payment, amount_minor=1000, actor=alice)
-    payments.refund_payment(payment=payment, amount_minor=2000, actor=alice)
+    refunds.refund_payment(payment=payment, amount_minor=1000, actor=alice)
+    refunds.refund_payment(payment=payment, amount_minor=2000, actor=alice)
     first, second = fake_stripe.requests_to("POST", "/v1/refunds")
     assert (first.idempotency_key, second.idempotency_key) == (
         f"payment-{payment.pk}-refund-1",
@@ -74,9 +74,9 @@ def test_refund_whose_answer_was_lost_is_refunded_once_when_tried_again(fake_str
     payment = card_payment(acme)
     fake_stripe.script("POST", "/v1/refunds", "timeout", delay=2)
     with pytest.raises(BillingError, match="try again"):
-        payments.refund_payment(payment=payment, amount_minor=5000, actor=alice)
+        refunds.refund_payment(payment=payment, amount_minor=5000, actor=alice)
     assert not Payment.objects.filter(kind="refund").exists()
-    refund = payments.refund_payment(payment=payment, amount_minor=5000, actor=alice)
+    refund = refunds.refund_payment(payment=payment, amount_minor=5000, actor=alice)
     assert len(fake_stripe.of_type("refund")) == 1 and refund.stripe_id == fake_stripe.of_type("refund")[0]["id"]
     payment.invoice.refresh_from_db()
     assert payment.invoice.paid_minor == 45000
@@ -94,7 +94,7 @@ def test_refund_stripe_refuses_is_a_billing_error_and_records_nothing(fake_strip
         body={"error": {"type": "invalid_request_error", "message": "Charge ch_1 has been disputed."}},
     )
     with pytest.raises(BillingError, match="disputed"):
-        payments.refund_payment(payment=payment, amount_minor=5000, actor=alice)
+        refunds.refund_payment(payment=payment, amount_minor=5000, actor=alice)
     assert not Payment.objects.filter(kind="refund").exists()
 
 
@@ -104,7 +104,7 @@ def test_bank_transfer_refund_is_recorded_only(fake_stripe, use_stripe, acme, al
     payment = services.record_payment(invoice=invoice, amount_minor=80000, method="bank_transfer", actor=alice)
     invoice.refresh_from_db()
     assert invoice.status == "paid"
-    refund = payments.refund_payment(payment=payment, amount_minor=80000, actor=alice, reason="Paid twice")
+    refund = refunds.refund_payment(payment=payment, amount_minor=80000, actor=alice, reason="Paid twice")
     invoice.refresh_from_db()
     assert (refund.method, refund.stripe_id, refund.amount_minor) == ("bank_transfer", "", 80000)
     assert (invoice.status, invoice.paid_minor) == ("open", 0)
@@ -123,11 +123,11 @@ def test_only_received_payments_can_be_refunded(acme, alice):
         currency="GBP",
     )
     with pytest.raises(BillingError):
-        payments.refund_payment(payment=failed, amount_minor=100, actor=alice)
+        refunds.refund_payment(payment=failed, amount_minor=100, actor=alice)
 
 
 def test_card_refund_without_stripe_is_refused(settings, acme, alice):
     invoice = open_invoice(acme)
     payment = services.record_payment(invoice=invoice, amount_minor=1000, method="card", stripe_id="pi_old")
     with pytest.raises(BillingError, match="Stripe is not connected"):
-        payments.refund_payment(payment=payment, amount_minor=1000, actor=alice)
+        refunds.refund_payment(payment=payment, amount_minor=1000, actor=alice)

@@ -9,7 +9,7 @@ import time_machine
 from django.test import RequestFactory
 
 from billing import services as billing
-from clients import timeline
+from dashboard import timeline
 from renewals import services as renewals
 from retainers.models import Membership
 from tests import factories

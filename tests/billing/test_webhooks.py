@@ -12,7 +12,7 @@ from django.core import mail
 from django.db import connection
 from django.test import Client as Browser
 
-from billing import payments, stripe_api
+from billing import charges, stripe_api
 from billing.models import Invoice, Payment, StripeCustomer, StripeEvent
 from retainers.models import Email
 from tests import factories
@@ -204,14 +204,14 @@ def test_success_of_an_off_session_charge_before_the_task_hears_back_settles_it(
     invoice = open_invoice(acme, auto_charge=True)
     connected.script("POST", "/v1/payment_intents", "timeout", delay=2)
     with pytest.raises(stripe_api.StripeUnavailable):
-        payments.charge_invoice(invoice)
+        charges.charge_invoice(invoice)
     [pi] = connected.of_type("payment_intent")
     assert Payment.objects.get().status == "pending"
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, event("payment_intent.succeeded", pi))
     assert list(Payment.objects.values_list("status", "stripe_id")) == [("succeeded", pi["id"])]
     # The retry then learns the same outcome and records nothing more.
-    assert payments.charge_invoice(invoice) is True
+    assert charges.charge_invoice(invoice) is True
     assert Payment.objects.count() == 1 and len(mail.outbox) == 1
 
 
@@ -224,11 +224,11 @@ def test_failure_of_an_off_session_attempt_by_webhook_schedules_the_retry_once(
     invoice = open_invoice(acme, auto_charge=True)
     connected.script("POST", "/v1/payment_intents", "timeout", delay=2)
     with pytest.raises(stripe_api.StripeUnavailable):
-        payments.charge_invoice(invoice)
+        charges.charge_invoice(invoice)
     [pi] = connected.of_type("payment_intent")
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, event("payment_intent.payment_failed", pi))
-        payments.charge_invoice(invoice)  # the retried task: the replayed decline is already recorded
+        charges.charge_invoice(invoice)  # the retried task: the replayed decline is already recorded
     invoice.refresh_from_db()
     [failed] = Payment.objects.all()
     assert failed.status == "failed" and failed.stripe_id == pi["latest_charge"]

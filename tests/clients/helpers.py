@@ -11,7 +11,8 @@ from clients.models import Client, Contact, Plan, Retainer
 
 
 def url(workspace, name: str, **kwargs: object) -> str:
-    return reverse(f"clients:{name}", kwargs={"workspace_slug": workspace.slug, **kwargs})
+    """A workspace URL by name: clients' own ("client_list"), or another app's ("dashboard:client_detail")."""
+    return reverse(name if ":" in name else f"clients:{name}", kwargs={"workspace_slug": workspace.slug, **kwargs})
 
 
 def bulk_clients(workspace, count: int, *, prefix: str = "Client") -> list[Client]:

@@ -1,12 +1,11 @@
-"""Creating, editing, archiving clients; the client page; and 404 for every other workspace's object."""
+"""Creating, editing, archiving clients, and 404 for every other workspace's object. (The client
+page is tested in tests/dashboard/test_client_page.py.)"""
 
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
-from django.urls import NoReverseMatch, reverse
 
-from clients import hub, services
+from clients import services
 from clients.models import Client, Contact, Plan
 from tests import factories
 from tests.clients.helpers import make_plan, url
@@ -22,7 +21,7 @@ def test_create_client_redirects_to_its_page(workspace, member_client):
     )
     client = Client.objects.get(workspace=workspace)
     assert response.status_code == 302
-    assert response.url == url(workspace, "client_detail", client_id=client.pk)
+    assert response.url == url(workspace, "dashboard:client_detail", client_id=client.pk)
     assert (client.name, client.billing_email, client.address, client.tax_id, client.status) == (
         "Acme Ltd",
         "ap@acme.example",
@@ -89,7 +88,7 @@ def test_archive_is_refused_while_a_retainer_is_live(workspace, owner_client):
 def test_archive_and_unarchive(workspace, owner_client):
     client = factories.ClientFactory(workspace=workspace, name="Acme")
     response = owner_client.post(url(workspace, "client_archive", client_id=client.pk))
-    assert response.url == url(workspace, "client_detail", client_id=client.pk)
+    assert response.url == url(workspace, "dashboard:client_detail", client_id=client.pk)
     client.refresh_from_db()
     assert client.status == "archived"
     assert "Unarchive" in owner_client.get(response.url).content.decode()
@@ -97,53 +96,6 @@ def test_archive_and_unarchive(workspace, owner_client):
     client.refresh_from_db()
     assert client.status == "active"
     assert owner_client.get(url(workspace, "client_archive", client_id=client.pk)).status_code == 405
-
-
-def test_client_page_shows_details_contacts_and_the_new_retainer_link(workspace, owner_client):
-    client = factories.ClientFactory(workspace=workspace, name="Acme", billing_email="ap@acme.example")
-    factories.ContactFactory(client=client, name="Carol Chen", email="carol@acme.example", role="COO")
-    response = owner_client.get(url(workspace, "client_detail", client_id=client.pk))
-    html = response.content.decode()
-    assert response.status_code == 200
-    assert "Acme" in html and "ap@acme.example" in html and "Carol Chen" in html and "COO" in html
-    assert 'badge-success">Active' in html
-    # The link appears once the delivery app has its retainer form; the page works either way.
-    try:
-        new_retainer = reverse("delivery:retainer_create", kwargs={"workspace_slug": workspace.slug})
-    except NoReverseMatch:
-        assert "New retainer" not in html
-    else:
-        assert f"{new_retainer}?client={client.pk}" in html
-
-
-def test_client_page_includes_each_hub_section_with_its_context_as_section(
-    workspace, owner_client, settings, monkeypatch
-):
-    template = django_settings.TEMPLATES[0]
-    settings.TEMPLATES = [
-        {
-            **template,
-            "APP_DIRS": False,
-            "OPTIONS": {
-                **template["OPTIONS"],
-                "loaders": [
-                    (
-                        "django.template.loaders.locmem.Loader",
-                        {
-                            "test/section.html": '<section class="card">{{ section.greeting }} {{ client.name }}</section>'
-                        },
-                    ),
-                    "django.template.loaders.filesystem.Loader",
-                    "django.template.loaders.app_directories.Loader",
-                ],
-            },
-        }
-    ]
-    monkeypatch.setattr(hub, "_sections", {})
-    hub.register(hub.Section("test", 1, "test/section.html", lambda request, client: {"greeting": "Hello from"}))
-    client = factories.ClientFactory(workspace=workspace, name="Acme")
-    html = owner_client.get(url(workspace, "client_detail", client_id=client.pk)).content.decode()
-    assert '<section class="card">Hello from Acme</section>' in html
 
 
 # --- Tenancy: every object URL with another workspace's id is a 404 and changes nothing ---------------
@@ -160,7 +112,6 @@ def theirs(other_workspace):
 @pytest.mark.parametrize(
     ("name", "param", "method"),
     [
-        ("client_detail", "client_id", "get"),
         ("client_edit", "client_id", "get"),
         ("client_edit", "client_id", "post"),
         ("client_archive", "client_id", "post"),

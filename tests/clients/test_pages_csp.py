@@ -30,7 +30,7 @@ def test_clients_pages_obey_the_csp(workspace, owner_client):
         "list": owner_client.get(url(workspace, "client_list")),
         "list page 2": owner_client.get(url(workspace, "client_list"), {"page": "2", "sort": "-utilization"}),
         "list empty": owner_client.get(url(workspace, "client_list"), {"q": "nothing matches this"}),
-        "detail": owner_client.get(url(workspace, "client_detail", client_id=acme.pk)),
+        "detail": owner_client.get(url(workspace, "dashboard:client_detail", client_id=acme.pk)),
         "new client": owner_client.get(url(workspace, "client_create")),
         "new client errors": owner_client.post(url(workspace, "client_create"), {"name": ""}),
         "edit client": owner_client.get(url(workspace, "client_edit", client_id=acme.pk)),

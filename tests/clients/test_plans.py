@@ -9,9 +9,10 @@ from decimal import Decimal as D
 import pytest
 from django import forms
 
-from clients.forms import MoneyField, describe_terms
 from clients.models import Plan
+from clients.terms import describe_terms
 from delivery.services import create_retainer
+from retainers.fields import MoneyField
 from tests import factories
 from tests.clients.helpers import HTMX, make_plan, url
 

@@ -1,13 +1,12 @@
-"""Query counts of the list and the client page do not grow with the number of clients."""
+"""Query counts of the client list do not grow with the number of clients. (The client page's: tests/dashboard/test_client_page.py.)"""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection, models
+from django.db import models
 from django.db.models import Prefetch
-from django.test.utils import CaptureQueriesContext
 
-from clients.models import Client, Retainer
+from clients.models import Retainer
 from clients.views import clients_with_health
 from tests.clients.helpers import bulk_clients, url
 
@@ -16,8 +15,6 @@ pytestmark = pytest.mark.django_db
 # session, user, membership; count, the page of clients, their live retainers (prefetch); the
 # workspace switcher in base.html
 LIST_QUERIES = 7
-# The client page: session, user, membership, client, contacts, plus the fixed queries of each
-# section other apps register on the hub; so it is measured at 10 clients and required at 500.
 
 
 @pytest.mark.parametrize("size", [10, 500])
@@ -51,26 +48,3 @@ def test_client_list_rows_need_no_lazy_loads(size, workspace):
         assert client.health and client.contact_count == 2
         for retainer in client.live_retainers:
             assert retainer.client_id == client.pk and retainer.utilization is not None
-
-
-def _detail_queries(workspace, owner_client, client: Client, django_assert_num_queries, count: int | None) -> int:
-    detail_url = url(workspace, "client_detail", client_id=client.pk)
-    owner_client.get(detail_url)
-    if count is None:
-        with CaptureQueriesContext(connection) as captured:
-            assert owner_client.get(detail_url).status_code == 200
-        return len(captured)
-    with django_assert_num_queries(count):
-        assert owner_client.get(detail_url).status_code == 200
-    return count
-
-
-def test_client_page_makes_the_same_queries_for_10_or_500_clients(workspace, owner_client, django_assert_num_queries):
-    bulk_clients(workspace, 10, prefix="Small")
-    first = Client.objects.for_workspace(workspace).order_by("pk").first()
-    at_10 = _detail_queries(workspace, owner_client, first, django_assert_num_queries, None)
-    assert at_10 == 6  # session, user, membership, client, its contacts; the workspace switcher
-    bulk_clients(workspace, 490, prefix="Big")
-    _detail_queries(workspace, owner_client, first, django_assert_num_queries, at_10)
-    last = Client.objects.for_workspace(workspace).order_by("pk").last()
-    _detail_queries(workspace, owner_client, last, django_assert_num_queries, at_10)

@@ -69,7 +69,10 @@ def session(retainer, alice):
 
 
 def team_url(workspace, name: str, **kwargs: object) -> str:
-    return reverse(f"communication:{name}", kwargs={"workspace_slug": workspace.slug, **kwargs})
+    """A workspace URL by name: communication's own ("note_list"), or another app's ("dashboard:client_timeline")."""
+    return reverse(
+        name if ":" in name else f"communication:{name}", kwargs={"workspace_slug": workspace.slug, **kwargs}
+    )
 
 
 def portal_url(workspace, name: str, **kwargs: object) -> str:

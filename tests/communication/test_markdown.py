@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.markdown import render_markdown
+from communication.markdown import render_markdown
 from tests.communication.conftest import XSS, assert_neutralised
 
 
@@ -82,7 +82,7 @@ def test_quotes_cannot_break_out_of_a_link():
 
 
 def test_plain_text_keeps_the_words_and_drops_the_markup():
-    from clients.markdown import plain_text
+    from communication.markdown import plain_text
 
     note = "## Plan\n\n**What we covered**\n\n- one *item*\n- a [link](https://example.com) & <b>raw</b>\n"
     assert plain_text(note) == "Plan What we covered one item a link & <b>raw</b>"  # raw HTML stays text

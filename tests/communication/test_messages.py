@@ -7,9 +7,10 @@ from django.core import mail
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clients import communication
-from clients.models import Attachment, Client, Message
+from clients.models import Client
 from clients.services import add_contact
+from communication import services as communication
+from communication.models import Attachment, Message
 from retainers.models import Email
 from tests.communication.conftest import XSS, assert_neutralised, portal_url, team_url
 
@@ -234,7 +235,7 @@ def test_xss_in_messages_is_neutralised_in_pages_and_emails(
     pages = {
         "client page": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/"),
         "thread": owner_client.get(thread_url(workspace, acme)),
-        "timeline": owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk)),
+        "timeline": owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)),
         "portal thread": carol_browser.get(portal_url(workspace, "message_list")),
     }
     for label, response in pages.items():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clients import communication
-from clients.models import Note, NoteRevision
+from communication import services as communication
+from communication.models import Note, NoteRevision
 from tests.communication.conftest import HTMX, XSS, assert_neutralised, portal_url, team_url
 
 pytestmark = pytest.mark.django_db
@@ -161,7 +161,7 @@ def test_xss_in_notes_is_neutralised_on_every_page(workspace, acme, alice, carol
         "client page": owner_client.get(client_page(workspace, acme)),
         "note list": owner_client.get(team_url(workspace, "note_list", client_id=acme.pk)),
         "note edit": owner_client.get(team_url(workspace, "note_edit", note_id=note.pk)),
-        "timeline": owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk)),
+        "timeline": owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)),
         "portal notes": carol_browser.get(portal_url(workspace, "shared_notes")),
     }
     for label, response in pages.items():

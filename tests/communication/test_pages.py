@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clients import communication
+from communication import services as communication
 from tests.communication.conftest import HTMX, XSS, portal_url, team_url
 from tests.retainers.test_security import csp_problems
 
@@ -59,7 +59,7 @@ def test_communication_pages_obey_the_csp(workspace, acme, history, owner_client
         "new client task": owner_client.get(team_url(workspace, "client_task_create", client_id=acme.pk)),
         "edit task": owner_client.get(team_url(workspace, "task_edit", task_id=task.pk)),
         "edit task errors": owner_client.post(team_url(workspace, "task_edit", task_id=task.pk), {"title": ""}),
-        "timeline": owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk)),
+        "timeline": owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)),
         "portal messages": carol_browser.get(portal_url(workspace, "message_list")),
         "portal message errors": carol_browser.post(portal_url(workspace, "message_send"), {"body": ""}),
         "portal notes": carol_browser.get(portal_url(workspace, "shared_notes")),
@@ -76,7 +76,7 @@ def test_htmx_fragments_carry_no_scripts_or_styles(workspace, acme, history, own
         owner_client.post(team_url(workspace, "note_create", client_id=acme.pk), {"origin": "client"}, **HTMX),
         owner_client.post(team_url(workspace, "client_task_create", client_id=acme.pk), {"origin": "client"}, **HTMX),
         owner_client.get(team_url(workspace, "task_list"), {"who": "all"}, **HTMX),
-        owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk), **HTMX),
+        owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk), **HTMX),
     ]
     for response in fragments:
         html = response.content.decode()
@@ -87,7 +87,7 @@ def test_htmx_fragments_carry_no_scripts_or_styles(workspace, acme, history, own
 def test_the_client_section_takes_a_fixed_number_of_queries(workspace, acme, alice, bob, carol, session, owner_client):
     from django.test import RequestFactory
 
-    from clients.communication_views import client_section
+    from communication.selectors import client_section
     from retainers.models import Membership
 
     request = RequestFactory().get("/")

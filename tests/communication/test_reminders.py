@@ -10,9 +10,10 @@ import time_machine
 from django.core import mail
 from django.core.management import CommandError, call_command
 
-from clients import communication
-from clients.models import Client, Task
-from delivery import reminders, tasks
+from clients.models import Client
+from communication import reminders, tasks
+from communication import services as communication
+from communication.models import Task
 from delivery.models import Period
 from delivery.services import close_and_open_period, record_delivery
 from retainers.models import Email, Membership

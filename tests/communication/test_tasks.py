@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from clients import communication
-from clients.models import Task
+from communication import services as communication
+from communication.models import Task
 from tests import factories
 from tests.communication.conftest import HTMX, team_url
 

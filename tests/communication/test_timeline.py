@@ -12,7 +12,9 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from clients import communication, timeline
+from clients.timeline import Cursor
+from communication import services as communication
+from dashboard import timeline
 from delivery.services import record_delivery
 from retainers.models import Membership
 from tests.communication.conftest import HTMX, team_url
@@ -88,24 +90,24 @@ def test_events_at_the_same_moment_keep_a_stable_order_across_pages(acme, alice,
         seen += page.events
         if page.next_cursor is None:
             break
-        cursor = timeline.Cursor.decode(page.next_cursor.encode())  # through the URL and back
+        cursor = Cursor.decode(page.next_cursor.encode())  # through the URL and back
     assert seen == everything
 
 
 def test_filtering_by_kind(workspace, acme, alice, carol, retainer, owner_client):
     fill(acme, alice, carol, retainer, days=2)
     html = owner_client.get(
-        team_url(workspace, "client_timeline", client_id=acme.pk), {"kind": ["note", "session"]}
+        team_url(workspace, "dashboard:client_timeline", client_id=acme.pk), {"kind": ["note", "session"]}
     ).content.decode()
     assert "note 1" in html and "session 1" in html
     assert "message 1" not in html and "task 1" not in html
-    unknown = owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk), {"kind": "bogus"})
+    unknown = owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk), {"kind": "bogus"})
     assert "message 1" in unknown.content.decode()  # an unknown kind is ignored: everything shows
 
 
 def test_load_more_with_htmx_returns_the_next_rows_only(workspace, acme, alice, carol, retainer, owner_client):
     fill(acme, alice, carol, retainer, days=8)  # 32 events: two pages of 25
-    url = team_url(workspace, "client_timeline", client_id=acme.pk)
+    url = team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)
     first = owner_client.get(url).content.decode()
     assert first.count('<span class="badge badge-muted">') == 25
     more = re.search(r'hx-get="([^"]+)"[^>]*>Load more', first).group(1).replace("&amp;", "&")
@@ -119,14 +121,16 @@ def test_load_more_with_htmx_returns_the_next_rows_only(workspace, acme, alice, 
 
 def test_a_malformed_cursor_shows_the_first_page(workspace, acme, alice, carol, retainer, owner_client):
     fill(acme, alice, carol, retainer, days=1)
-    response = owner_client.get(team_url(workspace, "client_timeline", client_id=acme.pk), {"before": "garbage~x~y"})
+    response = owner_client.get(
+        team_url(workspace, "dashboard:client_timeline", client_id=acme.pk), {"before": "garbage~x~y"}
+    )
     assert response.status_code == 200 and "session 0" in response.content.decode()
 
 
 def test_a_page_takes_the_same_number_of_queries_however_long_the_history(
     workspace, acme, alice, carol, retainer, owner_client
 ):
-    url = team_url(workspace, "client_timeline", client_id=acme.pk)
+    url = team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)
     fill(acme, alice, carol, retainer, days=2)
     owner_client.get(url)  # the first visit also saves the session: measure the next ones
     with CaptureQueriesContext(connection) as small:
@@ -143,4 +147,7 @@ def test_a_page_takes_the_same_number_of_queries_however_long_the_history(
 
 
 def test_timeline_of_another_workspace_is_404(workspace, other_workspace, acme, outsider_client):
-    assert outsider_client.get(team_url(other_workspace, "client_timeline", client_id=acme.pk)).status_code == 404
+    assert (
+        outsider_client.get(team_url(other_workspace, "dashboard:client_timeline", client_id=acme.pk)).status_code
+        == 404
+    )

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 
 from billing.models import Invoice, Payment
-from clients.models import Amendment, Client, Message, Retainer, Task
+from clients.models import Amendment, Client, Retainer
+from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
 from renewals.models import Renewal
 

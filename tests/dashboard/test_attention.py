@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from clients.models import Client, Message, Retainer, Task
+from clients.models import Client, Retainer
+from communication.models import Message, Task
 from delivery import services as delivery
 from delivery.models import Period, WorkItem
 from tests import factories

@@ -14,11 +14,10 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from clients import hub
 from clients.models import Amendment, Plan, Retainer
 from delivery import services
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from delivery.views import client_section
+from delivery.selectors import client_section
 from retainers.models import Membership
 from tests.factories import ClientFactory, UserFactory, make_retainer
 
@@ -771,12 +770,11 @@ def render_section(request, client) -> str:
     return render_to_string("delivery/_client_section.html", {"section": client_section(request, client)}, request)
 
 
-def test_delivery_registers_the_retainers_section_on_the_client_page(workspace, alice, retainer):
-    # Only our own entry: sections_for() would also run the other apps' sections.
-    section = hub._sections["retainers"]
-    assert (section.order, section.template, section.context) == (10, "delivery/_client_section.html", client_section)
-    context = section.context(section_request(workspace, alice), retainer.client)
-    assert [r.pk for r in context["retainers"]] == [retainer.pk]
+def test_the_client_page_shows_the_retainers_section_first(workspace, owner_client, retainer):
+    response = owner_client.get(url(workspace, f"clients/{retainer.client_id}/"))
+    sections = [t.name for t in response.templates if t.name.endswith("/_client_section.html")]
+    assert sections[0] == "delivery/_client_section.html"
+    assert [r.pk for r in response.context["retainers_section"]["retainers"]] == [retainer.pk]
 
 
 def test_client_section_shows_balances_recent_work_and_a_quick_add(workspace, alice, retainer):

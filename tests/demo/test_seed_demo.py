@@ -28,9 +28,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import BillingProfile, Invoice, InvoiceLine, Payment
-from clients import communication
 from clients import services as client_services
-from clients.models import Amendment, Client, Contact, Message, Note, Plan, Retainer, Task
+from clients.models import Amendment, Client, Contact, Plan, Retainer
+from communication import services as communication
+from communication.models import Message, Note, Task
 from dashboard import queries as dashboard
 from delivery import services
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem

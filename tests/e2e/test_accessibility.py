@@ -26,9 +26,9 @@ from playwright.sync_api import Page, expect
 
 from billing.models import Invoice, Payment
 from billing.services import record_payment, run_billing
-from clients import communication
 from clients import services as clients
-from clients.models import Note
+from communication import services as communication
+from communication.models import Note
 from delivery import services as delivery
 from renewals import services as renewals
 from retainers import services as workspaces
@@ -171,7 +171,7 @@ ANONYMOUS = {
 CONSULTANT = {
     "dashboard": lambda s: reverse("dashboard", args=[s.slug]),
     "clients": lambda s: reverse("clients:client_list", args=[s.slug]),
-    "client": lambda s: reverse("clients:client_detail", args=[s.slug, s.client_id]),
+    "client": lambda s: reverse("dashboard:client_detail", args=[s.slug, s.client_id]),
     "retainer": lambda s: reverse("delivery:retainer_detail", args=[s.slug, s.retainer_id]),
     "invoices": lambda s: reverse("billing:invoice_list", args=[s.slug]),
     "invoice": lambda s: reverse("billing:invoice_detail", args=[s.slug, s.invoice_id]),

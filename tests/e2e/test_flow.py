@@ -17,7 +17,8 @@ from playwright.sync_api import Page, expect
 
 from billing.models import Invoice
 from billing.services import run_billing
-from clients.models import Client, Message, Retainer
+from clients.models import Client, Retainer
+from communication.models import Message
 from renewals import services as renewals
 from renewals.models import Renewal
 from retainers.models import User, Workspace

@@ -20,15 +20,16 @@ from django.db import connection
 from django.db.models import Q, Sum
 from django.test.utils import CaptureQueriesContext
 
-from billing import payments
+from billing import paylinks
 from billing import services as billing
 from billing.models import Invoice
-from clients.communication import create_note
-from clients.models import Client, Contact, Note, Retainer
+from clients.models import Client, Contact, Retainer
 from clients.services import add_contact
+from communication.models import Note
+from communication.services import create_note
 from delivery import services as delivery
+from delivery.forecast import Forecast, forecast, ordinal, period_name
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from portal.views import Forecast, forecast, ordinal, period_name
 from retainers.models import Workspace
 from tests import factories
 
@@ -412,8 +413,8 @@ def test_overview_shows_what_is_outstanding_with_a_pay_button_each(story, carol_
     assert "Overdue" in listed  # March's was due on 15 March
     for invoice in open_invoices:
         assert invoice.number in listed
-        assert payments.pay_url(invoice) in page.links
-    assert payments.pay_url(story.globex_invoice) not in page.links
+        assert paylinks.pay_url(invoice) in page.links
+    assert paylinks.pay_url(story.globex_invoice) not in page.links
     assert page.text(f"next-invoice-{story.advisory.pk}") == "1 May: about £2,000.00"
 
 
@@ -521,10 +522,10 @@ def test_invoices_show_status_amounts_and_a_pay_button_for_open_ones(story, caro
         text = page.text(f"invoice-{invoice.pk}")
         assert invoice.number in text and f"£{invoice.total_minor / 100:,.2f}" in text
         if invoice.status == "open":
-            assert payments.pay_url(invoice) in page.links
+            assert paylinks.pay_url(invoice) in page.links
             assert ("Overdue" if invoice.due_on < TODAY else "Due") in text
         else:
-            assert "Paid" in text and payments.pay_url(invoice) not in page.links
+            assert "Paid" in text and paylinks.pay_url(invoice) not in page.links
     due = sum(i.balance_minor for i in Invoice.objects.filter(client=story.acme, status="open"))
     assert page.text("outstanding") == f"£{due / 100:,.2f}"
 
@@ -795,7 +796,7 @@ def test_portal_pages_obey_the_strict_csp(story, carol_browser):
 
 def test_projection_extends_the_burn_down_at_the_pace_so_far():
     from delivery import charts
-    from portal.views import projection
+    from delivery.forecast import projection
 
     def chart(available: str, used: dict[int, str]):
         return charts.burndown(

@@ -12,8 +12,9 @@ import time_machine
 from django.db import close_old_connections
 from django.test import Client as Browser
 
-from clients.models import Retainer, Task
+from clients.models import Retainer
 from clients.services import add_contact
+from communication.models import Task
 from renewals import services
 from renewals.models import Renewal
 from retainers.models import Email

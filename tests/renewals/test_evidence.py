@@ -11,7 +11,7 @@ from django.db.models import Sum
 
 from billing import services as billing
 from billing.models import Invoice, Payment
-from clients.models import Note
+from communication.models import Note
 from delivery import services as delivery
 from delivery.models import LedgerEntry, Period, WorkItem
 from renewals import evidence

@@ -101,8 +101,8 @@ def give_every_page_an_object(workspace, client, alice) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from billing import services as billing
-    from clients import communication
     from clients.models import Plan
+    from communication import services as communication
     from delivery import services as delivery
     from renewals import services as renewals
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from billing import payments
+from billing import dunning
 from retainers.runs import parse_as_of
 
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         as_of = parse_as_of(options["as_of"])
-        summary = payments.run_dunning(as_of=as_of, inline=True)
+        summary = dunning.run_dunning(as_of=as_of, inline=True)
         self.stdout.write(
             f"Dunning: {summary.charges} charge(s) retried, {summary.overdue_notices} overdue notice(s), "
             f"{summary.reminders} reminder(s), {summary.paused} retainer(s) paused"

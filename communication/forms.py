@@ -5,25 +5,22 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Q, QuerySet
 
-from clients import communication
-from clients.models import Client, Note, Task
+from clients.models import Client
+from communication import services
+from communication.models import Note
+from delivery.models import WorkItem
 from retainers.models import User, Workspace
 
 RECENT_SESSIONS = 10
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def work_items() -> type:
-    """delivery.WorkItem, reached through the Task.session foreign key (clients cannot import delivery)."""
-    return Task._meta.get_field("session").related_model
-
-
-def recent_sessions(client: Client, *, limit: int = RECENT_SESSIONS, include: int | None = None) -> QuerySet:
+def recent_sessions(client: Client, *, limit: int = RECENT_SESSIONS, include: int | None = None) -> QuerySet[WorkItem]:
     """The client's latest delivered sessions (not reversed or replaced), newest first, in one query.
 
     `include` keeps one more session (the one a task already points at) among the choices.
     """
-    sessions = work_items().objects.filter(workspace_id=client.workspace_id, retainer__client=client, removed_at=None)
+    sessions = WorkItem.objects.filter(workspace_id=client.workspace_id, retainer__client=client, removed_at=None)
     ordering = ("-delivered_on", "-created_at", "-pk")
     wanted = Q(pk__in=sessions.order_by(*ordering).values("pk")[:limit])
     if include is not None:
@@ -56,7 +53,7 @@ def members(workspace: Workspace) -> QuerySet[User]:
 class NoteForm(forms.Form):
     body = forms.CharField(
         label="Note",
-        max_length=communication.MAX_NOTE_LENGTH,
+        max_length=services.MAX_NOTE_LENGTH,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Markdown: **bold**, *italic*, `code`, [link](https://…), lists with - or 1., headings with #.",
     )
@@ -93,17 +90,16 @@ class MessageForm(forms.Form):
     body = forms.CharField(
         label="Message",
         required=False,
-        max_length=communication.MAX_MESSAGE_LENGTH,
+        max_length=services.MAX_MESSAGE_LENGTH,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     attachments = MultipleFileField(
         label="Attachments",
         required=False,
         help_text=(
-            f"Up to {communication.MAX_FILES} files, each at most 5 MB and 10 MB in all: "
-            f"{communication.ALLOWED_DESCRIPTION}."
+            f"Up to {services.MAX_FILES} files, each at most 5 MB and 10 MB in all: {services.ALLOWED_DESCRIPTION}."
         ),
-        widget=MultipleFileInput(attrs={"accept": ",".join(communication.ALLOWED_TYPES)}),
+        widget=MultipleFileInput(attrs={"accept": ",".join(services.ALLOWED_TYPES)}),
     )
 
 
@@ -138,7 +134,7 @@ class TaskForm(forms.Form):
 class FollowUpForm(forms.Form):
     session = SessionChoiceField(label="After the session", queryset=None, empty_label="Choose a session")
     days = forms.IntegerField(
-        label="Follow up in (days)", min_value=1, max_value=communication.MAX_FOLLOW_UP_DAYS, initial=7
+        label="Follow up in (days)", min_value=1, max_value=services.MAX_FOLLOW_UP_DAYS, initial=7
     )
 
     def __init__(self, *args: object, client: Client, **kwargs: object) -> None:

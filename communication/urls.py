@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clients import communication_views as views
+from communication import views
 
 app_name = "communication"
 
@@ -20,5 +20,4 @@ urlpatterns = [
     path("tasks/<int:task_id>/delete/", views.task_delete, name="task_delete"),
     path("clients/<int:client_id>/follow-up/", views.follow_up_create, name="follow_up_create"),
     path("clients/<int:client_id>/check-in/", views.checkin_update, name="checkin_update"),
-    path("clients/<int:client_id>/timeline/", views.client_timeline, name="client_timeline"),
 ]

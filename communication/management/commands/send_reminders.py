@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from delivery import reminders
+from communication import reminders
 
 
 def parse_as_of(value: str) -> date | datetime:

@@ -1,11 +1,11 @@
-"""Celery tasks of delivery: thin wrappers that take ids and call one function each."""
+"""Celery tasks of communication: thin wrappers that take ids and call one function each."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.utils import timezone
 
-from delivery import reminders
+from communication import reminders
 from retainers.models import Workspace
 
 

@@ -1,8 +1,8 @@
-"""Views of communication: notes, the message thread, follow-up tasks and the client's timeline.
+"""Views of communication: notes, the message thread and follow-up tasks.
 
-The client page shows the "Communication" section (registered with clients.hub in
-ClientsConfig.ready()); its small forms post here with htmx and get the section back, or,
-without htmx, are redirected to the client page.
+The client page (dashboard) shows the "Communication" section (communication.selectors); its
+small forms post here with htmx and get the section back, or, without htmx, are redirected to
+the client page.
 """
 
 from __future__ import annotations
@@ -10,34 +10,31 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clients import communication, timeline
-from clients.communication_forms import (
+from clients.models import Client
+from communication import services
+from communication.files import attachment_response
+from communication.forms import (
     CheckInForm,
     FollowUpForm,
     MessageForm,
     NoteForm,
     TaskFilterForm,
     TaskForm,
-    recent_sessions,
 )
-from clients.markdown import render_markdown
-from clients.models import Attachment, Client, Message, Note, Task
+from communication.markdown import render_markdown
+from communication.models import Attachment, Note, Task
+from communication.selectors import client_section, thread_messages, with_html
 from retainers.http import WorkspaceRequest, workspace_view
 
 PER_PAGE = 25
-SECTION_NOTES = 5
-SECTION_MESSAGES = 3
-SECTION_TASKS = 10
 SECTION_TEMPLATE = "communication/_client_section.html"
 
 
@@ -47,7 +44,7 @@ def _client(request: WorkspaceRequest, client_id: int) -> Client:
 
 def _client_url(request: WorkspaceRequest, client: Client | int) -> str:
     client_id = client if isinstance(client, int) else client.pk
-    url = reverse("clients:client_detail", kwargs={"workspace_slug": request.workspace.slug, "client_id": client_id})
+    url = reverse("dashboard:client_detail", kwargs={"workspace_slug": request.workspace.slug, "client_id": client_id})
     return url + "#client-communication"
 
 
@@ -61,75 +58,6 @@ def _next_url(request: WorkspaceRequest, default: str) -> str:
 def _from_section(request: WorkspaceRequest) -> bool:
     """An htmx post from the client page's section: answer with the section, not a redirect."""
     return bool(request.htmx) and request.POST.get("origin") == "client"
-
-
-def with_html(notes: list[Note]) -> list[Note]:
-    for note in notes:
-        note.html = render_markdown(note.body)
-    return notes
-
-
-# --- The client page's section ------------------------------------------------------------
-
-
-def client_section(
-    request: WorkspaceRequest,
-    client: Client,
-    *,
-    note_form: NoteForm | None = None,
-    task_form: TaskForm | None = None,
-    follow_up_form: FollowUpForm | None = None,
-    checkin_form: CheckInForm | None = None,
-    notice: str = "",
-) -> dict[str, object]:
-    """Notes, the thread's summary, open tasks and the forms: a fixed number of queries."""
-    workspace = request.workspace
-    notes = list(
-        Note.objects.for_workspace(workspace)
-        .filter(client=client)
-        .select_related("author", "session")
-        .order_by("-created_at", "-pk")[: SECTION_NOTES + 1]
-    )
-    last_messages = list(
-        Message.objects.for_workspace(workspace)
-        .filter(client=client)
-        .select_related("sent_by_user", "sent_by_contact")
-        .order_by("-created_at", "-pk")[:SECTION_MESSAGES]
-    )
-    tasks = list(
-        Task.objects.for_workspace(workspace)
-        .filter(client=client, status=Task.Status.OPEN)
-        .select_related("assignee", "session")
-        .order_by("due_at", "pk")[: SECTION_TASKS + 1]
-    )
-    now = timezone.now()
-    for task in tasks:
-        task.overdue = task.due_at < now
-    default_due = datetime.combine(workspace.today() + timedelta(days=7), time(9), tzinfo=workspace.tzinfo)
-    note_form = note_form or NoteForm(client=client, prefix="note")
-    task_form = task_form or TaskForm(
-        workspace=workspace, client=client, prefix="task", initial={"due_at": default_due, "assignee": request.user}
-    )
-    follow_up_form = follow_up_form or FollowUpForm(client=client, prefix="follow")
-    sessions = list(recent_sessions(client))  # one query for the three forms that offer sessions
-    for form in (note_form, task_form, follow_up_form):
-        form.fields["session"].show_sessions(sessions)
-    return {
-        "client": client,
-        "notes": with_html(notes[:SECTION_NOTES]),
-        "more_notes": len(notes) > SECTION_NOTES,
-        "unread": communication.unread_by_team(workspace).filter(client=client).count(),
-        "last_messages": last_messages[::-1],
-        "tasks": tasks[:SECTION_TASKS],
-        "more_tasks": len(tasks) > SECTION_TASKS,
-        "note_form": note_form,
-        "task_form": task_form,
-        "follow_up_form": follow_up_form,
-        "has_sessions": bool(sessions),
-        "checkin_form": checkin_form
-        or CheckInForm(prefix="checkin", initial={"checkin_every_days": client.checkin_every_days}),
-        "notice": notice,
-    }
 
 
 def _section_response(request: WorkspaceRequest, client: Client, **forms_and_notice: object) -> HttpResponse:
@@ -153,14 +81,14 @@ def note_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = NoteForm(request.POST if request.method == "POST" else None, client=client, prefix="note")
     if request.method == "POST" and form.is_valid():
         try:
-            communication.create_note(
+            services.create_note(
                 client=client,
                 author=request.user,
                 body=form.cleaned_data["body"],
                 visibility=form.cleaned_data["visibility"],
                 session=form.cleaned_data.get("session"),
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             shared = form.cleaned_data["visibility"] == Note.Visibility.SHARED
@@ -182,13 +110,13 @@ def note_edit(request: WorkspaceRequest, note_id: int) -> HttpResponse:
     form = NoteForm(request.POST if request.method == "POST" else None, client=note.client, note=note, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            communication.update_note(
+            services.update_note(
                 note=note,
                 actor=request.user,
                 body=form.cleaned_data["body"],
                 visibility=form.cleaned_data["visibility"],
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, "Note saved.")
@@ -212,8 +140,8 @@ def note_edit(request: WorkspaceRequest, note_id: int) -> HttpResponse:
 def note_delete(request: WorkspaceRequest, note_id: int) -> HttpResponse:
     note = _note(request, note_id)
     try:
-        communication.delete_note(note=note, actor=request.user)
-    except communication.CommunicationError as exc:
+        services.delete_note(note=note, actor=request.user)
+    except services.CommunicationError as exc:
         messages.error(request, str(exc))
         return redirect("communication:note_edit", workspace_slug=request.workspace.slug, note_id=note.pk)
     messages.success(request, "Note deleted.")
@@ -238,17 +166,6 @@ def note_list(request: WorkspaceRequest, client_id: int) -> HttpResponse:
 # --- Messages -----------------------------------------------------------------------------
 
 
-def thread_messages(workspace: object, client: Client) -> list[Message]:
-    """The whole thread, oldest first, with senders and attachments: two queries."""
-    return list(
-        Message.objects.for_workspace(workspace)
-        .filter(client=client)
-        .select_related("sent_by_user", "sent_by_contact")
-        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
-        .order_by("created_at", "pk")
-    )
-
-
 @require_http_methods(["GET", "POST"])
 @workspace_view
 def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
@@ -257,13 +174,13 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                message = communication.send_team_message(
+                message = services.send_team_message(
                     client=client,
                     author=request.user,
                     body=form.cleaned_data["body"],
                     files=form.cleaned_data["attachments"],
                 )
-            except communication.CommunicationError as exc:
+            except services.CommunicationError as exc:
                 form.add_error(exc.field, str(exc))
             else:
                 messages.success(request, "Message sent.")
@@ -277,7 +194,7 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
         message.new = message.from_client and message.read_by_team_at is None
     if request.method == "GET":
         # Opening the thread reads the client's messages (the portal side has its own mark).
-        communication.mark_read_by_team(client=client)
+        services.mark_read_by_team(client=client)
     context = {
         "client": client,
         "form": form,
@@ -285,19 +202,6 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
         "has_portal_contacts": client.contacts.filter(portal_access=True).exists(),
     }
     return render(request, "communication/message_thread.html", context)
-
-
-def attachment_response(attachment: Attachment) -> FileResponse:
-    """The file as a download under its original name, never shown inline."""
-    try:
-        handle = default_storage.open(attachment.file.name, "rb")
-    except FileNotFoundError:
-        raise Http404("The file is gone") from None
-    response = FileResponse(
-        handle, as_attachment=True, filename=attachment.filename, content_type=attachment.content_type
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
 @require_GET
@@ -368,7 +272,7 @@ def _create_task(request: WorkspaceRequest, client: Client | None) -> HttpRespon
     if request.method == "POST" and form.is_valid():
         target = client or form.cleaned_data["client"]
         try:
-            task = communication.create_task(
+            task = services.create_task(
                 client=target,
                 title=form.cleaned_data["title"],
                 due_at=form.cleaned_data["due_at"],
@@ -376,7 +280,7 @@ def _create_task(request: WorkspaceRequest, client: Client | None) -> HttpRespon
                 session=form.cleaned_data.get("session"),
                 actor=request.user,
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             notice = f"Task “{task.title}” added."
@@ -414,7 +318,7 @@ def task_edit(request: WorkspaceRequest, task_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            communication.update_task(
+            services.update_task(
                 task=task,
                 title=form.cleaned_data["title"],
                 due_at=form.cleaned_data["due_at"],
@@ -422,7 +326,7 @@ def task_edit(request: WorkspaceRequest, task_id: int) -> HttpResponse:
                 session=form.cleaned_data.get("session"),
                 actor=request.user,
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             messages.success(request, "Task saved.")
@@ -440,19 +344,19 @@ def _task_action(request: WorkspaceRequest, task_id: int, action, notice: str) -
 @require_POST
 @workspace_view
 def task_complete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.complete_task, "“{title}” is done.")
+    return _task_action(request, task_id, services.complete_task, "“{title}” is done.")
 
 
 @require_POST
 @workspace_view
 def task_reopen(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.reopen_task, "“{title}” is open again.")
+    return _task_action(request, task_id, services.reopen_task, "“{title}” is open again.")
 
 
 @require_POST
 @workspace_view
 def task_delete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
-    return _task_action(request, task_id, communication.delete_task, "“{title}” was deleted.")
+    return _task_action(request, task_id, services.delete_task, "“{title}” was deleted.")
 
 
 @require_POST
@@ -463,10 +367,10 @@ def follow_up_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = FollowUpForm(request.POST, client=client, prefix="follow")
     if form.is_valid():
         try:
-            task = communication.suggest_follow_up(
+            task = services.suggest_follow_up(
                 session=form.cleaned_data["session"], days=form.cleaned_data["days"], actor=request.user
             )
-        except communication.CommunicationError as exc:
+        except services.CommunicationError as exc:
             form.add_error(exc.field, str(exc))
         else:
             due = timezone.localtime(task.due_at)
@@ -485,7 +389,7 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = CheckInForm(request.POST, prefix="checkin")
     if form.is_valid():
         days = form.cleaned_data["checkin_every_days"]
-        communication.set_checkin_cadence(client=client, every_days=days)
+        services.set_checkin_cadence(client=client, every_days=days)
         notice = "Check-ins are off."
         if days:
             notice = f"Check-ins every {days} day{'s' if days != 1 else ''} without contact."
@@ -495,111 +399,3 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     for error in form.errors.values():
         messages.error(request, " ".join(error))
     return redirect(_client_url(request, client))
-
-
-# --- Timeline -----------------------------------------------------------------------------
-
-
-@require_GET
-@workspace_view
-def client_timeline(request: WorkspaceRequest, client_id: int) -> HttpResponse:
-    """Everything that happened with the client, newest first; "Load more" fetches the next page with htmx."""
-    client = _client(request, client_id)
-    choices = timeline.kind_choices()
-    known = {kind for kind, _ in choices}
-    kinds = [kind for kind in request.GET.getlist("kind") if kind in known]
-    before = timeline.Cursor.decode(request.GET.get("before"))
-    result = timeline.page(request, client, kinds=kinds or None, before=before)
-    context = {
-        "client": client,
-        "choices": choices,
-        "kinds": kinds,
-        "events": result.events,
-        "next_cursor": result.next_cursor.encode() if result.next_cursor else "",
-        "paged": bool(request.GET.get("before")),
-    }
-    template = "communication/timeline.html"
-    if request.htmx and not request.htmx.boosted:
-        template += "#timeline-page"
-    return render(request, template, context)
-
-
-# --- Timeline providers of this app (registered in ClientsConfig.ready()) -------------------
-
-
-def _excerpt(text: str, length: int = 140) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
-
-
-def note_events(
-    request: WorkspaceRequest, client: Client, kinds: frozenset[str], before: timeline.Cursor | None, limit: int
-) -> list[timeline.Event]:
-    notes = Note.objects.for_workspace(request.workspace).filter(client=client).select_related("author")
-    if before is not None:
-        notes = notes.filter(before.q("note", "created_at"))
-    slug = request.workspace.slug
-    return [
-        timeline.Event(
-            at=note.created_at,
-            kind="note",
-            title=("Shared note" if note.visibility == Note.Visibility.SHARED else "Private note")
-            + (f" by {note.author.get_full_name()}" if note.author else ""),
-            url=reverse("communication:note_edit", kwargs={"workspace_slug": slug, "note_id": note.pk}),
-            detail=_excerpt(note.body),
-            pk=note.pk,
-        )
-        for note in notes.order_by("-created_at", "-pk")[:limit]
-    ]
-
-
-def message_events(
-    request: WorkspaceRequest, client: Client, kinds: frozenset[str], before: timeline.Cursor | None, limit: int
-) -> list[timeline.Event]:
-    thread = Message.objects.for_workspace(request.workspace).filter(client=client)
-    if before is not None:
-        thread = thread.filter(before.q("message", "created_at"))
-    url = reverse(
-        "communication:message_thread", kwargs={"workspace_slug": request.workspace.slug, "client_id": client.pk}
-    )
-    events = []
-    for message in thread.select_related("sent_by_user", "sent_by_contact").order_by("-created_at", "-pk")[:limit]:
-        if message.sent_by_contact is not None:
-            sender = message.sent_by_contact.name
-        else:
-            sender = message.sent_by_user.get_full_name() if message.sent_by_user else request.workspace.name
-        events.append(
-            timeline.Event(
-                at=message.created_at,
-                kind="message",
-                title=f"Message from {sender}",
-                url=f"{url}#message-{message.pk}",
-                detail=_excerpt(message.body) or "(attachments)",
-                pk=message.pk,
-            )
-        )
-    return events
-
-
-def task_events(
-    request: WorkspaceRequest, client: Client, kinds: frozenset[str], before: timeline.Cursor | None, limit: int
-) -> list[timeline.Event]:
-    tasks = Task.objects.for_workspace(request.workspace).filter(client=client).select_related("assignee")
-    if before is not None:
-        tasks = tasks.filter(before.q("task", "created_at"))
-    slug = request.workspace.slug
-    events = []
-    for task in tasks.order_by("-created_at", "-pk")[:limit]:
-        state = "done" if task.status == Task.Status.DONE else f"due {timezone.localtime(task.due_at):%d %b %Y, %H:%M}"
-        who = f" · {task.assignee.get_full_name()}" if task.assignee else ""
-        events.append(
-            timeline.Event(
-                at=task.created_at,
-                kind="task",
-                title=f"Task: {task.title}",
-                url=reverse("communication:task_edit", kwargs={"workspace_slug": slug, "task_id": task.pk}),
-                detail=f"{task.get_source_display()} · {state}{who}",
-                pk=task.pk,
-            )
-        )
-    return events

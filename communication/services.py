@@ -1,8 +1,6 @@
 """Workflows of communication: notes, the message thread and its attachments, follow-up tasks.
 
-Notes and tasks may point at a delivered session (delivery.WorkItem). `clients` cannot
-import delivery, so sessions are passed in as model instances and only their columns
-(`workspace_id`, `retainer_id`, `delivered_on`, `description`, `delivered_by_id`) are read.
+Notes and tasks may point at a delivered session (a delivery.WorkItem), tasks also at a renewal.
 """
 
 from __future__ import annotations
@@ -22,11 +20,12 @@ from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from clients.models import Attachment, Client, Contact, Message, Note, NoteRevision, Retainer, Task
+from clients.models import Client, Contact, Retainer
+from communication.models import Attachment, Message, Note, NoteRevision, Task
+from delivery.models import WorkItem
+from renewals.models import Renewal
 from retainers.models import Membership, User, Workspace
 from retainers.outbox import queue_email
-
-type Session = models.Model  # a delivery.WorkItem; see the module docstring
 
 
 class CommunicationError(Exception):
@@ -37,7 +36,7 @@ class CommunicationError(Exception):
         self.field = field
 
 
-def _check_session(client: Client, session: Session | None) -> None:
+def _check_session(client: Client, session: WorkItem | None) -> None:
     if session is None:
         return
     same_client = Retainer.objects.filter(
@@ -74,7 +73,7 @@ def note_was_shared(note: Note) -> bool:
 
 @transaction.atomic
 def create_note(
-    *, client: Client, author: User | None, body: str, visibility: str, session: Session | None = None
+    *, client: Client, author: User | None, body: str, visibility: str, session: WorkItem | None = None
 ) -> Note:
     """Add a note on the client, or on one of its sessions."""
     _check_session(client, session)
@@ -416,8 +415,8 @@ def create_task(
     due_at: datetime,
     actor: User | None,
     assignee: User | None = None,
-    session: Session | None = None,
-    renewal: models.Model | None = None,
+    session: WorkItem | None = None,
+    renewal: Renewal | None = None,
     source: str = Task.Source.MANUAL,
 ) -> Task:
     """Add an open follow-up for the client, optionally linked to a session or a renewal."""
@@ -446,7 +445,7 @@ def update_task(
     due_at: datetime,
     assignee: User | None,
     actor: User | None,
-    session: Session | None = None,
+    session: WorkItem | None = None,
 ) -> Task:
     """Change a task. A new due time (or assignee) arms its reminder again."""
     task = Task.objects.select_for_update().select_related("client").get(pk=task.pk)
@@ -486,7 +485,7 @@ def delete_task(*, task: Task, actor: User | None) -> None:
 
 
 @transaction.atomic
-def suggest_follow_up(*, session: Session, days: int, actor: User | None) -> Task:
+def suggest_follow_up(*, session: WorkItem, days: int, actor: User | None) -> Task:
     """Open a follow-up `days` after a delivered session, due at 9:00 local time.
 
     Idempotent per session: while a follow-up of that session is open, it is returned

@@ -1,0 +1,193 @@
+"""Dunning: failed automatic charges retried on the workspace's schedule, overdue notices and
+reminders, and retainers paused on unpaid invoices. The daily run (`manage.py run_dunning`,
+beat) does both, idempotently and catching up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import stripe_api
+from billing.charges import STALE_PENDING_AFTER, charge_invoice
+from billing.models import BillingProfile, Invoice, Payment
+from billing.notices import invoice_context, pdf_attachment, tell_overdue
+from billing.paylinks import client_email
+from billing.services import profile_for
+from clients.models import Retainer
+from delivery import services as delivery
+from retainers.models import Email
+from retainers.outbox import queue_email
+from retainers.services import consultant_recipients
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DunningSummary:
+    charges: int = 0
+    overdue_notices: int = 0
+    reminders: int = 0
+    paused: int = 0
+    errors: int = 0
+
+
+def due_charge_ids(as_of: date | None = None) -> list[int]:
+    """Open auto-charge invoices whose retry date has come in their workspace (or as of `as_of`),
+    and those whose charge has been in flight so long that its task must have died."""
+    horizon = as_of or (timezone.now().date() + timedelta(days=1))  # no workspace is further ahead than UTC+14h
+    stale = Payment.objects.filter(
+        method=Payment.Method.CARD,
+        status=Payment.Status.PENDING,
+        created_at__lt=timezone.now() - STALE_PENDING_AFTER,
+    ).values("invoice_id")
+    candidates = (
+        Invoice.objects.filter(status=Invoice.Status.OPEN, auto_charge=True)
+        .filter(Q(next_charge_on__lte=horizon) | Q(pk__in=stale))
+        .select_related("workspace")
+        .order_by("pk")
+    )
+    return [
+        invoice.pk
+        for invoice in candidates
+        if invoice.next_charge_on is None or invoice.next_charge_on <= (as_of or invoice.workspace.today())
+    ]
+
+
+def retry_due_charges(as_of: date | None = None) -> DunningSummary:
+    """Retry every charge that is due, in this process. Idempotent: a retry done is not due again."""
+    summary = DunningSummary()
+    for invoice_id in due_charge_ids(as_of):
+        try:
+            retry_charge(invoice_id, as_of=as_of)
+            summary.charges += 1
+        except stripe_api.StripeUnavailable:
+            log.warning("dunning: Stripe unavailable for invoice %s; the next run retries", invoice_id)
+            summary.errors += 1
+    return summary
+
+
+def retry_charge(invoice_id: int, *, as_of: date | None = None) -> None:
+    invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
+    if not charge_invoice(invoice, as_of=as_of):
+        # The card can no longer be charged (removed, Stripe disconnected): stop retrying.
+        Invoice.objects.filter(pk=invoice_id).update(next_charge_on=None)
+
+
+def send_overdue_reminders(as_of: date | None = None) -> DunningSummary:
+    """Tell both sides once when an invoice is overdue, remind the client on the workspace's
+    offsets (days after due, each once), and pause retainers set to pause on unpaid invoices.
+
+    Idempotent and catching up: each notice is claimed with a conditional UPDATE and keyed in
+    the outbox. After downtime, only the latest reminder that came due is sent (the ones it
+    replaces are not sent late).
+    """
+    summary = DunningSummary()
+    horizon = as_of or (timezone.now().date() + timedelta(days=1))  # no workspace is further ahead than UTC+14h
+    overdue = (
+        Invoice.objects.filter(status=Invoice.Status.OPEN, due_on__lt=horizon)
+        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
+        .select_related("workspace", "client", "retainer")
+        .order_by("workspace_id", "pk")
+    )
+    profiles: dict[int, BillingProfile] = {}
+    for invoice in overdue.iterator(chunk_size=500):
+        today = as_of or invoice.workspace.today()
+        if not invoice.is_overdue(on=today):
+            continue
+        if invoice.workspace_id not in profiles:
+            profiles[invoice.workspace_id] = profile_for(invoice.workspace)
+        profile = profiles[invoice.workspace_id]
+        if invoice.overdue_notified_at is None:
+            with transaction.atomic():
+                summary.overdue_notices += tell_overdue(invoice, today=today)
+        summary.reminders += _send_reminder(invoice, profile=profile, today=today)
+        if _pause_for_unpaid(invoice, today=today):
+            summary.paused += 1
+    return summary
+
+
+def _send_reminder(invoice: Invoice, *, profile: BillingProfile, today: date) -> bool:
+    offsets = sorted({int(days) for days in profile.reminder_offsets or [] if int(days) > 0})
+    came_due = [days for days in offsets if invoice.due_on + timedelta(days=days) <= today]
+    if len(came_due) <= invoice.reminders_sent:
+        return False
+    with transaction.atomic():
+        # Claim: one run moves the counter; a concurrent run's UPDATE matches nothing.
+        claimed = Invoice.objects.filter(pk=invoice.pk, reminders_sent=invoice.reminders_sent).update(
+            reminders_sent=len(came_due)
+        )
+        to = client_email(invoice)
+        if not claimed or not to:
+            return False
+        queue_email(
+            to=to,
+            template="invoice_overdue",
+            context={
+                **invoice_context(invoice),
+                "days_overdue": (today - invoice.due_on).days,
+                "is_overdue": True,
+                "reminder": True,
+            },
+            sender_name=invoice.workspace.name,
+            key=f"invoice-{invoice.pk}-reminder-{came_due[-1]}",
+            attachments=pdf_attachment(invoice),
+        )
+    return True
+
+
+def _pause_for_unpaid(invoice: Invoice, *, today: date) -> bool:
+    """Pause the invoice's retainer once when the invoice is its `pause_after_unpaid_days` overdue.
+
+    Once per invoice: the notice to the consultant is the record that it was done, so resuming
+    the retainer by hand is not undone by the next run.
+    """
+    retainer = invoice.retainer
+    if (
+        retainer is None
+        or retainer.pause_after_unpaid_days is None
+        or retainer.status != Retainer.Status.ACTIVE
+        or invoice.due_on + timedelta(days=retainer.pause_after_unpaid_days) > today
+    ):
+        return False
+    marker = f"invoice-{invoice.pk}-paused"
+    with transaction.atomic():
+        if Email.objects.filter(key__startswith=marker + "-").exists():
+            return False
+        try:
+            retainer = delivery.pause_retainer(retainer=retainer, on=today)
+        except delivery.DeliveryError:
+            return False  # paused or ended meanwhile
+        context = {**invoice_context(invoice), "retainer": retainer, "days_overdue": (today - invoice.due_on).days}
+        for user_id, email in consultant_recipients(invoice.workspace_id):
+            queue_email(
+                to=email,
+                template="retainer_paused",
+                context=context,
+                key=f"{marker}-{user_id}",
+            )
+    return True
+
+
+def run_dunning(*, as_of: date | None = None, inline: bool = False) -> DunningSummary:
+    """The daily dunning run: charge retries (inline, or one task each) and the overdue notices."""
+    from billing import tasks
+
+    summary = DunningSummary()
+    if inline:
+        summary = retry_due_charges(as_of)
+    else:
+        for invoice_id in due_charge_ids(as_of):
+            tasks.retry_charge.delay(invoice_id, as_of.isoformat() if as_of else None)
+            summary.charges += 1
+    notices = send_overdue_reminders(as_of)
+    summary.overdue_notices, summary.reminders, summary.paused = (
+        notices.overdue_notices,
+        notices.reminders,
+        notices.paused,
+    )
+    return summary

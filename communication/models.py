@@ -1,0 +1,138 @@
+"""Communication with a client: notes (with their revisions), the message thread and its
+attachments, and follow-up tasks.
+
+The tables kept the names they had when these models lived in `clients` (`clients_note` and so
+on): the move to this app changed no data (see migrations clients 0006 and communication 0001).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from clients.models import Client, Contact
+from delivery.models import WorkItem
+from renewals.models import Renewal
+from retainers.models import WorkspaceOwned
+
+
+class Note(WorkspaceOwned):
+    """A note on a client, or on one delivered session. Shared notes are seen by the client in the portal."""
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private (team only)"
+        SHARED = "shared", "Shared with the client"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="notes")
+    session = models.ForeignKey(WorkItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    body = models.TextField(help_text="Markdown.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_note"
+        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx")]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+
+class NoteRevision(WorkspaceOwned):
+    """The text a shared note had before an edit: what the client saw stays on record."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="revisions")
+    body = models.TextField()
+    visibility = models.CharField(max_length=8, choices=Note.Visibility.choices)
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    edited_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_noterevision"
+
+
+class Message(WorkspaceOwned):
+    """One message in the thread between a workspace and a client's contacts."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="messages")
+    body = models.TextField()
+    sent_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A team member; empty when a contact wrote it.",
+    )
+    sent_by_contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    read_by_team_at = models.DateTimeField(null=True, blank=True)
+    read_by_client_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_message"
+        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx")]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+    @property
+    def from_client(self) -> bool:
+        return self.sent_by_contact_id is not None
+
+
+class Attachment(WorkspaceOwned):
+    """A file sent with a message, kept in Django's storage and served only to those who may see it."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="attachments/")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_attachment"
+
+
+class Task(WorkspaceOwned):
+    """A follow-up: made by hand, suggested after a session, or opened by a client's check-in cadence."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Added by hand"
+        SESSION = "session", "After a session"
+        CHECK_IN = "check_in", "Check-in due"
+        RENEWAL = "renewal", "Renewal"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(max_length=200)
+    due_at = models.DateTimeField()
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    session = models.ForeignKey(WorkItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks")
+    renewal = models.ForeignKey(Renewal, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_task"
+        indexes = [
+            models.Index(fields=["workspace", "status", "due_at"], name="task_due_idx"),
+            models.Index(fields=["workspace", "client", "status"], name="task_client_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

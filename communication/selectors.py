@@ -1,0 +1,99 @@
+"""Communication's read-models: notes with their Markdown rendered, the message thread, and the
+client page's "Communication" section (its forms post to communication.views, which answer
+htmx with this section again)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from clients.models import Client
+from communication import services
+from communication.forms import CheckInForm, FollowUpForm, NoteForm, TaskForm, recent_sessions
+from communication.markdown import render_markdown
+from communication.models import Attachment, Message, Note, Task
+from retainers.http import WorkspaceRequest
+from retainers.models import Workspace
+
+SECTION_NOTES = 5
+SECTION_MESSAGES = 3
+SECTION_TASKS = 10
+
+
+def with_html(notes: list[Note]) -> list[Note]:
+    for note in notes:
+        note.html = render_markdown(note.body)
+    return notes
+
+
+def thread_messages(workspace: Workspace, client: Client) -> list[Message]:
+    """The whole thread, oldest first, with senders and attachments: two queries."""
+    return list(
+        Message.objects.for_workspace(workspace)
+        .filter(client=client)
+        .select_related("sent_by_user", "sent_by_contact")
+        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
+        .order_by("created_at", "pk")
+    )
+
+
+def client_section(
+    request: WorkspaceRequest,
+    client: Client,
+    *,
+    note_form: NoteForm | None = None,
+    task_form: TaskForm | None = None,
+    follow_up_form: FollowUpForm | None = None,
+    checkin_form: CheckInForm | None = None,
+    notice: str = "",
+) -> dict[str, object]:
+    """Notes, the thread's summary, open tasks and the forms: a fixed number of queries."""
+    workspace = request.workspace
+    notes = list(
+        Note.objects.for_workspace(workspace)
+        .filter(client=client)
+        .select_related("author", "session")
+        .order_by("-created_at", "-pk")[: SECTION_NOTES + 1]
+    )
+    last_messages = list(
+        Message.objects.for_workspace(workspace)
+        .filter(client=client)
+        .select_related("sent_by_user", "sent_by_contact")
+        .order_by("-created_at", "-pk")[:SECTION_MESSAGES]
+    )
+    tasks = list(
+        Task.objects.for_workspace(workspace)
+        .filter(client=client, status=Task.Status.OPEN)
+        .select_related("assignee", "session")
+        .order_by("due_at", "pk")[: SECTION_TASKS + 1]
+    )
+    now = timezone.now()
+    for task in tasks:
+        task.overdue = task.due_at < now
+    default_due = datetime.combine(workspace.today() + timedelta(days=7), time(9), tzinfo=workspace.tzinfo)
+    note_form = note_form or NoteForm(client=client, prefix="note")
+    task_form = task_form or TaskForm(
+        workspace=workspace, client=client, prefix="task", initial={"due_at": default_due, "assignee": request.user}
+    )
+    follow_up_form = follow_up_form or FollowUpForm(client=client, prefix="follow")
+    sessions = list(recent_sessions(client))  # one query for the three forms that offer sessions
+    for form in (note_form, task_form, follow_up_form):
+        form.fields["session"].show_sessions(sessions)
+    return {
+        "client": client,
+        "notes": with_html(notes[:SECTION_NOTES]),
+        "more_notes": len(notes) > SECTION_NOTES,
+        "unread": services.unread_by_team(workspace).filter(client=client).count(),
+        "last_messages": last_messages[::-1],
+        "tasks": tasks[:SECTION_TASKS],
+        "more_tasks": len(tasks) > SECTION_TASKS,
+        "note_form": note_form,
+        "task_form": task_form,
+        "follow_up_form": follow_up_form,
+        "has_sessions": bool(sessions),
+        "checkin_form": checkin_form
+        or CheckInForm(prefix="checkin", initial={"checkin_every_days": client.checkin_every_days}),
+        "notice": notice,
+    }

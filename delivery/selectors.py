@@ -1,0 +1,66 @@
+"""Delivery's read-models for pages other apps compose: the client page's "Retainers" section."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
+
+from clients.models import Client, Retainer
+from delivery.forms import QuickAddForm
+from delivery.models import Period, WorkItem
+from retainers.http import WorkspaceRequest
+
+RECENT_DELIVERIES = 10
+
+
+def client_section(
+    request: WorkspaceRequest,
+    client: Client,
+    *,
+    form: QuickAddForm | None = None,
+    saved: str | None = None,
+    next_url: str | None = None,
+) -> dict[str, object]:
+    """The client page's "Retainers" section: a fixed number of queries however much data there is."""
+    workspace = request.workspace
+    open_period = Period.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), status=Period.Status.OPEN)
+    retainers = list(
+        Retainer.objects.for_workspace(workspace)
+        .filter(client=client)
+        .annotate(
+            period_end_on=Subquery(open_period.values("end_on")[:1]),
+            ended_last=Case(
+                When(status=Retainer.Status.ENDED, then=Value(1)), default=Value(0), output_field=IntegerField()
+            ),
+        )
+        .order_by("ended_last", "-starts_on", "-pk")
+    )
+    today = workspace.today()
+    for retainer in retainers:
+        retainer.days_left = max((retainer.period_end_on - today).days, 0) if retainer.period_end_on else None
+        utilization = retainer.utilization
+        retainer.utilization_pct = int(utilization * 100 + Decimal("0.5")) if utilization is not None else None
+        retainer.unit_label = retainer.get_unit_display().lower()
+    recent = list(
+        WorkItem.objects.for_workspace(workspace)
+        .filter(retainer__client=client, removed_at=None)
+        .select_related("retainer", "delivered_by")
+        .order_by("-delivered_on", "-created_at", "-pk")[:RECENT_DELIVERIES]
+    )
+    active = [r for r in retainers if r.status == Retainer.Status.ACTIVE]
+    if form is None and active:
+        live = Retainer.objects.for_workspace(workspace).filter(client=client).live()
+        form = QuickAddForm(retainers=live, today=today)
+        if len(active) == 1:
+            form.fields["retainer"].initial = active[0].pk
+        if saved:
+            form.set_focus("retainer")
+    return {
+        "client": client,
+        "retainers": retainers,
+        "recent": recent,
+        "form": form,
+        "saved": saved,
+        "next_url": next_url or request.get_full_path(),
+    }
