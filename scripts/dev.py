@@ -210,7 +210,7 @@ def ensure_database(url: str) -> None:
             return
     except psycopg.Error as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    name = conninfo_to_dict(url).get("dbname")
+    name = str(conninfo_to_dict(url).get("dbname") or "")
     try:
         with pg_connect(conninfo=url, dbname="postgres") as conn:
             if not name or conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
@@ -414,6 +414,7 @@ class Supervisor:
         threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None  # start() opens every child with stdout=PIPE
         for line in proc.stdout:
             self.say(name, line.rstrip("\n"))
 
