@@ -34,7 +34,7 @@ def mailer_from_url(url: str) -> dict[str, object]:
         "smtp": "django.core.mail.backends.smtp.EmailBackend",
         "smtp+tls": "django.core.mail.backends.smtp.EmailBackend",
         "smtps": "django.core.mail.backends.smtp.EmailBackend",
-        "console": "django.core.mail.backends.console.EmailBackend",
+        "console": "retainers.console_email.EmailBackend",  # short readable blocks, not MIME
         "locmem": "django.core.mail.backends.locmem.EmailBackend",
     }
     if parts.scheme not in backends:
