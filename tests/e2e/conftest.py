@@ -133,6 +133,7 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
         "DJANGO_SETTINGS_MODULE": "retainers.settings",
         "DATABASE_URL": _database_url(db),
         "REDIS_URL": broker_url,
+        "CELERY_BROKER_URL": broker_url,  # not the memory:// every other test process has (tests/conftest.py)
         "E2E_CELERY_QUEUE": queue,
         "EMAIL_URL": "console://",  # the tests read emails from the outbox table
         "SITE_URL": app_server.url,
