@@ -161,7 +161,8 @@ PAGE_CACHE_SECONDS = int(os.environ.get("PAGE_CACHE_SECONDS", "600"))
 # --- Celery (no result backend; the beat schedule lives here, not in the database) ---
 
 # Its own variable, defaulting to REDIS_URL: test runs give every process a broker of its own
-# (tests/conftest.py), so nothing they queue reaches a developer's worker.
+# (tests/conftest.py), so nothing they queue reaches a developer's worker. (Celery itself also
+# prefers this environment variable to the setting.)
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
