@@ -30,9 +30,11 @@ COPY . .
 RUN pip install -c constraints.txt .
 
 # Static files are collected at build time with DEBUG=0, so the hashed-name
-# manifest the production storage needs is in the image. The key is a dummy:
-# collectstatic needs settings to load, not a real secret.
-RUN DEBUG=0 SECRET_KEY=build-only-dummy-key python manage.py collectstatic --noinput
+# manifest the production storage needs is in the image. The key and the email
+# URL are dummies: collectstatic needs settings to load (they refuse to without
+# both when DEBUG is off), not a real secret or mail server.
+# tests/test_build.py replays these steps.
+RUN DEBUG=0 SECRET_KEY=build-only-dummy-key EMAIL_URL=console:// python manage.py collectstatic --noinput
 
 RUN useradd --system --create-home --uid 1000 app \
     && mkdir -p /app/var/media \

@@ -3,7 +3,9 @@
 # on a fresh machine and take under a second of checking once set up.
 #
 #   make run                 app on http://127.0.0.1:8000 with a celery worker and beat
-#   make test                the test suite; extra pytest arguments: make test ARGS="-k invoices -x"
+#   make test                ruff (lint, format), lint-imports, mypy, makemigrations --check, then pytest;
+#                            extra pytest arguments: make test ARGS="-k invoices -x";
+#                            RETAINERS_SKIP_CHECKS=1 make test ... skips the checks before pytest
 #   make setup               only the environment (packages and .venv), for run and test
 #   make lock                regenerate constraints.txt (Python 3.12)
 #

@@ -20,7 +20,14 @@ class AccountAdapter(DefaultAccountAdapter):
         )
         html = None
         if isinstance(message, EmailMultiAlternatives):
-            html = next((content for content, mimetype in message.alternatives if mimetype == "text/html"), None)
+            html = next(
+                (
+                    content
+                    for content, mimetype in message.alternatives
+                    if mimetype == "text/html" and isinstance(content, str)
+                ),
+                None,
+            )
         queue_rendered_email(
             to=email, subject=message.subject, body_text=message.body, body_html=html, sender_name=platform_sender()
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Concatenate
+from typing import Concatenate, cast
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -56,11 +56,13 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
                 raise Http404("No such workspace")
             if admin and not membership.is_admin:
                 raise PermissionDenied("Only owners and admins can do this.")
-            request.workspace, request.membership = membership.workspace, membership
+            # From here on the request is a WorkspaceRequest: it carries the attributes that type adds.
+            workspace_request = cast(WorkspaceRequest, request)
+            workspace_request.workspace, workspace_request.membership = membership.workspace, membership
             if request.session.get(LAST_WORKSPACE_SESSION_KEY) != workspace_slug:  # avoid a session write per request
                 request.session[LAST_WORKSPACE_SESSION_KEY] = workspace_slug
             with timezone.override(membership.workspace.tzinfo):
-                return view(request, *args, **kwargs)
+                return view(workspace_request, *args, **kwargs)
 
         return wrapper
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import date, datetime, timedelta
-from typing import Self
+from typing import ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -39,7 +39,7 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("is_superuser", True)
         return self._create_user(email, password, **extra)
 
-    def get_by_natural_key(self, email: str) -> User:
+    def get_by_natural_key(self, email: str | None) -> User:
         return self.get(email__iexact=email)
 
 
@@ -56,7 +56,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
@@ -105,7 +105,7 @@ class DataVersion(models.Model):
         return f"workspace {self.workspace_id}: {self.version}"
 
 
-class WorkspaceQuerySet(models.QuerySet):
+class WorkspaceQuerySet[M: models.Model](models.QuerySet[M]):
     def for_workspace(self, workspace: Workspace) -> Self:
         return self.filter(workspace=workspace)
 
@@ -150,7 +150,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class InvitationQuerySet(WorkspaceQuerySet):
+class InvitationQuerySet(WorkspaceQuerySet["Invitation"]):
     def pending(self) -> Self:
         return self.filter(accepted_at=None, revoked_at=None, expires_at__gt=tz.now())
 
@@ -171,7 +171,8 @@ class Invitation(WorkspaceOwned):
     accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = InvitationQuerySet.as_manager()
+    # Bare ClassVar: like the base class's manager, a class attribute; django-stubs infers the manager type.
+    objects: ClassVar = InvitationQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
-from django.template import Context, TemplateDoesNotExist
+from django.template import Context, Engine, TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone
 from django.utils.html import linebreaks
@@ -88,7 +88,8 @@ def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: st
 
 def _render_plain(name: str, context: Mapping[str, object]) -> str:
     """Subjects and text parts are not HTML: "Smith & Jones" must not arrive as "Smith &amp; Jones"."""
-    return get_template(name).template.render(Context(dict(context), autoescape=False))
+    # The Django engine's own Template (not the backend wrapper): it renders a Context, whose autoescape we set.
+    return Engine.get_default().get_template(name).render(Context(dict(context), autoescape=False))
 
 
 def _render_html(template: str, context: Mapping[str, object], subject: str, body_text: str) -> str:

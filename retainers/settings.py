@@ -34,7 +34,7 @@ def mailer_from_url(url: str) -> dict[str, object]:
         "smtp": "django.core.mail.backends.smtp.EmailBackend",
         "smtp+tls": "django.core.mail.backends.smtp.EmailBackend",
         "smtps": "django.core.mail.backends.smtp.EmailBackend",
-        "console": "django.core.mail.backends.console.EmailBackend",
+        "console": "retainers.console_email.EmailBackend",  # short readable blocks, not MIME
         "locmem": "django.core.mail.backends.locmem.EmailBackend",
     }
     if parts.scheme not in backends:
@@ -161,7 +161,10 @@ PAGE_CACHE_SECONDS = int(os.environ.get("PAGE_CACHE_SECONDS", "600"))
 
 # --- Celery (no result backend; the beat schedule lives here, not in the database) ---
 
-CELERY_BROKER_URL = REDIS_URL
+# Its own variable, defaulting to REDIS_URL: test runs give every process a broker of its own
+# (tests/conftest.py), so nothing they queue reaches a developer's worker. (Celery itself also
+# prefers this environment variable to the setting.)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

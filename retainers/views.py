@@ -157,7 +157,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     form = None
     if not request.user.is_authenticated and not has_account:
         form = InvitationSignupForm(request.POST or None, email=invitation.email)
-    context = {"invitation": invitation, "form": form, "has_account": has_account}
+    context: dict[str, object] = {"invitation": invitation, "form": form, "has_account": has_account}
     if request.method == "POST":
         try:
             if request.user.is_authenticated:

@@ -5,7 +5,8 @@ Makefile calls it after scripts/bootstrap.sh has set that venv up.
 
     dev.py services           pick or start PostgreSQL and Redis, print which are used
     dev.py run                services, migrate, seed_demo, then runserver + celery worker + beat
-    dev.py test [PYTEST ARGS] services, then pytest with the given arguments
+    dev.py test [PYTEST ARGS] services, the static checks (ruff, import contracts, mypy,
+                              migrations), then pytest with the given arguments
     dev.py manage ARGS...     services, then manage.py ARGS on the same database as `run`
     dev.py stop-embedded      stop the embedded PostgreSQL/Redis under var/ (if running)
 
@@ -17,12 +18,20 @@ Services are chosen in this order, PostgreSQL and Redis independently:
      `dev.py stop-embedded` stops them.
 
 Debugging aid: RETAINERS_FORCE_EMBEDDED=1 skips step 2 (the local probe).
+
+`test` runs five checks before pytest, each announced and timed on one line: `ruff check .`,
+`ruff format --check .`, `lint-imports`, `mypy` and `manage.py makemigrations --check
+--dry-run`. All of them and pytest run even when one fails; the exit code is non-zero when
+any failed, and the last lines name which. RETAINERS_SKIP_CHECKS=1 skips the five for a quick
+local run (not in CI: with $CI set they always run).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +58,10 @@ LOCAL_APP_URL = f"postgres://{APP_ROLE}@{LOCAL_PG_HOST}:{LOCAL_PG_PORT}/{APP_DB}
 
 WEB_HOST, WEB_PORT = "127.0.0.1", 8000
 STOP_TIMEOUT = 10  # seconds a child gets to exit after SIGTERM before SIGKILL
+# How the children of `run` say they are ready (Celery's own log lines at -l info).
+WORKER_READY = re.compile(r"celery@\S+ ready\.")
+BEAT_READY = re.compile(r"beat: Starting\.\.\.")
+READY_TIMEOUT = 60  # seconds to wait for them before showing the logins anyway
 
 
 class DevError(Exception):
@@ -210,7 +223,7 @@ def ensure_database(url: str) -> None:
             return
     except psycopg.Error as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    name = conninfo_to_dict(url).get("dbname")
+    name = str(conninfo_to_dict(url).get("dbname") or "")
     try:
         with pg_connect(conninfo=url, dbname="postgres") as conn:
             if not name or conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
@@ -393,8 +406,10 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.print_lock = threading.Lock()
         self.width = 0
+        self.waiting: dict[str, threading.Event] = {}  # children that have not said they are ready yet
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, name: str, command: list[str], ready: re.Pattern[str] | None = None) -> None:
+        """Start a child; with `ready`, the child counts as ready once a line of its output matches."""
         # A session of its own per child: the terminal's Ctrl-C reaches only
         # this script, which then stops the children in order (and runserver's
         # autoreloader child goes with its process group).
@@ -411,11 +426,23 @@ class Supervisor:
         )
         self.children.append((name, proc))
         self.width = max(self.width, len(name))
-        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+        ready_event = None
+        if ready is not None:
+            ready_event = self.waiting[name] = threading.Event()
+        threading.Thread(target=self._pump, args=(name, proc, ready, ready_event), daemon=True).start()
 
-    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+    def _pump(
+        self, name: str, proc: subprocess.Popen, ready: re.Pattern[str] | None, ready_event: threading.Event | None
+    ) -> None:
+        assert proc.stdout is not None  # start() opens every child with stdout=PIPE
         for line in proc.stdout:
             self.say(name, line.rstrip("\n"))
+            if ready is not None and ready_event is not None and ready.search(line):
+                ready_event.set()
+
+    def not_ready(self) -> list[str]:
+        """Names of the children started with `ready` that have not printed it yet."""
+        return [name for name, event in self.waiting.items() if not event.is_set()]
 
     def say(self, name: str, line: str) -> None:
         with self.print_lock:
@@ -456,6 +483,7 @@ def cmd_run() -> int:
     require_manage_py()
     require_free_port()
     env = services()
+    purge_queues(env)  # first: what migrate and seed_demo queue below is this run's own work
     manage(env, "migrate", "--noinput")
     logins = manage(env, "seed_demo", capture=True).strip()
 
@@ -468,26 +496,24 @@ def cmd_run() -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     (ROOT / "var").mkdir(exist_ok=True)  # beat keeps its schedule file there
-    python = sys.executable
     supervisor = Supervisor(env)
-    supervisor.start("web", [python, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}"])
-    supervisor.start(
-        "worker",
-        [python, "-m", "celery", "-A", "retainers", "worker", "-l", "info", "--concurrency", "2"],
-    )
-    supervisor.start(
-        "beat",
-        [python, "-m", "celery", "-A", "retainers", "beat", "-l", "info", "-s", "var/celerybeat-schedule"],
-    )
+    for name, command, ready in run_commands(schedule=VAR / "celerybeat-schedule"):
+        supervisor.start(name, command, ready)
 
     banner_shown = False
+    started = time.monotonic()
     dead = None
     try:
         while not stop_requested.is_set():
             dead = supervisor.first_dead()
             if dead:
                 break
-            if not banner_shown and port_open(WEB_HOST, WEB_PORT):
+            late = supervisor.not_ready()
+            if not banner_shown and logins_due(
+                web_up=port_open(WEB_HOST, WEB_PORT), not_ready=late, waited=time.monotonic() - started
+            ):
+                if late:
+                    log(f"{' and '.join(late)} did not say they are ready within {READY_TIMEOUT} s")
                 show_banner(logins)
                 banner_shown = True
             stop_requested.wait(0.5)
@@ -502,6 +528,48 @@ def cmd_run() -> int:
     return 0
 
 
+def run_commands(*, schedule: Path) -> list[tuple[str, list[str], re.Pattern[str] | None]]:
+    """(name, command, ready line) of each process `run` supervises; beat keeps its schedule in `schedule`."""
+    python = sys.executable
+    return [
+        ("web", [python, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}"], None),  # ready: its port answers
+        (
+            "worker",
+            [python, "-m", "celery", "-A", "retainers", "worker", "-l", "info", "--concurrency", "2"],
+            WORKER_READY,
+        ),
+        ("beat", [python, "-m", "celery", "-A", "retainers", "beat", "-l", "info", "-s", str(schedule)], BEAT_READY),
+    ]
+
+
+def purge_queues(env: dict[str, str]) -> None:
+    """Discard the tasks waiting in the broker's queues before `run` queues any or starts the worker.
+
+    `run` did not queue them: an earlier `run` stopped with work queued, a test run, a script. Some
+    point at rows that no longer exist. Discarding them is safe because every piece of state lives
+    in PostgreSQL and the sweeps beat starts (outbox every minute, billing hourly, reminders, dunning,
+    renewals) find whatever real work a discarded task stood for and do it, idempotently.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "retainers", "purge", "--force"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise DevError(f"could not empty the Celery queue: {lines[-1] if lines else f'exit {result.returncode}'}")
+    log(f"celery purge: {result.stdout.strip()}")
+
+
+def logins_due(*, web_up: bool, not_ready: list[str], waited: float) -> bool:
+    """Whether `run` prints the logins now: last at start-up, once the web server answers and the
+    worker and beat said they are ready, so their start-up lines do not scroll the logins away
+    (or after READY_TIMEOUT seconds, whoever is still silent)."""
+    return web_up and (not not_ready or waited > READY_TIMEOUT)
+
+
 def show_banner(logins: str) -> None:
     rule = "=" * 72
     lines = [rule, f"  Retainers is running at http://{WEB_HOST}:{WEB_PORT}", ""]
@@ -513,13 +581,82 @@ def show_banner(logins: str) -> None:
     print("\n".join(lines), flush=True)
 
 
+def venv_tool(name: str) -> str:
+    """A console script of this virtualenv (beside its python), else the one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def static_checks() -> list[tuple[str, list[str]]]:
+    """(name, command) of each check `test` runs before pytest, from the project's root."""
+    return [
+        ("ruff check", [venv_tool("ruff"), "check", "."]),
+        ("ruff format", [venv_tool("ruff"), "format", "--check", "."]),
+        ("import contracts", [venv_tool("lint-imports")]),
+        ("mypy", [venv_tool("mypy")]),
+        ("migrations", [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"]),
+    ]
+
+
+def shown(command: list[str]) -> str:
+    """A command as the user would type it: the program's name without its directory."""
+    return " ".join([Path(command[0]).name, *command[1:]])
+
+
+def run_check(name: str, command: list[str], env: dict[str, str]) -> bool:
+    """Run one check quietly: one line with its time when it passes, its output when it fails."""
+    print(f"dev: check {name} ({shown(command)}) ... ", end="", flush=True)
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+    except OSError as exc:  # not installed: a failed check, and the others still run
+        print(f"FAILED: cannot run {command[0]}: {exc.strerror}", flush=True)
+        return False
+    took = time.monotonic() - started
+    if result.returncode == 0:
+        print(f"ok, {took:.1f} s", flush=True)
+        return True
+    print(f"FAILED (exit {result.returncode}), {took:.1f} s", flush=True)
+    print(result.stdout.rstrip(), flush=True)
+    return False
+
+
+def skip_checks() -> bool:
+    if os.environ.get("RETAINERS_SKIP_CHECKS", "") in ("", "0"):
+        return False
+    if os.environ.get("CI"):
+        log("RETAINERS_SKIP_CHECKS is ignored in CI: the static checks run")
+        return False
+    return True
+
+
+def run_suite(checks: list[tuple[str, list[str]]], pytest_command: list[str], env: dict[str, str]) -> int:
+    """Every check, then pytest, whatever failed before; non-zero when anything failed."""
+    outcomes = {name: run_check(name, command, env) for name, command in checks}
+    log(f"tests ({shown(pytest_command)})")
+    pytest_code = subprocess.run(pytest_command, cwd=ROOT, env=env).returncode
+    outcomes["pytest"] = pytest_code == 0
+    log("summary: " + ", ".join(f"{name} {'ok' if passed else 'FAILED'}" for name, passed in outcomes.items()))
+    failed = [name for name, passed in outcomes.items() if not passed]
+    if not failed:
+        return 0
+    log(f"failed: {', '.join(failed)}")
+    return pytest_code or 1
+
+
 def cmd_test(args: list[str]) -> int:
     require_manage_py()
     env = services()
+    checks = static_checks()
+    if skip_checks():
+        log("RETAINERS_SKIP_CHECKS is set: skipping ruff, import contracts, mypy and the migrations check")
+        checks = []
     if os.environ.get("CI"):
         # CI shares this machine's PostgreSQL with earlier runs: never trust a kept test database.
         args = ["--create-db", *args]
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env).returncode
+    return run_suite(checks, [sys.executable, "-m", "pytest", *args], env)
 
 
 def cmd_manage(args: list[str]) -> int:

@@ -18,6 +18,19 @@ from django.test import Client as HttpClient
 from retainers.models import Membership, User, Workspace
 from tests import factories
 
+# Every process of a test run has a Celery broker of its own: memory:// lives inside the process,
+# so what a test queues, or a process it starts (two billing runs, manage.py commands), never
+# reaches the developer's Redis queue, where `make run`'s worker would pick it up. Subprocesses
+# inherit it through the environment; the browser tests' worker, the one place a broker must be
+# shared, gets a Redis queue of its own instead (tests/e2e/conftest.py).
+TEST_BROKER_URL = "memory://localhost/"  # a host name, or kombu warns that none was given
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["CELERY_BROKER_URL"] = TEST_BROKER_URL
+    # Settings may already be loaded (pytest-django sets Django up first): set it there too.
+    django_settings.CELERY_BROKER_URL = TEST_BROKER_URL
+
 
 def _test_redis_url(url: str) -> str:
     """Tests use their own Redis database, so clearing it never touches a dev broker or cache."""

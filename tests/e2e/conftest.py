@@ -133,6 +133,7 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
         "DJANGO_SETTINGS_MODULE": "retainers.settings",
         "DATABASE_URL": _database_url(db),
         "REDIS_URL": broker_url,
+        "CELERY_BROKER_URL": broker_url,  # not the memory:// every other test process has (tests/conftest.py)
         "E2E_CELERY_QUEUE": queue,
         "EMAIL_URL": "console://",  # the tests read emails from the outbox table
         "SITE_URL": app_server.url,
@@ -179,12 +180,15 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
 
 
 @pytest.fixture
-def worker(celery_worker, settings) -> Iterator[Worker]:
+def worker(celery_worker, settings, monkeypatch) -> Iterator[Worker]:
     """Tasks the app enqueues during the test go to the real worker instead of running eagerly."""
     from retainers.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = celery_worker.broker_url
+    # Celery prefers the CELERY_BROKER_URL environment variable to the setting, and tests/conftest.py
+    # sets it to memory:// for the whole run: point it at the worker's broker too, for this test only.
+    monkeypatch.setenv("CELERY_BROKER_URL", celery_worker.broker_url)
     settings.CELERY_TASK_DEFAULT_QUEUE = celery_worker.queue
     _forget_broker_connections(app)
     celery_worker.check_alive()
