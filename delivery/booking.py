@@ -145,6 +145,8 @@ def available_starts(
     schedule = schedule_for(workspace, session_type.member)
     if schedule is None or not session_type.active:
         return []
+    if not Membership.objects.filter(workspace=workspace, user_id=session_type.member_id).exists():
+        return []  # they left the team: their session types stay, unbookable
     rules = rules_for(session_type, schedule, workspace)
     days = slots.bookable_days(rules, now=now, first=first, last=min(last, first + timedelta(MAX_RANGE_DAYS - 1)))
     if days is None:
@@ -721,6 +723,7 @@ def _notify(booking: Booking, *, kind: str, zone: ZoneInfo) -> None:
             },
             sender_name=workspace.name,
             key=f"booking-{booking.pk}-{kind}-{booking.sequence}-{who}",
+            reply_to=booking.member.email if for_client else "",  # the client's reply reaches their consultant
             attachments=[invite],
         )
 

@@ -114,7 +114,8 @@ def send_reminders(*, workspace: Workspace, now: datetime) -> int:
             zone = ZoneInfo(booking.contact.zone_name(workspace.timezone))
             planned.append((
                 f"booking-{booking.pk}-remind-{minutes}-{stamp}-contact",
-                {"to": booking.contact.email, "context": {**base, "recipient_name": booking.contact.name,
+                {"to": booking.contact.email, "reply_to": booking.member.email,
+                 "context": {**base, "recipient_name": booking.contact.name,
                  "for_client": True, "when": describe_when(booking, zone)}},
             ))  # fmt: skip
         zone = member_zone(workspace, schedules.get(booking.member_id))

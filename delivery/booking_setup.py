@@ -31,6 +31,8 @@ def schedule_of(workspace: Workspace, member: User) -> Schedule:
 
 def weekly_ranges(schedule: Schedule) -> dict[int, list[slots.Range]]:
     ranges: dict[int, list[slots.Range]] = {day: [] for day in range(7)}
+    if schedule.pk is None:
+        return ranges
     for hours in WeeklyHours.objects.filter(workspace_id=schedule.workspace_id, schedule=schedule):
         ranges[hours.weekday].append((hours.starts, hours.ends))
     return ranges
@@ -84,6 +86,8 @@ def clear_override(*, workspace: Workspace, member: User, on: date) -> None:
 def overrides(schedule: Schedule, *, since: date) -> list[tuple[date, list[slots.Range]]]:
     """The schedule's date overrides from `since` on, each date with its ranges ([] = unavailable)."""
     days: dict[date, list[slots.Range]] = {}
+    if schedule.pk is None:
+        return []
     for override in DateOverride.objects.filter(
         workspace_id=schedule.workspace_id, schedule=schedule, on__gte=since
     ).order_by("on", "starts"):

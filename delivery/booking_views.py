@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from clients.models import Retainer, RetainerTerms
 from delivery import booking, booking_setup, caldav_sync, feeds
@@ -23,7 +23,7 @@ from delivery.booking_forms import (
     SessionTypeForm,
     format_ranges,
 )
-from delivery.models import CalendarConnection, SessionType, SessionTypeRetainer
+from delivery.models import CalendarConnection, Schedule, SessionType, SessionTypeRetainer
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import User
 
@@ -129,7 +129,8 @@ def _availability_page(
     request: WorkspaceRequest, *, form: ScheduleForm | None = None, override_form: OverrideForm | None = None
 ) -> HttpResponse:
     workspace = request.workspace
-    schedule = booking_setup.schedule_of(workspace, request.user)
+    # Not saved until the member saves something: showing the page writes nothing.
+    schedule = booking.schedule_for(workspace, request.user) or Schedule(workspace=workspace, member=request.user)
     if form is None:
         weekly = booking_setup.weekly_ranges(schedule)
         form = ScheduleForm(
@@ -308,7 +309,7 @@ def booking_feed_revoke(request: WorkspaceRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     """The public, unguessable ICS feed of one member's bookings. 404 once revoked."""
     feed = feeds.find_feed(token)

@@ -78,6 +78,7 @@ def test_confirmations_go_to_the_contact_and_the_member_with_an_invitation(now, 
     to_carol = Email.objects.get(to=carol.email)
     assert "05:00–06:00 (America/New_York)" in to_carol.body_text  # her own zone
     assert to_carol.key == f"booking-{made.pk}-confirmed-0-contact"
+    assert to_carol.reply_to == bob.email  # her answer reaches her consultant
     to_bob = Email.objects.get(to=bob.email)
     assert "09:00–10:00 (Europe/London)" in to_bob.body_text and "Acme Ltd booked" in to_bob.body_text
     (invite,) = invitations(carol.email)
@@ -171,6 +172,17 @@ def test_who_may_book_what(now, workspace, other_workspace, session_type, retain
     with pytest.raises(BookingError, match="Choose a time"):
         book(session_type, retainer, carol, None)
     assert Booking.objects.count() == 0
+
+
+def test_a_member_who_left_the_team_takes_no_bookings(now, workspace, session_type, retainer, carol, bob):
+    from retainers.models import Membership
+
+    Membership.objects.filter(workspace=workspace, user=bob).delete()
+    assert booking.available_starts(session_type=session_type, first=date(2026, 3, 10), last=date(2026, 3, 31)) == []
+    assert booking.bookable_for_client(retainer.client) == []
+    with pytest.raises(BookingError, match="is not taking bookings") as refused:
+        book(session_type, retainer, carol, at(10, 9))
+    assert refused.value.field == "session_type"
 
 
 def test_only_the_chosen_retainers_and_live_ones_can_be_booked(now, workspace, session_type, retainer, carol, bob):

@@ -115,6 +115,8 @@ def test_plain_members_set_up_their_own_sessions_only(member_client, owner_clien
     )  # fmt: skip
     assert "Select a valid choice" in field_error(response, "member")
     assert owner_client.get(url(workspace, f"booking/session-types/{session_type.pk}/")).status_code == 200
+    listed = html(member_client.get(url(workspace, "booking/session-types/")))
+    assert f"session-types/{session_type.pk}/" in listed and f"session-types/{theirs.pk}/" not in listed
 
 
 # --- Availability ---------------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ def availability_data(**changes) -> dict[str, str]:
 def test_a_member_saves_their_availability(member_client, workspace, bob):
     page = member_client.get(url(workspace, "booking/availability/"))
     assert page.status_code == 200 and "The workspace&#x27;s (Europe/London)" in html(page)
+    assert not Schedule.objects.exists()  # looking writes nothing
     response = member_client.post(url(workspace, "booking/availability/"), availability_data())
     assert response.status_code == 302
     schedule = Schedule.objects.get(workspace=workspace, member=bob)
@@ -263,6 +266,7 @@ def test_the_subscription_url_is_made_shown_and_replaced(member_client, client, 
     assert second != first
     assert client.get(first.removeprefix("http://127.0.0.1:8000")).status_code == 404
     assert client.get(second.removeprefix("http://127.0.0.1:8000")).status_code == 200
+    assert client.head(second.removeprefix("http://127.0.0.1:8000")).status_code == 200  # some calendars check first
     member_client.post(url(workspace, "booking/calendar/feed/revoke/"))
     assert feeds.current_feed(workspace, bob) is None
 
