@@ -50,9 +50,17 @@ class Contact(WorkspaceOwned):
     )
     portal_invited_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Last in the class body: below it, `timezone` would name this field rather than django.utils.timezone.
+    timezone = models.CharField(
+        max_length=64, blank=True, help_text="IANA name, e.g. Europe/Paris. Blank: the workspace's time zone."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint("workspace", Lower("email"), name="contact_email_unique")]
+
+    def zone_name(self, workspace_timezone: str) -> str:
+        """The zone this person reads times in."""
+        return self.timezone or workspace_timezone
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, RangeOperators
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from clients.models import Retainer
@@ -155,3 +158,298 @@ class Deliverable(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Bookings: session types, availability, bookings, calendars ------------------------------------
+#
+# A consultant (a workspace member) offers session types that draw units from retainers; clients book
+# them in the member's free time (weekly hours, date overrides, minus bookings and the busy times read
+# from their CalDAV calendar). The workflows are in delivery.booking, the slot arithmetic in
+# delivery.slots, the calendars in delivery.ics and delivery.caldav_sync.
+
+
+def default_reminder_minutes() -> list[int]:
+    return [24 * 60]
+
+
+class SessionType(WorkspaceOwned):
+    """Something a client can book with one member: "Coaching call, 60 minutes"."""
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="session_types")
+    name = models.CharField(max_length=120)
+    duration_minutes = models.PositiveSmallIntegerField(default=60)
+    # What one booking draws, in the retainer's own unit: hour-based retainers lose `hours`,
+    # session-based ones `sessions`.
+    hours = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("1"))
+    sessions = models.PositiveSmallIntegerField(default=1)
+    all_retainers = models.BooleanField(
+        default=True, help_text="Any live retainer in units may book it; else only the chosen ones."
+    )
+    location = models.CharField(max_length=500, blank=True, help_text="An address, or the video link.")
+    reminder_minutes = models.JSONField(default=default_reminder_minutes, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", "member", Lower("name"), name="sessiontype_name")]
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def units_for(self, retainer: Retainer) -> Decimal:
+        """What one booking of this type draws from `retainer`, in its unit."""
+        return Decimal(self.sessions) if retainer.unit == "sessions" else self.hours
+
+
+class SessionTypeRetainer(WorkspaceOwned):
+    """A retainer a session type draws from, when it does not draw from all of them."""
+
+    session_type = models.ForeignKey(SessionType, on_delete=models.CASCADE, related_name="retainer_links")
+    retainer = models.ForeignKey(Retainer, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "session_type", "retainer"], name="sessiontype_retainer")
+        ]
+
+
+class Schedule(WorkspaceOwned):
+    """A member's booking rules: their zone, buffers, notice, how far ahead, how many a day.
+
+    Its row is also the lock that serialises bookings with one member (delivery.booking).
+    """
+
+    class Step(models.IntegerChoices):
+        FIVE = 5, "every 5 minutes"
+        TEN = 10, "every 10 minutes"
+        FIFTEEN = 15, "every 15 minutes"
+        TWENTY = 20, "every 20 minutes"
+        THIRTY = 30, "every 30 minutes"
+        HOUR = 60, "every hour"
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    timezone = models.CharField(max_length=64, blank=True, help_text="Blank: the workspace's time zone.")
+    buffer_before_minutes = models.PositiveSmallIntegerField(default=0)
+    buffer_after_minutes = models.PositiveSmallIntegerField(default=0)
+    min_notice_minutes = models.PositiveIntegerField(default=12 * 60)
+    horizon_days = models.PositiveSmallIntegerField(default=60)
+    daily_cap = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Blank: no limit.")
+    step_minutes = models.PositiveSmallIntegerField(choices=Step.choices, default=Step.THIRTY)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "member"], name="schedule_one_per_member")]
+
+    def __str__(self) -> str:
+        return f"Schedule of {self.member_id}"
+
+    def zone_name(self, workspace_timezone: str) -> str:
+        return self.timezone or workspace_timezone
+
+
+class WeeklyHours(WorkspaceOwned):
+    """One range of a weekday's hours, in the member's zone (several make a day with a break)."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="weekly_hours")
+    weekday = models.PositiveSmallIntegerField(help_text="0 is Monday.")
+    starts = models.TimeField()
+    ends = models.TimeField(help_text="00:00 means midnight at the end of the day.")
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "schedule"], name="weeklyhours_schedule_idx")]
+        constraints = [models.CheckConstraint(condition=models.Q(weekday__lte=6), name="weeklyhours_weekday")]
+        ordering = ["weekday", "starts"]
+
+
+class DateOverride(WorkspaceOwned):
+    """One date's own hours, replacing the weekday's: rows without times mean unavailable all day."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="overrides")
+    on = models.DateField()
+    starts = models.TimeField(null=True, blank=True)
+    ends = models.TimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "schedule", "on"], name="dateoverride_day_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(starts__isnull=True, ends__isnull=True)
+                | models.Q(starts__isnull=False, ends__isnull=False),
+                name="dateoverride_both_times_or_none",
+            )
+        ]
+        ordering = ["on", "starts"]
+
+
+class BookingPolicy(WorkspaceOwned):
+    """A retainer's booking rules. A retainer without a row has the defaults (delivery.booking.policy_for)."""
+
+    class LateCancel(models.TextChoices):
+        KEEP = "keep", "The units are used (the session counts)"
+        RETURN = "return", "The units are returned"
+
+    class NoShow(models.TextChoices):
+        CONSUME = "consume", "The units are used (the session counts)"
+        RETURN = "return", "The units are returned"
+
+    retainer = models.ForeignKey(Retainer, on_delete=models.CASCADE, related_name="+")
+    cancel_window_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="Clients reschedule or cancel freely until this many hours before a session."
+    )
+    late_cancel = models.CharField(max_length=6, choices=LateCancel.choices, default=LateCancel.KEEP)
+    no_show = models.CharField(max_length=7, choices=NoShow.choices, default=NoShow.CONSUME)
+    nudge_after_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text='Email a "book your next session" nudge after this many days without one.'
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "retainer"], name="bookingpolicy_one")]
+        verbose_name_plural = "booking policies"
+
+
+class TsTzRange(models.Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class Booking(WorkspaceOwned):
+    """A session booked with a member, drawing `units` from a retainer.
+
+    While `booked` it reserves its units (delivery.booking.booked_units); held, it became a work
+    item in the ledger. Two active bookings of one member never overlap, buffers included: an
+    exclusion constraint on [blocked_from, blocked_until) decides when two people book at once.
+    """
+
+    class Status(models.TextChoices):
+        BOOKED = "booked", "Booked"
+        HELD = "held", "Held"
+        NO_SHOW = "no_show", "No-show"
+        CANCELLED = "cancelled", "Cancelled"
+        LATE_CANCELLED = "late_cancelled", "Cancelled late"
+
+    session_type = models.ForeignKey(SessionType, on_delete=models.PROTECT, related_name="bookings")
+    retainer = models.ForeignKey(Retainer, on_delete=models.PROTECT, related_name="bookings")
+    client = models.ForeignKey("clients.Client", on_delete=models.PROTECT, related_name="bookings")
+    contact = models.ForeignKey(
+        "clients.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings"
+    )
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    blocked_from = models.DateTimeField(help_text="Start minus the buffer before, when booked.")
+    blocked_until = models.DateTimeField(help_text="End plus the buffer after, when booked.")
+    units = models.DecimalField(max_digits=8, decimal_places=2)
+    unit = models.CharField(max_length=8, help_text="The retainer's unit when booked.")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.BOOKED)
+    work_item = models.ForeignKey(WorkItem, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    uid = models.CharField(max_length=255, help_text="The iCalendar UID: stable across changes.")
+    sequence = models.PositiveIntegerField(default=0, help_text="The iCalendar SEQUENCE: one more per change.")
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    booked_at = models.DateTimeField(default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    settled_at = models.DateTimeField(null=True, blank=True, help_text="When marked held or no-show.")
+    # The member's CalDAV calendar: which SEQUENCE it holds (None: not written yet), and where.
+    calendar_sequence = models.IntegerField(null=True, blank=True)
+    calendar_href = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "member", "starts_at"], name="booking_member_idx"),
+            models.Index(fields=["workspace", "retainer", "status", "starts_at"], name="booking_retainer_idx"),
+            models.Index(fields=["workspace", "status", "starts_at"], name="booking_due_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "uid"], name="booking_uid_unique"),
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="booking_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(blocked_from__lte=models.F("starts_at"), blocked_until__gte=models.F("ends_at")),
+                name="booking_blocked_covers_session",
+            ),
+            ExclusionConstraint(
+                name="booking_no_overlap",
+                expressions=[
+                    ("workspace", RangeOperators.EQUAL),
+                    ("member", RangeOperators.EQUAL),
+                    (TsTzRange("blocked_from", "blocked_until", RangeBoundary()), RangeOperators.OVERLAPS),
+                ],
+                condition=models.Q(status="booked"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_type_id} at {self.starts_at:%Y-%m-%d %H:%M} UTC ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.BOOKED
+
+
+class CalendarConnection(WorkspaceOwned):
+    """A member's CalDAV calendar: its busy times are read, their bookings written to it.
+
+    The app password is sealed with Fernet (delivery.encryption); it is never shown again.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not synced yet"
+        OK = "ok", "Working"
+        FAILED = "failed", "Not answering"
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=1000)
+    username = models.CharField(max_length=254)
+    password_sealed = models.TextField()
+    calendar_url = models.URLField(max_length=1000, blank=True, help_text="The calendar found at `url`.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    failed_since = models.DateTimeField(null=True, blank=True)
+    failure_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "member"], name="calendarconnection_one")]
+
+    def __str__(self) -> str:
+        return f"CalDAV of {self.member_id}: {self.url}"
+
+
+class BusyBlock(WorkspaceOwned):
+    """A busy time read from a member's calendar. Booking pages read these, never the calendar."""
+
+    connection = models.ForeignKey(CalendarConnection, on_delete=models.CASCADE, related_name="busy_blocks")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "member", "starts_at"], name="busyblock_member_idx")]
+
+
+class CalendarFeed(WorkspaceOwned):
+    """A member's private ICS subscription of their bookings. The URL holds `pk.secret`; the secret is
+    stored hashed (to check) and sealed (to show the URL again). Regenerating revokes the old one."""
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    secret_hash = models.CharField(max_length=64)
+    secret_sealed = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "member"], condition=models.Q(revoked_at=None), name="calendarfeed_one_open"
+            )
+        ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from delivery import views
+from delivery import booking_urls, views
 
 app_name = "delivery"
 
@@ -26,3 +26,6 @@ urlpatterns = [
     ),
     path("work/new/", views.work_add, name="work_add"),
 ]
+
+# The booking set-up pages (delivery.booking_views).
+urlpatterns += booking_urls.urlpatterns

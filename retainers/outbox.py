@@ -12,6 +12,9 @@ import smtplib
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from email import policy as email_policy
+from email.message import EmailMessage, MIMEPart
+from email.policy import Policy
 from email.utils import formataddr, parseaddr
 
 from django.conf import settings
@@ -57,7 +60,8 @@ def queue_email(
     `template` names a folder under templates/emails/ holding subject.txt, body.txt and
     (optionally) body.html. A `key` makes the call idempotent: queueing the same key twice
     returns the first email and sends nothing more. `attachments` are dicts with the
-    default-storage `path`, a `filename` and a `mimetype`.
+    default-storage `path`, a `filename` and a `mimetype`, or small text kept in the row
+    (`content` instead of `path`), such as a `calendar_invitation`.
     """
     context = {"site_url": settings.SITE_URL, **context}
     subject = " ".join(_render_plain(f"emails/{template}/subject.txt", context).split())
@@ -72,6 +76,13 @@ def queue_email(
         reply_to=reply_to,
         attachments=list(attachments),
     )
+
+
+def calendar_invitation(ics: str, *, method: str) -> dict[str, str]:
+    """An iCalendar invitation as an attachment of `queue_email`. Sent twice, as mail clients look for
+    it in different places: a `text/calendar; method=...` part beside the text and HTML (Outlook,
+    Apple Mail, Gmail's invitation card), and an invite.ics file for every other client."""
+    return {"content": ics, "filename": "invite.ics", "mimetype": "application/ics", "method": method}
 
 
 def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: str | None, sender_name: str) -> Email:
@@ -150,6 +161,23 @@ def _enqueue(email_id: int) -> None:
         log.warning("could not enqueue email %s; the outbox sweep will send it", email_id, exc_info=True)
 
 
+class _Message(EmailMultiAlternatives):
+    """An email that may carry an iCalendar part among its alternatives, with the METHOD parameter
+    Django's `attach_alternative` cannot write."""
+
+    calendar: tuple[str, str] | None = None
+
+    def message(self, *, policy: Policy = email_policy.default) -> EmailMessage:
+        message = super().message(policy=policy)
+        if self.calendar is not None:
+            content, method = self.calendar
+            alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
+            part = MIMEPart(policy=policy)
+            part.set_content(content, subtype="calendar", charset="utf-8", params={"method": method})
+            alternative.attach(part)
+        return message
+
+
 def _claim(email_id: int, *, now: datetime) -> bool:
     """Take the row for sending: queued and due, or a claim whose worker died."""
     due = Q(status=Email.Status.QUEUED, next_attempt_at__lte=now) | Q(
@@ -172,7 +200,7 @@ def send_email(email_id: int) -> bool:
     if not _claim(email_id, now=now):
         return False
     email = Email.objects.get(pk=email_id)
-    message = EmailMultiAlternatives(
+    message = _Message(
         subject=email.subject,
         body=email.body_text,
         from_email=formataddr((email.from_name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1])),
@@ -182,6 +210,11 @@ def send_email(email_id: int) -> bool:
     )
     message.attach_alternative(email.body_html, "text/html")
     for attachment in email.attachments:
+        if "content" in attachment:
+            message.attach(attachment["filename"], attachment["content"].encode(), attachment["mimetype"])
+            if "method" in attachment:
+                message.calendar = (attachment["content"], attachment["method"])
+            continue
         with default_storage.open(attachment["path"], "rb") as handle:
             message.attach(attachment["filename"], handle.read(), attachment["mimetype"])
     try:

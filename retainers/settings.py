@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",  # delivery's exclusion constraint on bookings
     "django.forms",
     "django_htmx",
     "allauth",
@@ -197,7 +198,25 @@ CELERY_BEAT_SCHEDULE = {
         "task": "communication.tasks.send_reminders",
         "schedule": crontab(minute="*/15"),  # due tasks, check-ins, low-balance alerts, daily digests
     },
+    "booking-reminders": {
+        "task": "delivery.tasks.send_booking_reminders",
+        "schedule": crontab(minute="*/15"),  # reminders before bookings, "book your next session" nudges
+    },
+    "calendar-sync": {
+        "task": "delivery.tasks.sync_calendars",
+        "schedule": crontab(minute="7-59/15"),  # CalDAV: read busy times, write bookings (one task per calendar)
+    },
 }
+
+# --- Calendars (delivery's bookings) ---------------------------------------------
+
+# Fernet keys (comma-separated, newest first) sealing CalDAV app passwords and ICS feed secrets at
+# rest. Unset: one key derived from SECRET_KEY. To rotate, put the new key first and keep the old.
+CALENDAR_ENCRYPTION_KEYS = env_list("CALENDAR_ENCRYPTION_KEY", "")
+CALDAV_TIMEOUT_SECONDS = float(os.environ.get("CALDAV_TIMEOUT_SECONDS", "15"))
+# Members type CalDAV addresses the server then connects to: refuse loopback and private networks
+# (the cloud metadata endpoint, internal services) unless this is on (development, tests).
+CALDAV_ALLOW_PRIVATE_HOSTS = env_bool("CALDAV_ALLOW_PRIVATE_HOSTS", DEBUG)
 
 # --- Auth: django-allauth ---------------------------------------------------
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("portal/", include("portal.urls")),
     path("", include("billing.public_urls")),
+    path("", include("delivery.public_urls")),
     path("", include("renewals.public_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -178,6 +178,9 @@ CONSULTANT = {
     "plans": lambda s: reverse("clients:plan_list", args=[s.slug]),
     "team": lambda s: reverse("team", args=[s.slug]),
     "renewal": lambda s: reverse("renewals:renewal_detail", args=[s.slug, s.renewal_id]),
+    "session-types": lambda s: reverse("delivery:session_type_create", args=[s.slug]),
+    "availability": lambda s: reverse("delivery:booking_availability", args=[s.slug]),
+    "calendar": lambda s: reverse("delivery:booking_calendar", args=[s.slug]),
 }
 CONTACT = {
     "portal-overview": lambda s: reverse("portal:overview", args=[s.slug]),

@@ -194,3 +194,19 @@ def test_text_part_and_subject_are_not_html_escaped_but_the_html_part_is(django_
     assert "Hello Tom & <Jerry>," in message.body
     html = message.alternatives[0][0]
     assert "Tom &amp; &lt;Jerry&gt;" in html and "<Jerry>" not in html
+
+
+def test_a_calendar_invitation_travels_as_an_alternative_part_and_a_file(django_capture_on_commit_callbacks):
+    ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        row = queue(attachments=[outbox.calendar_invitation(ics, method="CANCEL")])
+    assert row.attachments[0]["content"] == ics  # kept in the row: no file in storage to lose
+    message = mail.outbox[0].message()
+    (alternative,) = [p for p in message.walk() if p.get_content_type() == "multipart/alternative"]
+    kinds = [p.get_content_type() for p in alternative.get_payload()]
+    assert kinds == ["text/plain", "text/html", "text/calendar"]
+    calendar = alternative.get_payload()[2]
+    assert calendar.get_param("method") == "CANCEL" and calendar.get_content_charset() == "utf-8"
+    assert calendar.get_content().splitlines() == ics.splitlines()  # text parts travel with the wire's line ends
+    (attached,) = [p for p in message.walk() if p.get_filename() == "invite.ics"]
+    assert attached.get_content_type() == "application/ics" and attached.get_content() == ics.encode()

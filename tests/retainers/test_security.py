@@ -95,7 +95,7 @@ class Site:
 def give_every_page_an_object(workspace, client, alice) -> None:
     """One object of every kind a page is keyed by: plan, retainer, its period and work,
     a deliverable, an invoice with a payment, a note, a task, a message with an attachment,
-    a renewal. The URL walk fills `<model>_id` parameters from them."""
+    a renewal, a session type. The URL walk fills `<model>_id` parameters from them."""
     from decimal import Decimal
 
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -103,6 +103,7 @@ def give_every_page_an_object(workspace, client, alice) -> None:
     from billing import services as billing
     from clients.models import Plan
     from communication import services as communication
+    from delivery import booking_setup
     from delivery import services as delivery
     from renewals import services as renewals
 
@@ -129,6 +130,10 @@ def give_every_page_an_object(workspace, client, alice) -> None:
         client=client, author=alice, body="Hello", files=[SimpleUploadedFile("agenda.pdf", b"%PDF-1.4\n%%EOF\n")]
     )
     renewals.open_renewal(retainer=retainer, today=max(today, retainer.term_ends_on - timedelta(days=10)))
+    booking_setup.save_session_type(
+        workspace=workspace, session_type=None, member=alice, name="Coaching call", duration_minutes=60,
+        hours=Decimal("1"), sessions=1, location="", reminder_minutes=[1440], all_retainers=True, retainers=[],
+    )  # fmt: skip
 
 
 @pytest.fixture
