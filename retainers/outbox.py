@@ -16,6 +16,7 @@ from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
 from email.policy import Policy
 from email.utils import formataddr, parseaddr
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -167,14 +168,15 @@ class _Message(EmailMultiAlternatives):
 
     calendar: tuple[str, str] | None = None
 
-    def message(self, *, policy: Policy = email_policy.default) -> EmailMessage:
+    def message(self, *, policy: Policy[Any] | None = email_policy.default) -> EmailMessage:
         message = super().message(policy=policy)
         if self.calendar is not None:
             content, method = self.calendar
             alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
-            part = MIMEPart(policy=policy)
+            part = MIMEPart(policy=policy or email_policy.default)
             part.set_content(content, subtype="calendar", charset="utf-8", params={"method": method})
-            alternative.attach(part)
+            # typeshed types attach() for whole messages; a MIMEPart is what a multipart holds.
+            alternative.attach(cast(EmailMessage, part))
         return message
 
 
