@@ -191,6 +191,9 @@ def test_second_run_exits_at_once_while_one_holds_the_lock(workspace, django_db_
         assert services.run_billing(inline=True, as_of=date(2026, 1, 1)).started is False
         with pytest.raises(CommandError, match="in progress"):
             call_command("run_billing", "--as-of", "2026-01-01")
+        # Released here, synchronously: a closed connection's lock goes only when the server has
+        # noticed the disconnect, which under load can be after the next line's run.
+        other.execute("SELECT pg_advisory_unlock(%s)", [services.BILLING_RUN_LOCK])
     finally:
         other.close()
     assert Invoice.objects.count() == 0
