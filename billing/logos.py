@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import warnings
 
+from django.core.files import File
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 LOGO_MAX_BYTES = 500 * 1024
 LOGO_MAX_SIDE = 4000  # pixels, either side: what an upload may be before it is downscaled
 LOGO_MAX_PIXELS = 12_000_000  # width × height: at most ~48 MB decoded (RGBA), once, at upload
 LOGO_BOX = (600, 200)  # pixels: 18 mm high on the PDF at ~280 dpi, sharp when printed
-LOGO_FORMATS = {"PNG": "PNG", "JPEG": "JPEG"}
+LOGO_FORMATS = frozenset({"PNG", "JPEG"})
 
 
 class LogoError(ValueError):
@@ -36,12 +37,17 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
 
 
-def prepare_logo(data: bytes) -> bytes:
+def prepare_logo(upload: File) -> bytes:
     """A PNG of the uploaded PNG or JPEG that fits LOGO_BOX (never enlarged). Raises LogoError."""
-    if len(data) > LOGO_MAX_BYTES:
+    if upload.size > LOGO_MAX_BYTES:  # judged before it is read
         raise LogoError(
-            f"The logo is {len(data) // 1024} KB: {LOGO_MAX_BYTES // 1024} KB at most, please.", "too_large"
+            f"The logo is {upload.size // 1024} KB: {LOGO_MAX_BYTES // 1024} KB at most, please.", "too_large"
         )
+    upload.seek(0)
+    return _downscaled(upload.read())
+
+
+def _downscaled(data: bytes) -> bytes:
     not_an_image = LogoError("That file is not a PNG or JPEG image.", "invalid_image")
     try:
         image = _open(data)
@@ -56,6 +62,10 @@ def prepare_logo(data: bytes) -> bytes:
         if max(width, height) > LOGO_MAX_SIDE or width * height > LOGO_MAX_PIXELS:
             raise _too_big(width, height)
         try:
+            with _open(data) as whole:
+                # Reads every chunk: a truncated PNG fails here, while decoding it would not once
+                # WeasyPrint is imported (it sets ImageFile.LOAD_TRUNCATED_IMAGES for the process).
+                whole.verify()
             if image.format == "JPEG":
                 image.draft("RGB", LOGO_BOX)  # let the decoder skip what the downscale would drop
             image.load()  # the one decode; a truncated or corrupt file fails here
@@ -67,7 +77,8 @@ def prepare_logo(data: bytes) -> bytes:
 def _too_big(width: int = 0, height: int = 0) -> LogoError:
     size = f"{width:,} × {height:,} pixels" if width else "too large"
     return LogoError(
-        f"The logo is {size}: {LOGO_MAX_SIDE:,} pixels a side at most, please (it is shown 18 mm high).",
+        f"The logo is {size}: {LOGO_MAX_SIDE:,} pixels a side at most ({LOGO_MAX_PIXELS // 1_000_000} million in all), "
+        "please; it is shown 18 mm high.",
         "too_many_pixels",
     )
 
@@ -94,6 +105,6 @@ def logo_for_pdf(data: bytes) -> bytes | None:
     if fits:
         return data
     try:
-        return prepare_logo(data)
+        return _downscaled(data)
     except LogoError:
         return None
