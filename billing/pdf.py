@@ -10,12 +10,12 @@ Templates carry no <style> of their own beyond the page footer's text.
 from __future__ import annotations
 
 import atexit
-import base64
 import functools
 import gc
 import logging
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -50,12 +50,9 @@ class _Kit:
     def __init__(self) -> None:
         # Imported here: WeasyPrint loads Pango at import, which web processes need not pay for.
         from weasyprint.text.fonts import FontConfiguration
-        from weasyprint.urls import URLFetcher
 
         self.font_config: FontConfiguration = FontConfiguration()
         self.sheets: dict[str, CSS] = {}
-        # A document reaches nothing but what it embeds (data: URIs), whatever text it prints.
-        self.url_fetcher = URLFetcher(allowed_protocols={"data"})
 
     def stylesheets(self, names: tuple[str, ...]) -> list[CSS]:
         from weasyprint import CSS
@@ -97,13 +94,46 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def render_pdf(template: str, context: dict[str, Any], *, stylesheet: str) -> bytes:
-    """The PDF of a template, styled by static/pdf/base.css then static/pdf/<stylesheet>."""
+@functools.cache
+def _embedded_fetcher_class() -> type:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class EmbeddedFetcher(URLFetcher):
+        """Serves `embedded:<name>` from the files given for this render, and nothing else: a
+        document reaches no file, host or URL whatever text it prints. (Images are not inlined
+        as data: URIs, which WeasyPrint's pure-Python HTML parser reads a character at a time.)"""
+
+        def __init__(self, files: Mapping[str, tuple[bytes, str]]) -> None:
+            super().__init__(allowed_protocols={"embedded"})
+            self.files = files
+
+        def fetch(self, url: str, headers: object = None) -> URLFetcherResponse:
+            name = url.removeprefix("embedded:")
+            if not url.startswith("embedded:") or name not in self.files:
+                raise ValueError(f"{url!r} is not embedded in this document")
+            data, content_type = self.files[name]
+            return URLFetcherResponse(url, data, headers={"Content-Type": content_type})
+
+    return EmbeddedFetcher
+
+
+def render_pdf(
+    template: str,
+    context: dict[str, Any],
+    *,
+    stylesheet: str,
+    files: Mapping[str, tuple[bytes, str]] | None = None,
+) -> bytes:
+    """The PDF of a template, styled by static/pdf/base.css then static/pdf/<stylesheet>.
+
+    `files` maps a name to (bytes, content type): the template shows one as `embedded:<name>`.
+    """
     from weasyprint import HTML
 
     kit = _kit()
     html = render_to_string(template, context)
-    data = HTML(string=html, base_url=STYLESHEETS.as_uri() + "/", url_fetcher=kit.url_fetcher).write_pdf(
+    fetcher = _embedded_fetcher_class()(files or {})
+    data = HTML(string=html, base_url="embedded:", url_fetcher=fetcher).write_pdf(
         stylesheets=kit.stylesheets(("base.css", stylesheet)), font_config=kit.font_config
     )
     _settle_heap()
@@ -207,6 +237,7 @@ def render_invoice_pdf(invoice: Invoice, *, pay_url: str | None = None) -> bytes
 
         pay_url = payments.pay_url(invoice)
     context = invoice_context(invoice, pay_url=pay_url)
+    files = {}
     logo = context["profile"].logo
     if logo:
         with logo.open("rb") as handle:
@@ -214,8 +245,9 @@ def render_invoice_pdf(invoice: Invoice, *, pay_url: str | None = None) -> bytes
         if data is None:
             log.warning("logo %s of workspace %s is not drawable: left off the PDF", logo.name, invoice.workspace_id)
         else:
-            context["logo_data_uri"] = "data:image/png;base64," + base64.b64encode(data).decode()
-    return render_pdf("billing/invoice_pdf.html", context, stylesheet="invoice.css")
+            files["logo"] = (data, "image/png")
+    context["has_logo"] = bool(files)
+    return render_pdf("billing/invoice_pdf.html", context, stylesheet="invoice.css", files=files)
 
 
 def _new_name(invoice: Invoice) -> str:

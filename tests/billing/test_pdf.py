@@ -303,3 +303,11 @@ def test_payment_options_follow_stripe_and_bank_details(workspace, settings):
     assert payment_options(workspace) == PaymentOptions(card=True, bank_transfer=True, instructions="IBAN GB00")
     settings.STRIPE_SECRET_KEY = ""  # the platform has no Stripe: no workspace takes cards
     assert payment_options(workspace).card is False
+
+
+def test_documents_fetch_nothing_but_the_files_embedded_for_them():
+    fetcher = pdf_module._embedded_fetcher_class()({"logo": (b"PNG bytes", "image/png")})
+    assert fetcher.fetch("embedded:logo").read() == b"PNG bytes"
+    for url in ("embedded:other", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(ValueError):
+            fetcher(url)
