@@ -177,6 +177,7 @@ def report(result: dict) -> str:
                 ("ours: billing.pdf.render_invoice_pdf", *_figures(result["first_ours"], ours), result["kib_ours"]),
                 ("bare WeasyPrint, minimal invoice", *_figures(result["first_bare"], bare), result["kib_bare"]),
                 ("ratio ours / bare (median; goal ≤ 1.2)", "", f"{ratio:.2f}", "", ""),
+                ("queries per render of ours (in its time)", "", str(result["queries"]), "", ""),
             ],
         )
     )
@@ -299,6 +300,11 @@ def stage_render(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         sizes[name] = len(render())
         first[name] = time.perf_counter() - started
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        ours()
     times: dict[str, list[float]] = {"ours": [], "bare": []}
     profiler = None
     if args.profile:
@@ -325,6 +331,7 @@ def stage_render(args: argparse.Namespace) -> None:
             "first_bare": first["bare"],
             "kib_ours": f"{sizes['ours'] / 1024:.0f}",
             "kib_bare": f"{sizes['bare'] / 1024:.0f}",
+            "queries": len(queries),
             "load": load,
         },
     )

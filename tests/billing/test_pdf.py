@@ -165,6 +165,23 @@ def test_part_paid_invoice_shows_what_was_paid_and_the_balance_due(
     assert "PAID" not in text and "Paid in full" not in text
 
 
+def test_refund_reopens_the_balance_and_the_pdf_asks_for_it_again(
+    invoice, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to(PAID_AT, tick=False)
+    payment = services.record_payment(
+        invoice=invoice, amount_minor=180000, method=Payment.Method.BANK_TRANSFER, actor=None
+    )
+    payments.refund_payment(payment=payment, amount_minor=30000, actor=None, reason="Goodwill")
+    with django_capture_on_commit_callbacks(execute=True):
+        rerender_invoice_pdf(invoice)
+    text = pdf_text(invoice.pdf.name)
+    assert re.search(r"Paid 20 Jan 2026 · bank transfer\s+£1,800\.00", text)
+    assert re.search(r"Refunded 20 Jan 2026 · bank transfer\s+-£300\.00", text)
+    assert re.search(r"Balance due\s+£300\.00", text) and "HOW TO PAY" in text
+    assert "PAID" not in text
+
+
 def test_credit_note_settling_an_invoice_is_listed_and_the_invoice_shows_paid(
     invoice, django_capture_on_commit_callbacks
 ):
