@@ -53,6 +53,7 @@ class _Kit:
 
         self.font_config: FontConfiguration = FontConfiguration()
         self.sheets: dict[str, CSS] = {}
+        self.fetcher = _embedded_fetcher()
 
     def stylesheets(self, names: tuple[str, ...]) -> list[CSS]:
         from weasyprint import CSS
@@ -94,18 +95,15 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-@functools.cache
-def _embedded_fetcher_class() -> type:
+def _embedded_fetcher() -> Any:
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class EmbeddedFetcher(URLFetcher):
-        """Serves `embedded:<name>` from the files given for this render, and nothing else: a
-        document reaches no file, host or URL whatever text it prints. (Images are not inlined
-        as data: URIs, which WeasyPrint's pure-Python HTML parser reads a character at a time.)"""
+        """Serves `embedded:<name>` from the files set for the render in progress, and nothing
+        else: a document reaches no file, host or URL whatever text it prints. (Images are not
+        inlined as data: URIs, which WeasyPrint's pure-Python HTML parser reads slowly.)"""
 
-        def __init__(self, files: Mapping[str, tuple[bytes, str]]) -> None:
-            super().__init__(allowed_protocols={"embedded"})
-            self.files = files
+        files: Mapping[str, tuple[bytes, str]] = {}
 
         def fetch(self, url: str, headers: object = None) -> URLFetcherResponse:
             name = url.removeprefix("embedded:")
@@ -114,7 +112,8 @@ def _embedded_fetcher_class() -> type:
             data, content_type = self.files[name]
             return URLFetcherResponse(url, data, headers={"Content-Type": content_type})
 
-    return EmbeddedFetcher
+    # One per thread, made with the kit: making a URLFetcher builds an SSL context (20-40 ms).
+    return EmbeddedFetcher(allowed_protocols={"embedded"})
 
 
 def render_pdf(
@@ -132,10 +131,13 @@ def render_pdf(
 
     kit = _kit()
     html = render_to_string(template, context)
-    fetcher = _embedded_fetcher_class()(files or {})
-    data = HTML(string=html, base_url="embedded:", url_fetcher=fetcher).write_pdf(
-        stylesheets=kit.stylesheets(("base.css", stylesheet)), font_config=kit.font_config
-    )
+    kit.fetcher.files = files or {}
+    try:
+        data = HTML(string=html, base_url="embedded:", url_fetcher=kit.fetcher).write_pdf(
+            stylesheets=kit.stylesheets(("base.css", stylesheet)), font_config=kit.font_config
+        )
+    finally:
+        kit.fetcher.files = {}  # a render's files never outlive it
     _settle_heap()
     return data
 

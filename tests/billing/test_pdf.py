@@ -323,7 +323,8 @@ def test_payment_options_follow_stripe_and_bank_details(workspace, settings):
 
 
 def test_documents_fetch_nothing_but_the_files_embedded_for_them():
-    fetcher = pdf_module._embedded_fetcher_class()({"logo": (b"PNG bytes", "image/png")})
+    fetcher = pdf_module._embedded_fetcher()
+    fetcher.files = {"logo": (b"PNG bytes", "image/png")}
     assert fetcher.fetch("embedded:logo").read() == b"PNG bytes"
     for url in ("embedded:other", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/"):
         with pytest.raises(ValueError):
