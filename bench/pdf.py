@@ -103,7 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default="retainers_bench_pdf", help="scratch database (retainers_bench…)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database at the end")
     parser.add_argument(
-        "--reuse", action="store_true", help="use the scratch database as an earlier --keep run left it (no migrate)"
+        "--reuse",
+        action="store_true",
+        help="use the scratch database as an earlier --keep run left it (no migrate); it is kept",
     )
     parser.add_argument("--replace", action="store_true", help="drop the scratch database first if it exists")
     # Internal: the measuring process.
@@ -152,7 +154,7 @@ def main() -> None:
     finally:
         if created and not args.keep:
             server.drop(args.db)
-        elif args.keep:
+        elif server.exists(args.db):
             say(f"Kept {args.db}: --reuse uses it again; drop it with  dropdb {args.db}")
         shutil.rmtree(scratch, ignore_errors=True)
 
