@@ -6,15 +6,17 @@ integer minor units with retainers.money; choice fields are scoped to one worksp
 
 from __future__ import annotations
 
-import io
 import re
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale
 from django import forms
+from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models.functions import Lower
 
+from billing import logos
 from billing.models import BillingProfile, Invoice, Payment
 from clients.models import Client
 from retainers import money
@@ -192,8 +194,6 @@ LineFormSet = forms.formset_factory(
 
 # --- Billing settings -----------------------------------------------------------------
 
-LOGO_MAX_BYTES = 500 * 1024
-LOGO_FORMATS = {"PNG": "png", "JPEG": "jpg"}
 STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,60}")
 
 # Locales people bill in most; each is a Babel locale, so amounts are written its way.
@@ -250,7 +250,10 @@ class BillingSettingsForm(forms.Form):
         label="Logo",
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
-        help_text="PNG or JPEG, 500 KB at most. Shown at the top of your invoices.",
+        help_text=(
+            "PNG or JPEG, 500 KB and 4,000 pixels a side at most. Shown at the top of your invoices, "
+            "kept at up to 600 × 200 pixels."
+        ),
     )
     tax_label = forms.CharField(label="Tax label", max_length=20, initial="Tax", help_text="E.g. VAT, GST, Sales tax.")
     tax_rate = forms.CharField(
@@ -330,32 +333,20 @@ class BillingSettingsForm(forms.Form):
             raise forms.ValidationError("A Stripe account ID looks like acct_1AbC2dEf3GhI4jKl.", code="invalid")
         return value
 
-    def clean_logo(self) -> UploadedFile | bool | None:
-        """A new logo must really be a PNG or JPEG (checked by Pillow, not by its name), 500 KB at most.
+    def clean_logo(self) -> File | bool | None:
+        """A new logo must really be a PNG or JPEG (checked by Pillow, not by its name) of sane size:
+        500 KB and 4,000 pixels a side at most, no decompression bomb (billing.logos).
 
-        Returns the upload renamed to logo.png / logo.jpg, False to remove the logo, or None to keep it.
+        Returns it downscaled once to what a PDF needs, as logo.png; False to remove the logo, or
+        None to keep it.
         """
         logo = self.cleaned_data.get("logo")
         if not isinstance(logo, UploadedFile):
             return logo if logo is False else None
-        if logo.size > LOGO_MAX_BYTES:
-            raise forms.ValidationError(
-                f"The logo is {logo.size // 1024} KB: 500 KB at most, please.", code="too_large"
-            )
-        from PIL import Image, UnidentifiedImageError
-
-        data = logo.read()
-        logo.seek(0)
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                image_format = image.format
-                image.verify()  # reads the whole file: a truncated or corrupt image fails here
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-            raise forms.ValidationError("That file is not a PNG or JPEG image.", code="invalid_image") from None
-        if image_format not in LOGO_FORMATS:
-            raise forms.ValidationError(f"That is a {image_format} image: upload a PNG or JPEG.", code="invalid_format")
-        logo.name = f"logo.{LOGO_FORMATS[image_format]}"
-        return logo
+            return ContentFile(logos.prepare_logo(logo), name="logo.png")
+        except logos.LogoError as error:
+            raise forms.ValidationError(str(error), code=error.code) from None
 
 
 def format_percent(basis_points: int) -> str:

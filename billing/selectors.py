@@ -1,16 +1,18 @@
-"""Billing's read-models shared by its pages and the pages other apps compose: what is owed,
-invoice rows as lists show them, and the client page's billing section."""
+"""Billing's read-models shared by its pages, PDFs and the pages other apps compose: what is owed,
+invoice rows as lists show them, the client page's billing section, and how a workspace can be paid."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from billing import cards, csv_export
-from billing.models import Invoice, Payment
+from billing import cards, csv_export, stripe_api
+from billing.models import BillingProfile, Invoice, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
+from retainers.models import Workspace
 
 SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
 BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
@@ -65,3 +67,23 @@ def client_section(request: WorkspaceRequest, client: Client) -> dict[str, objec
         "totals": outstanding_totals(invoices, today=today),
         "card": cards.card_on_file(client),
     }
+
+
+@dataclass(frozen=True)
+class PaymentOptions:
+    """How a workspace's clients can pay it, as it really is set up today."""
+
+    card: bool  # Stripe is connected: the pay link takes cards
+    bank_transfer: bool  # the billing profile has payment instructions (bank details)
+    instructions: str  # those instructions, as typed
+
+
+def payment_options(workspace: Workspace, *, profile: BillingProfile | None = None) -> PaymentOptions:
+    """The one answer to "how can this workspace be paid?": a card only when Stripe is connected,
+    a bank transfer only when there are bank details to pay to. Pass the profile if you have it."""
+    if profile is None:
+        profile = BillingProfile.objects.filter(workspace=workspace).first()
+    instructions = (profile.payment_instructions if profile else "").strip()
+    return PaymentOptions(
+        card=stripe_api.is_configured(workspace), bank_transfer=bool(instructions), instructions=instructions
+    )

@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import models
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from billing.models import BillingProfile, Invoice
+from billing.pdf import render_pdf
 from clients.models import Retainer, RetainerTerms
 from delivery.figures import ZERO, period_figures
 from delivery.forecast import origin_name, origin_periods
@@ -190,12 +189,8 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
 
 
 def render_statement_pdf(context: dict[str, object]) -> bytes:
-    # Imported here: WeasyPrint loads Pango at import, which web processes need not pay for.
-    from weasyprint import HTML
-
-    html = render_to_string("portal/statement_pdf.html", context)
-    # Relative URLs (the embedded font) resolve inside the project's static folder only.
-    return HTML(string=html, base_url=str(settings.BASE_DIR / "static") + "/").write_pdf()
+    # The invoice's machinery: fonts and stylesheets prepared once per process (billing.pdf).
+    return render_pdf("portal/statement_pdf.html", context, stylesheet="statement.css")
 
 
 @require_GET

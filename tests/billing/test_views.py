@@ -737,7 +737,7 @@ def test_replacing_and_clearing_the_logo(owner_client, workspace, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(settings_url, _settings_data(logo=SimpleUploadedFile("b.jpg", _image("JPEG"))))
     second = BillingProfile.objects.get(workspace=workspace).logo.name
-    assert second.endswith(".jpg") and not default_storage.exists(first)
+    assert second.endswith(".png") and not default_storage.exists(first)  # every logo is stored as PNG
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(settings_url, _settings_data(**{"logo-clear": "on"}))
     assert not BillingProfile.objects.get(workspace=workspace).logo
