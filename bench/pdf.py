@@ -267,7 +267,7 @@ def make_invoice():
 def stage_render(args: argparse.Namespace) -> None:
     setup_django()
     from billing.models import Invoice
-    from billing.payments import pay_url
+    from billing.paylinks import pay_url
 
     invoice_id = make_invoice().pk
     load = load_average()

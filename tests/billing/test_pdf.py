@@ -14,7 +14,7 @@ import pytest
 from django.core import mail
 from pypdf import PdfReader
 
-from billing import payments, services
+from billing import paylinks, refunds, services
 from billing import pdf as pdf_module
 from billing.models import Invoice, Payment
 from billing.pdf import render_invoice_pdf, rerender_invoice_pdf, store_invoice_pdf
@@ -172,7 +172,7 @@ def test_refund_reopens_the_balance_and_the_pdf_asks_for_it_again(
     payment = services.record_payment(
         invoice=invoice, amount_minor=180000, method=Payment.Method.BANK_TRANSFER, actor=None
     )
-    payments.refund_payment(payment=payment, amount_minor=30000, actor=None, reason="Goodwill")
+    refunds.refund_payment(payment=payment, amount_minor=30000, actor=None, reason="Goodwill")
     with django_capture_on_commit_callbacks(execute=True):
         rerender_invoice_pdf(invoice)
     text = pdf_text(invoice.pdf.name)
@@ -280,7 +280,7 @@ def connect_stripe(settings, workspace, *, bank_details: str | None = None) -> N
 def render_text(invoice: Invoice) -> str:
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice.pk)
     # As the delivery task renders it: with the invoice's pay link.
-    data = render_invoice_pdf(invoice, pay_url=payments.pay_url(invoice))
+    data = render_invoice_pdf(invoice, pay_url=paylinks.pay_url(invoice))
     return subprocess.run(
         ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
     ).stdout.decode()
@@ -295,7 +295,7 @@ def test_without_stripe_the_pdf_offers_no_card_payment(invoice):
 def test_with_stripe_the_pdf_offers_the_card_link_and_the_bank_transfer(invoice, settings):
     connect_stripe(settings, invoice.workspace)
     text = render_text(invoice)
-    assert "Pay online by card:" in text and payments.pay_url(invoice) in re.sub(r"\s+", "", text)  # it wraps
+    assert "Pay online by card:" in text and paylinks.pay_url(invoice) in re.sub(r"\s+", "", text)  # it wraps
     assert "Or by bank transfer:" in text and "Sort code 00-00-00" in text
 
 
