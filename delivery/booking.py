@@ -208,14 +208,7 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
 
 def booked_units(retainer: Retainer, *, start_on: date, end_on: date, exclude: Booking | None = None) -> Decimal:
     """Units reserved by the retainer's active bookings on the workspace's days [start_on, end_on)."""
-    zone = retainer.workspace.tzinfo
-    bookings = Booking.objects.filter(
-        workspace_id=retainer.workspace_id,
-        retainer=retainer,
-        status=ACTIVE,
-        starts_at__gte=_day_start(start_on, zone),
-        starts_at__lt=_day_start(end_on, zone),
-    )
+    bookings = Booking.objects.reserving(retainer, start_on=start_on, end_on=end_on, zone=retainer.workspace.tzinfo)
     if exclude is not None:
         bookings = bookings.exclude(pk=exclude.pk)
     return bookings.aggregate(units=Sum("units", default=ZERO))["units"]
@@ -671,6 +664,7 @@ def _consume(
             actor=actor,
             delivered_by=booking.member,
             confirm_large=True,
+            reservation=booking,  # it draws on what it reserved itself
         )
     except services.DeliveryError as exc:
         raise BookingError(str(exc)) from exc

@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, close_old_connections, transaction
 
-from delivery import booking, booking_setup
+from delivery import booking, booking_setup, services
 from delivery.models import Booking, Schedule, SessionType
 from retainers.models import Membership
 from tests import factories
@@ -35,6 +35,8 @@ def race(*actions: Callable[[], object]) -> list[str]:
             action()
             outcomes.append("ok")
         except booking.BookingError as error:
+            outcomes.append(f"refused: {error}")
+        except services.DeliveryError as error:
             outcomes.append(f"refused: {error}")
         except IntegrityError as error:
             outcomes.append(f"integrity: {error}")
@@ -140,3 +142,30 @@ def test_the_database_refuses_overlapping_active_bookings_whatever_wrote_them(se
     Booking.objects.filter(workspace=workspace, uid__in=["a@test", "b@test"]).update(status="cancelled")
     insert(second, at(10, 9, 30), "e@test")()
     assert Booking.objects.filter(workspace=workspace, status="booked").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_and_work_logged_by_hand_race_for_the_last_hour_exactly_one_wins(setup):
+    """Under "refuse", booking the last hour and logging it by hand at once: both lock the retainer
+    row first, so the second sees the first's booking (reserved) or delivery (used) and is refused."""
+    workspace, member, session_type, (first, _) = setup
+    retainer = first.client.retainers.get()
+    retainer.overage_policy = "refuse"
+    retainer.save(update_fields=["overage_policy"])
+    services.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 3, 2), quantity=D("9"), description="Most of it", actor=None
+    )
+
+    def log_by_hand() -> None:
+        services.record_delivery(
+            retainer=retainer, delivered_on=date(2026, 3, 9), quantity=D("1"), description="Last hour", actor=None
+        )
+
+    with time_machine.travel(NOW, tick=False):
+        outcomes = race(book_as(first, session_type, at(10, 9)), log_by_hand)
+    assert outcomes[0] == "ok" and outcomes[1].startswith("refused: "), outcomes
+    booked = Booking.objects.filter(workspace=workspace, status="booked").count()
+    logged = retainer.work_items.filter(description="Last hour").count()
+    assert booked + logged == 1
+    retainer.refresh_from_db()
+    assert retainer.balance == D("1") - logged
