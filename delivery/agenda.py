@@ -8,16 +8,20 @@ zone) is worked out per request by `show`. Every function here makes one query.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from clients.models import Client, Retainer
-from delivery.models import Booking, BookingPolicy
+from delivery.models import Booking, BookingPolicy, SessionType
+from retainers.http import WorkspaceRequest
 from retainers.models import User, Workspace
 from retainers.units import format_units
 
@@ -195,6 +199,16 @@ def agenda(workspace: Workspace, *, member: User | None = None, past: bool = Fal
     return found.filter(status=ACTIVE).order_by("starts_at", "pk")
 
 
+def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
+    """The client page's "Bookings" section: the client's bookings to come and to settle (one query)."""
+    found = for_client(request.workspace, client)
+    return {
+        "client": client,
+        "rows": show(found, zone=request.workspace.tzinfo, now=timezone.now()),
+        "next_url": request.get_full_path(),
+    }
+
+
 # --- The portal ---------------------------------------------------------------------------------------
 
 
@@ -210,3 +224,132 @@ def upcoming_for_client(workspace: Workspace, client: Client, *, today: date) ->
 
 def still_ahead(shown: list[Shown]) -> list[Shown]:
     return [item for item in shown if not item.ended]
+
+
+# --- Free times, a week at a time (the booking pages of both sides) ------------------------------------
+
+
+DAYS_SHOWN = 7
+
+
+@dataclass(frozen=True)
+class OfferDay:
+    day: date
+    label: str  # "Tuesday 10 March"
+    starts: list[tuple[datetime, str]]  # (start, "09:30" in the reader's zone)
+
+
+@dataclass(frozen=True)
+class OfferWeek:
+    """Seven days of free times in the reader's zone, from `first`, and where the others are."""
+
+    days: list[OfferDay]
+    first: date
+    last: date
+    earlier_from: date | None  # the `first` of the page before, when there are times before
+    later_from: date | None  # the first day with times after this page
+    any_times: bool
+
+
+def offer_week(starts: list[datetime], *, zone: ZoneInfo, today: date, first: date | None) -> OfferWeek:
+    """Group free start times by the reader's days and show seven of them, from `first` (by default
+    the first day that has a time; never before today)."""
+    by_day: dict[date, list[datetime]] = {}
+    for start in starts:
+        by_day.setdefault(start.astimezone(zone).date(), []).append(start)
+    days_with_times = sorted(by_day)
+    if first is None:
+        first = days_with_times[0] if days_with_times else today
+    first = max(first, today)
+    last = first + timedelta(days=DAYS_SHOWN - 1)
+    earlier = [d for d in days_with_times if d < first]
+    later = [d for d in days_with_times if d > last]
+    return OfferWeek(
+        days=[
+            OfferDay(
+                day=day,
+                label=f"{day:%A} {day.day} {day:%B}",
+                starts=[(s, f"{s.astimezone(zone):%H:%M}") for s in by_day[day]],
+            )
+            for day in days_with_times
+            if first <= day <= last
+        ],
+        first=first,
+        last=last,
+        earlier_from=max(first - timedelta(days=DAYS_SHOWN), earlier[0]) if earlier else None,
+        later_from=later[0] if later else None,
+        any_times=bool(starts),
+    )
+
+
+# --- Choosing what to book, and start times in links ----------------------------------------------------
+
+STAMP = "%Y%m%dT%H%MZ"  # a start time in a link: UTC to the minute, nothing to escape
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(STAMP)
+
+
+def parse_stamp(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Choice:
+    """What a client can book (delivery.booking.bookable_for_client) and which type and retainer a
+    request picked: the first of each unless it named another one of them."""
+
+    types: list[tuple[SessionType, list[Retainer]]]
+    session_type: SessionType | None
+    retainer: Retainer | None
+
+    @property
+    def retainers(self) -> list[Retainer]:
+        return next((rs for t, rs in self.types if t == self.session_type), [])
+
+    def query(self, **extra: str) -> str:
+        params = {"type": str(self.session_type.pk)} if self.session_type else {}
+        if self.retainer is not None:
+            params["retainer"] = str(self.retainer.pk)
+        return urlencode({**params, **extra})
+
+
+def choose(types: list[tuple[SessionType, list[Retainer]]], *, type_id: int | None, retainer_id: int | None) -> Choice:
+    chosen = next(((t, rs) for t, rs in types if t.pk == type_id), types[0] if types else None)
+    if chosen is None:
+        return Choice(types, None, None)
+    session_type, retainers = chosen
+    return Choice(types, session_type, next((r for r in retainers if r.pk == retainer_id), retainers[0]))
+
+
+def int_param(value: str | None) -> int | None:
+    """An id from a query string or form, or None for anything else."""
+    return int(value) if value and value.isdigit() and len(value) < 12 else None
+
+
+def times_page(
+    starts: list[datetime], *, zone: ZoneInfo, today: date, first: str, link: Callable[..., str]
+) -> dict[str, object]:
+    """What a page of free times shows: seven days from `first` (an ISO date from the query string;
+    anything else: the first day with a time), each time a link made by `link(start=...)`, and the
+    links to the days before and after (`link(from=...)`)."""
+    try:
+        first_day: date | None = date.fromisoformat(first) if len(first) == 10 else None
+    except ValueError:
+        first_day = None
+    week = offer_week(starts, zone=zone, today=today, first=first_day)
+    return {
+        "days": [
+            {"label": day.label, "day": day.day, "times": [(link(start=stamp(s)), label) for s, label in day.starts]}
+            for day in week.days
+        ],
+        "shown_from": week.first,
+        "shown_to": week.last,
+        "earlier_url": link(**{"from": week.earlier_from.isoformat()}) if week.earlier_from else "",
+        "later_url": link(**{"from": week.later_from.isoformat()}) if week.later_from else "",
+        "any_times": week.any_times,
+    }

@@ -241,9 +241,18 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-def booked_units(retainer: Retainer, *, start_on: date, end_on: date, exclude: Booking | None = None) -> Decimal:
-    """Units reserved by the retainer's active bookings on the workspace's days [start_on, end_on)."""
-    bookings = Booking.objects.reserving(retainer, start_on=start_on, end_on=end_on, zone=retainer.workspace.tzinfo)
+def booked_units(
+    retainer: Retainer,
+    *,
+    start_on: date,
+    end_on: date,
+    exclude: Booking | None = None,
+    zone: ZoneInfo | None = None,
+) -> Decimal:
+    """Units reserved by the retainer's active bookings on the workspace's days [start_on, end_on)
+    (`zone`: the workspace's, when the caller has it at hand)."""
+    zone = zone or retainer.workspace.tzinfo
+    bookings = Booking.objects.reserving(retainer, start_on=start_on, end_on=end_on, zone=zone)
     if exclude is not None:
         bookings = bookings.exclude(pk=exclude.pk)
     return bookings.aggregate(units=Sum("units", default=ZERO))["units"]

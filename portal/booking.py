@@ -10,10 +10,7 @@ contact's client.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import urlencode
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -25,15 +22,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clients import services as clients
-from clients.models import Retainer
 from delivery import agenda, booking
+from delivery.agenda import Choice, int_param, parse_stamp, stamp
 from delivery.booking import BookingError
-from delivery.models import Booking, SessionType
+from delivery.models import Booking
 from portal.http import PortalRequest, portal_view
 from retainers.choices import timezone_choices
 
-STAMP = "%Y%m%dT%H%MZ"  # a start time in links: UTC, minutes, nothing to escape
-DAYS_SHOWN = 7
 LOOK_AHEAD = timedelta(days=booking.MAX_RANGE_DAYS)
 
 
@@ -41,66 +36,12 @@ def contact_zone(request: PortalRequest) -> ZoneInfo:
     return ZoneInfo(request.contact.zone_name(request.workspace.timezone))
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(STAMP)
-
-
-def _parse_stamp(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
-
-
-def _day_label(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B}"
-
-
-# --- Choosing what to book -------------------------------------------------------------------------
-
-
-@dataclass
-class Choice:
-    """What the contact can book, and what the request picked."""
-
-    types: list[tuple[SessionType, list[Retainer]]]
-    session_type: SessionType | None
-    retainer: Retainer | None
-
-    @property
-    def retainers(self) -> list[Retainer]:
-        return next((rs for t, rs in self.types if t == self.session_type), [])
-
-    def query(self, **extra: str) -> str:
-        params = {"type": str(self.session_type.pk), "retainer": str(self.retainer.pk)} if self.session_type else {}
-        return urlencode({**params, **extra})
-
-
 def _choose(request: PortalRequest, data: QueryDict) -> Choice:
     types = booking.bookable_for_client(request.contact.client)
-    type_id, retainer_id = _int(data.get("type")), _int(data.get("retainer"))
-    chosen = next(((t, rs) for t, rs in types if t.pk == type_id), types[0] if types else None)
-    if chosen is None:
-        return Choice(types, None, None)
-    session_type, retainers = chosen
-    retainer = next((r for r in retainers if r.pk == retainer_id), retainers[0])
-    return Choice(types, session_type, retainer)
+    return agenda.choose(types, type_id=int_param(data.get("type")), retainer_id=int_param(data.get("retainer")))
 
 
-@dataclass
-class Day:
-    day: date
-    label: str
-    times: list[tuple[str, str]]  # (link, "09:30")
-
-
-def _times(
-    request: PortalRequest, choice: Choice, *, url: str, exclude: Booking | None = None, extra: dict | None = None
-) -> dict[str, object]:
+def _times(request: PortalRequest, choice: Choice, *, url: str, exclude: Booking | None = None) -> dict[str, object]:
     """The free times of the chosen type on the chosen retainer, a week at a time in the contact's zone."""
     assert choice.session_type is not None and choice.retainer is not None
     zone, now = contact_zone(request), timezone.now()
@@ -114,39 +55,14 @@ def _times(
         now=now,
         exclude=exclude,
     )
-    by_day: dict[date, list[datetime]] = defaultdict(list)
-    for offer in found.times:
-        by_day[offer.starts_at.astimezone(zone).date()].append(offer.starts_at)
-    days_with_times = sorted(by_day)
-    try:
-        first = date.fromisoformat(request.GET.get("from", ""))
-    except ValueError:
-        first = days_with_times[0] if days_with_times else today
-    first = max(first, today)
-    last = first + timedelta(days=DAYS_SHOWN)
-    params = extra or {}
-    days = [
-        Day(
-            day,
-            _day_label(day),
-            [(f"{url}?{choice.query(**params, start=_stamp(s))}", f"{s.astimezone(zone):%H:%M}") for s in by_day[day]],
-        )
-        for day in days_with_times
-        if first <= day < last
-    ]
-    earlier = [d for d in days_with_times if d < first]
-    later = [d for d in days_with_times if d >= last]
-    return {
-        "days": days,
-        "notes": found.notes,
-        "shown_from": first,
-        "shown_to": last - timedelta(days=1),
-        "earlier_url": f"{url}?{choice.query(**params, **{'from': max(first - timedelta(DAYS_SHOWN), earlier[0]).isoformat()})}"
-        if earlier
-        else "",
-        "later_url": f"{url}?{choice.query(**params, **{'from': later[0].isoformat()})}" if later else "",
-        "any_times": bool(found.times),
-    }
+
+    def link(**params: str) -> str:
+        return f"{url}?{choice.query(**params)}"
+
+    page = agenda.times_page(
+        [offer.starts_at for offer in found.times], zone=zone, today=today, first=request.GET.get("from", ""), link=link
+    )
+    return {**page, "notes": found.notes}
 
 
 # --- The pages ---------------------------------------------------------------------------------------
@@ -194,7 +110,7 @@ def _confirm_booking(request: PortalRequest, choice: Choice) -> HttpResponse:
     assert choice.session_type is not None and choice.retainer is not None
     data = request.POST if request.method == "POST" else request.GET
     zone = contact_zone(request)
-    start = _parse_stamp(data.get("start", ""))
+    start = parse_stamp(data.get("start", ""))
     error = ""
     if request.method == "POST":
         try:
@@ -241,7 +157,7 @@ def _offer_context(
         overage = booking.describe_overage(offer.overage, choice.retainer, locale=request.workspace.locale or "en_US")
     end = start + timedelta(minutes=choice.session_type.duration_minutes) if start else None
     return {
-        "start": _stamp(start) if start else "",
+        "start": stamp(start) if start else "",
         "offer": offer,
         "when": booking.describe_span(start, end, zone) if start and end else "",
         "units": found.units_text if found else "",
@@ -277,7 +193,7 @@ def booking_move(request: PortalRequest, booking_id: int) -> HttpResponse:
     if reason:
         return render(request, "portal/book.html", {**context, "moving": made, "not_movable": reason})
     if request.method == "POST" or "start" in data:
-        start = _parse_stamp(data.get("start", ""))
+        start = parse_stamp(data.get("start", ""))
         error = ""
         if request.method == "POST":
             try:
