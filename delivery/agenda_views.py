@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import retarget, trigger_client_event
 
 from clients.models import Client, Contact, Retainer
 from delivery import agenda, booking
@@ -111,21 +111,29 @@ def _settle(request: WorkspaceRequest, booking_id: int, action: str) -> HttpResp
         return redirect(_safe_next(request, reverse("delivery:booking_list", args=[request.workspace.slug])))
     context = {
         "row": shown(request, [agenda.line(request.workspace, made.pk)])[0],
+        "settled": made.pk,
         "error": error,
         "notice": notice,
         "show_client": request.POST.get("show_client") == "1",
         "origin": origin,
         "next_url": _safe_next(request, ""),
     }
-    html = render_to_string(ROW, context, request)
     if origin == "retainer" and not error:
+        # The retainer's figures and work list change too: its bookings section comes back whole, with
+        # them out of band (a lone <tr> first would make the browser parse what follows as table cells).
         from delivery.views import retainer_context  # the retainer page's own read-model
 
         retainer = Retainer.objects.for_workspace(request.workspace).select_related("client").get(pk=made.retainer_id)
-        html += render_to_string(
-            "delivery/retainer_detail.html#booking-settled", retainer_context(request, retainer), request
+        page = retainer_context(request, retainer)
+        html = render_to_string(
+            "delivery/booking/_retainer_section.html",
+            {**context, "retainer": retainer, "section": page["bookings_section"]},
+            request,
         )
-    response = HttpResponse(html)
+        html += render_to_string("delivery/retainer_detail.html#booking-settled", page, request)
+        response = retarget(HttpResponse(html), "#bookings")
+    else:
+        response = HttpResponse(render_to_string(ROW, context, request))
     if done is not None and done.work_item_id:
         trigger_client_event(response, "work-recorded", {"retainer": made.retainer_id})
     return response

@@ -291,7 +291,7 @@ def booking_timezone(request: PortalRequest) -> HttpResponse:
     except clients.ClientError as error:
         messages.error(request, str(error))
     else:
-        zone = contact.zone_name(request.workspace.timezone).replace("_", " ")
+        zone = contact.zone_name(request.workspace.timezone)
         if request.POST.get("detected"):
             messages.info(request, f"Times are shown in {zone}, your browser's time zone. You can change it below.")
         else:

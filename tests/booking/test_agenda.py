@@ -140,9 +140,15 @@ def test_marking_held_on_the_retainer_page_refreshes_its_figures_too(week, works
         {"next": url(workspace, f"retainers/{retainer.pk}/"), "origin": "retainer"},
     )
     body = html(response)
+    # The bookings section comes back whole (the held one gone from it, with word of what happened)...
+    assert response.headers["HX-Retarget"] == "#bookings"
+    assert body.lstrip().startswith('<section id="bookings"')
+    assert "Held: 1 hour recorded on Coaching." in body and f'id="booking-{week["friday"].pk}"' not in body
+    # ...with the period's figures and the work list out of band.
     assert re.search(r'<section id="period-stats"[^>]*hx-swap-oob="true"', body)
     assert re.search(r'id="stat-remaining">9.00 ', body) and re.search(r'id="stat-booked">3.00<', body)
-    assert re.search(r'<section id="work-list"[^>]*hx-swap-oob="true"', body) and "Coaching call" in body
+    work_list = body[body.index('<section id="work-list"') :]
+    assert 'hx-swap-oob="true"' in work_list[:200] and "<td>Coaching call</td>" in work_list
 
 
 def test_without_javascript_settling_comes_back_to_the_page_with_a_message(week, workspace, owner_client, acme):
