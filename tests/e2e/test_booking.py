@@ -10,7 +10,6 @@ page visited must log no console error and no Content-Security-Policy violation.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import date, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -30,7 +29,7 @@ from delivery import services as delivery
 from delivery.models import Booking, LedgerEntry
 from retainers import services as workspaces
 from retainers.models import Email, User
-from tests.e2e.support import ROOT, screenshot, wait_until
+from tests.e2e.support import screenshot, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -111,8 +110,7 @@ def test_a_contact_books_moves_cancels_and_books_again_and_the_consultant_marks_
     expect(portal.locator("#times")).to_contain_text("Times in America/New_York")
     expect(portal.locator("#zone-select")).to_have_value(NEW_YORK)
     expect(portal.locator("#left-to-book")).to_contain_text("8 hours left to book")
-    screenshot(portal, "booking")
-    shutil.copyfile(ROOT / "artifacts" / "screenshots" / "booking.png", ROOT / "docs" / "screenshots" / "booking.png")
+    screenshot(portal, "booking")  # the README's docs/screenshots/booking.png is copied from it
 
     # Book: a time, then the details, then the button.
     label = _pick_time(portal, first_day)
