@@ -156,7 +156,21 @@ def available_starts(
     counts as free."""
     now = now or timezone.now()
     workspace = session_type.workspace
-    schedule = schedule_for(workspace, session_type.member)
+    return _available_starts(
+        session_type, schedule_for(workspace, session_type.member), first=first, last=last, now=now, exclude=exclude
+    )
+
+
+def _available_starts(
+    session_type: SessionType,
+    schedule: Schedule | None,
+    *,
+    first: date,
+    last: date,
+    now: datetime,
+    exclude: Booking | None,
+) -> list[datetime]:
+    workspace = session_type.workspace
     if schedule is None or not session_type.active:
         return []
     if not Membership.objects.filter(workspace=workspace, user_id=session_type.member_id).exists():
@@ -188,23 +202,25 @@ def draws_from(session_type: SessionType, retainer: Retainer) -> bool:
 def bookable_for_client(client: Client) -> list[tuple[SessionType, list[Retainer]]]:
     """The active session types a client can book, each with the client's active retainers it draws on.
     Three queries, for the portal's booking page."""
+    workspace_id = client.workspace_id
     retainers = list(
-        Retainer.objects.for_workspace(client.workspace)
-        .filter(client=client, status=Retainer.Status.ACTIVE)
+        Retainer.objects.filter(workspace_id=workspace_id, client=client, status=Retainer.Status.ACTIVE)
         .exclude(model=RetainerTerms.Model.DELIVERABLES)
+        .select_related("workspace")
         .order_by("starts_on", "pk")
     )
     if not retainers:
         return []
     types = list(
-        SessionType.objects.for_workspace(client.workspace)
-        .filter(active=True, member__memberships__workspace=client.workspace)
-        .select_related("member")
+        SessionType.objects.filter(
+            workspace_id=workspace_id, active=True, member__memberships__workspace_id=workspace_id
+        )
+        .select_related("member", "workspace")
         .order_by("name", "pk")
     )
     links: dict[int, set[int]] = defaultdict(set)
     for session_type_id, retainer_id in SessionTypeRetainer.objects.filter(
-        workspace=client.workspace, retainer__in=retainers
+        workspace_id=workspace_id, retainer__in=retainers
     ).values_list("session_type_id", "retainer_id"):
         links[session_type_id].add(retainer_id)
     found = []
@@ -323,13 +339,22 @@ def _continues_to(retainer: Retainer, period: Period, day: date) -> bool:
     return day < retainer.term_ends_on or retainer.auto_renew
 
 
-def allowance(retainer: Retainer, *, on: date, exclude: Booking | None = None) -> Allowance:
+_LOOK_UP = Period()  # "fetch the open period": `None` means the retainer has none
+
+
+def allowance(
+    retainer: Retainer, *, on: date, exclude: Booking | None = None, open_period: Period | None = _LOOK_UP
+) -> Allowance:
     """The units left to book in the period that holds `on` (a workspace date), for a live retainer.
 
     The open period counts its ledger balance; a later one (booked ahead) counts its allotment only,
-    since what rolls into it is not known yet.
+    since what rolls into it is not known yet. `open_period`: the retainer's, when the caller has it.
     """
-    period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
+    period = (
+        Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
+        if open_period is _LOOK_UP
+        else open_period
+    )
     if period is None or not _continues_to(retainer, period, on):
         last = (period.end_on if period and retainer.cancel_at_period_end else retainer.term_ends_on) - timedelta(1)
         raise RetainerEnds(last)
@@ -418,8 +443,9 @@ def offers(
     units = session_type.units_for(retainer)
     starts = [
         moment
-        for moment in available_starts(
-            session_type=session_type,
+        for moment in _available_starts(
+            session_type,
+            schedule,
             first=slots.local_day(start, zone),
             last=slots.local_day(end - timedelta(microseconds=1), zone),
             now=now,
@@ -427,6 +453,7 @@ def offers(
         )
         if start <= moment < end
     ]
+    period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first() if starts else None
     duration = timedelta(minutes=session_type.duration_minutes)
     times: list[Offer] = []
     notes: list[str] = []
@@ -435,7 +462,7 @@ def offers(
         day = _workspace_day(moment, workspace)
         if left is None or not left.start_on <= day < left.end_on:
             try:
-                left = allowance(retainer, on=day, exclude=exclude)
+                left = allowance(retainer, on=day, exclude=exclude, open_period=period)
             except RetainerEnds as ends:
                 notes.append(f"This retainer ends on {_day(ends.last_on)}: later times cannot be booked on it.")
                 break

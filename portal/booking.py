@@ -18,7 +18,9 @@ from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clients import services as clients
@@ -73,11 +75,22 @@ def _sessions(request: PortalRequest) -> list[agenda.Shown]:
     return agenda.still_ahead(agenda.show(lines, zone=contact_zone(request), now=timezone.now()))
 
 
+def _zone_options(chosen: str) -> str:
+    """The <option>s of every time zone (about 430): written here, a template loop over them costs
+    more than the rest of the page."""
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((value, mark_safe(" selected") if value == chosen else "", label) for value, label in timezone_choices()),
+    )
+
+
 def _zone_context(request: PortalRequest) -> dict[str, object]:
+    zone = contact_zone(request).key
     return {
-        "zone": contact_zone(request).key,
+        "zone": zone,
         "zone_saved": bool(request.contact.timezone),
-        "zone_choices": timezone_choices(),
+        "zone_options": _zone_options(zone),
         "here": request.get_full_path(),
     }
 

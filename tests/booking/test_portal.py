@@ -253,3 +253,23 @@ def test_a_retainer_of_another_client_cannot_be_chosen(now, workspace, session_t
     )
     made = Booking.objects.get()  # the request's retainer is ignored: Carol's own is the only choice
     assert made.retainer == retainer
+
+
+def test_the_booking_page_makes_the_same_queries_however_much_is_booked(
+    now, workspace, session_type, retainer, carol, carol_browser, acme
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert carol_browser.get(portal(workspace, "book/")).status_code == 200
+        return len(captured)
+
+    carol_browser.get(portal(workspace, "book/"))  # the first request of a session writes it
+    few = count()
+    others = [factories.ContactFactory(client=acme, user=factories.UserFactory(), portal_access=True) for _ in range(3)]
+    for day in range(10, 31):
+        if date(2026, 3, day).weekday() < 5:
+            book_as(others[day % 3], session_type, retainer, at(day, 9))
+    assert count() == few <= 21, few  # 3 to sign in, 3 what to book, 1 sessions, 14 the free times
