@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clients import csv_import
 from clients.models import Client, Contact, Plan, Retainer, RetainerTerms
+from retainers.choices import timezone_choices
 from retainers.models import User, Workspace
 from retainers.outbox import queue_email
 
@@ -154,6 +155,16 @@ def update_contact(*, contact: Contact, name: str, email: str, role: str) -> Con
         if _violated(exc) == "contact_email_unique":
             raise _email_taken_error(email) from exc
         raise
+    return contact
+
+
+def set_contact_timezone(*, contact: Contact, timezone_name: str) -> Contact:
+    """The zone a contact reads booking times in ("": the workspace's). Unknown names are refused."""
+    name = timezone_name.strip()
+    if name and name not in dict(timezone_choices()):
+        raise ClientError(f"“{name[:64]}” is not a time zone: choose one from the list.", field="timezone")
+    Contact.objects.filter(pk=contact.pk).update(timezone=name)
+    contact.timezone = name
     return contact
 
 

@@ -10,10 +10,13 @@ For each workspace, as of one instant `now`:
    or used up, is reported to the owners and admins and to the client's portal contacts, once
    per period and threshold;
 4. the daily digest: from 07:00 local time, each member gets what is due today (and overdue)
-   once per local day (outbox key `digest-{membership_id}-{date}`).
+   once per local day (outbox key `digest-{membership_id}-{date}`);
+5. bookings (delivery.booking_reminders): the contact and the member are reminded before each
+   booking at its session type's offsets, once each, and a client whose retainer asks for it is
+   nudged to book their next session after N quiet days.
 
 The job lives in communication, the app that can see both halves: its own tasks, check-ins
-and digests, and delivery's sessions and alerts (to its left). Every step is idempotent and catches up: its state is in the database (task rows, claims,
+and digests, and delivery's sessions, alerts and bookings (to its left). Every step is idempotent and catches up: its state is in the database (task rows, claims,
 outbox keys), so running twice, or after a long downtime, sends each email once.
 """
 
@@ -32,6 +35,7 @@ from django.utils import timezone
 from clients.models import Client
 from communication import services
 from communication.models import Message, Task
+from delivery import booking_reminders
 from delivery import reminders as delivery_reminders
 from delivery.models import WorkItem
 from retainers.models import Email, Membership, User, Workspace
@@ -47,6 +51,8 @@ class Summary:
     task_reminders: int = 0
     low_balance_alerts: int = 0
     digests: int = 0
+    booking_reminders: int = 0
+    booking_nudges: int = 0
 
     def __iadd__(self, other: Summary) -> Summary:
         for f in fields(self):
@@ -95,6 +101,8 @@ def remind_workspace(*, workspace: Workspace, now: datetime) -> Summary:
         summary.task_reminders = remind_due_tasks(workspace=workspace, now=now)
         summary.low_balance_alerts = delivery_reminders.send_low_balance_alerts(workspace=workspace)
         summary.digests = send_digests(workspace=workspace, now=now)
+        summary.booking_reminders = booking_reminders.send_reminders(workspace=workspace, now=now)
+        summary.booking_nudges = booking_reminders.send_nudges(workspace=workspace, now=now)
     return summary
 
 

@@ -1,7 +1,7 @@
 """The client page and the client's timeline: the consultant's view of one relationship.
 
 Composition, not business: each app's read-model builds its part (clients' contacts card,
-delivery's retainers, billing's payment history, communication's notes, messages and tasks,
+delivery's retainers and bookings, billing's payment history, communication's notes, messages and tasks,
 renewals'), in page order, and each part's template is included by the page. Each part makes a
 fixed number of queries, so the page does too.
 """
@@ -18,6 +18,7 @@ from clients.selectors import contacts_section
 from clients.timeline import Cursor
 from communication import selectors as communication
 from dashboard import timeline
+from delivery import agenda
 from delivery import selectors as delivery
 from renewals import selectors as renewals
 from retainers.http import WorkspaceRequest, workspace_view
@@ -34,6 +35,7 @@ def client_detail(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     context = {
         **contacts_section(request, client),
         "retainers_section": delivery.client_section(request, client),
+        "bookings_section": agenda.client_section(request, client),
         "billing_section": billing.client_section(request, client),
         "communication_section": communication.client_section(request, client),
         "renewals_section": renewals.client_section(request, client),

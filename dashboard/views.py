@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 from clients.models import Retainer, RetainerTerms
 from dashboard import charts, queries
 from dashboard.forms import RowFilterForm
+from delivery import agenda
 from delivery.forms import workspace_quick_add_form
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
@@ -432,6 +433,19 @@ def attention_part(request: WorkspaceRequest, parts: PageCache, *, today: date) 
     return parts.get("dashboard-attention", [today], build)
 
 
+def bookings_context(request: WorkspaceRequest, parts: PageCache, *, today: date) -> dict[str, object]:
+    """Today's bookings, the rest of the week's and those to settle: the lines are cached under the data
+    version like the other parts; whether each has started is worked out per request."""
+    week = parts.get("dashboard-bookings", [today], lambda: agenda.week(request.workspace, today=today))
+    zone, now = request.workspace.tzinfo, timezone.now()
+    return {
+        "bookings_today": agenda.show(week.today, zone=zone, now=now),
+        "bookings_later": agenda.show(week.later, zone=zone, now=now),
+        "bookings_to_settle": agenda.show(week.to_settle, zone=zone, now=now),
+        "next_url": request.get_full_path(),
+    }
+
+
 @require_GET
 @workspace_view
 def dashboard(request: WorkspaceRequest) -> HttpResponse:
@@ -453,6 +467,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "rows_html": rows_html(request, parts, today=today),
             **attention_part(request, parts, today=today),
             **parts.get("dashboard-money", [today], lambda: money_context(request, today=today)),
+            **bookings_context(request, parts, today=today),
         }
         response = render(request, "dashboard/dashboard.html", context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or one of its parts

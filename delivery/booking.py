@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from clients.models import Client, Contact, Retainer, RetainerTerms
@@ -50,7 +50,7 @@ from delivery.models import (
 )
 from delivery.periods import index_containing, period_bounds
 from retainers.models import Membership, User, Workspace
-from retainers.money import multiply
+from retainers.money import format_money, multiply
 from retainers.outbox import calendar_invitation, queue_email
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ class BookingError(Exception):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class RetainerEnds(BookingError):
+    """A day after the retainer's last: nothing can be booked on it then."""
+
+    def __init__(self, last_on: date) -> None:
+        super().__init__(f"This retainer ends on {last_on:%d %b %Y}: choose an earlier day.", field="starts_at")
+        self.last_on = last_on
 
 
 # --- Rules and policies ------------------------------------------------------------------------
@@ -135,14 +143,34 @@ def busy_for(
 
 
 def available_starts(
-    *, session_type: SessionType, first: date, last: date, now: datetime | None = None
+    *,
+    session_type: SessionType,
+    first: date,
+    last: date,
+    now: datetime | None = None,
+    exclude: Booking | None = None,
 ) -> list[datetime]:
     """The free start times (UTC) of a session type on the member's local days [first, last],
     clamped to today..the horizon and to two months per call. Reads stored rows only: a calendar
-    that is slow or down never slows this down."""
+    that is slow or down never slows this down. `exclude`: a booking being moved, whose own time
+    counts as free."""
     now = now or timezone.now()
     workspace = session_type.workspace
-    schedule = schedule_for(workspace, session_type.member)
+    return _available_starts(
+        session_type, schedule_for(workspace, session_type.member), first=first, last=last, now=now, exclude=exclude
+    )
+
+
+def _available_starts(
+    session_type: SessionType,
+    schedule: Schedule | None,
+    *,
+    first: date,
+    last: date,
+    now: datetime,
+    exclude: Booking | None,
+) -> list[datetime]:
+    workspace = session_type.workspace
     if schedule is None or not session_type.active:
         return []
     if not Membership.objects.filter(workspace=workspace, user_id=session_type.member_id).exists():
@@ -151,7 +179,9 @@ def available_starts(
     days = slots.bookable_days(rules, now=now, first=first, last=min(last, first + timedelta(MAX_RANGE_DAYS - 1)))
     if days is None:
         return []
-    busy, per_day = busy_for(workspace=workspace, member=session_type.member, rules=rules, first=days[0], last=days[1])
+    busy, per_day = busy_for(
+        workspace=workspace, member=session_type.member, rules=rules, first=days[0], last=days[1], exclude=exclude
+    )
     return slots.free_starts(rules, now=now, first=days[0], last=days[1], busy=busy, booked_per_day=per_day)
 
 
@@ -172,23 +202,25 @@ def draws_from(session_type: SessionType, retainer: Retainer) -> bool:
 def bookable_for_client(client: Client) -> list[tuple[SessionType, list[Retainer]]]:
     """The active session types a client can book, each with the client's active retainers it draws on.
     Three queries, for the portal's booking page."""
+    workspace_id = client.workspace_id
     retainers = list(
-        Retainer.objects.for_workspace(client.workspace)
-        .filter(client=client, status=Retainer.Status.ACTIVE)
+        Retainer.objects.filter(workspace_id=workspace_id, client=client, status=Retainer.Status.ACTIVE)
         .exclude(model=RetainerTerms.Model.DELIVERABLES)
+        .select_related("workspace")
         .order_by("starts_on", "pk")
     )
     if not retainers:
         return []
     types = list(
-        SessionType.objects.for_workspace(client.workspace)
-        .filter(active=True, member__memberships__workspace=client.workspace)
-        .select_related("member")
+        SessionType.objects.filter(
+            workspace_id=workspace_id, active=True, member__memberships__workspace_id=workspace_id
+        )
+        .select_related("member", "workspace")
         .order_by("name", "pk")
     )
     links: dict[int, set[int]] = defaultdict(set)
     for session_type_id, retainer_id in SessionTypeRetainer.objects.filter(
-        workspace=client.workspace, retainer__in=retainers
+        workspace_id=workspace_id, retainer__in=retainers
     ).values_list("session_type_id", "retainer_id"):
         links[session_type_id].add(retainer_id)
     found = []
@@ -199,6 +231,25 @@ def bookable_for_client(client: Client) -> list[tuple[SessionType, list[Retainer
     return found
 
 
+def can_book(client: Client) -> bool:
+    """Whether `bookable_for_client` has anything for the client, in one query (for the portal overview)."""
+    retainers = (
+        Retainer.objects.filter(workspace_id=client.workspace_id, client=client, status=Retainer.Status.ACTIVE)
+        .exclude(model=RetainerTerms.Model.DELIVERABLES)
+        .values("pk")
+    )
+    linked = SessionTypeRetainer.objects.filter(
+        workspace_id=client.workspace_id, session_type=OuterRef("pk"), retainer__in=retainers
+    )
+    return (
+        SessionType.objects.filter(
+            workspace_id=client.workspace_id, active=True, member__memberships__workspace_id=client.workspace_id
+        )
+        .filter((Q(all_retainers=True) & Exists(retainers)) | Exists(linked))
+        .exists()
+    )
+
+
 # --- Units: booked, bookable, overage --------------------------------------------------------------
 
 
@@ -206,16 +257,18 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
 
 
-def booked_units(retainer: Retainer, *, start_on: date, end_on: date, exclude: Booking | None = None) -> Decimal:
-    """Units reserved by the retainer's active bookings on the workspace's days [start_on, end_on)."""
-    zone = retainer.workspace.tzinfo
-    bookings = Booking.objects.filter(
-        workspace_id=retainer.workspace_id,
-        retainer=retainer,
-        status=ACTIVE,
-        starts_at__gte=_day_start(start_on, zone),
-        starts_at__lt=_day_start(end_on, zone),
-    )
+def booked_units(
+    retainer: Retainer,
+    *,
+    start_on: date,
+    end_on: date,
+    exclude: Booking | None = None,
+    zone: ZoneInfo | None = None,
+) -> Decimal:
+    """Units reserved by the retainer's active bookings on the workspace's days [start_on, end_on)
+    (`zone`: the workspace's, when the caller has it at hand)."""
+    zone = zone or retainer.workspace.tzinfo
+    bookings = Booking.objects.reserving(retainer, start_on=start_on, end_on=end_on, zone=zone)
     if exclude is not None:
         bookings = bookings.exclude(pk=exclude.pk)
     return bookings.aggregate(units=Sum("units", default=ZERO))["units"]
@@ -231,19 +284,25 @@ def open_booked_units(retainers: Iterable[Retainer]) -> dict[int, Decimal]:
     retainers = list(retainers)
     if not retainers:
         return {}
-    periods = {
-        p.retainer_id: p
-        for p in Period.objects.filter(retainer__in=retainers, status=Period.Status.OPEN).select_related("workspace")
-    }
+    periods = list(Period.objects.filter(retainer__in=retainers, status=Period.Status.OPEN).select_related("workspace"))
+    totals = {r.pk: ZERO for r in retainers}
+    if periods:
+        totals.update(booked_in_periods(periods, zone=periods[0].workspace.tzinfo))
+    return totals
+
+
+def booked_in_periods(periods: Iterable[Period], *, zone: ZoneInfo) -> dict[int, Decimal]:
+    """The booked units of each period, by retainer id, in one query: periods of one workspace (`zone`
+    is its time zone), at most one per retainer. A period with nothing booked counts zero."""
+    periods = list(periods)
     condition = Q()
-    for retainer_id, period in periods.items():
-        zone = period.workspace.tzinfo
+    for period in periods:
         condition |= Q(
-            retainer_id=retainer_id,
+            retainer_id=period.retainer_id,
             starts_at__gte=_day_start(period.start_on, zone),
             starts_at__lt=_day_start(period.end_on, zone),
         )
-    totals = {r.pk: ZERO for r in retainers}
+    totals = {period.retainer_id: ZERO for period in periods}
     if periods:
         for row in (
             Booking.objects.filter(condition, status=ACTIVE)
@@ -264,6 +323,8 @@ class Allowance:
     end_on: date
     balance: Decimal
     booked: Decimal
+    overage_rate_minor: int = 0  # the period's price of a unit beyond it
+    currency: str = ""
 
     @property
     def bookable(self) -> Decimal:
@@ -278,27 +339,40 @@ def _continues_to(retainer: Retainer, period: Period, day: date) -> bool:
     return day < retainer.term_ends_on or retainer.auto_renew
 
 
-def allowance(retainer: Retainer, *, on: date, exclude: Booking | None = None) -> Allowance:
+_LOOK_UP = Period()  # "fetch the open period": `None` means the retainer has none
+
+
+def allowance(
+    retainer: Retainer, *, on: date, exclude: Booking | None = None, open_period: Period | None = _LOOK_UP
+) -> Allowance:
     """The units left to book in the period that holds `on` (a workspace date), for a live retainer.
 
     The open period counts its ledger balance; a later one (booked ahead) counts its allotment only,
-    since what rolls into it is not known yet.
+    since what rolls into it is not known yet. `open_period`: the retainer's, when the caller has it.
     """
-    period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
+    period = (
+        Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
+        if open_period is _LOOK_UP
+        else open_period
+    )
     if period is None or not _continues_to(retainer, period, on):
         last = (period.end_on if period and retainer.cancel_at_period_end else retainer.term_ends_on) - timedelta(1)
-        raise BookingError(f"This retainer ends on {last:%d %b %Y}: choose an earlier day.", field="starts_at")
+        raise RetainerEnds(last)
     if on < period.start_on:
         raise BookingError("That day is in a closed period.", field="starts_at")
     if on < period.end_on:
         start_on, end_on = period.start_on, period.end_on
         balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
+        rate, currency = period.overage_rate_minor, period.currency
     else:
         index = index_containing(retainer.anchor_on, retainer.cadence, on)
         start_on, end_on = period_bounds(retainer.anchor_on, retainer.cadence, index)
         balance = retainer.units_per_period
+        rate, currency = retainer.overage_rate_minor, retainer.currency
     booked = booked_units(retainer, start_on=start_on, end_on=end_on, exclude=exclude)
-    return Allowance(start_on=start_on, end_on=end_on, balance=balance, booked=booked)
+    return Allowance(
+        start_on=start_on, end_on=end_on, balance=balance, booked=booked, overage_rate_minor=rate, currency=currency
+    )
 
 
 @dataclass(frozen=True)
@@ -315,14 +389,194 @@ def overage_quote(retainer: Retainer, *, units: Decimal, on: date) -> OverageQuo
     (or the retainer does not bill overage)."""
     if retainer.overage_policy != RetainerTerms.Overage.BILL:
         return None
-    left = allowance(retainer, on=on)
+    return _quote(units, allowance(retainer, on=on))
+
+
+def _quote(units: Decimal, left: Allowance) -> OverageQuote | None:
     over = min(units, max(units - max(left.bookable, ZERO), ZERO))
     if over <= 0:
         return None
-    period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
-    rate = period.overage_rate_minor if period and on < period.end_on else retainer.overage_rate_minor
-    currency = period.currency if period and on < period.end_on else retainer.currency
-    return OverageQuote(units=over, amount_minor=multiply(rate, over), currency=currency)
+    return OverageQuote(units=over, amount_minor=multiply(left.overage_rate_minor, over), currency=left.currency)
+
+
+# --- What a client may book: the offers of the booking pages ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A start time that can be booked on a retainer, with what its excess would cost under "bill"."""
+
+    starts_at: datetime
+    ends_at: datetime
+    overage: OverageQuote | None = None
+
+
+@dataclass(frozen=True)
+class Offers:
+    """The bookable times of one session type on one retainer, and why some times are not offered."""
+
+    units: Decimal
+    units_text: str  # "1 hour", "2 sessions": what one booking draws
+    times: list[Offer]
+    notes: list[str]
+
+
+def offers(
+    *,
+    session_type: SessionType,
+    retainer: Retainer,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    exclude: Booking | None = None,
+) -> Offers:
+    """The times in [start, end) (any reader's zone) that `retainer` can book with `session_type`: free in
+    the member's calendar, within the retainer's term, and, under "refuse", within what is left to book
+    in the period each falls in (the balance less what is booked; a later period: its allotment).
+    Under "bill" each carries the price of what would go beyond. `exclude`: the booking being moved.
+
+    The same checks `book` makes, read ahead: a few queries per period the range touches."""
+    now = now or timezone.now()
+    workspace = retainer.workspace
+    schedule = schedule_for(workspace, session_type.member)
+    zone = member_zone(workspace, schedule)
+    units = session_type.units_for(retainer)
+    starts = [
+        moment
+        for moment in _available_starts(
+            session_type,
+            schedule,
+            first=slots.local_day(start, zone),
+            last=slots.local_day(end - timedelta(microseconds=1), zone),
+            now=now,
+            exclude=exclude,
+        )
+        if start <= moment < end
+    ]
+    period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first() if starts else None
+    duration = timedelta(minutes=session_type.duration_minutes)
+    times: list[Offer] = []
+    notes: list[str] = []
+    left: Allowance | None = None
+    for moment in starts:
+        day = _workspace_day(moment, workspace)
+        if left is None or not left.start_on <= day < left.end_on:
+            try:
+                left = allowance(retainer, on=day, exclude=exclude, open_period=period)
+            except RetainerEnds as ends:
+                notes.append(f"This retainer ends on {_day(ends.last_on)}: later times cannot be booked on it.")
+                break
+            if retainer.overage_policy == RetainerTerms.Overage.REFUSE and units > left.bookable:
+                notes.append(_full_note(retainer, left))
+        if retainer.overage_policy == RetainerTerms.Overage.REFUSE and units > left.bookable:
+            continue
+        quote = _quote(units, left) if retainer.overage_policy == RetainerTerms.Overage.BILL else None
+        times.append(Offer(starts_at=moment, ends_at=moment + duration, overage=quote))
+    return Offers(units=units, units_text=f"{_n(units)} {_unit_word(retainer, units)}", times=times, notes=notes)
+
+
+def _full_note(retainer: Retainer, left: Allowance) -> str:
+    last = left.end_on - timedelta(days=1)
+    word = retainer.get_unit_display().lower()
+    if left.booked > 0:
+        why = f"what is left is booked already ({_n(left.booked)} {_unit_word(retainer, left.booked)})"
+    else:
+        why = f"its {word} are used up"
+    return f"Nothing more can be booked from {_day(left.start_on, year=False)} to {_day(last)}: {why}."
+
+
+def _day(day: date, *, year: bool = True) -> str:
+    return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
+
+
+def bookable_now(retainer: Retainer, *, on: date) -> Allowance | None:
+    """What is left to book in the period holding `on`, or None past the retainer's end."""
+    try:
+        return allowance(retainer, on=on)
+    except BookingError:
+        return None
+
+
+def describe_left(retainer: Retainer, *, on: date, locale: str = "en_US") -> str:
+    """What is left to book in the period holding `on`, in a sentence for the person booking ("" past
+    the retainer's end): "6 hours left to book until 31 March (2 booked already)." and, beyond it,
+    what the retainer's overage policy does."""
+    left = bookable_now(retainer, on=on)
+    if left is None:
+        return ""
+    shown = max(left.bookable, ZERO)
+    last = left.end_on - timedelta(days=1)
+    text = f"{_n(shown)} {_unit_word(retainer, shown)} left to book until {last.day} {last:%B}"
+    if left.booked > 0:
+        text += f" ({_n(left.booked)} booked already)"
+    one = _unit_word(retainer, Decimal(1))
+    if retainer.overage_policy == RetainerTerms.Overage.BILL:
+        price = format_money(left.overage_rate_minor, left.currency, locale)
+        return f"{text}. Beyond that, each extra {one} is billed at {price} on your next invoice."
+    if retainer.overage_policy == RetainerTerms.Overage.CARRY:
+        return f"{text}. Beyond that, what you use is taken from your next period."
+    return f"{text}."
+
+
+def describe_overage(quote: OverageQuote, retainer: Retainer, *, locale: str = "en_US") -> str:
+    """The price of a booking's excess, said before booking (the "bill" policy)."""
+    price = format_money(quote.amount_minor, quote.currency, locale)
+    return (
+        f"This session goes beyond what is left in its period: {_n(quote.units)} "
+        f"{_unit_word(retainer, quote.units)} will be billed at {price} on your next invoice."
+    )
+
+
+# --- What moving or cancelling does ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What cancelling a booking now would do, said before the person confirms."""
+
+    late: bool
+    keeps_units: bool
+    message: str
+
+
+def cancellation_outcome(booking: Booking, *, now: datetime, policy: BookingPolicy | None = None) -> CancelOutcome:
+    """What a contact's cancellation would do now: free before the retainer's window, and inside it
+    the policy decides whether the units are used (delivery.booking.cancel does the same)."""
+    policy = policy or policy_for(booking.retainer)
+    late = inside_window(booking, now=now, policy=policy)
+    units = f"{_n(booking.units)} {_unit_word(booking.retainer, booking.units)}"
+    if not late:
+        return CancelOutcome(False, False, f"Cancelling now is free: the {units} go back to your balance.")
+    window = f"less than {policy.cancel_window_hours} hours before the session"
+    if policy.late_cancel == BookingPolicy.LateCancel.KEEP:
+        return CancelOutcome(
+            True,
+            True,
+            f"It is {window}, so this is a late cancellation: the {units} count as used, as if the session took place.",
+        )
+    return CancelOutcome(
+        True, False, f"It is {window}, so this is a late cancellation, but the {units} go back to your balance."
+    )
+
+
+def move_deadline(booking: Booking, *, policy: BookingPolicy | None = None) -> datetime:
+    """Until when a contact may move or cancel the booking freely."""
+    policy = policy or policy_for(booking.retainer)
+    return booking.starts_at - timedelta(hours=policy.cancel_window_hours)
+
+
+def cancellation_terms(policy: BookingPolicy, retainer: Retainer) -> str:
+    """The retainer's rule for moving and cancelling, in a sentence for the person booking."""
+    word = retainer.get_unit_display().lower()
+    later = (
+        f"a cancellation counts as used {word}"
+        if policy.late_cancel == BookingPolicy.LateCancel.KEEP
+        else f"a cancellation still returns the {word}"
+    )
+    return (
+        f"You can move or cancel a session until {policy.cancel_window_hours} hours before it starts; "
+        f"after that, it can no longer be moved and {later}."
+    )
 
 
 def _unit_word(retainer: Retainer, quantity: Decimal) -> str:
@@ -671,6 +925,7 @@ def _consume(
             actor=actor,
             delivered_by=booking.member,
             confirm_large=True,
+            reservation=booking,  # it draws on what it reserved itself
         )
     except services.DeliveryError as exc:
         raise BookingError(str(exc)) from exc
@@ -685,7 +940,11 @@ def _uid_domain() -> str:
 
 def describe_when(booking: Booking, zone: ZoneInfo) -> str:
     """ "Tuesday 10 March 2026, 14:00–15:00 (Europe/London)": a booking's time for one reader."""
-    start, end = booking.starts_at.astimezone(zone), booking.ends_at.astimezone(zone)
+    return describe_span(booking.starts_at, booking.ends_at, zone)
+
+
+def describe_span(starts_at: datetime, ends_at: datetime, zone: ZoneInfo) -> str:
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
     return f"{start:%A} {start.day} {start:%B %Y, %H:%M}–{end:%H:%M} ({zone.key})"
 
 

@@ -1,4 +1,5 @@
-"""Reminders of bookings (beat every 15 minutes, and `manage.py send_booking_reminders`).
+"""Reminders of bookings: part of the reminders job (communication.reminders, beat every 15 minutes,
+and `manage.py send_reminders`), which calls the two steps below for each workspace.
 
 For each workspace, as of one instant `now`:
 
@@ -18,7 +19,6 @@ Everything is idempotent and catches up, as the other reminders are (delivery.re
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.urls import reverse
-from django.utils import timezone
 
 from clients.models import Contact, Retainer, RetainerTerms
 from delivery.booking import describe_when, member_zone
@@ -35,45 +34,6 @@ from retainers.models import Email, Workspace
 from retainers.outbox import queue_email
 
 MAX_OFFSET = timedelta(days=14)  # offsets are at most two weeks: the query looks that far ahead
-
-
-@dataclass
-class Summary:
-    reminders: int = 0
-    nudges: int = 0
-
-    def __iadd__(self, other: Summary) -> Summary:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-        return self
-
-
-def send_booking_reminders(*, as_of: datetime | None = None) -> Summary:
-    """Every workspace, one after another, in this process (the command)."""
-    summary = Summary()
-    for workspace in Workspace.objects.order_by("pk").iterator():
-        summary += remind_workspace(workspace=workspace, now=as_of or timezone.now())
-    return summary
-
-
-def fan_out() -> int:
-    """Beat's sweep: one task per workspace that has bookings or a nudging policy."""
-    from delivery import tasks
-
-    ids = sorted(
-        set(Booking.objects.filter(status=Booking.Status.BOOKED).values_list("workspace_id", flat=True).distinct())
-        | set(BookingPolicy.objects.filter(nudge_after_days__isnull=False).values_list("workspace_id", flat=True))
-    )
-    for workspace_id in ids:
-        tasks.remind_bookings.delay(workspace_id)
-    return len(ids)
-
-
-def remind_workspace(*, workspace: Workspace, now: datetime) -> Summary:
-    with timezone.override(workspace.tzinfo):
-        return Summary(
-            reminders=send_reminders(workspace=workspace, now=now), nudges=send_nudges(workspace=workspace, now=now)
-        )
 
 
 def _offset(booking: Booking, now: datetime) -> int | None:

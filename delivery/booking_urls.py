@@ -1,10 +1,15 @@
-"""URLs of the consultant's booking set-up, in the delivery namespace (included by delivery.urls)."""
+"""URLs of the consultant's bookings and their set-up, in the delivery namespace (included by delivery.urls)."""
 
 from django.urls import path
 
-from delivery import booking_views
+from delivery import agenda_views, booking_views
 
 urlpatterns = [
+    path("bookings/", agenda_views.booking_list, name="booking_list"),
+    path("bookings/new/", agenda_views.booking_new, name="booking_new"),
+    path("bookings/<int:booking_id>/held/", agenda_views.booking_held, name="booking_held"),
+    path("bookings/<int:booking_id>/no-show/", agenda_views.booking_no_show, name="booking_no_show"),
+    path("bookings/<int:booking_id>/cancel/", agenda_views.booking_cancel, name="booking_cancel"),
     path("booking/session-types/", booking_views.session_type_list, name="session_type_list"),
     path("booking/session-types/new/", booking_views.session_type_create, name="session_type_create"),
     path("booking/session-types/<int:session_type_id>/", booking_views.session_type_edit, name="session_type_edit"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from decimal import Decimal
+from typing import Self
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -12,7 +15,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from clients.models import Retainer
-from retainers.models import WorkspaceOwned
+from retainers.models import WorkspaceOwned, WorkspaceQuerySet
 
 
 class Period(WorkspaceOwned):
@@ -312,6 +315,20 @@ class TsTzRange(models.Func):
     output_field = DateTimeRangeField()
 
 
+class BookingQuerySet(WorkspaceQuerySet["Booking"]):
+    def reserving(self, retainer: Retainer, *, start_on: date, end_on: date, zone: ZoneInfo) -> Self:
+        """The retainer's active bookings that start on the workspace's days [start_on, end_on) (`zone`
+        is the workspace's): what they reserve is the period's "booked" figure, which the ledger's
+        "refuse" rule keeps for them (delivery.booking.booked_units, delivery.services)."""
+        return self.filter(
+            workspace_id=retainer.workspace_id,
+            retainer=retainer,
+            status=Booking.Status.BOOKED,
+            starts_at__gte=datetime.combine(start_on, time(0), tzinfo=zone),
+            starts_at__lt=datetime.combine(end_on, time(0), tzinfo=zone),
+        )
+
+
 class Booking(WorkspaceOwned):
     """A session booked with a member, drawing `units` from a retainer.
 
@@ -362,6 +379,8 @@ class Booking(WorkspaceOwned):
     # The member's CalDAV calendar: which SEQUENCE it holds (None: not written yet), and where.
     calendar_sequence = models.IntegerField(null=True, blank=True)
     calendar_href = models.CharField(max_length=1000, blank=True)
+
+    objects = BookingQuerySet.as_manager()
 
     class Meta:
         indexes = [

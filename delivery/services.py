@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import ledger
-from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from delivery.models import Booking, Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds
 from retainers.bulk import update_each
 from retainers.models import User
@@ -442,12 +442,27 @@ def _period_for(retainer: Retainer, delivered_on: date) -> Period:
     )
 
 
-def _check_balance(retainer: Retainer, period: Period, draw: Decimal) -> None:
+def _check_balance(retainer: Retainer, period: Period, draw: Decimal, *, reservation: Booking | None = None) -> None:
+    """Under "refuse", nothing is drawn beyond the balance less what the period's active bookings
+    reserve (other than `reservation`, the booking this draw settles): work logged by hand cannot
+    eat the units of a session already booked."""
     if retainer.overage_policy != RetainerTerms.Overage.REFUSE or draw <= 0:
         return
     balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
-    if draw > balance:
+    bookings = Booking.objects.reserving(
+        retainer, start_on=period.start_on, end_on=period.end_on, zone=retainer.workspace.tzinfo
+    )
+    if reservation is not None:
+        bookings = bookings.exclude(pk=reservation.pk)
+    reserved = bookings.aggregate(units=Sum("units", default=ZERO))["units"]
+    if draw > balance - reserved:
         unit = retainer.get_unit_display().lower()
+        if reserved > 0:
+            raise DeliveryError(
+                f"Only {max(balance - reserved, ZERO)} {unit} left this period: {reserved} {unit} are reserved "
+                "by upcoming bookings, and this retainer refuses overage.",
+                field="quantity",
+            )
         raise DeliveryError(
             f"Only {balance} {unit} left this period, and this retainer refuses overage.", field="quantity"
         )
@@ -466,9 +481,11 @@ def record_delivery(
     delivered_by: User | None = None,
     confirm_large: bool = False,
     replaces: WorkItem | None = None,
+    reservation: Booking | None = None,
 ) -> WorkItem:
     """Record work against the open period. Locks the retainer: the balance check and the
-    debit happen with no other delivery in between."""
+    debit happen with no other delivery (or booking) in between. `reservation`: the booking this
+    work settles, whose reserved units it may use (delivery.booking)."""
     retainer = _lock(retainer)
     quantity = _check_quantity(retainer, quantity, confirm_large=confirm_large)
     period = _period_for(retainer, delivered_on)
@@ -478,7 +495,7 @@ def record_delivery(
     if replaces is not None and replaces.billable and replaces.period_id == period.pk:
         returned = replaces.quantity
     if billable:
-        _check_balance(retainer, period, quantity - returned)
+        _check_balance(retainer, period, quantity - returned, reservation=reservation)
     item = WorkItem.objects.create(
         workspace_id=retainer.workspace_id,
         retainer=retainer,

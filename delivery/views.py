@@ -16,13 +16,14 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
-from delivery import charts, ledger, services
+from delivery import agenda, booking, charts, ledger, services
 from delivery.figures import last_day, period_figures
 from delivery.forms import (
     AdjustForm,
@@ -233,6 +234,21 @@ def retainer_context(
         "price": _money(request, retainer.price_minor, retainer.currency),
         "overage_rate": _money(request, retainer.overage_rate_minor, retainer.currency),
         "tab": "overview",
+        # Bookings: units reserved in this period (apart from used and remaining), and the sessions to
+        # come and to settle (delivery.booking, delivery.agenda).
+        "booked": booking.booked_units(retainer, start_on=period.start_on, end_on=period.end_on, zone=workspace.tzinfo)
+        if period is not None and is_open and units_based
+        else None,
+        "bookings_section": (
+            {
+                "rows": agenda.show(
+                    agenda.for_retainer(workspace, retainer), zone=workspace.tzinfo, now=timezone.now()
+                ),
+                "next_url": reverse("delivery:retainer_detail", args=[workspace.slug, retainer.pk]),
+            }
+            if units_based
+            else None
+        ),
     }
     context.update(extra)
     return context

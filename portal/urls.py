@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import cards, login, views
+from portal import booking, cards, login, views
 from portal import invoices as portal_invoices
 from portal import messages as portal_messages
 from portal import renewals as portal_renewals
@@ -38,6 +38,10 @@ urlpatterns = [
         name="renewal_decline",
     ),
     path("w/<slug:workspace_slug>/history/", views.history, name="history"),
+    path("w/<slug:workspace_slug>/book/", booking.book, name="book"),
+    path("w/<slug:workspace_slug>/bookings/<int:booking_id>/move/", booking.booking_move, name="booking_move"),
+    path("w/<slug:workspace_slug>/bookings/<int:booking_id>/cancel/", booking.booking_cancel, name="booking_cancel"),
+    path("w/<slug:workspace_slug>/timezone/", booking.booking_timezone, name="booking_timezone"),
     path("w/<slug:workspace_slug>/invoices/", portal_invoices.invoice_list, name="invoice_list"),
     path("w/<slug:workspace_slug>/invoices/<int:invoice_id>/pdf/", portal_invoices.invoice_pdf, name="invoice_pdf"),
     path(

@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing import paylinks
@@ -33,7 +34,7 @@ from billing.preview import NextInvoice, next_invoice
 from clients.models import Amendment, Retainer, RetainerTerms
 from communication.models import Note
 from communication.selectors import with_html
-from delivery import charts, ledger
+from delivery import agenda, booking, charts, ledger
 from delivery.figures import PeriodFigures, period_figures
 from delivery.forecast import (
     Forecast,
@@ -46,6 +47,7 @@ from delivery.forecast import (
     rolled_lots,
 )
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from portal.booking import contact_zone
 from portal.http import PortalRequest, portal_contacts, portal_view
 from renewals.models import Renewal
 from retainers.http import AuthenticatedRequest
@@ -94,6 +96,7 @@ class RetainerCard:
     period_last_on: date | None = None
     unit_one: str = ""  # “hour”, “session”
     overage_rate: str = ""
+    booked: Decimal | None = None  # units reserved by sessions booked in this period (delivery.booking)
 
     @property
     def is_units(self) -> bool:
@@ -271,6 +274,11 @@ def overview(request: PortalRequest) -> HttpResponse:
         """Everything below the greeting: the client's, not the contact's, so any contact may reuse it."""
         locale = workspace.locale or "en_US"
         cards = _retainer_cards(request, today, locale)
+        booked = booking.booked_in_periods(
+            [card.period for card in cards if card.period and card.is_units], zone=workspace.tzinfo
+        )
+        for card in cards:
+            card.booked = booked.get(card.retainer.pk)
         recent = list(
             WorkItem.objects.for_workspace(workspace)
             .filter(retainer__client=client, removed_at=None)
@@ -300,12 +308,23 @@ def overview(request: PortalRequest) -> HttpResponse:
         }
         return render_to_string("portal/overview.html#body", context, request)
 
+    def sessions() -> tuple[list[agenda.Line], bool]:
+        """The client's sessions from today on, and whether it can book any: cached like the body."""
+        return agenda.upcoming_for_client(workspace, client, today=today), booking.can_book(client)
+
+    parts = PageCache(workspace)
+    lines, can_book = parts.get("portal-sessions", [client.pk, today], sessions)
+    zone = contact_zone(request)
     context = {
         "contact": request.contact,
         "client": client,
         # Other workspaces' contacts are not this workspace's data: not in the cached part.
         "has_other_workspaces": len(request.portal_contacts) > 1,
-        "body_html": PageCache(workspace).get("portal-overview", [client.pk, today], body),
+        "body_html": parts.get("portal-overview", [client.pk, today], body),
+        # Worded for this contact (their zone) and this moment (what has ended): never cached as HTML.
+        "sessions": agenda.still_ahead(agenda.show(lines, zone=zone, now=timezone.now())),
+        "can_book": can_book,
+        "zone_label": zone.key,
     }
     return render(request, "portal/overview.html", context)
 

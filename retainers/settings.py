@@ -196,11 +196,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "reminders": {
         "task": "communication.tasks.send_reminders",
-        "schedule": crontab(minute="*/15"),  # due tasks, check-ins, low-balance alerts, daily digests
-    },
-    "booking-reminders": {
-        "task": "delivery.tasks.send_booking_reminders",
-        "schedule": crontab(minute="*/15"),  # reminders before bookings, "book your next session" nudges
+        # Due tasks, check-ins, low-balance alerts, daily digests, reminders before bookings and nudges.
+        "schedule": crontab(minute="*/15"),
     },
     "calendar-sync": {
         "task": "delivery.tasks.sync_calendars",

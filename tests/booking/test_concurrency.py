@@ -13,9 +13,9 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, OperationalError, close_old_connections, transaction
 
-from delivery import booking, booking_setup
+from delivery import booking, booking_setup, services
 from delivery.models import Booking, Schedule, SessionType
 from retainers.models import Membership
 from tests import factories
@@ -36,8 +36,12 @@ def race(*actions: Callable[[], object]) -> list[str]:
             outcomes.append("ok")
         except booking.BookingError as error:
             outcomes.append(f"refused: {error}")
+        except services.DeliveryError as error:
+            outcomes.append(f"refused: {error}")
         except IntegrityError as error:
             outcomes.append(f"integrity: {error}")
+        except OperationalError as error:
+            outcomes.append(f"aborted: {error}")
         finally:
             close_old_connections()
 
@@ -132,7 +136,10 @@ def test_the_database_refuses_overlapping_active_bookings_whatever_wrote_them(se
         return action
 
     won, lost = race(insert(first, at(10, 9), "a@test"), insert(second, at(10, 9, 30), "b@test"))[::-1]
-    assert won == "ok" and lost.startswith("integrity: ") and "booking_no_overlap" in lost
+    # The loser is refused by the constraint, or, when both inserted before either checked, each waits
+    # for the other and PostgreSQL's deadlock detector aborts one (how exclusion constraints resolve it).
+    refused = lost.startswith("integrity: ") and "booking_no_overlap" in lost
+    assert won == "ok" and (refused or (lost.startswith("aborted: ") and "deadlock detected" in lost)), lost
     assert Booking.objects.filter(workspace=workspace, status="booked").count() == 1
     # Back to back is no overlap (half-open ranges); a cancelled booking holds no time.
     insert(first, at(10, 11), "c@test")()
@@ -140,3 +147,30 @@ def test_the_database_refuses_overlapping_active_bookings_whatever_wrote_them(se
     Booking.objects.filter(workspace=workspace, uid__in=["a@test", "b@test"]).update(status="cancelled")
     insert(second, at(10, 9, 30), "e@test")()
     assert Booking.objects.filter(workspace=workspace, status="booked").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_and_work_logged_by_hand_race_for_the_last_hour_exactly_one_wins(setup):
+    """Under "refuse", booking the last hour and logging it by hand at once: both lock the retainer
+    row first, so the second sees the first's booking (reserved) or delivery (used) and is refused."""
+    workspace, member, session_type, (first, _) = setup
+    retainer = first.client.retainers.get()
+    retainer.overage_policy = "refuse"
+    retainer.save(update_fields=["overage_policy"])
+    services.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 3, 2), quantity=D("9"), description="Most of it", actor=None
+    )
+
+    def log_by_hand() -> None:
+        services.record_delivery(
+            retainer=retainer, delivered_on=date(2026, 3, 9), quantity=D("1"), description="Last hour", actor=None
+        )
+
+    with time_machine.travel(NOW, tick=False):
+        outcomes = race(book_as(first, session_type, at(10, 9)), log_by_hand)
+    assert outcomes[0] == "ok" and outcomes[1].startswith("refused: "), outcomes
+    booked = Booking.objects.filter(workspace=workspace, status="booked").count()
+    logged = retainer.work_items.filter(description="Last hour").count()
+    assert booked + logged == 1
+    retainer.refresh_from_db()
+    assert retainer.balance == D("1") - logged

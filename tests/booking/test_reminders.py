@@ -1,13 +1,17 @@
-"""Reminders before bookings and the "book your next session" nudge (delivery.booking_reminders)."""
+"""Reminders before bookings and the "book your next session" nudge (delivery.booking_reminders), run as
+part of the reminders job (communication.reminders)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 
-from delivery import booking, booking_reminders, booking_setup, tasks
+from communication import reminders as reminders_job
+from communication import tasks
+from delivery import booking, booking_setup
 from retainers.models import Email
 from tests.booking.conftest import NOW, at
 
@@ -18,8 +22,16 @@ def reminders() -> list[tuple[str, str]]:
     return sorted(Email.objects.filter(key__contains="-remind-").values_list("to", "subject").order_by("to", "subject"))
 
 
-def run(workspace, moment) -> booking_reminders.Summary:
-    return booking_reminders.remind_workspace(workspace=workspace, now=moment)
+@dataclass
+class Sent:
+    reminders: int
+    nudges: int
+
+
+def run(workspace, moment) -> Sent:
+    """The reminders job for one workspace as of `moment`: what it sent of bookings."""
+    summary = reminders_job.remind_workspace(workspace=workspace, now=moment)
+    return Sent(reminders=summary.booking_reminders, nudges=summary.booking_nudges)
 
 
 @pytest.fixture
@@ -72,19 +84,17 @@ def test_cancelled_bookings_are_not_reminded(workspace, made, bob):
     assert run(workspace, at(11, 10)).reminders == 0
 
 
-def test_the_beat_task_and_the_command_run_the_same_code(workspace, made, capsys):
-    tasks.send_booking_reminders.delay()  # eager: fans out to remind_bookings, as of the real now (March 9)
+def test_the_reminders_beat_task_and_command_remind_of_bookings(workspace, made, capsys, settings):
+    # One beat entry runs every reminder; bookings have no entry of their own any more.
+    assert "booking-reminders" not in settings.CELERY_BEAT_SCHEDULE
+    assert settings.CELERY_BEAT_SCHEDULE["reminders"]["task"] == "communication.tasks.send_reminders"
+    tasks.send_reminders.delay()  # eager: fans out to remind_workspace, as of the (travelled) now, 9 March
     assert reminders() == []
-    call_command("send_booking_reminders", "--as-of", "2026-03-11T10:30")
+    call_command("send_reminders", "--as-of", "2026-03-11T10:30")  # London wall-clock: the 24-hour mark
     assert len(reminders()) == 2
-    assert "2 reminder(s)" in capsys.readouterr().out
-
-
-def test_a_bad_as_of_is_one_clear_line():
-    from django.core.management.base import CommandError
-
-    with pytest.raises(CommandError, match="--as-of must be a date"):
-        call_command("send_booking_reminders", "--as-of", "next tuesday")
+    assert "2 booking reminder(s), 0 booking nudge(s)" in capsys.readouterr().out
+    call_command("send_reminders", "--as-of", "2026-03-11T10:45")
+    assert len(reminders()) == 2
 
 
 # --- Nudges --------------------------------------------------------------------------------------------

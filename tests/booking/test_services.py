@@ -379,14 +379,58 @@ def test_marking_held_records_the_session_in_the_ledger_in_one_step(now, session
 
 
 def test_held_fails_whole_when_the_ledger_refuses(now, session_type, acme, carol, alice):
-    tight = make(acme, overage_policy="refuse", units_per_period=D("1"))
-    made = book(session_type, tight, carol, at(10, 9))
-    services.adjust_balance(retainer=tight, quantity=D("-0.5"), reason="Goodwill reversed", actor=alice)
-    with pytest.raises(BookingError, match="Only 0.50 hours left"):
+    # Booked ahead on March's allotment while the open period is still January (billing has not
+    # rolled it): the ledger has no open period for the session's day yet.
+    lagging = factories.make_retainer(client=acme, starts_on=date(2026, 1, 1), units_per_period=D("1"))
+    made = book(session_type, lagging, carol, at(10, 9))
+    with pytest.raises(BookingError, match="after the current period"):
         booking.mark_held(booking=made, actor=alice, now=at(10, 10))
     made.refresh_from_db()
     assert (made.status, made.work_item) == (Booking.Status.BOOKED, None)
     assert WorkItem.objects.count() == 0
+
+
+# --- Reserved units are kept from work logged by hand (the ledger's "refuse" rule) -------------------
+
+
+def test_work_logged_by_hand_cannot_eat_the_units_a_booking_reserved(now, session_type, acme, carol, alice):
+    tight = make(acme, overage_policy="refuse", units_per_period=D("3"))
+    first, second = book(session_type, tight, carol, at(10, 9)), book(session_type, tight, carol, at(11, 9))
+    with pytest.raises(services.DeliveryError) as refused:
+        services.record_delivery(
+            retainer=tight, delivered_on=date(2026, 3, 9), quantity=D("1.5"), description="Call", actor=alice
+        )
+    assert str(refused.value) == (
+        "Only 1.00 hours left this period: 2.00 hours are reserved by upcoming bookings, "
+        "and this retainer refuses overage."
+    )
+    assert refused.value.field == "quantity" and WorkItem.objects.count() == 0
+    with pytest.raises(services.DeliveryError, match="2.00 hours are reserved by upcoming bookings"):
+        services.adjust_balance(retainer=tight, quantity=D("-1.5"), reason="Goodwill reversed", actor=alice)
+    services.record_delivery(
+        retainer=tight, delivered_on=date(2026, 3, 9), quantity=D("1"), description="Call", actor=alice
+    )  # what is not reserved can still be used
+    # Each booking draws on its own reservation: both are held, and the period is used up exactly.
+    booking.mark_held(booking=first, actor=alice, now=at(10, 10))
+    booking.mark_held(booking=second, actor=alice, now=at(11, 10))
+    assert balance(tight) == 0
+
+
+def test_a_late_cancellation_that_keeps_the_units_draws_on_its_own_reservation(now, session_type, acme, carol):
+    tight = make(acme, overage_policy="refuse", units_per_period=D("1"))
+    made = book(session_type, tight, carol, at(10, 9))
+    late = booking.cancel(booking=made, actor=carol.user, contact=carol, now=at(9, 20))
+    assert late.status == Booking.Status.LATE_CANCELLED and late.work_item is not None
+    assert balance(tight) == 0
+
+
+def test_reservations_outside_the_open_period_do_not_hold_its_units(now, session_type, acme, carol, alice):
+    tight = make(acme, overage_policy="refuse", units_per_period=D("1"))
+    book(session_type, tight, carol, at(1, 9, month=4))  # April's allotment
+    services.record_delivery(
+        retainer=tight, delivered_on=date(2026, 3, 9), quantity=D("1"), description="Call", actor=alice
+    )
+    assert balance(tight) == 0
 
 
 @pytest.mark.parametrize(("policy", "used"), [("consume", D("1")), ("return", D("0"))])

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 
 # Built afresh (the page cache off, as after any change in the workspace): session, user,
 # membership; the quick-add's options; the rows' count and page; seven kinds of "needs attention"
-# (one query each, with a window count); MRR; collected by month; the workspace switcher in base.html.
-PAGE_QUERIES = 16
+# (one query each, with a window count); MRR; collected by month; this week's bookings; the workspace
+# switcher in base.html.
+PAGE_QUERIES = 17
 ROWS_QUERIES = 5  # session, user, membership; count and page
 ATTENTION_QUERIES = 10  # session, user, membership; seven kinds
 # From the page cache: session, user, membership, the data version, the workspace switcher.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -29,6 +29,7 @@ from billing.services import record_payment, run_billing
 from clients import services as clients
 from communication import services as communication
 from communication.models import Note
+from delivery import booking, booking_setup
 from delivery import services as delivery
 from renewals import services as renewals
 from retainers import services as workspaces
@@ -49,6 +50,7 @@ class Seeded:
     retainer_id: int
     invoice_id: int
     renewal_id: int
+    booking_id: int
     consultant_session: str
     contact_session: str
 
@@ -125,12 +127,32 @@ def _seed() -> Seeded:
     )
     renewal = renewals.open_renewal(retainer=retainer, today=today)
     renewals.send_proposal(renewal=renewal, actor=alice)
+
+    # Bookings: Alice takes them every day, Carol (in New York) has booked one.
+    booking_setup.save_schedule(
+        workspace=workspace,
+        member=alice,
+        settings={"timezone": "", "buffer_before_minutes": 0, "buffer_after_minutes": 0, "min_notice_minutes": 60,
+                  "horizon_days": 30, "daily_cap": None, "step_minutes": 60},
+        weekly={day: [(time(9), time(12)), (time(13), time(17))] for day in range(7)},
+    )  # fmt: skip
+    session_type = booking_setup.save_session_type(
+        workspace=workspace, session_type=None, member=alice, name="Coaching call", duration_minutes=60,
+        hours=Decimal("1"), sessions=1, location="https://meet.example.com/alice", reminder_minutes=[1440],
+        all_retainers=True, retainers=[],
+    )  # fmt: skip
+    carol = clients.set_contact_timezone(contact=carol, timezone_name="America/New_York")
+    start = booking.available_starts(
+        session_type=session_type, first=today + timedelta(days=2), last=today + timedelta(days=8)
+    )[0]
+    made = booking.book(session_type=session_type, retainer=retainer, starts_at=start, actor=carol.user, contact=carol)
     return Seeded(
         slug=workspace.slug,
         client_id=acme.pk,
         retainer_id=retainer.pk,
         invoice_id=latest.pk,
         renewal_id=renewal.pk,
+        booking_id=made.pk,
         consultant_session=_session_cookie(alice),
         contact_session=_session_cookie(carol.user),
     )
@@ -181,12 +203,16 @@ CONSULTANT = {
     "session-types": lambda s: reverse("delivery:session_type_create", args=[s.slug]),
     "availability": lambda s: reverse("delivery:booking_availability", args=[s.slug]),
     "calendar": lambda s: reverse("delivery:booking_calendar", args=[s.slug]),
+    "bookings": lambda s: reverse("delivery:booking_list", args=[s.slug]),
+    "book-for-client": lambda s: reverse("delivery:booking_new", args=[s.slug]) + f"?client={s.client_id}",
 }
 CONTACT = {
     "portal-overview": lambda s: reverse("portal:overview", args=[s.slug]),
     "portal-invoices": lambda s: reverse("portal:invoice_list", args=[s.slug]),
     "portal-messages": lambda s: reverse("portal:message_list", args=[s.slug]),
     "portal-renewal": lambda s: reverse("portal:renewal_detail", args=[s.slug, s.renewal_id]),
+    "portal-booking": lambda s: reverse("portal:book", args=[s.slug]),
+    "portal-booking-cancel": lambda s: reverse("portal:booking_cancel", args=[s.slug, s.booking_id]),
 }
 PAGES = [(name, None, url) for name, url in ANONYMOUS.items()]
 PAGES += [(name, "consultant", url) for name, url in CONSULTANT.items()]

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -95,7 +95,7 @@ class Site:
 def give_every_page_an_object(workspace, client, alice) -> None:
     """One object of every kind a page is keyed by: plan, retainer, its period and work,
     a deliverable, an invoice with a payment, a note, a task, a message with an attachment,
-    a renewal, a session type. The URL walk fills `<model>_id` parameters from them."""
+    a renewal, a session type and a booking. The URL walk fills `<model>_id` parameters from them."""
     from decimal import Decimal
 
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -130,9 +130,26 @@ def give_every_page_an_object(workspace, client, alice) -> None:
         client=client, author=alice, body="Hello", files=[SimpleUploadedFile("agenda.pdf", b"%PDF-1.4\n%%EOF\n")]
     )
     renewals.open_renewal(retainer=retainer, today=max(today, retainer.term_ends_on - timedelta(days=10)))
-    booking_setup.save_session_type(
+    session_type = booking_setup.save_session_type(
         workspace=workspace, session_type=None, member=alice, name="Coaching call", duration_minutes=60,
         hours=Decimal("1"), sessions=1, location="", reminder_minutes=[1440], all_retainers=True, retainers=[],
+    )  # fmt: skip
+    booking_setup.save_schedule(
+        workspace=workspace, member=alice,
+        settings={"timezone": "", "buffer_before_minutes": 0, "buffer_after_minutes": 0, "min_notice_minutes": 0,
+                  "horizon_days": 30, "daily_cap": None, "step_minutes": 60},
+        weekly={day: [(time(8), time(20))] for day in range(7)},
+    )  # fmt: skip
+    # A booking of the client's contact, written directly: the retainer's one-period term may end
+    # before any free time, depending on today's date, and the walk needs only the row.
+    from delivery.models import Booking
+
+    starts_at = timezone.now().replace(microsecond=0) + timedelta(days=3)
+    Booking.objects.create(
+        workspace=workspace, session_type=session_type, retainer=retainer, client=client,
+        contact=client.contacts.get(), member=alice, starts_at=starts_at, ends_at=starts_at + timedelta(hours=1),
+        blocked_from=starts_at, blocked_until=starts_at + timedelta(hours=1), units=Decimal("1"), unit="hours",
+        uid="walk@test",
     )  # fmt: skip
 
 

@@ -10,8 +10,8 @@ from retainers.runs import parse_as_of_moment
 
 class Command(BaseCommand):
     help = (
-        "Open check-in tasks, email due-task reminders, low-balance alerts and daily digests. "
-        "Safe to run again: each email goes once."
+        "Open check-in tasks, email due-task reminders, low-balance alerts, daily digests, reminders before "
+        "bookings and 'book your next session' nudges. Safe to run again: each email goes once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,5 +28,6 @@ class Command(BaseCommand):
         summary = reminders.send_reminders(as_of=moment)
         self.stdout.write(
             f"Reminders: {summary.check_ins} check-in task(s) opened, {summary.task_reminders} task reminder(s), "
-            f"{summary.low_balance_alerts} low-balance alert(s), {summary.digests} digest(s)."
+            f"{summary.low_balance_alerts} low-balance alert(s), {summary.digests} digest(s), "
+            f"{summary.booking_reminders} booking reminder(s), {summary.booking_nudges} booking nudge(s)."
         )
