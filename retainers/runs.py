@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 from django.core.management.base import CommandError
 from django.db import connection
@@ -34,3 +34,17 @@ def parse_as_of(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--as-of must be a date like 2026-01-31, not {value!r}.") from None
+
+
+def parse_as_of_moment(value: str) -> date | datetime:
+    """A reminders command's `--as-of`: a date (2026-03-01) or a date and time (2026-03-01T09:30,
+    optionally with an offset); a one-line CommandError when bad."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"--as-of must be a date like 2026-03-01 or a date and time like 2026-03-01T09:30, not {value!r}."
+        ) from None

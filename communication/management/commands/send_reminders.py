@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from communication import reminders
-
-
-def parse_as_of(value: str) -> date | datetime:
-    """A date (2026-03-01) or a date and time (2026-03-01T09:30, optionally with an offset)."""
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(
-            f"--as-of must be a date like 2026-03-01 or a date and time like 2026-03-01T09:30, not {value!r}."
-        ) from None
+from retainers.runs import parse_as_of_moment
 
 
 class Command(BaseCommand):
@@ -38,7 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, as_of: str | None = None, **options: object) -> None:
-        moment = parse_as_of(as_of) if as_of else None
+        moment = parse_as_of_moment(as_of) if as_of else None
         summary = reminders.send_reminders(as_of=moment)
         self.stdout.write(
             f"Reminders: {summary.check_ins} check-in task(s) opened, {summary.task_reminders} task reminder(s), "

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from delivery import booking_reminders
-from delivery.management.commands.send_reminders import parse_as_of
+from retainers.runs import parse_as_of_moment
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, as_of: str | None = None, **options: object) -> None:
         moment = None
         if as_of:
-            parsed = parse_as_of(as_of)
+            parsed = parse_as_of_moment(as_of)
             if not isinstance(parsed, datetime):
                 parsed = datetime.combine(parsed, time.max)
             moment = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
