@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
@@ -166,8 +166,8 @@ class Plan(WorkspaceOwned, RetainerTerms):
         return self.name
 
 
-class RetainerQuerySet(WorkspaceQuerySet["Retainer"]):
-    def live(self) -> RetainerQuerySet:
+class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
+    def live(self) -> Self:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, Ra
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from clients.models import Retainer
 from retainers.models import WorkspaceOwned
@@ -59,8 +61,13 @@ class Period(WorkspaceOwned):
     def __str__(self) -> str:
         return f"{self.start_on:%d %b %Y} – {self.end_on:%d %b %Y}"
 
-    def contains(self, day) -> bool:
+    def contains(self, day: date) -> bool:
         return self.start_on <= day < self.end_on
+
+    @cached_property
+    def last_on(self) -> date:
+        """The last day in the period: periods are half-open, people read inclusive ranges."""
+        return self.end_on - timedelta(days=1)
 
 
 class WorkItem(WorkspaceOwned):
