@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -44,8 +46,8 @@ def render_invoice_pdf(invoice: Invoice, *, pay_url: str = "") -> bytes:
     from weasyprint import HTML
 
     context = {**invoice_context(invoice), "pay_url": pay_url}
-    logo = context["profile"].logo
-    if logo:
+    logo = cast(BillingProfile, context["profile"]).logo
+    if logo.name:
         with logo.open("rb") as handle:
             context["logo_data_uri"] = _data_uri(handle.read(), logo.name)
     html = render_to_string("billing/invoice_pdf.html", context)
@@ -63,7 +65,7 @@ def _data_uri(data: bytes, name: str) -> str:
 
 def store_invoice_pdf(invoice: Invoice, *, pay_url: str = "") -> str:
     """Render and store the PDF once; later calls return the stored file."""
-    if invoice.pdf:
+    if invoice.pdf.name:  # the same test as `if invoice.pdf`, which the checker cannot read
         return invoice.pdf.name
     data = render_invoice_pdf(invoice, pay_url=pay_url)
     name = default_storage.save(
@@ -74,4 +76,5 @@ def store_invoice_pdf(invoice: Invoice, *, pay_url: str = "") -> str:
     invoice.refresh_from_db(fields=["pdf"])
     if invoice.pdf.name != name:  # another worker stored one first: keep theirs
         default_storage.delete(name)
+    assert invoice.pdf.name  # ours or the other worker's
     return invoice.pdf.name
