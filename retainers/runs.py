@@ -37,7 +37,7 @@ def parse_as_of(value: str | None) -> date | None:
 
 
 def parse_as_of_moment(value: str) -> date | datetime:
-    """A reminders command's `--as-of`: a date (2026-03-01) or a date and time (2026-03-01T09:30,
+    """The reminders' `--as-of`: a date (2026-03-01) or a date and time (2026-03-01T09:30,
     optionally with an offset); a one-line CommandError when bad."""
     text = value.strip()
     try:
