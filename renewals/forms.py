@@ -22,7 +22,7 @@ from retainers.units import format_units
 
 class ProposalForm(PlanForm):
     name = None  # type: ignore[assignment]  # Django's way to drop an inherited form field
-    description = None  # type: ignore[assignment]  # likewise
+    description = None  # type: ignore[assignment]  # the same: dropped from the inherited PlanForm
     proposal_text = forms.CharField(
         label="Message to the client",
         required=False,
