@@ -29,6 +29,7 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import date  # noqa: E402
+from typing import Any  # noqa: E402
 
 from bench.common import (  # noqa: E402
     BenchError,
@@ -199,7 +200,7 @@ def report(args: argparse.Namespace, billed: dict, pdfs: dict | None, timings: l
     phases = first["phases"]
     if phases:
         busy = sum(phases.values())
-        rows = [(name, f"{seconds:.1f} s", f"{100 * seconds / first['wall']:.0f} %")
+        rows: list[tuple[str, ...]] = [(name, f"{seconds:.1f} s", f"{100 * seconds / first['wall']:.0f} %")
                 for name, seconds in phases.items() if seconds]  # fmt: skip
         rows.append(("other (queries, commits, workspace loop)", f"{max(first['wall'] - busy, 0):.1f} s", ""))
         title = "Where the run's time goes" + (" (summed over the workers)" if args.workers > 1 else "")
@@ -328,7 +329,7 @@ def _instrument() -> None:
     )
     services._issue_due_invoices = _timed("issue invoices (billing._issue_due_invoices)", services._issue_due_invoices)
     task = tasks.deliver_invoice
-    task.apply_async = _timed("enqueue invoice delivery after commit", task.apply_async)
+    task.apply_async = _timed("enqueue invoice delivery after commit", task.apply_async)  # type: ignore[method-assign]  # the timing wraps this task's bound method
 
 
 def _due_date() -> date:
@@ -411,7 +412,7 @@ def _bill_share(workspace_ids: list[int], as_of: date, next_index, results) -> N
 
     from billing import services
 
-    totals = {"workspaces": 0, "invoices": 0, "periods_closed": 0, "skipped": 0, "error": ""}
+    totals: dict[str, Any] = {"workspaces": 0, "invoices": 0, "periods_closed": 0, "skipped": 0, "error": ""}
     try:
         while True:
             with next_index.get_lock():
@@ -449,7 +450,7 @@ def _bill_parallel(as_of: date, workers: int) -> dict:
                  for _ in range(workers)]  # fmt: skip
     for process in processes:
         process.start()
-    shares = []
+    shares: list[dict[str, Any]] = []
     while len(shares) < workers:
         try:
             shares.append(results.get(timeout=1))

@@ -243,7 +243,7 @@ def load_test(args: argparse.Namespace, wrk: str, env: dict[str, str], prepared:
         line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH ")), None)
         if proc.returncode != 0 or line is None:
             raise BenchError(f"wrk failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-300:]}")
-        figures = {key: int(value) for key, value in re.findall(r"(\w+)=(-?\d+)", line)}
+        figures: dict[str, int | str] = {key: int(value) for key, value in re.findall(r"(\w+)=(-?\d+)", line)}
         figures["load"] = load
         return figures
     finally:
@@ -343,7 +343,10 @@ def stage_prepare(args: argparse.Namespace) -> None:
         .order_by("client__retainers__starts_on", "pk")
         .first()
     )
+    if contact is None:
+        raise BenchError(f"no contact of an active client in {SLUG}: was seed_demo run with --workspaces 1?")
     contact = clients.set_portal_access(contact=contact, enabled=True)
+    assert contact.user is not None  # portal access gives the contact a login
     sessions = {}
     for key, user in (("owner", User.objects.get(email=OWNER)), ("contact", contact.user)):
         http = HttpClient()
@@ -368,15 +371,15 @@ def stage_prepare(args: argparse.Namespace) -> None:
 
 def portal_pages() -> list[str]:
     """Every portal URL name that takes only the workspace: the overview first, then the others."""
-    from django.urls import get_resolver
+    from django.urls import URLPattern, URLResolver, get_resolver
 
     names = []
     for pattern in get_resolver().url_patterns:
-        if getattr(pattern, "namespace", None) != "portal":
+        if not isinstance(pattern, URLResolver) or pattern.namespace != "portal":
             continue
         for inner in pattern.url_patterns:
             converters = getattr(inner.pattern, "converters", {})
-            if inner.name and set(converters) == {"workspace_slug"}:
+            if isinstance(inner, URLPattern) and inner.name and set(converters) == {"workspace_slug"}:
                 names.append(f"portal:{inner.name}")
     names.sort(key=lambda name: (name != PORTAL_FIRST, name))
     return names or [PORTAL_FIRST]
@@ -435,6 +438,7 @@ def stage_measure(args: argparse.Namespace) -> None:
     from retainers.models import User, Workspace
 
     contact = Contact.objects.filter(workspace__slug=SLUG, portal_access=True).select_related("user").first()
+    assert contact is not None and contact.user is not None  # the prepare stage gave one a login
 
     def workspace_changed() -> None:
         # A write that changes nothing, but is a write: its trigger moves the workspace's data version.

@@ -224,7 +224,7 @@ def make_invoice():
             name="Northwind Advisory", slug="bench-pdf", currency="GBP", locale="en_GB"
         )
     profile = services.profile_for(workspace)
-    if not profile.logo or not profile.logo.storage.exists(profile.logo.name):  # media is per run
+    if not profile.logo.name or not profile.logo.storage.exists(profile.logo.name):  # media is per run
         logo = Image.new("RGB", (600, 200), "white")  # what an upload is stored as: at most 600 × 200
         draw = ImageDraw.Draw(logo)
         draw.rectangle((20, 40, 140, 160), fill="#1d4ed8")

@@ -112,6 +112,7 @@ def send_overdue_reminders(as_of: date | None = None) -> DunningSummary:
 
 
 def _send_reminder(invoice: Invoice, *, profile: BillingProfile, today: date) -> bool:
+    assert invoice.due_on is not None  # only overdue invoices come here
     offsets = sorted({int(days) for days in profile.reminder_offsets or [] if int(days) > 0})
     came_due = [days for days in offsets if invoice.due_on + timedelta(days=days) <= today]
     if len(came_due) <= invoice.reminders_sent:
@@ -146,6 +147,7 @@ def _pause_for_unpaid(invoice: Invoice, *, today: date) -> bool:
     Once per invoice: the notice to the consultant is the record that it was done, so resuming
     the retainer by hand is not undone by the next run.
     """
+    assert invoice.due_on is not None  # only overdue invoices come here
     retainer = invoice.retainer
     if (
         retainer is None

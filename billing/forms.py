@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any, cast
 
 from babel import Locale
 from django import forms
@@ -48,10 +49,11 @@ class InvoiceFilterForm(forms.Form):
     issued_to = forms.DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(label="Search", required=False, max_length=200)
 
-    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")  # a row of labelled filters, like the clients list's
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = Client.objects.for_workspace(workspace).order_by(Lower("name"), "pk")
+        clients = cast("forms.ModelChoiceField[Client]", self.fields["client"])
+        clients.queryset = Client.objects.for_workspace(workspace).order_by(Lower("name"), "pk")
         self.fields["q"].widget.attrs.update(
             {"type": "search", "placeholder": "Number or client", "autocomplete": "off"}
         )
@@ -76,7 +78,7 @@ class PaymentForm(forms.Form):
         label="Note", required=False, max_length=255, help_text="E.g. the bank reference. Only your team sees it."
     )
 
-    def __init__(self, *args: object, invoice: Invoice, **kwargs: object) -> None:
+    def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
             label=f"Amount ({invoice.currency})",
@@ -93,7 +95,7 @@ class CreditNoteForm(forms.Form):
         label="Reason", max_length=200, help_text="Printed on the credit note, e.g. “2 hours billed twice”."
     )
 
-    def __init__(self, *args: object, invoice: Invoice, creditable_minor: int, **kwargs: object) -> None:
+    def __init__(self, *args: Any, invoice: Invoice, creditable_minor: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
             label=f"Amount to credit ({invoice.currency}, tax included)",
@@ -109,7 +111,7 @@ class RefundForm(forms.Form):
         label="Reason", required=False, max_length=200, help_text="Optional; kept with the refund."
     )
 
-    def __init__(self, *args: object, payment: Payment, refundable_minor: int, **kwargs: object) -> None:
+    def __init__(self, *args: Any, payment: Payment, refundable_minor: int, **kwargs: Any) -> None:
         kwargs.setdefault("prefix", f"refund-{payment.pk}")  # one form per payment on the page
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
@@ -134,9 +136,9 @@ class InvoiceForm(forms.Form):
         help_text="Printed under the lines, e.g. a purchase order number.",
     )
 
-    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = (
+        cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = (
             Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by(Lower("name"), "pk")
         )
 
@@ -153,7 +155,7 @@ class LineForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "1"}),
     )
 
-    def __init__(self, *args: object, currency: str, **kwargs: object) -> None:
+    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
 
@@ -290,11 +292,12 @@ class BillingSettingsForm(forms.Form):
     )
     locale = forms.ChoiceField(label="Number format", help_text="How amounts are written on pages and invoices.")
 
-    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["locale"].choices = locale_choices(workspace.currency)
+        choices = locale_choices(workspace.currency)
         if workspace.locale not in LOCALES:  # a locale set some other way stays choosable
-            self.fields["locale"].choices.append((workspace.locale, workspace.locale))
+            choices.append((workspace.locale, workspace.locale))
+        cast(forms.ChoiceField, self.fields["locale"]).choices = choices
         self.fields["stripe_account_id"].widget.attrs.update({"placeholder": "acct_…", "autocomplete": "off"})
 
     @classmethod

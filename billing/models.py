@@ -7,6 +7,7 @@ An issued invoice is never edited: corrections are credit notes.
 from __future__ import annotations
 
 from datetime import date
+from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
@@ -57,8 +58,8 @@ class InvoiceSequence(WorkspaceOwned):
         constraints = [models.UniqueConstraint(fields=["workspace", "year"], name="invoicesequence_unique")]
 
 
-class InvoiceQuerySet(WorkspaceQuerySet):
-    def outstanding(self) -> InvoiceQuerySet:
+class InvoiceQuerySet[M: Invoice](WorkspaceQuerySet[M]):
+    def outstanding(self) -> Self:
         return self.filter(status=Invoice.Status.OPEN)
 
 
@@ -107,7 +108,7 @@ class Invoice(WorkspaceOwned):
     reminders_sent = models.PositiveSmallIntegerField(default=0)
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
-    objects = InvoiceQuerySet.as_manager()
+    objects: ClassVar = InvoiceQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -7,7 +7,7 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
@@ -62,7 +62,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
-def pay_pdf(request: HttpRequest, token: str) -> HttpResponse:
+def pay_pdf(request: HttpRequest, token: str) -> HttpResponseBase:
     invoice = paylinks.invoice_for_token(token)
     if invoice is None or not invoice.pdf:
         return _not_found(request)

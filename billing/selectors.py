@@ -3,8 +3,10 @@ invoice rows as lists show them, the client page's billing section, and how a wo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
@@ -14,12 +16,15 @@ from clients.models import Client
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
 BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
 NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
 
 
-def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict[str, object]]:
+def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[Mapping[str, object]]:
     """What open invoices still ask for, and how much of it is overdue, per currency (one query)."""
     overdue = Q(due_on__lt=today)
     return list(
@@ -37,11 +42,19 @@ def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict
     )
 
 
-def annotate_rows(invoices: list[Invoice], today: date) -> list[Invoice]:
-    for invoice in invoices:
+class InvoiceRow(TypedDict):
+    """What annotate_rows sets on each invoice for the lists."""
+
+    state: str
+    due_minor: int
+
+
+def annotate_rows(invoices: list[Invoice], today: date) -> list[WithAnnotations[Invoice, InvoiceRow]]:
+    rows = cast("list[WithAnnotations[Invoice, InvoiceRow]]", invoices)  # with the attributes set here
+    for invoice in rows:
         invoice.state = csv_export.display_status(invoice, today=today)
         invoice.due_minor = csv_export.amount_due_minor(invoice)
-    return invoices
+    return rows
 
 
 def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:

@@ -44,6 +44,7 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> None:
     invoice.refresh_from_db()
     if not invoice.pdf:
         store_invoice_pdf(invoice, pay_url=pay_url(invoice))
+    assert invoice.pdf.name  # stored by now
     locale = invoice.workspace.locale or "en_US"
     queue_email(
         to=to,

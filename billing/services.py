@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.models import (
@@ -135,7 +135,7 @@ def _lines_for(
     return lines
 
 
-def due_periods(workspace_id: int, today: date):
+def due_periods(workspace_id: int, today: date) -> QuerySet[Period]:
     """Periods whose invoice is due and not yet issued: in advance from their first day,
     in arrears once closed."""
     billed = Invoice.objects.filter(workspace_id=workspace_id, period=OuterRef("pk"), kind=Invoice.Kind.SCHEDULED)
@@ -151,7 +151,7 @@ def due_periods(workspace_id: int, today: date):
     )
 
 
-def closing_periods(workspace_id: int, today: date):
+def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
     """Last periods of in-advance retainers that ended with overage or extra deliverables
     still to bill: their next invoice never comes, so a closing invoice carries it."""
     successor = Period.objects.filter(retainer=OuterRef("retainer"), seq=OuterRef("seq") + 1)
@@ -267,16 +267,20 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         invoices.append(invoice)
         lines_by_invoice.append(lines)
 
+    def issued(invoice: Invoice) -> date:
+        assert invoice.issued_on is not None  # set on each invoice above
+        return invoice.issued_on
+
     # Numbered in the order of their issue dates: a catch-up run issues in-advance invoices (dated
     # at period start) and in-arrears ones (dated at period end) of many periods together.
     order = sorted(range(len(invoices)), key=lambda n: (invoices[n].issued_on, invoices[n].retainer_id, n))
     invoices = [invoices[n] for n in order]
     lines_by_invoice = [lines_by_invoice[n] for n in order]
     numbers: dict[int, list[str]] = {}
-    for year in sorted({i.issued_on.year for i in invoices}):
-        numbers[year] = _take_numbers(workspace.pk, year, sum(i.issued_on.year == year for i in invoices))
+    for year in sorted({issued(i).year for i in invoices}):
+        numbers[year] = _take_numbers(workspace.pk, year, sum(issued(i).year == year for i in invoices))
     for invoice in invoices:
-        invoice.number = numbers[invoice.issued_on.year].pop(0)
+        invoice.number = numbers[issued(invoice).year].pop(0)
         if invoice.total_minor == 0:
             invoice.status, invoice.paid_at = Invoice.Status.PAID, timezone.now()
     Invoice.objects.bulk_create(invoices)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -24,6 +25,7 @@ from billing import csv_export, paylinks, pdf, refunds, sending, services
 from billing.forms import (
     DEFAULT_LINE_ROWS,
     MAX_LINES,
+    BaseLineFormSet,
     BillingSettingsForm,
     CreditNoteForm,
     InvoiceFilterForm,
@@ -42,6 +44,9 @@ from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
 from retainers.money import format_money
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 PER_PAGE = 50
 
 
@@ -52,7 +57,7 @@ def _money(request: WorkspaceRequest, minor: int, currency: str) -> str:
 # --- The invoices page ------------------------------------------------------------------
 
 
-def filtered_invoices(workspace: Workspace, chosen: dict[str, object], *, today: date) -> QuerySet[Invoice]:
+def filtered_invoices(workspace: Workspace, chosen: dict[str, Any], *, today: date) -> QuerySet[Invoice]:
     """The workspace's invoices (credit notes included) narrowed by the invoices page's filters."""
     invoices = Invoice.objects.for_workspace(workspace)
     status = chosen.get("status")
@@ -144,6 +149,10 @@ def _refundable(payment: Payment) -> int:
     return refunds.refundable_minor(payment)
 
 
+class PaymentRow(TypedDict):
+    refund_form: RefundForm | None  # the refund form shown under a refundable payment
+
+
 def _detail(
     request: WorkspaceRequest,
     invoice: Invoice,
@@ -155,11 +164,14 @@ def _detail(
     """The invoice page; an action whose form was refused renders it with that form (status 200)."""
     workspace = request.workspace
     today = workspace.today()
-    payment_rows = list(
-        Payment.objects.for_workspace(workspace)
-        .filter(invoice=invoice)
-        .select_related("recorded_by")
-        .order_by("-created_at", "-pk")
+    payment_rows = cast(
+        "list[WithAnnotations[Payment, PaymentRow]]",  # with the refund form set below
+        list(
+            Payment.objects.for_workspace(workspace)
+            .filter(invoice=invoice)
+            .select_related("recorded_by")
+            .order_by("-created_at", "-pk")
+        ),
     )
     credit_notes = list(Invoice.objects.for_workspace(workspace).filter(credit_for=invoice).order_by("issued_on", "pk"))
     creditable = _creditable(invoice, credit_notes)
@@ -249,7 +261,7 @@ def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpRe
     return _to_detail(request, invoice)
 
 
-def _refused(request: WorkspaceRequest, invoice: Invoice, exc: BillingError, **forms: object) -> HttpResponse:
+def _refused(request: WorkspaceRequest, invoice: Invoice, exc: BillingError, **forms: Any) -> HttpResponse:
     """A refused action: the error next to its field when the form has it, else as a message."""
     for key, form in forms.items():
         target = form[1] if isinstance(form, tuple) else form
@@ -365,7 +377,7 @@ def _pay_link(invoice: Invoice) -> str:
 
 @require_GET
 @workspace_view
-def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponseBase:
     """The stored PDF; rendered and stored now if the task has not done it yet (then reused)."""
     invoice = _invoice(request, invoice_id)
     if invoice.status == Invoice.Status.DRAFT:
@@ -384,7 +396,7 @@ def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
 # --- An invoice by hand ------------------------------------------------------------------
 
 
-def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS) -> LineFormSet:
+def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS) -> BaseLineFormSet:
     formset_class = type("LineFormSet", (LineFormSet,), {"extra": max(1, min(rows, MAX_LINES)) - 1})
     return formset_class(data, prefix="lines", form_kwargs={"currency": currency})
 
@@ -419,7 +431,7 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
                     messages.success(request, "The draft was saved. Issue it when it is ready.")
                 return _to_detail(request, invoice)
     else:
-        client = Client.objects.for_workspace(workspace).filter(pk=_int(request.GET.get("client"))).first()
+        client = Client.objects.for_workspace(workspace).filter(pk=_int(request.GET.get("client"))).first()  # type: ignore[misc]  # django-stubs refuses pk=None, a valid lookup (no row)
         form = InvoiceForm(workspace=workspace, initial={"client": client.pk if client else None})
         lines = _line_formset(currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS)
     return render(request, template, {"form": form, "lines": lines, "currency": currency, "max_lines": MAX_LINES})
@@ -456,7 +468,7 @@ PROFILE_FIELDS = [
 ]
 
 
-def _save_billing_settings(*, workspace: Workspace, profile: BillingProfile, data: dict[str, object]) -> None:
+def _save_billing_settings(*, workspace: Workspace, profile: BillingProfile, data: dict[str, Any]) -> None:
     """The profile and the workspace's locale together; a replaced logo's file is deleted after commit.
 
     (Deleting it is safe: stored PDFs embed their logo.)

@@ -109,7 +109,7 @@ def parse(text: str) -> list[ImportRow]:
         repeated = sorted({key for key in keys if key and keys.count(key) > 1})
         if repeated:
             raise CsvFileError(f"The header names these columns twice: {', '.join(repeated)}.")
-        rows = []
+        rows: list[ImportRow] = []
         for number, record in enumerate(reader, start=2):
             if not any(value.strip() for value in record):
                 continue  # blank lines, or a row of empty cells that spreadsheets leave at the end

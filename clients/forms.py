@@ -7,6 +7,7 @@ retainers.money); people type and read them as decimals ("1,500.00", "¥150,000"
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.db.models.functions import Lower
@@ -31,7 +32,7 @@ class ClientForm(forms.Form):
     )
     tax_id = forms.CharField(label="Tax ID", max_length=50, required=False, help_text="VAT or tax number, if any.")
 
-    def __init__(self, *args: object, workspace: Workspace, client: Client | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, client: Client | None = None, **kwargs: Any) -> None:
         if client is not None:
             kwargs.setdefault(
                 "initial",
@@ -63,15 +64,16 @@ class ContactForm(forms.Form):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         workspace: Workspace,
         contact: Contact | None = None,
         prefix: str | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         if contact is not None:
             kwargs.setdefault("initial", {"name": contact.name, "email": contact.email, "role": contact.role})
-        super().__init__(*args, prefix=prefix, **kwargs)
+        kwargs["prefix"] = prefix
+        super().__init__(*args, **kwargs)
         self.workspace, self.contact = workspace, contact
         if contact is not None:
             del self.fields["portal_access"]  # an existing contact has its own toggle button
@@ -211,7 +213,7 @@ class PlanForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, workspace: Workspace, currency: str, plan: Plan | None = None, **kwargs: object
+        self, *args: Any, workspace: Workspace, currency: str, plan: Plan | None = None, **kwargs: Any
     ) -> None:
         if plan is not None:
             kwargs.setdefault("initial", self.initial_from(plan))
@@ -219,7 +221,7 @@ class PlanForm(forms.Form):
         self.workspace, self.currency, self.plan = workspace, currency, plan
         example = example_amount(currency)
         for name in ("price", "overage_rate", "extra_deliverable_price"):
-            field = self.fields[name]
+            field = cast(MoneyField, self.fields[name])
             field.currency = currency
             field.label = f"{field.label} ({currency})"
             field.widget.attrs["placeholder"] = example
@@ -290,6 +292,7 @@ class PlanForm(forms.Form):
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         model = data.get("model")
         if model is None:
             return data

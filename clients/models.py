@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
@@ -165,8 +166,8 @@ class Plan(WorkspaceOwned, RetainerTerms):
         return self.name
 
 
-class RetainerQuerySet(WorkspaceQuerySet):
-    def live(self) -> RetainerQuerySet:
+class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
+    def live(self) -> Self:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
 
 
@@ -205,7 +206,7 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     period_used = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     balance = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
 
-    objects = RetainerQuerySet.as_manager()
+    objects: ClassVar = RetainerQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "status"], name="retainer_status_idx")]

@@ -6,7 +6,7 @@ from clients.models import RetainerTerms
 from retainers.money import format_money
 from retainers.units import format_units
 
-CADENCE_NOUNS = {
+CADENCE_NOUNS: dict[str, str] = {
     RetainerTerms.Cadence.MONTHLY: "month",
     RetainerTerms.Cadence.QUARTERLY: "quarter",
     RetainerTerms.Cadence.YEARLY: "year",

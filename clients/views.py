@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -34,6 +35,10 @@ from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
 from retainers.units import format_units
 
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
+    from django_stubs_ext import WithAnnotations
+
 PER_PAGE = 25
 LIVE = [Retainer.Status.ACTIVE, Retainer.Status.PAUSED]
 LOW_SHARE = Decimal("0.2")  # under 20% of the period's units left is "running low"
@@ -47,7 +52,14 @@ def _posted(request: WorkspaceRequest) -> QueryDict | None:
 # --- The client list ------------------------------------------------------------------------
 
 
-def clients_with_health(workspace: Workspace) -> QuerySet[Client]:
+class ClientHealth(TypedDict):
+    health: str
+    utilization: Decimal | None
+    remaining: Decimal | None
+    contact_count: int
+
+
+def clients_with_health(workspace: Workspace) -> QuerySet[WithAnnotations[Client, ClientHealth]]:
     """The workspace's clients with their live retainers' health, utilization and remaining units.
 
     All in SQL (correlated subqueries over the retainers' cached balances), so listing, filtering
@@ -78,7 +90,7 @@ def clients_with_health(workspace: Workspace) -> QuerySet[Client]:
     )
 
 
-SORTS = {
+SORTS: dict[str, tuple[str | Combinable, ...]] = {
     "name": (Lower("name").asc(), "pk"),
     "-name": (Lower("name").desc(), "-pk"),
     "created": ("created_at", "pk"),
@@ -140,7 +152,7 @@ def client_list(request: WorkspaceRequest) -> HttpResponse:
         Prefetch("retainers", queryset=live_retainers, to_attr="live_retainers")
     )
     page = Paginator(clients, PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(client, [summarize(r) for r in client.live_retainers]) for client in page]
+    rows = [(client, [summarize(r) for r in client.live_retainers]) for client in page]  # type: ignore[attr-defined]  # django-stubs: a Page's items lose the queryset's annotations
     filtered = any(chosen[name] != default for name, default in ClientFilterForm.DEFAULTS.items() if name != "sort")
     context = {
         "filters": filters,
@@ -322,7 +334,7 @@ def contact_portal(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
 IMPORT_SESSION_KEY = "clients_import"
 
 
-def _pending_import(request: WorkspaceRequest) -> dict[str, object] | None:
+def _pending_import(request: WorkspaceRequest) -> dict[str, Any] | None:
     pending = request.session.get(IMPORT_SESSION_KEY)
     if not pending or pending.get("workspace_id") != request.workspace.pk:
         return None

@@ -10,6 +10,7 @@ from communication.models import Attachment
 
 def attachment_response(attachment: Attachment) -> FileResponse:
     """The file as a download under its original name, never shown inline."""
+    assert attachment.file.name is not None  # a NOT NULL column
     try:
         handle = default_storage.open(attachment.file.name, "rb")
     except FileNotFoundError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 from django.db.models import Q, QuerySet
 
@@ -64,13 +66,13 @@ class NoteForm(forms.Form):
         label="About a session", queryset=None, required=False, empty_label="The client in general"
     )
 
-    def __init__(self, *args: object, client: Client, note: Note | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: Any, client: Client, note: Note | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if note is not None:
             # The session of an existing note is shown, not changed: edits are about the text.
             del self.fields["session"]
         else:
-            self.fields["session"].queryset = recent_sessions(client)
+            cast(SessionChoiceField, self.fields["session"]).queryset = recent_sessions(client)
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -80,7 +82,7 @@ class MultipleFileInput(forms.ClearableFileInput):
 class MultipleFileField(forms.FileField):
     widget = MultipleFileInput
 
-    def clean(self, data, initial=None):  # type: ignore[override]
+    def clean(self, data, initial=None):
         if isinstance(data, (list, tuple)):
             return [super(MultipleFileField, self).clean(item, initial) for item in data if item]
         return [super().clean(data, initial)] if data else []
@@ -112,20 +114,23 @@ class TaskForm(forms.Form):
         help_text="In your workspace's time zone.",
     )
     assignee = MemberChoiceField(label="Assignee", queryset=None, required=False, empty_label="Nobody yet")
-    client = forms.ModelChoiceField(label="Client", queryset=None, empty_label="Choose a client")
+    client: forms.ModelChoiceField[Client] = forms.ModelChoiceField(
+        label="Client", queryset=None, empty_label="Choose a client"
+    )
     session = SessionChoiceField(label="Session", queryset=None, required=False, empty_label="None")
 
-    def __init__(self, *args: object, workspace: Workspace, client: Client | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, client: Client | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = members(workspace)
+        cast(MemberChoiceField, self.fields["assignee"]).queryset = members(workspace)
         if client is not None:
             # On a client's page (or editing a task) the client is given, and its sessions can be chosen.
             del self.fields["client"]
             initial_session = self.initial.get("session")
             include = getattr(initial_session, "pk", initial_session)
-            self.fields["session"].queryset = recent_sessions(client, limit=RECENT_SESSIONS * 3, include=include)
+            sessions = cast(SessionChoiceField, self.fields["session"])
+            sessions.queryset = recent_sessions(client, limit=RECENT_SESSIONS * 3, include=include)
         else:
-            self.fields["client"].queryset = (
+            cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = (
                 Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by("name")
             )
             del self.fields["session"]
@@ -137,9 +142,9 @@ class FollowUpForm(forms.Form):
         label="Follow up in (days)", min_value=1, max_value=services.MAX_FOLLOW_UP_DAYS, initial=7
     )
 
-    def __init__(self, *args: object, client: Client, **kwargs: object) -> None:
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["session"].queryset = recent_sessions(client)
+        cast(SessionChoiceField, self.fields["session"]).queryset = recent_sessions(client)
 
 
 class CheckInForm(forms.Form):
@@ -161,7 +166,7 @@ class TaskFilterForm(forms.Form):
     )
 
     def choice(self, name: str) -> str:
-        default = self.fields[name].choices[0][0]
+        default = cast(forms.ChoiceField, self.fields[name]).choices[0][0]  # type: ignore[index]  # django-stubs types the getter as every accepted input; Django keeps a list of pairs
         if not self.is_valid():
             return default
         return self.cleaned_data.get(name) or default

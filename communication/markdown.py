@@ -124,7 +124,9 @@ def _to_html(text: str) -> str:
                 list_tag = tag
                 start = int(numbered.group(1)) if numbered else 1
                 list_open = f'<ol start="{start}">' if tag == "ol" and start != 1 else f"<{tag}>"
-            items.append([(bullet or numbered).group(1 if bullet else 2).strip()])
+            match = bullet or numbered
+            assert match is not None  # one of the two matched
+            items.append([match.group(1 if bullet else 2).strip()])
             continue
         if list_tag and raw[:1] in {" ", "\t"}:
             items[-1].append(line.strip())  # an indented line continues the list item

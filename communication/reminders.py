@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -40,6 +41,9 @@ from delivery import reminders as delivery_reminders
 from delivery.models import WorkItem
 from retainers.models import Email, Membership, User, Workspace
 from retainers.outbox import queue_email
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 DIGEST_FROM = time(7, 0)
 DIGEST_MAX_TASKS = 50
@@ -119,6 +123,16 @@ def _site(path: str) -> str:
 # --- Check-ins ------------------------------------------------------------------------------
 
 
+class CheckInRow(TypedDict):
+    """What open_check_ins annotates on each client."""
+
+    open_check_in: bool
+    last_session_on: date | None
+    last_worker_id: int | None
+    last_message_at: datetime | None
+    last_check_in_at: datetime | None
+
+
 def open_check_ins(*, workspace: Workspace, now: datetime) -> int:
     """Open a check-in task for each client quiet for its cadence. One query to find them all.
 
@@ -153,6 +167,7 @@ def open_check_ins(*, workspace: Workspace, now: datetime) -> int:
         days = [timezone.localdate(m, timezone=workspace.tzinfo) for m in moments if m is not None]
         if client.last_session_on is not None:
             days.append(client.last_session_on)
+        assert client.checkin_every_days is not None  # chosen for having one
         if (today - max(days)).days < client.checkin_every_days:
             continue
         if members is None:
@@ -162,7 +177,7 @@ def open_check_ins(*, workspace: Workspace, now: datetime) -> int:
     return opened
 
 
-def _check_in_assignee(client: Client, members: dict[int, Membership]) -> User | None:
+def _check_in_assignee(client: WithAnnotations[Client, CheckInRow], members: dict[int, Membership]) -> User | None:
     """Who last delivered a session for the client, if still a member; else the first owner."""
     if client.last_worker_id in members:
         return members[client.last_worker_id].user
@@ -189,6 +204,7 @@ def remind_due_tasks(*, workspace: Workspace, now: datetime) -> int:
             claimed = Task.objects.filter(pk=task.pk, status=Task.Status.OPEN, reminded_at=None).update(reminded_at=now)
             if not claimed:
                 continue  # another run got there first
+            assert task.assignee is not None  # chosen for its assignee
             url = reverse("communication:task_edit", kwargs={"workspace_slug": workspace.slug, "task_id": task.pk})
             queue_email(
                 to=task.assignee.email,

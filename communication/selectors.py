@@ -5,27 +5,44 @@ htmx with this section again)."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from clients.models import Client
 from communication import services
-from communication.forms import CheckInForm, FollowUpForm, NoteForm, TaskForm, recent_sessions
+from communication.forms import CheckInForm, FollowUpForm, NoteForm, SessionChoiceField, TaskForm, recent_sessions
 from communication.markdown import render_markdown
 from communication.models import Attachment, Message, Note, Task
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 SECTION_NOTES = 5
 SECTION_MESSAGES = 3
 SECTION_TASKS = 10
 
 
-def with_html(notes: list[Note]) -> list[Note]:
-    for note in notes:
+class NoteHtml(TypedDict):
+    html: str  # the body, rendered from Markdown
+
+
+class TaskRow(TypedDict):
+    overdue: bool
+
+
+class MessageRow(TypedDict):
+    new: bool  # not read yet by the side looking at the thread
+
+
+def with_html(notes: list[Note]) -> list[WithAnnotations[Note, NoteHtml]]:
+    rows = cast("list[WithAnnotations[Note, NoteHtml]]", notes)  # with the HTML set here
+    for note in rows:
         note.html = render_markdown(note.body)
-    return notes
+    return rows
 
 
 def thread_messages(workspace: Workspace, client: Client) -> list[Message]:
@@ -63,11 +80,14 @@ def client_section(
         .select_related("sent_by_user", "sent_by_contact")
         .order_by("-created_at", "-pk")[:SECTION_MESSAGES]
     )
-    tasks = list(
-        Task.objects.for_workspace(workspace)
-        .filter(client=client, status=Task.Status.OPEN)
-        .select_related("assignee", "session")
-        .order_by("due_at", "pk")[: SECTION_TASKS + 1]
+    tasks = cast(
+        "list[WithAnnotations[Task, TaskRow]]",  # with `overdue` set below
+        list(
+            Task.objects.for_workspace(workspace)
+            .filter(client=client, status=Task.Status.OPEN)
+            .select_related("assignee", "session")
+            .order_by("due_at", "pk")[: SECTION_TASKS + 1]
+        ),
     )
     now = timezone.now()
     for task in tasks:
@@ -80,7 +100,7 @@ def client_section(
     follow_up_form = follow_up_form or FollowUpForm(client=client, prefix="follow")
     sessions = list(recent_sessions(client))  # one query for the three forms that offer sessions
     for form in (note_form, task_form, follow_up_form):
-        form.fields["session"].show_sessions(sessions)
+        cast(SessionChoiceField, form.fields["session"]).show_sessions(sessions)
     return {
         "client": client,
         "notes": with_html(notes[:SECTION_NOTES]),

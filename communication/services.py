@@ -168,13 +168,13 @@ ALLOWED_DESCRIPTION = "PDF, PNG, JPEG, GIF, WebP, text, CSV, Word (.docx) or Exc
 
 @dataclass(frozen=True)
 class CheckedFile:
-    upload: UploadedFile
+    upload: UploadedFile[bytes]
     filename: str
     content_type: str
     size: int
 
 
-def _display_filename(name: str) -> str:
+def _display_filename(name: str | None) -> str:
     """The name to offer on download: the base name only, without control characters, at most 255 long."""
     name = os.path.basename((name or "").replace("\\", "/"))
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C").strip()
@@ -188,7 +188,7 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.0f} MB"
 
 
-def check_attachments(files: Sequence[UploadedFile]) -> list[CheckedFile]:
+def check_attachments(files: Sequence[UploadedFile[bytes]]) -> list[CheckedFile]:
     """Each file's size, extension and first bytes, or CommunicationError (field "attachments").
 
     The type is decided by the extension AND the content: a renamed executable is refused,
@@ -201,6 +201,7 @@ def check_attachments(files: Sequence[UploadedFile]) -> list[CheckedFile]:
     for upload in files:
         filename = _display_filename(upload.name)
         ext = os.path.splitext(filename)[1].lower()
+        assert upload.size is not None  # an upload knows its size
         if upload.size > MAX_FILE_SIZE:
             raise CommunicationError(
                 f"“{filename}” is larger than {_megabytes(MAX_FILE_SIZE)}; each file may be at most that.",
@@ -263,18 +264,18 @@ def portal_recipients(client: Client) -> list[Contact]:
     )
 
 
-def send_team_message(*, client: Client, author: User, body: str, files: Sequence[UploadedFile] = ()) -> Message:
+def send_team_message(*, client: Client, author: User, body: str, files: Sequence[UploadedFile[bytes]] = ()) -> Message:
     """A team member writes to the client; every contact with portal access is emailed once."""
     return _send(client=client, body=body, files=files, author=author, contact=None)
 
 
-def send_contact_message(*, contact: Contact, body: str, files: Sequence[UploadedFile] = ()) -> Message:
+def send_contact_message(*, contact: Contact, body: str, files: Sequence[UploadedFile[bytes]] = ()) -> Message:
     """A client's contact writes from the portal; the team (see `team_recipients`) is emailed once each."""
     return _send(client=contact.client, body=body, files=files, author=None, contact=contact)
 
 
 def _send(
-    *, client: Client, body: str, files: Sequence[UploadedFile], author: User | None, contact: Contact | None
+    *, client: Client, body: str, files: Sequence[UploadedFile[bytes]], author: User | None, contact: Contact | None
 ) -> Message:
     body = (body or "").strip()
     if len(body) > MAX_MESSAGE_LENGTH:
@@ -347,6 +348,7 @@ def _notify(message: Message, *, client: Client, attachments: int) -> None:
                 key=f"message-{message.pk}-contact-{contact.pk}",
             )
         return
+    assert message.sent_by_contact is not None  # its id is set (and the contact is loaded with it)
     url = settings.SITE_URL + reverse(
         "communication:message_thread", kwargs={"workspace_slug": workspace.slug, "client_id": client.pk}
     )
@@ -505,8 +507,8 @@ def suggest_follow_up(*, session: WorkItem, days: int, actor: User | None) -> Ta
     is_member = actor is not None and Membership.objects.filter(workspace_id=workspace.pk, user=actor).exists()
     assignee = actor if is_member else None
     if assignee is None and session.delivered_by_id:
-        assignee = Membership.objects.filter(workspace_id=workspace.pk, user_id=session.delivered_by_id).first()
-        assignee = assignee.user if assignee else None
+        membership = Membership.objects.filter(workspace_id=workspace.pk, user_id=session.delivered_by_id).first()
+        assignee = membership.user if membership else None
     title = f"Follow up with {client.name} on “{session.description}”"
     return create_task(
         client=client,

@@ -8,6 +8,7 @@ the client page.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -33,6 +34,14 @@ from communication.markdown import render_markdown
 from communication.models import Attachment, Note, Task
 from communication.selectors import client_section, thread_messages, with_html
 from retainers.http import WorkspaceRequest, workspace_view
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django_stubs_ext import WithAnnotations
+
+    from communication.models import Message, NoteRevision
+    from communication.selectors import MessageRow, NoteHtml, TaskRow
 
 PER_PAGE = 25
 SECTION_TEMPLATE = "communication/_client_section.html"
@@ -60,7 +69,7 @@ def _from_section(request: WorkspaceRequest) -> bool:
     return bool(request.htmx) and request.POST.get("origin") == "client"
 
 
-def _section_response(request: WorkspaceRequest, client: Client, **forms_and_notice: object) -> HttpResponse:
+def _section_response(request: WorkspaceRequest, client: Client, **forms_and_notice: Any) -> HttpResponse:
     return render(request, SECTION_TEMPLATE, {"section": client_section(request, client, **forms_and_notice)})
 
 
@@ -121,7 +130,10 @@ def note_edit(request: WorkspaceRequest, note_id: int) -> HttpResponse:
         else:
             messages.success(request, "Note saved.")
             return redirect(_client_url(request, note.client))
-    revisions = list(note.revisions.select_related("edited_by").order_by("-edited_at", "-pk"))
+    revisions = cast(  # with their HTML set below
+        "list[WithAnnotations[NoteRevision, NoteHtml]]",
+        list(note.revisions.select_related("edited_by").order_by("-edited_at", "-pk")),
+    )
     for revision in revisions:
         revision.html = render_markdown(revision.body)
     context = {
@@ -189,7 +201,7 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
                     kwargs={"workspace_slug": request.workspace.slug, "client_id": client.pk},
                 )
                 return redirect(f"{url}#message-{message.pk}")
-    thread = thread_messages(request.workspace, client)
+    thread = cast("list[WithAnnotations[Message, MessageRow]]", thread_messages(request.workspace, client))
     for message in thread:
         message.new = message.from_client and message.read_by_team_at is None
     if request.method == "GET":
@@ -247,7 +259,7 @@ def task_list(request: WorkspaceRequest) -> HttpResponse:
         elif state == "overdue":
             tasks = tasks.filter(due_at__lt=now)
     page = Paginator(tasks, PER_PAGE).get_page(request.GET.get("page"))
-    for task in page.object_list:
+    for task in cast("Iterable[WithAnnotations[Task, TaskRow]]", page.object_list):
         task.overdue = task.status == Task.Status.OPEN and task.due_at < now
     context = {"page_obj": page, "filters": filters, "chosen": {"who": who, "state": state}, "only_client": only_client}
     template = "communication/task_list.html"
@@ -378,7 +390,7 @@ def follow_up_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     if _from_section(request):
         return _section_response(request, client, follow_up_form=form)
     for error in form.errors.values():
-        messages.error(request, " ".join(error))
+        messages.error(request, " ".join(error))  # type: ignore[arg-type]  # django-stubs: an ErrorList iterates as its messages
     return redirect(_client_url(request, client))
 
 
@@ -397,5 +409,5 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     if _from_section(request):
         return _section_response(request, client, checkin_form=form)
     for error in form.errors.values():
-        messages.error(request, " ".join(error))
+        messages.error(request, " ".join(error))  # type: ignore[arg-type]  # django-stubs: an ErrorList iterates as its messages
     return redirect(_client_url(request, client))

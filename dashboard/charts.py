@@ -124,6 +124,7 @@ def revenue_chart(
     if not any(values):
         summary = f"No {currency} collected from {months[0]:%B %Y} to {months[-1]:%B %Y}."
     else:
+        assert best is not None  # a month with a value is a bar
         summary = (
             f"{total} collected from {months[0]:%B %Y} to {months[-1]:%B %Y} (this month so far); "
             f"the best month was {best.long_label} with {best.amount}."

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import (
     FETCH_RAISE,
@@ -42,6 +43,9 @@ from delivery.models import Deliverable, Period, WorkItem
 from renewals.models import Renewal
 from retainers.models import Workspace
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 LOW_SHARE = Decimal("0.2")  # under 20% of the period's units left is "running low", as on the clients list
 QUIET_DAYS = 30  # a client with no session or message this long has gone quiet (unless it has its own cadence)
 RENEWAL_WINDOW_DAYS = 30
@@ -66,7 +70,26 @@ def month_start(day: date, months_back: int = 0) -> date:
 # --- The clients table -------------------------------------------------------------------------
 
 
-def retainer_rows(workspace: Workspace) -> QuerySet[Retainer]:
+class RetainerRow(TypedDict):
+    """The figures retainer_rows annotates on each retainer."""
+
+    open_period: Period
+    period_end_on: date | None
+    period_price_minor: int | None
+    period_overage_rate_minor: int | None
+    renewal_id: int | None
+    renewal_status: str | None
+    health: str
+    used_share: Decimal | None
+    remaining: Decimal | None
+    days_left_until: date | None
+    next_invoice_on: date | None
+    next_invoice_minor: int | None
+    deliverables_done: int
+    deliverables_total: int
+
+
+def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, RetainerRow]]:
     """One row per live retainer (active or paused) with its client and every figure the table
     shows, sorts or filters by. The open period is joined (at most one per retainer:
     `period_one_open`), so the several figures built on its end date read one column instead of
@@ -165,7 +188,9 @@ ROW_SORTS = {
 TIE_BREAK = (Lower("client__name").asc(), Lower("name").asc(), "pk")
 
 
-def filter_rows(rows: QuerySet[Retainer], *, q: str, health: str, renewal: str, sort: str) -> QuerySet[Retainer]:
+def filter_rows(
+    rows: QuerySet[WithAnnotations[Retainer, RetainerRow]], *, q: str, health: str, renewal: str, sort: str
+) -> QuerySet[WithAnnotations[Retainer, RetainerRow]]:
     if q:
         rows = rows.filter(Q(client__name__icontains=q) | Q(name__icontains=q))
     if health:
@@ -368,7 +393,13 @@ def recurring_revenue(workspace: Workspace) -> list[Recurring]:
     return [Recurring(g["currency"], round_half_up(Decimal(g["annual"]) / 12), g["live"], g["paused"]) for g in groups]
 
 
-def collected_by_month(workspace: Workspace, *, today: date) -> list[dict[str, object]]:
+class Collected(TypedDict):
+    month: datetime  # the local month's start
+    currency: str
+    net_minor: int
+
+
+def collected_by_month(workspace: Workspace, *, today: date) -> list[Collected]:
     """Money collected per local month and currency over the last 12 months (this one included):
     succeeded payments less succeeded refunds, dated when they happened. One GROUP BY."""
     first = start_of_day(month_start(today, CHART_MONTHS - 1), workspace)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -32,6 +33,11 @@ from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
 from retainers.pagecache import PageCache
 from retainers.units import format_units
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from dashboard.queries import RetainerRow
 
 PER_PAGE = 100
 ATTENTION_PER_KIND = 5
@@ -119,7 +125,7 @@ class Row:
     renewal_note: str  # when no renewal is open for this term
 
 
-def make_row(retainer: Retainer, *, today: date, locale: str, links: Links) -> Row:
+def make_row(retainer: WithAnnotations[Retainer, RetainerRow], *, today: date, locale: str, links: Links) -> Row:
     state = retainer.health
     if retainer.model == RetainerTerms.Model.DELIVERABLES:
         done, total = retainer.deliverables_done, retainer.deliverables_total
@@ -215,7 +221,7 @@ def _columns(request: WorkspaceRequest, chosen: dict[str, str]) -> list[Column]:
     return columns
 
 
-def filters_context(request: WorkspaceRequest) -> dict[str, object]:
+def filters_context(request: WorkspaceRequest) -> dict[str, Any]:
     filters = RowFilterForm(request.GET)
     return {"filters": filters, "chosen": filters.values()}
 

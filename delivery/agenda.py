@@ -8,10 +8,11 @@ zone) is worked out per request by `show`. Every function here makes one query.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict, cast
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,9 @@ from delivery.models import Booking, BookingPolicy, SessionType
 from retainers.http import WorkspaceRequest
 from retainers.models import User, Workspace
 from retainers.units import format_units
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 ACTIVE = Booking.Status.BOOKED
 CANCELLED = (Booking.Status.CANCELLED, Booking.Status.LATE_CANCELLED)
@@ -74,14 +78,22 @@ class Shown:
         return self.line.is_active and self.started
 
 
-def _queryset(workspace: Workspace) -> QuerySet[Booking]:
+class _Window(TypedDict):
+    window_hours: int  # the retainer's cancellation window, or the default
+
+
+type WindowedBooking = WithAnnotations[Booking, _Window]
+
+
+def _queryset(workspace: Workspace) -> QuerySet[WindowedBooking]:
     window = BookingPolicy.objects.filter(workspace=workspace, retainer=OuterRef("retainer")).values(
         "cancel_window_hours"
     )[:1]
-    return (
+    return cast(
+        "QuerySet[WindowedBooking]",  # the annotation below is an int: the window, or the default
         Booking.objects.for_workspace(workspace)
         .select_related("session_type", "member", "client", "retainer", "contact")
-        .annotate(window_hours=Coalesce(Subquery(window), Value(DEFAULT_WINDOW_HOURS), output_field=IntegerField()))
+        .annotate(window_hours=Coalesce(Subquery(window), Value(DEFAULT_WINDOW_HOURS), output_field=IntegerField())),
     )
 
 
@@ -90,7 +102,7 @@ def _unit_text(quantity: Decimal, unit: str) -> str:
     return f"{format_units(quantity)} {word}"
 
 
-def _line(booking: Booking) -> Line:
+def _line(booking: WindowedBooking) -> Line:
     return Line(
         pk=booking.pk,
         starts_at=booking.starts_at,
@@ -110,7 +122,7 @@ def _line(booking: Booking) -> Line:
     )
 
 
-def lines(bookings: QuerySet[Booking]) -> list[Line]:
+def lines(bookings: Iterable[WindowedBooking]) -> list[Line]:
     return [_line(booking) for booking in bookings]
 
 

@@ -169,7 +169,8 @@ def booking_new(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     data = request.POST if request.method == "POST" else request.GET
     clients = Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by("name", "pk")
-    client = clients.filter(pk=int_param(data.get("client"))).first()
+    client_id = int_param(data.get("client"))
+    client = clients.filter(pk=client_id).first() if client_id is not None else None
     context: dict[str, object] = {"clients": clients, "client": client, "zone": workspace.timezone}
     if client is None:
         return render(request, "delivery/booking/booking_new.html", context)

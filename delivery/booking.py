@@ -101,7 +101,7 @@ def rules_for(session_type: SessionType, schedule: Schedule, workspace: Workspac
     overrides: dict[date, list[slots.Range]] = defaultdict(list)
     for override in DateOverride.objects.filter(workspace=workspace, schedule=schedule):
         overrides[override.on]  # a row without times: the day exists, with no hours
-        if override.starts is not None:
+        if override.starts is not None and override.ends is not None:  # both or neither (a check constraint)
             overrides[override.on].append((override.starts, override.ends))
     return slots.Rules(
         zone=member_zone(workspace, schedule),

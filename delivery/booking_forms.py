@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -162,15 +163,18 @@ class SessionTypeForm(forms.Form):
         help_text="Used when the box above is not ticked.",
     )
 
-    def __init__(self, *args: object, members: QuerySet[User], retainers: QuerySet[Retainer], **kwargs: object):
+    def __init__(self, *args: Any, members: QuerySet[User], retainers: QuerySet[Retainer], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["member"].queryset = members
-        self.fields["member"].label_from_instance = lambda user: user.get_full_name()
-        self.fields["retainers"].queryset = retainers
-        self.fields["retainers"].label_from_instance = lambda r: f"{r.client.name}: {r.name} ({r.get_unit_display()})"
+        member = cast("forms.ModelChoiceField[User]", self.fields["member"])
+        member.queryset = members
+        member.label_from_instance = lambda user: user.get_full_name()  # type: ignore[method-assign, assignment]  # Django idiom: a per-instance label function, which the stubs see as a method
+        chosen = cast("forms.ModelMultipleChoiceField[Retainer]", self.fields["retainers"])
+        chosen.queryset = retainers
+        chosen.label_from_instance = lambda r: f"{r.client.name}: {r.name} ({r.get_unit_display()})"  # type: ignore[method-assign, assignment]  # Django idiom: a per-instance label function, which the stubs see as a method
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         if not data.get("all_retainers") and "retainers" in data and not data["retainers"]:
             self.add_error("retainers", "Choose at least one retainer, or tick the box above.")
         return data
@@ -206,9 +210,12 @@ class ScheduleForm(forms.Form):
         label="Most sessions a day", min_value=1, max_value=50, required=False, help_text="Empty: no limit."
     )
 
-    def __init__(self, *args: object, workspace_timezone: str, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace_timezone: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["timezone"].choices = [("", f"The workspace's ({workspace_timezone})"), *timezone_choices()]
+        cast(forms.ChoiceField, self.fields["timezone"]).choices = [
+            ("", f"The workspace's ({workspace_timezone})"),
+            *timezone_choices(),
+        ]
         for day in WEEKDAYS:
             self.fields[day].help_text = "E.g. 9:00-12:30, 13:30-17:00. Empty: not available."
             self.fields[day].widget.attrs["autocomplete"] = "off"
@@ -224,6 +231,7 @@ class OverrideForm(forms.Form):
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         if "hours" in data and not data.get("unavailable") and not data["hours"]:
             self.add_error("hours", "Enter the day's hours, or tick “Not available that day”.")
         if data.get("unavailable") and data.get("hours"):

@@ -141,6 +141,7 @@ def send_nudges(*, workspace: Workspace, now: datetime) -> int:
         # Quiet since the last booking was made, or the last session took place, whichever is later.
         quiet_since = max(filter(None, [retainer.last_booked_at, retainer.last_session_at, retainer.created_at]))
         days = policies[retainer.pk].nudge_after_days
+        assert days is not None  # the policies were chosen for it
         if now - quiet_since < timedelta(days=days):
             continue
         for contact in contacts[retainer.client_id]:

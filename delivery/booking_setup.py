@@ -92,7 +92,7 @@ def overrides(schedule: Schedule, *, since: date) -> list[tuple[date, list[slots
         workspace_id=schedule.workspace_id, schedule=schedule, on__gte=since
     ).order_by("on", "starts"):
         days.setdefault(override.on, [])
-        if override.starts is not None:
+        if override.starts is not None and override.ends is not None:  # both or neither (a check constraint)
             days[override.on].append((override.starts, override.ends))
     return sorted(days.items())
 

@@ -74,13 +74,13 @@ def check_address(url: str) -> None:
 
 
 def _client(url: str, username: str, password: str):
-    import caldav  # loaded on first use: niquests and lxml are heavy
+    from caldav.davclient import DAVClient  # loaded on first use: niquests and lxml are heavy
 
-    return caldav.DAVClient(
+    return DAVClient(
         url=url,
         username=username,
         password=password,
-        timeout=settings.CALDAV_TIMEOUT_SECONDS,
+        timeout=settings.CALDAV_TIMEOUT_SECONDS,  # type: ignore[arg-type]  # caldav says int but hands it to niquests, which takes seconds as a float
         enable_rfc6764=False,  # the member gave the address: no DNS discovery
         # App passwords are Basic auth everywhere (iCloud, Fastmail, Nextcloud...); sending it at once
         # saves the unauthenticated probe, which servers answer 401 after a deliberate delay.
@@ -369,6 +369,7 @@ def _mark_failed(connection: CalendarConnection, message: str, *, now: datetime)
         if not claimed:
             return
         failed_since = CalendarConnection.objects.values_list("failed_since", flat=True).get(pk=connection.pk)
+        assert failed_since is not None  # set above when it was empty
         workspace = connection.workspace
         path = reverse("delivery:booking_calendar", kwargs={"workspace_slug": workspace.slug})
         queue_email(

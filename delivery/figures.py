@@ -3,6 +3,7 @@ portal and the statement show, so both sides read the same numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -39,7 +40,7 @@ class PeriodFigures:
 
 
 def period_figures(
-    retainer: Retainer, period: Period, rows: list[tuple[str, Decimal, int, int | None, date | None]], today: date
+    retainer: Retainer, period: Period, rows: Iterable[tuple[str, Decimal, int, int | None, date | None]], today: date
 ) -> PeriodFigures:
     """Sum a period's entries (kind, quantity, origin_seq, work_item_id, delivered_on).
 
@@ -55,6 +56,7 @@ def period_figures(
         lot_rows.append((kind, quantity, origin, work_item_id is not None))
         if work_item_id is not None:  # deliveries and their reversals are usage, dated by the work
             used -= quantity
+            assert delivered_on is not None  # joined through work_item_id: every work item has its date
             used_by_day[delivered_on] = used_by_day.get(delivered_on, ZERO) - quantity
         elif kind == Kind.ALLOTMENT:
             allotted += quantity

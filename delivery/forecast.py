@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TypedDict
 
 from django.db.models import OuterRef, Subquery
 
@@ -68,6 +69,11 @@ class Forecast:
     days_to_zero: Decimal | None = None  # from the period start, at the pace so far (fractional)
 
 
+class _Elapsed(TypedDict):
+    elapsed_days: int
+    days: int
+
+
 def forecast(
     *,
     start_on: date,
@@ -88,7 +94,7 @@ def forecast(
     days = max((end_on - start_on).days, 1)
     elapsed = min(max((today - start_on).days + 1, 0), days)
     your = f"your {unit}"
-    base = {"elapsed_days": elapsed, "days": days}
+    base: _Elapsed = {"elapsed_days": elapsed, "days": days}
     days_left = max((end_on - today).days, 0)
     left = f"{days_left} day{'s' if days_left != 1 else ''} left"
 

@@ -12,6 +12,7 @@ import html
 import re
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -20,7 +21,7 @@ from django.db.models.functions import Lower
 from django.forms.utils import flatatt
 from django.http import QueryDict
 from django.utils.html import conditional_escape
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from clients.models import Client, Plan, Retainer, RetainerTerms
 from delivery import services
@@ -118,7 +119,7 @@ def parse_quantity(text: str, *, unit: str = RetainerTerms.Unit.HOURS, signed: b
 class QuantityField(forms.CharField):
     """A text input for hours (many notations) or sessions (whole numbers), cleaned to a Decimal."""
 
-    def __init__(self, *, unit: str | None = None, signed: bool = False, **kwargs: object) -> None:
+    def __init__(self, *, unit: str | None = None, signed: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", MAX_INPUT_LENGTH)
         super().__init__(**kwargs)
         self.unit = unit or RetainerTerms.Unit.HOURS
@@ -128,7 +129,7 @@ class QuantityField(forms.CharField):
 
     def to_python(self, value: object) -> Decimal | None:  # type: ignore[override]
         text = super().to_python(value)
-        if text in self.empty_values:
+        if text is None or text in self.empty_values:
             return None
         return parse_quantity(text, unit=self.unit, signed=self.signed)
 
@@ -190,10 +191,10 @@ class WorkForm(FocusMixin, forms.Form):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         retainer: Retainer | None = None,
         deliverables: QuerySet[Deliverable] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fixed_retainer = retainer
@@ -203,10 +204,10 @@ class WorkForm(FocusMixin, forms.Form):
         if deliverables is None:
             del self.fields["deliverable"]
         else:
-            self.fields["deliverable"].queryset = deliverables
+            cast("forms.ModelChoiceField[Deliverable]", self.fields["deliverable"]).queryset = deliverables
 
     def _use_unit(self, unit: str) -> None:
-        field = self.fields["quantity"]
+        field = cast(QuantityField, self.fields["quantity"])
         field.unit = unit
         if unit == RetainerTerms.Unit.SESSIONS:
             field.help_text = "Whole sessions"
@@ -215,15 +216,16 @@ class WorkForm(FocusMixin, forms.Form):
     def chosen_retainer(self) -> Retainer | None:
         return self.fixed_retainer
 
-    def clean(self) -> dict[str, object]:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         retainer = self.chosen_retainer()
         if retainer is not None and retainer.model == RetainerTerms.Model.DELIVERABLES:
             data["billable"] = False  # billed per deliverable: time logged on it is tracked, never drawn
         quantity = data.get("quantity")
         if retainer is None or quantity is None:
             return data
-        if retainer.unit != self.fields["quantity"].unit:
+        if retainer.unit != cast(QuantityField, self.fields["quantity"]).unit:
             # The unit was not known when the field cleaned itself (a retainer chosen in the form).
             try:
                 raw = self.data.get(self.add_prefix("quantity"), "")
@@ -260,17 +262,17 @@ class QuickAddForm(WorkForm):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         retainers: QuerySet[Retainer],
         retainer: Retainer | None = None,
         deliverables: QuerySet[Deliverable] | None = None,
         today: date,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, retainer=retainer, deliverables=deliverables, **kwargs)
-        field = self.fields["retainer"]
+        field = cast("forms.ModelChoiceField[Retainer]", self.fields["retainer"])
         field.queryset = retainers
-        field.label_from_instance = _retainer_label
+        field.label_from_instance = _retainer_label  # type: ignore[method-assign, assignment]  # Django idiom: a per-instance label function, which the stubs see as a method
         if retainer is not None:
             field.widget = forms.HiddenInput()
             field.initial = retainer.pk
@@ -290,7 +292,9 @@ class PlainSelect(forms.Select):
     aria-invalid, autofocus) are built exactly as the stock widget builds them.
     """
 
-    def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> str:
+    def render(
+        self, name: str, value: object, attrs: dict[str, Any] | None = None, renderer: object = None
+    ) -> SafeString:
         selected = {str(v) for v in self.format_value(value)}
         options = []
         for option_value, label in self.choices:
@@ -314,7 +318,7 @@ def workspace_quick_add_form(
     """
     live = Retainer.objects.for_workspace(workspace).live()
     form = QuickAddForm(data, retainers=live.select_related("client"), today=workspace.today())
-    field = form.fields["retainer"]
+    field = cast("forms.ModelChoiceField[Retainer]", form.fields["retainer"])
 
     def labels() -> list[tuple[int, str]]:
         options = live.order_by(Lower("client__name"), Lower("name"), "pk").values_list(
@@ -333,7 +337,7 @@ def workspace_quick_add_form(
 class WorkEditForm(WorkForm):
     """Change a recorded item: becomes a reversal and a new entry, shown as one row."""
 
-    def __init__(self, *args: object, item, **kwargs: object) -> None:
+    def __init__(self, *args: Any, item, **kwargs: Any) -> None:
         initial = {
             "quantity": format_quantity(item.quantity, item.retainer.unit),
             "description": item.description,
@@ -366,9 +370,9 @@ class AdjustForm(FocusMixin, forms.Form):
     )
     reason = forms.CharField(label="Reason", max_length=255, help_text="Stays on the ledger for everyone to see.")
 
-    def __init__(self, *args: object, retainer: Retainer, **kwargs: object) -> None:
+    def __init__(self, *args: Any, retainer: Retainer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["quantity"].unit = retainer.unit
+        cast(QuantityField, self.fields["quantity"]).unit = retainer.unit
         if retainer.unit == RetainerTerms.Unit.SESSIONS:
             self.fields["quantity"].label = "Sessions to add"
         else:
@@ -398,7 +402,7 @@ class CollectionForm(FocusMixin, forms.Form):
         error_messages={"invalid": "A whole number of days, e.g. 14, or leave it empty."},
     )
 
-    def __init__(self, *args: object, retainer: Retainer, **kwargs: object) -> None:
+    def __init__(self, *args: Any, retainer: Retainer, **kwargs: Any) -> None:
         kwargs.setdefault(
             "initial",
             {"auto_charge": retainer.auto_charge, "pause_after_unpaid_days": retainer.pause_after_unpaid_days},
@@ -422,7 +426,7 @@ MONEY_FIELDS = {
 }
 
 
-def terms_initial(terms: dict[str, object]) -> dict[str, object]:
+def terms_initial(terms: dict[str, Any]) -> dict[str, object]:
     """RetainerTerms values as form initial: money in minor units (MoneyField shows them), deliverables one per line."""
     initial = {k: v for k, v in terms.items() if k not in MONEY_FIELDS.values() and k != "deliverables"}
     for name, minor_name in MONEY_FIELDS.items():
@@ -484,15 +488,17 @@ class TermsForm(FocusMixin, forms.Form):
 
     MAX_DELIVERABLES = 50
 
-    def __init__(self, *args: object, workspace: Workspace, currency: str | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, currency: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = workspace
         if "currency" in self.fields:
             self.fields["currency"].initial = workspace.currency
-        self.currency = currency or self._chosen_currency()
+        chosen = currency or self._chosen_currency()
+        self.currency = chosen  # type: ignore[assignment]  # django-stubs: the form's metaclass takes the declared field off the class
         for name in MONEY_FIELDS:
             if name in self.fields:
-                self.fields[name].currency = self.currency  # amounts are checked against its minor unit
+                field = cast(MoneyField, self.fields[name])
+                field.currency = chosen  # amounts are checked against its minor unit
 
     def _chosen_currency(self) -> str:
         """The currency the amounts are in: the posted one if valid, else the initial one."""
@@ -506,8 +512,9 @@ class TermsForm(FocusMixin, forms.Form):
         """Terms the form does not let people change (an amendment keeps model, unit, currency…)."""
         return {}
 
-    def clean(self) -> dict[str, object]:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         fixed = self.fixed_terms()
         model = fixed.get("model", data.get("model"))
         unit = fixed.get("unit", data.get("unit"))
@@ -585,12 +592,14 @@ class RetainerCreateForm(TermsForm):
 
     field_order = ["client", "plan", "name", "starts_on"]
 
-    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, workspace=workspace, **kwargs)
-        self.fields["client"].queryset = (
+        cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = (
             Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by("name")
         )
-        self.fields["plan"].queryset = Plan.objects.for_workspace(workspace).filter(archived=False).order_by("name")
+        cast("forms.ModelChoiceField[Plan]", self.fields["plan"]).queryset = (
+            Plan.objects.for_workspace(workspace).filter(archived=False).order_by("name")
+        )
         self.fields["starts_on"].initial = workspace.today()
 
     def clean_starts_on(self) -> date:
@@ -599,7 +608,7 @@ class RetainerCreateForm(TermsForm):
             raise ValidationError(message)
         return day
 
-    def clean(self) -> dict[str, object]:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         plan = data.get("plan")
         name = (data.get("name") or "").strip()
@@ -633,7 +642,7 @@ class AmendForm(TermsForm):
 
     reason = forms.CharField(label="Reason", max_length=255, required=False)
 
-    def __init__(self, *args: object, retainer: Retainer, workspace: Workspace, **kwargs: object) -> None:
+    def __init__(self, *args: Any, retainer: Retainer, workspace: Workspace, **kwargs: Any) -> None:
         self.retainer = retainer
         kwargs.setdefault("initial", terms_initial(retainer.terms()))
         super().__init__(*args, workspace=workspace, currency=retainer.currency, **kwargs)

@@ -21,7 +21,7 @@ PRODID = "-//Retainers//Bookings//EN"
 REQUEST, CANCEL = "REQUEST", "CANCEL"
 
 
-def _timezone_span(starts: Iterable[datetime]) -> tuple[date, date]:
+def _timezone_span(starts: Iterable[date]) -> tuple[date, date]:
     """The years the VTIMEZONE must cover: the bookings' own, with a year either side."""
     years = [start.year for start in starts] or [datetime.now(UTC).year]
     return date(min(years) - 1, 1, 1), date(max(years) + 2, 1, 1)
@@ -63,7 +63,7 @@ def _onsets_in_offset_from(calendar: Calendar) -> None:
     so strict readers (Outlook, libical) place the hour after the change right too."""
     for timezone in calendar.timezones:
         for observance in timezone.subcomponents:
-            jump = observance["TZOFFSETTO"].td - observance["TZOFFSETFROM"].td
+            jump = observance.TZOFFSETTO - observance.TZOFFSETFROM
             if jump <= timedelta(0):
                 continue
             observance.DTSTART = observance.DTSTART - jump

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Self
+from typing import ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -13,6 +13,7 @@ from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, Ra
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from clients.models import Retainer
 from retainers.models import WorkspaceOwned, WorkspaceQuerySet
@@ -62,8 +63,13 @@ class Period(WorkspaceOwned):
     def __str__(self) -> str:
         return f"{self.start_on:%d %b %Y} – {self.end_on:%d %b %Y}"
 
-    def contains(self, day) -> bool:
+    def contains(self, day: date) -> bool:
         return self.start_on <= day < self.end_on
+
+    @cached_property
+    def last_on(self) -> date:
+        """The last day in the period: periods are half-open, people read inclusive ranges."""
+        return self.end_on - timedelta(days=1)
 
 
 class WorkItem(WorkspaceOwned):
@@ -380,7 +386,7 @@ class Booking(WorkspaceOwned):
     calendar_sequence = models.IntegerField(null=True, blank=True)
     calendar_href = models.CharField(max_length=1000, blank=True)
 
-    objects = BookingQuerySet.as_manager()
+    objects: ClassVar = BookingQuerySet.as_manager()
 
     class Meta:
         indexes = [

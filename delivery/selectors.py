@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 
@@ -11,7 +13,20 @@ from delivery.forms import QuickAddForm
 from delivery.models import Period, WorkItem
 from retainers.http import WorkspaceRequest
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 RECENT_DELIVERIES = 10
+
+
+class RetainerRow(TypedDict):
+    """What the section adds to each retainer: the annotations, then the figures set below."""
+
+    period_end_on: date | None
+    ended_last: int
+    days_left: int | None
+    utilization_pct: int | None
+    unit_label: str
 
 
 def client_section(
@@ -25,7 +40,7 @@ def client_section(
     """The client page's "Retainers" section: a fixed number of queries however much data there is."""
     workspace = request.workspace
     open_period = Period.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), status=Period.Status.OPEN)
-    retainers = list(
+    rows = list(
         Retainer.objects.for_workspace(workspace)
         .filter(client=client)
         .annotate(
@@ -36,6 +51,7 @@ def client_section(
         )
         .order_by("ended_last", "-starts_on", "-pk")
     )
+    retainers = cast("list[WithAnnotations[Retainer, RetainerRow]]", rows)  # with the figures set below
     today = workspace.today()
     for retainer in retainers:
         retainer.days_left = max((retainer.period_end_on - today).days, 0) if retainer.period_end_on else None

@@ -48,7 +48,7 @@ def term_end(anchor: date, cadence: str, term_periods: int) -> date:
 
 @transaction.atomic
 def create_retainer(
-    *, client: Client, name: str, starts_on: date, plan: Plan | None = None, terms: dict | None = None
+    *, client: Client, name: str, starts_on: date, plan: Plan | None = None, terms: dict[str, object] | None = None
 ) -> Retainer:
     """Sign a retainer: terms copied from the plan (then overridden by `terms`), first period opened."""
     values = {**(plan.terms() if plan else {}), **(terms or {})}
@@ -149,12 +149,13 @@ def _refresh_balances(retainers: list[Retainer]) -> None:
 
 
 @transaction.atomic
-def amend_retainer(*, retainer: Retainer, terms: dict, reason: str, actor: User | None) -> Amendment:
+def amend_retainer(*, retainer: Retainer, terms: dict[str, object], reason: str, actor: User | None) -> Amendment:
     """Change terms from the next period start. A newer amendment replaces a pending one."""
     retainer = _lock(retainer)
     if retainer.status == Retainer.Status.ENDED:
         raise DeliveryError("This retainer has ended; its terms can no longer change.")
     period = open_period(retainer)
+    assert period is not None  # a retainer that has not ended has exactly one open period
     Amendment.objects.filter(retainer=retainer, applied_at=None).delete()
     values = {**retainer.terms(), **terms}
     return Amendment.objects.create(
@@ -184,8 +185,10 @@ def resume_retainer(*, retainer: Retainer, on: date) -> Retainer:
     retainer = _lock(retainer)
     if retainer.status != Retainer.Status.PAUSED:
         raise DeliveryError("Only a paused retainer can be resumed.")
+    assert retainer.paused_on is not None  # set with the paused status
     shift = timedelta(days=max((on - retainer.paused_on).days, 0))
     period = open_period(retainer)
+    assert period is not None  # a paused retainer keeps its open period
     period.end_on += shift
     # Later periods are counted from the shifted end of this one.
     period.anchor_index = -1
@@ -349,6 +352,7 @@ def _close_round(
         amendment = pending.get(retainer_id)
         amended = amendment is not None and amendment.effective_on <= period.end_on
         if amended:
+            assert amendment is not None  # amended implies it
             for name, value in amendment.terms().items():
                 setattr(retainer, name, value)
             amendment.applied_at = now

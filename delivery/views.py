@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any, cast
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
+from django.db.models import F, Field, OuterRef, Q, Subquery, Sum, Window
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -55,7 +57,7 @@ def _int(value: object) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
-def _get_retainer(request: WorkspaceRequest, retainer_id: int) -> Retainer:
+def _get_retainer(request: WorkspaceRequest, retainer_id: int | None) -> Retainer:
     return get_object_or_404(
         Retainer.objects.for_workspace(request.workspace).select_related("client", "plan"), pk=retainer_id
     )
@@ -93,7 +95,7 @@ TERM_LABELS = {
 }
 
 
-def _term_value(name: str, value: object, currency: str, locale: str) -> str:
+def _term_value(name: str, value: Any, currency: str, locale: str) -> str:
     if value is None:
         return "—"
     if name.endswith("_minor"):
@@ -104,7 +106,9 @@ def _term_value(name: str, value: object, currency: str, locale: str) -> str:
         return ", ".join(value) or "—"
     if isinstance(value, Decimal):
         return format_units(value)
-    choices = dict(RetainerTerms._meta.get_field(name).choices or [])
+    field = RetainerTerms._meta.get_field(name)
+    assert isinstance(field, Field)  # a column of the terms, never a relation
+    choices = dict(field.choices or [])
     return str(choices.get(value, value))
 
 
@@ -199,7 +203,7 @@ def retainer_context(
         quick_form = _quick_add_form(request, retainer, period, bool(deliverables))
     live = retainer.status != Retainer.Status.ENDED
     units_based = retainer.model != RetainerTerms.Model.DELIVERABLES
-    context = {
+    context: dict[str, object] = {
         "retainer": retainer,
         "period": period,
         "period_last_on": last_day(period) if period else None,
@@ -211,7 +215,7 @@ def retainer_context(
         "today": today,
         "work_items": work_items,
         "deliverables": deliverables,
-        "deliverable_statuses": DeliverableStatusForm.base_fields["status"].choices,
+        "deliverable_statuses": cast(forms.ChoiceField, DeliverableStatusForm.base_fields["status"]).choices,
         "can_record": can_record,
         "is_open": is_open,
         "quick_form": quick_form,
@@ -278,6 +282,7 @@ def work_add(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     client = None
     retainer = None
+    form: QuickAddForm | None
     origin = request.POST.get("origin")
     if origin == "client":
         client = get_object_or_404(Client.objects.for_workspace(workspace), pk=_int(request.POST.get("client")))
@@ -336,6 +341,7 @@ def work_add(request: WorkspaceRequest) -> HttpResponse:
         section = client_section(request, client, form=form, saved=saved, next_url=_safe_next(request))
         return render(request, "delivery/_client_section.html", {"section": section})
 
+    assert retainer is not None  # the retainer page's own quick-add: the other origins returned above
     retainer.refresh_from_db()
     if form is not None and not request.htmx:
         return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, quick_form=form))
@@ -355,12 +361,14 @@ def _workspace_quick_add_done(
     if form is not None and not request.htmx:
         return render(request, "delivery/work_add.html", {"section": {"form": form, "next_url": next_url}})
     if form is None:
+        assert chosen is not None  # the form is cleared only once the work is saved on the chosen retainer
         form = workspace_quick_add_form(request.workspace)
         form.fields["retainer"].initial = chosen.pk
         form.set_focus("quantity")
     context = {"quick_form": form, "quick_saved": saved, "next_url": next_url}
     response = render(request, "delivery/work_add.html#workspace-quick-add", context)
     if saved:
+        assert chosen is not None  # saved on it
         trigger_client_event(response, "work-recorded", {"retainer": chosen.pk})
     return response
 
@@ -373,7 +381,7 @@ def _get_item(request: WorkspaceRequest, retainer: Retainer, work_item_id: int) 
     )
 
 
-def _work_changed(request: WorkspaceRequest, retainer: Retainer, **extra: object) -> HttpResponse:
+def _work_changed(request: WorkspaceRequest, retainer: Retainer, **extra: Any) -> HttpResponse:
     """After an edit or removal: the work list, with the stats swapped out of band."""
     retainer.refresh_from_db()
     context = retainer_context(request, retainer, **extra)
@@ -442,7 +450,7 @@ def work_remove(request: WorkspaceRequest, retainer_id: int, work_item_id: int) 
 # --- Deliverables -----------------------------------------------------------------------------
 
 
-def _deliverables_response(request: WorkspaceRequest, retainer: Retainer, **extra: object) -> HttpResponse:
+def _deliverables_response(request: WorkspaceRequest, retainer: Retainer, **extra: Any) -> HttpResponse:
     return render(request, "delivery/retainer_detail.html#deliverables", retainer_context(request, retainer, **extra))
 
 
@@ -474,7 +482,8 @@ def deliverable_status(request: WorkspaceRequest, retainer_id: int, deliverable_
     if error:
         messages.error(request, error)
     else:
-        label = dict(form.fields["status"].choices)[form.cleaned_data["status"]]
+        choices = cast(forms.ChoiceField, form.fields["status"]).choices
+        label = dict(choices)[form.cleaned_data["status"]]  # type: ignore[arg-type]  # django-stubs types the getter as any input; Django keeps a list of pairs
         messages.success(request, f"{deliverable.name}: {label.lower()}.")
     return _to_retainer(request, retainer)
 
@@ -680,7 +689,7 @@ def retainer_create(request: WorkspaceRequest) -> HttpResponse:
     template = "delivery/retainer_create.html"
     if request.htmx and request.method == "GET":
         template += "#create-form"
-    context = {"form": form, "plan": plan, "plans": form.fields["plan"].queryset}
+    context = {"form": form, "plan": plan, "plans": cast("forms.ModelChoiceField[Plan]", form.fields["plan"]).queryset}
     return render(request, template, context)
 
 
@@ -709,8 +718,6 @@ def retainer_ledger(request: WorkspaceRequest, retainer_id: int) -> HttpResponse
         .order_by("-period__seq", "created_at", "pk")
     )
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        entry.period.last_on = last_day(entry.period)
     context = {"retainer": retainer, "page": page, "unit": _unit(retainer), "tab": "ledger"}
     return render(request, "delivery/retainer_ledger.html", context)
 
@@ -745,7 +752,6 @@ def retainer_periods(request: WorkspaceRequest, retainer_id: int) -> HttpRespons
         available = period.allotted + period.rolled_in + period.adjusted
         used = -period.usage
         is_open = period.status == Period.Status.OPEN
-        period.last_on = last_day(period)
         rows.append(
             PeriodRow(
                 period=period,

@@ -60,7 +60,14 @@ def play_back_office(*, workspace: Workspace, alice: User, bob: User, rng: rando
     acme = clients["Acme Corp"]
     set_up_billing(workspace)
     invoices = bill_history(workspace, rng=rng, today=today)
-    overdue = next((i for i in reversed(invoices) if i.client.name == OVERDUE_CLIENT and i.due_on < today), None)
+    overdue = next(
+        (
+            i
+            for i in reversed(invoices)
+            if i.client.name == OVERDUE_CLIENT and i.due_on is not None and i.due_on < today
+        ),
+        None,
+    )
     collect_payments(invoices, overdue=overdue, actor=alice, rng=rng, today=today)
     session = latest_session(acme, today=today)
     write_notes(clients, alice=alice, bob=bob, session=session, overdue=overdue, today=today)
@@ -115,6 +122,7 @@ def bill_history(workspace: Workspace, *, rng: random.Random, today: date) -> li
         Invoice.objects.filter(pk__in=issued).select_related("workspace", "client").order_by("issued_on", "pk")
     )
     for invoice in invoices:
+        assert invoice.issued_on is not None  # issued by the billing run
         issued_at = happened_at(workspace, invoice.issued_on, 9, rng.randint(0, 40))
         Invoice.objects.filter(pk=invoice.pk).update(created_at=issued_at, sent_at=issued_at)
     return invoices
@@ -131,6 +139,7 @@ def collect_payments(
     """
     part_paid = next((i for i in reversed(invoices) if i.client.name == PART_PAID_CLIENT), None)
     for invoice in invoices:
+        assert invoice.issued_on is not None  # issued by the billing run
         paid_on = invoice.issued_on + timedelta(days=rng.randint(*PAID_AFTER_DAYS))
         paid_at = happened_at(invoice.workspace, min(paid_on, today), rng.randint(9, 17), rng.randint(0, 59))
         if invoice.status != Invoice.Status.OPEN or stopped_paying(invoice, since=overdue):
@@ -149,7 +158,10 @@ def collect_payments(
 
 
 def stopped_paying(invoice: Invoice, *, since: Invoice | None) -> bool:
-    return since is not None and invoice.client_id == since.client_id and invoice.issued_on >= since.issued_on
+    if since is None or invoice.client_id != since.client_id:
+        return False
+    assert invoice.issued_on is not None and since.issued_on is not None  # issued by the billing run
+    return invoice.issued_on >= since.issued_on
 
 
 # --- Notes, the message thread, tasks --------------------------------------------------------
@@ -190,6 +202,7 @@ def write_notes(
     if session is not None:
         notes.append((acme, alice, shared, SESSION_SUMMARY, session, session.delivered_on, 17))
     if overdue is not None:
+        assert overdue.due_on is not None  # chosen for being past it
         body = GLOBEX_PAUSE.format(number=overdue.number, due_on=f"{overdue.due_on.day} {overdue.due_on:%B}")
         notes.append((overdue.client, alice, private, body, None, today - timedelta(days=2), 10))
     for client, author, visibility, body, on_session, day, hour in notes:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
@@ -67,7 +68,7 @@ class Table:
         others = [f for f in model._meta.concrete_fields if f.attname not in attnames and not f.primary_key]
         columns = [fields[name].column for name in attnames] + [f.column for f in others]
         quote = connection.ops.quote_name
-        self.sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        self.sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"  # type: ignore[arg-type]  # django-stubs: a concrete field's column is never None
         self.tail = tuple(f.get_db_prep_save(f.get_default(), connection) for f in others)
         self.sequence_sql = "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)"
         self.sequence_args = (model._meta.db_table, model._meta.pk.column)
@@ -151,7 +152,7 @@ def number_of(index: int) -> str:
     return f"{index:04d}"
 
 
-def amendment_for(rng: random.Random, terms: dict[str, object]) -> dict[str, object]:
+def amendment_for(rng: random.Random, terms: dict[str, Any]) -> dict[str, object]:
     """A plausible change of terms: more or fewer units, or one more deliverable."""
     if terms["model"] == RetainerTerms.Model.DELIVERABLES:
         return {"deliverables": [*terms["deliverables"], "Quarterly strategy memo"]}
@@ -204,7 +205,7 @@ def build_workspace(
     batch.add(Workspace, (workspace_id, f"Bench {number}", slug, zone_name, currency, opened_at))
     batch.add(Membership, (batch.next_id(Membership), workspace_id, owner_id, Membership.Role.OWNER, opened_at))
 
-    plans: dict[str, tuple[int, dict[str, object]]] = {}
+    plans: dict[str, tuple[int, dict[str, Any]]] = {}
     for key, template in catalog.PLANS.items():
         plan_id, terms = batch.next_id(Plan), catalog.plan_terms(key, currency)
         plans[key] = (plan_id, terms)
@@ -303,6 +304,7 @@ def _start_worker(options: Options, password_hash: str, todays: dict[str, date])
 
 
 def _seed_in_worker(index: int) -> dict[type[models.Model], int]:
+    assert _worker is not None  # made by the pool's initializer
     return _worker.seed(index)
 
 

@@ -6,11 +6,15 @@ Plain data, shared by the hand-written demo workspace and the generated bench wo
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import TYPE_CHECKING, Any, cast
 
 from clients.models import Plan, RetainerTerms
 
+if TYPE_CHECKING:
+    from django.db.models import Field
+
 # Plan templates, keyed by a short name. Prices are in minor units of the workspace's currency.
-PLANS: dict[str, dict[str, object]] = {
+PLANS: dict[str, dict[str, Any]] = {
     "advisory": {
         "name": "Advisory retainer (20 h, rollover)",
         "description": "Twenty hours a month of operations advice. Unused hours roll over for two months, up to ten.",
@@ -266,9 +270,12 @@ ZONES_AND_CURRENCIES = [
 ]
 
 
-def plan_terms(key: str, currency: str) -> dict[str, object]:
+def plan_terms(key: str, currency: str) -> dict[str, Any]:
     """A catalog plan's terms, with every term the template leaves out at the model's default."""
-    terms = {name: Plan._meta.get_field(name).get_default() for name in RetainerTerms.TERM_FIELDS}
+    # Terms are columns, never relations: get_field gives a Field.
+    terms = {
+        name: cast("Field[Any, Any]", Plan._meta.get_field(name)).get_default() for name in RetainerTerms.TERM_FIELDS
+    }
     terms.update({name: value for name, value in PLANS[key].items() if name in terms})
     terms["currency"] = currency
     return terms

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from clients.models import Amendment, Retainer, RetainerTerms
@@ -30,6 +30,8 @@ from delivery.services import MAX_HOURS_UNCONFIRMED, MAX_SESSIONS_UNCONFIRMED, t
 from demo.story import Story
 
 if TYPE_CHECKING:
+    from django.db.models import Model
+
     from demo.bench import Batch
 
 ZERO = ledger.ZERO
@@ -37,7 +39,7 @@ CENT = Decimal("0.01")
 TERM_FIELDS = RetainerTerms.TERM_FIELDS
 
 
-def normalized_terms(terms: dict[str, object]) -> dict[str, object]:
+def normalized_terms(terms: dict[str, Any]) -> dict[str, Any]:
     """Terms as the database gives them back: decimals with two places (they show in ledger reasons)."""
     terms = dict(terms)
     for name in ("units_per_period", "rollover_cap"):
@@ -144,7 +146,8 @@ class MemoryBooks:
         self.starts_on = self.anchor_on = story.starts_on
         self.term_ends_on = term_end(story.starts_on, self.t["cadence"], self.t["term_periods"])
         self.status, self.cancel_at_period_end = Retainer.Status.ACTIVE, False
-        self.paused_on = self.ended_on = None
+        self.paused_on: date | None = None
+        self.ended_on: date | None = None
         self.created_at = self.stamp(story.starts_on, 9)
         self.open: PeriodRow | None = self._open_period(seq=1, anchor_index=0, rolled=[], at=self.created_at)
 
@@ -152,9 +155,11 @@ class MemoryBooks:
         return self.t
 
     def open_period(self) -> tuple[int, date, date]:
+        assert self.open is not None  # until the retainer ends
         return self.open.seq, self.open.start_on, self.open.end_on
 
     def deliverables(self) -> list[DeliverableRow]:
+        assert self.open is not None  # until the retainer ends
         return self.open.deliverables
 
     def record(
@@ -223,6 +228,7 @@ class MemoryBooks:
     def adjust(self, *, on: date, quantity: Decimal, reason: str) -> None:
         assert quantity != 0 and reason.strip() and self.status != Retainer.Status.ENDED
         period = self.open
+        assert period is not None  # until the retainer ends
         if quantity < 0 and self._refused(period, -quantity):
             return
         self._entry(
@@ -238,6 +244,7 @@ class MemoryBooks:
     def add_extra(self, *, on: date, name: str) -> None:
         """services.add_deliverable."""
         assert self.status != Retainer.Status.ENDED and name.strip()
+        assert self.open is not None  # until the retainer ends
         self.open.deliverables.append(
             DeliverableRow(
                 id=self.batch.next_id(Deliverable),
@@ -250,6 +257,7 @@ class MemoryBooks:
 
     def progress(self, deliverable: DeliverableRow, *, status: str, on: date) -> None:
         """services.set_deliverable_status (of the open period)."""
+        assert self.open is not None  # until the retainer ends
         assert self.status != Retainer.Status.ENDED and any(d is deliverable for d in self.open.deliverables)
         deliverable.status = status
         deliverable.delivered_on = on if status == Deliverable.Status.DELIVERED else None
@@ -257,6 +265,7 @@ class MemoryBooks:
     def amend(self, *, on: date, changes: dict[str, object], reason: str) -> None:
         """services.amend_retainer: a newer amendment replaces the pending one (which is deleted)."""
         assert self.status != Retainer.Status.ENDED
+        assert self.open is not None  # until the retainer ends
         if self.amendments and self.amendments[-1].applied_at is None:
             self.amendments.pop()
         self.amendments.append(
@@ -323,6 +332,7 @@ class MemoryBooks:
         return quantity.quantize(CENT)
 
     def _period_for(self, day: date) -> PeriodRow:
+        assert self.open is not None  # until the retainer ends
         assert self.status == Retainer.Status.ACTIVE and self.open.start_on <= day < self.open.end_on
         return self.open
 
@@ -490,7 +500,7 @@ class MemoryBooks:
 
 
 # The columns `MemoryBooks.write` fills, in its order; demo.bench gives every other column its default.
-COLUMNS = {
+COLUMNS: dict[type[Model], list[str]] = {
     Retainer: [
         "id", "workspace_id", "client_id", "plan_id", "name", "status", "starts_on", "anchor_on", "term_ends_on",
         "cancel_at_period_end", "paused_on", "ended_on", "created_at", "period_available", "period_used",

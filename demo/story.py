@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from clients.models import Client, Plan, Retainer
 from delivery import services
@@ -53,21 +53,21 @@ class Story:
         return value
 
 
-class Books(Protocol):
+class Books[ItemT, DeliverableT](Protocol):
     """What `play` tells a retainer's books. Handles (items, deliverables) are the books' own."""
 
     def start(self, story: Story) -> None: ...
-    def terms(self) -> dict[str, object]: ...
+    def terms(self) -> dict[str, Any]: ...
     def open_period(self) -> tuple[int, date, date]: ...
-    def deliverables(self) -> list[object]: ...
+    def deliverables(self) -> list[DeliverableT]: ...
     def record(
-        self, *, on: date, quantity: Decimal, description: str, billable: bool, deliverable: object | None
-    ) -> object | None: ...
-    def edit(self, item: object, *, quantity: Decimal) -> object | None: ...
-    def remove(self, item: object) -> None: ...
+        self, *, on: date, quantity: Decimal, description: str, billable: bool, deliverable: DeliverableT | None
+    ) -> ItemT | None: ...
+    def edit(self, item: ItemT, *, quantity: Decimal) -> ItemT | None: ...
+    def remove(self, item: ItemT) -> None: ...
     def adjust(self, *, on: date, quantity: Decimal, reason: str) -> None: ...
     def add_extra(self, *, on: date, name: str) -> None: ...
-    def progress(self, deliverable: object, *, status: str, on: date) -> None: ...
+    def progress(self, deliverable: DeliverableT, *, status: str, on: date) -> None: ...
     def amend(self, *, on: date, changes: dict[str, object], reason: str) -> None: ...
     def cancel(self, *, on: date) -> None: ...
     def pause(self, *, on: date) -> None: ...
@@ -87,7 +87,9 @@ class Event:
     duplicate: bool = False  # logged twice by mistake, the copy removed right away
 
 
-def play(books: Books, story: Story, rng: random.Random, *, today: date) -> None:
+def play[ItemT, DeliverableT](
+    books: Books[ItemT, DeliverableT], story: Story, rng: random.Random, *, today: date
+) -> None:
     """Sign the retainer and live through its periods up to `today`, closing each that has ended."""
     books.start(story)
     while True:
@@ -108,8 +110,15 @@ def play(books: Books, story: Story, rng: random.Random, *, today: date) -> None
             return
 
 
-def draw_period(
-    books: Books, story: Story, rng: random.Random, *, seq: int, start_on: date, end_on: date, last_day: date
+def draw_period[ItemT, DeliverableT](
+    books: Books[ItemT, DeliverableT],
+    story: Story,
+    rng: random.Random,
+    *,
+    seq: int,
+    start_on: date,
+    end_on: date,
+    last_day: date,
 ) -> list[Event]:
     """What happens in one period, in date order. Only the period that contains today is partial."""
     terms = books.terms()
@@ -162,7 +171,7 @@ def draw_period(
     return events
 
 
-def tell(books: Books, event: Event) -> None:
+def tell[ItemT, DeliverableT](books: Books[ItemT, DeliverableT], event: Event) -> None:
     if event.kind == "adjust":
         books.adjust(on=event.on, quantity=event.quantity, reason=event.text)
         return
@@ -171,6 +180,7 @@ def tell(books: Books, event: Event) -> None:
         return
     deliverable = None if event.deliverable is None else books.deliverables()[event.deliverable]
     if event.kind == "progress":
+        assert deliverable is not None  # progress is drawn for a deliverable
         books.progress(deliverable, status=event.status, on=event.on)
         return
     item = books.record(
@@ -192,10 +202,16 @@ class ServiceBooks:
     """The real thing: every step is a call of delivery.services, exactly as the product makes it."""
 
     def __init__(
-        self, *, client: Client, name: str, actor: User | None, plan: Plan | None = None, terms: dict | None = None
+        self,
+        *,
+        client: Client,
+        name: str,
+        actor: User | None,
+        plan: Plan | None = None,
+        terms: dict[str, object] | None = None,
     ) -> None:
         self.client, self.name, self.actor, self.plan, self.initial_terms = client, name, actor, plan, terms
-        self.retainer: Retainer | None = None
+        self.retainer: Retainer  # signed by start()
         self._deliverables: tuple[int, list[Deliverable]] | None = None
 
     def start(self, story: Story) -> None:
@@ -208,10 +224,12 @@ class ServiceBooks:
 
     def open_period(self) -> tuple[int, date, date]:
         period = services.open_period(self.retainer)
+        assert period is not None  # the story is told while the retainer lives
         return period.seq, period.start_on, period.end_on
 
     def deliverables(self) -> list[Deliverable]:
         period = services.open_period(self.retainer)
+        assert period is not None  # the story is told while the retainer lives
         if self._deliverables is None or self._deliverables[0] != period.pk:
             self._deliverables = (period.pk, list(Deliverable.objects.filter(period=period).order_by("pk")))
         return self._deliverables[1]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Concatenate
+from typing import Concatenate, cast
 
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from clients.models import Contact
 from retainers.http import AuthenticatedRequest
-from retainers.models import Workspace
+from retainers.models import User, Workspace
 
 
 class PortalRequest(AuthenticatedRequest):
@@ -24,7 +25,7 @@ class PortalRequest(AuthenticatedRequest):
 type PortalView = Callable[Concatenate[PortalRequest, ...], HttpResponseBase]
 
 
-def portal_contacts(user: object):
+def portal_contacts(user: User) -> QuerySet[Contact]:
     """The contact records a signed-in person may use the portal as, one per workspace."""
     return (
         Contact.objects.filter(user=user, portal_access=True, client__status="active")
@@ -51,8 +52,11 @@ def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
         contact = next((c for c in contacts if c.workspace.slug == workspace_slug), None)
         if contact is None:
             raise Http404("No such portal")
-        request.contact, request.workspace, request.portal_contacts = contact, contact.workspace, contacts
+        # From here on the request is a PortalRequest: it carries the attributes that type adds.
+        portal_request = cast(PortalRequest, request)
+        portal_request.contact, portal_request.workspace = contact, contact.workspace
+        portal_request.portal_contacts = contacts
         with timezone.override(contact.workspace.tzinfo):
-            return view(request, *args, **kwargs)
+            return view(portal_request, *args, **kwargs)
 
     return wrapper

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse
@@ -16,12 +18,18 @@ from communication.models import Attachment, Note
 from communication.selectors import thread_messages, with_html
 from portal.http import PortalRequest, portal_view
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from communication.models import Message
+    from communication.selectors import MessageRow
+
 NOTES_PER_PAGE = 20
 
 
 def _thread_page(request: PortalRequest, form: MessageForm, *, status: int = 200) -> HttpResponse:
     client = request.contact.client
-    thread = thread_messages(request.workspace, client)
+    thread = cast("list[WithAnnotations[Message, MessageRow]]", thread_messages(request.workspace, client))
     for message in thread:
         message.new = not message.from_client and message.read_by_client_at is None
     return render(request, "portal/messages.html", {"thread": thread, "form": form}, status=status)

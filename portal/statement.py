@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db import models
 from django.http import HttpResponse
@@ -30,6 +31,9 @@ from portal.http import PortalRequest, portal_view
 from retainers.money import format_money, multiply
 from retainers.units import format_units
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 Kind = LedgerEntry.Kind
 CLOSING_KINDS = (Kind.EXPIRY, Kind.ROLLOVER_OUT, Kind.OVERAGE)
 
@@ -42,6 +46,10 @@ class Line:
     quantity: str
     note: str = ""
     strong: bool = False
+
+
+class StatementItem(TypedDict):
+    amount: str  # the quantity as the statement prints it
 
 
 def statement_context(request: PortalRequest, retainer: Retainer, period: Period) -> dict[str, object]:
@@ -138,12 +146,15 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
             f"{money(multiply(period.overage_rate_minor, overage))}"
         )
 
-    items = list(
-        WorkItem.objects.for_workspace(workspace)
-        .filter(period=period, removed_at=None)
-        .select_related("delivered_by", "deliverable")
-        .order_by("delivered_on", "created_at", "pk")
-        .fetch_mode(models.FETCH_RAISE)
+    items = cast(
+        "list[WithAnnotations[WorkItem, StatementItem]]",  # with the amount set below
+        list(
+            WorkItem.objects.for_workspace(workspace)
+            .filter(period=period, removed_at=None)
+            .select_related("delivered_by", "deliverable")
+            .order_by("delivered_on", "created_at", "pk")
+            .fetch_mode(models.FETCH_RAISE)
+        ),
     )
     for item in items:
         item.amount = u(item.quantity)

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.core.paginator import Paginator
 from django.db import models
@@ -53,6 +54,13 @@ from renewals.models import Renewal
 from retainers.http import AuthenticatedRequest
 from retainers.money import format_money
 from retainers.pagecache import PageCache
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django_stubs_ext import WithAnnotations
+
+    from communication.selectors import NoteHtml
 
 ZERO = ledger.ZERO
 Kind = LedgerEntry.Kind
@@ -112,10 +120,9 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         Retainer.objects.for_workspace(workspace)
         .live()
         .filter(client=client)
-        .prefetch_related(
-            Prefetch("periods", queryset=open_periods, to_attr="open_periods"),
-            Prefetch("amendments", queryset=pending, to_attr="pending_amendments"),
-        )
+        # One call each: django-stubs types prefetch_related's lookups with a single queryset type.
+        .prefetch_related(Prefetch("periods", queryset=open_periods, to_attr="open_periods"))
+        .prefetch_related(Prefetch("amendments", queryset=pending, to_attr="pending_amendments"))
         .order_by("status", "name", "pk")
         .fetch_mode(models.FETCH_RAISE)
     )
@@ -235,7 +242,8 @@ def open_invoices(request: PortalRequest, today: date, locale: str) -> tuple[lis
         .order_by("due_on", "pk")
         .fetch_mode(models.FETCH_RAISE)
     )
-    rows, totals = [], defaultdict(int)
+    rows: list[OpenInvoice] = []
+    totals: defaultdict[str, int] = defaultdict(int)
     for invoice in invoices:
         if invoice.balance_minor <= 0:
             continue
@@ -251,7 +259,7 @@ def open_invoices(request: PortalRequest, today: date, locale: str) -> tuple[lis
     return rows, [format_money(total, currency, locale) for currency, total in sorted(totals.items())]
 
 
-def shared_notes(request: PortalRequest, *, limit: int) -> list[Note]:
+def shared_notes(request: PortalRequest, *, limit: int) -> list[WithAnnotations[Note, NoteHtml]]:
     notes = list(
         Note.objects.for_workspace(request.workspace)
         .filter(client=request.contact.client, visibility=Note.Visibility.SHARED)
@@ -260,6 +268,10 @@ def shared_notes(request: PortalRequest, *, limit: int) -> list[Note]:
         .fetch_mode(models.FETCH_RAISE)[:limit]
     )
     return with_html(notes)
+
+
+class RecentWork(TypedDict):
+    unit_label: str  # "hours", "sessions"
 
 
 @require_GET
@@ -279,12 +291,15 @@ def overview(request: PortalRequest) -> HttpResponse:
         )
         for card in cards:
             card.booked = booked.get(card.retainer.pk)
-        recent = list(
-            WorkItem.objects.for_workspace(workspace)
-            .filter(retainer__client=client, removed_at=None)
-            .select_related("retainer")
-            .order_by("-delivered_on", "-created_at", "-pk")
-            .fetch_mode(models.FETCH_RAISE)[:RECENT_WORK]
+        recent = cast(
+            "list[WithAnnotations[WorkItem, RecentWork]]",  # with the unit label set below
+            list(
+                WorkItem.objects.for_workspace(workspace)
+                .filter(retainer__client=client, removed_at=None)
+                .select_related("retainer")
+                .order_by("-delivered_on", "-created_at", "-pk")
+                .fetch_mode(models.FETCH_RAISE)[:RECENT_WORK]
+            ),
         )
         for item in recent:
             item.unit_label = item.retainer.get_unit_display().lower()
@@ -330,6 +345,21 @@ def overview(request: PortalRequest) -> HttpResponse:
 
 
 # --- Delivery history ---------------------------------------------------------------------------
+
+
+class HistoryPeriod(TypedDict):
+    """What the history page annotates on each period, then sets for its template."""
+
+    adjusted: Decimal
+    usage: Decimal
+    deliverables_total: int
+    deliverables_done: int
+    unit: str
+    is_open: bool
+    is_units: bool
+    available: Decimal
+    used_units: Decimal
+    items: list[WorkItem]
 
 
 @require_GET
@@ -384,10 +414,9 @@ def history(request: PortalRequest) -> HttpResponse:
     for item in items:
         with_html(item.shared_notes)
         by_period[item.period_id].append(item)
-    for period in page.object_list:
+    for period in cast("Iterable[WithAnnotations[Period, HistoryPeriod]]", page.object_list):
         retainer = period.retainer
         period.unit = retainer.get_unit_display().lower()
-        period.last_on = period.end_on - timedelta(days=1)
         period.is_open = period.status == Period.Status.OPEN
         period.is_units = retainer.model != RetainerTerms.Model.DELIVERABLES
         period.available = period.allotted + period.rolled_in + period.adjusted

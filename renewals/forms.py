@@ -8,6 +8,8 @@ retainers.money) without the plan's name, plus the text the client reads.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from django import forms
 
@@ -19,8 +21,8 @@ from retainers.units import format_units
 
 
 class ProposalForm(PlanForm):
-    name = None
-    description = None
+    name = None  # type: ignore[assignment]  # Django's way to drop an inherited form field
+    description = None  # type: ignore[assignment]  # the same: dropped from the inherited PlanForm
     proposal_text = forms.CharField(
         label="Message to the client",
         required=False,
@@ -29,7 +31,7 @@ class ProposalForm(PlanForm):
         help_text="Shown above the terms in the email and the portal. Plain text.",
     )
 
-    def __init__(self, *args: object, workspace: Workspace, renewal: Renewal, **kwargs: object) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, renewal: Renewal, **kwargs: Any) -> None:
         kwargs.setdefault("initial", self.initial_from_renewal(renewal))
         super().__init__(*args, workspace=workspace, currency=renewal.currency, **kwargs)
         self.renewal = renewal
@@ -117,7 +119,7 @@ class RenewalSettingsForm(forms.Form):
     )
 
     @classmethod
-    def for_settings(cls, row: RenewalSettings, data: object = None) -> RenewalSettingsForm:
+    def for_settings(cls, row: RenewalSettings, data: Mapping[str, Any] | None = None) -> RenewalSettingsForm:
         return cls(
             data,
             initial={

@@ -28,12 +28,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import DateField, Exists, ExpressionWrapper, F, Max, OuterRef, Q
+from django.db.models import DateField, Exists, ExpressionWrapper, F, Max, OuterRef, Q, QuerySet
+from django.db.models.expressions import CombinedExpression
 from django.urls import reverse
 from django.utils import timezone
 
@@ -211,12 +213,12 @@ def update_settings(
     return row
 
 
-def _opens_on() -> ExpressionWrapper:
+def _opens_on() -> ExpressionWrapper[CombinedExpression]:
     # date - integer is a date in PostgreSQL: the day the renewal is due to open.
     return ExpressionWrapper(F("term_ends_on") - F("renewal_notice_days"), output_field=DateField())
 
 
-def due_retainers(workspace_id: int, today: date):
+def due_retainers(workspace_id: int, today: date) -> QuerySet[Retainer]:
     """Active retainers whose renewal is due (or overdue) to open as of `today` and not open yet."""
     this_term = Renewal.objects.filter(retainer=OuterRef("pk"), term_ends_on=OuterRef("term_ends_on"))
     still_open = Renewal.objects.filter(retainer=OuterRef("pk"), status__in=OPEN)
@@ -244,6 +246,7 @@ def open_renewal(*, retainer: Retainer, today: date) -> Renewal | None:
     (the retainer's, adjusted by the suggestion), and tell the consultants. None if it exists."""
     built = proposal.build_evidence(retainer, term_ends_on=retainer.term_ends_on, today=today)
     suggestion = built.suggestion
+    assert suggestion is not None  # build_evidence always ends with one
     terms = {**retainer.terms(), "units_per_period": suggestion.units_per_period, "price_minor": suggestion.price_minor}
     try:
         with transaction.atomic():
@@ -292,6 +295,7 @@ def refresh_evidence(*, renewal: Renewal, today: date | None = None) -> Renewal:
     built = proposal.build_evidence(
         renewal.retainer, term_ends_on=renewal.term_ends_on, today=today or renewal.workspace.today()
     )
+    assert built.suggestion is not None  # build_evidence always ends with one
     renewal.evidence, renewal.suggestion, renewal.suggestion_reason = (
         {**built.as_json(), "opened_as_of": renewal.evidence.get("opened_as_of")},
         built.suggestion.kind,
@@ -573,7 +577,7 @@ def latest_due_offset(offsets: list[int], *, days_left: int, started_days_before
     return min(due) if due else None
 
 
-def _local_date(instant, workspace: Workspace) -> date:
+def _local_date(instant: datetime, workspace: Workspace) -> date:
     return timezone.localtime(instant, workspace.tzinfo).date()
 
 
@@ -581,6 +585,14 @@ def opened_as_of(renewal: Renewal) -> date:
     """The day the renewal actually opened: its `opened_on`, or later when a run caught up."""
     recorded = renewal.evidence.get("opened_as_of") if isinstance(renewal.evidence, dict) else None
     return max(renewal.opened_on, date.fromisoformat(recorded)) if recorded else renewal.opened_on
+
+
+class _Queued(TypedDict):
+    """The arguments of one queue_email call a reminders run plans."""
+
+    to: str
+    template: str
+    context: dict[str, object]
 
 
 def send_due_reminders(*, workspace: Workspace, today: date) -> int:
@@ -600,7 +612,7 @@ def send_due_reminders(*, workspace: Workspace, today: date) -> int:
     consultants = consultant_recipients(workspace.pk)
     contacts = _contacts_by_client(workspace.pk, {r.retainer.client_id for r in renewals})
 
-    planned: list[tuple[str, dict[str, object]]] = []  # (outbox key, queue_email arguments)
+    planned: list[tuple[str, _Queued]] = []  # (outbox key, queue_email arguments)
     for renewal in renewals:
         renewal.workspace = workspace
         days_left = (renewal.term_ends_on - today).days
@@ -624,7 +636,7 @@ def send_due_reminders(*, workspace: Workspace, today: date) -> int:
             for recipient in client_recipients(client, contacts[client.pk]):
                 key = f"renewal-{renewal.pk}-client-{offset}-{recipient.key}"
                 context = {**client_context(renewal, recipient), "days_left": days_left, "offset": offset}
-                arguments = {"to": recipient.email, "template": "renewal_reminder_client", "context": context}
+                arguments: _Queued = {"to": recipient.email, "template": "renewal_reminder_client", "context": context}
                 planned.append((key, arguments))
 
     sent = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))

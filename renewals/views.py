@@ -8,7 +8,7 @@ message, or next to its field when it names one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib import messages
 from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, Sum, Value, When
@@ -152,10 +152,10 @@ def forecast(workspace: Workspace, today: date) -> list[ForecastRow]:
         .exclude(Exists(opened))
         .values("term_ends_on", "price_minor", "cadence", "currency", "auto_renew", "cancel_at_period_end")
     )
-    for r in unopened:
-        likely = r["auto_renew"] and not r["cancel_at_period_end"]
-        value = proposal.annual_value_minor(r["price_minor"], r["cadence"])
-        add(r["term_ends_on"], r["currency"], "likely" if likely else "at_risk", value)
+    for row in unopened:
+        likely = row["auto_renew"] and not row["cancel_at_period_end"]
+        value = proposal.annual_value_minor(row["price_minor"], row["cadence"])
+        add(row["term_ends_on"], row["currency"], "likely" if likely else "at_risk", value)
     return [rows[key] for key in sorted(rows)]
 
 
@@ -218,7 +218,7 @@ def _to_detail(renewal: Renewal) -> HttpResponse:
 
 @dataclass(frozen=True)
 class Event:
-    at: object  # datetime
+    at: datetime
     what: str
     detail: str = ""
 
@@ -395,6 +395,7 @@ def _respond(request: HttpRequest, token: str, action: str) -> HttpResponse:
     if not check.ok:
         return _unusable(request, check)
     renewal = check.renewal
+    assert renewal is not None  # a link that checks ok names its renewal
     form = DeclineForm(request.POST or None)
     if request.method == "POST" and (action == "accept" or form.is_valid()):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django import forms
 
@@ -30,7 +31,7 @@ class MoneyField(forms.Field):
 
     widget = forms.TextInput
 
-    def __init__(self, *, currency: str = "USD", allow_zero: bool = True, **kwargs: object) -> None:
+    def __init__(self, *, currency: str = "USD", allow_zero: bool = True, **kwargs: Any) -> None:
         self.currency = currency
         self.allow_zero = allow_zero
         super().__init__(**kwargs)

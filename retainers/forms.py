@@ -4,6 +4,8 @@ currencies and time zones in retainers.choices."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.contrib.auth import password_validation
@@ -75,9 +77,9 @@ class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address")
     role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
-    def __init__(self, *args: object, roles: list[str], **kwargs: object) -> None:
+    def __init__(self, *args: Any, roles: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [c for c in Membership.Role.choices if c[0] in roles]
+        cast(forms.ChoiceField, self.fields["role"]).choices = [c for c in Membership.Role.choices if c[0] in roles]
 
 
 class InvitationSignupForm(forms.Form):
@@ -89,7 +91,7 @@ class InvitationSignupForm(forms.Form):
         label="Password (again)", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
-    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.email = email
 
@@ -100,6 +102,7 @@ class InvitationSignupForm(forms.Form):
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
             self.add_error("password2", "The two passwords differ.")
         return data

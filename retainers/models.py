@@ -106,7 +106,7 @@ class DataVersion(models.Model):
 
 
 class WorkspaceQuerySet[M: models.Model](models.QuerySet[M]):
-    def for_workspace(self, workspace: Workspace) -> Self:
+    def for_workspace(self, workspace: Workspace | int) -> Self:
         return self.filter(workspace=workspace)
 
 

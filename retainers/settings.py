@@ -290,7 +290,7 @@ STORAGES = {
 
 # --- Security -----------------------------------------------------------------
 
-SECURE_CSP = {
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],

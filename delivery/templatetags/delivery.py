@@ -14,7 +14,7 @@ register = template.Library()
 ZERO = Decimal("0")
 
 
-def _ratio(utilization: object) -> Decimal | None:
+def _ratio(utilization: Decimal | int | str | None) -> Decimal | None:
     """A utilization (used / available, 0–1 or more) as a Decimal; None (or "" from a missing
     template variable) when there is nothing to measure."""
     if utilization is None or utilization == "":
@@ -23,7 +23,7 @@ def _ratio(utilization: object) -> Decimal | None:
 
 
 @register.filter
-def bar_class(utilization: object) -> str:
+def bar_class(utilization: Decimal | int | str | None) -> str:
     """The `.bar > span.w-N` width class, in steps of 5 (CSP: no inline widths)."""
     ratio = _ratio(utilization)
     if ratio is None:
@@ -33,7 +33,7 @@ def bar_class(utilization: object) -> str:
 
 
 @register.filter
-def bar_tone(utilization: object) -> str:
+def bar_tone(utilization: Decimal | int | str | None) -> str:
     """Amber from 80% used, red once over."""
     ratio = _ratio(utilization)
     if ratio is None or ratio < Decimal("0.8"):

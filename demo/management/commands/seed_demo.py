@@ -75,8 +75,8 @@ class Command(BaseCommand):
 
         if workspaces is not None:
             started = time.monotonic()
-            options = bench.Options(workspaces=workspaces, clients=clients, months=months, seed=seed)
-            totals = bench.seed_bench(options, password=northwind.PASSWORD, jobs=jobs, say=self.stdout.write)
+            run = bench.Options(workspaces=workspaces, clients=clients, months=months, seed=seed)
+            totals = bench.seed_bench(run, password=northwind.PASSWORD, jobs=jobs, say=self.stdout.write)
             if totals.workspaces:
                 self.stdout.write(
                     self.style.SUCCESS(f"Bench seeded: {bench.describe(totals)} in {time.monotonic() - started:.1f} s.")

@@ -1,5 +1,7 @@
 """The renewals run by hand: the same code beat runs daily."""
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from renewals import services
@@ -12,7 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--as-of", help="Run as if today were this date (YYYY-MM-DD) in every workspace.")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         as_of = parse_as_of(options["as_of"])
         summary = services.run_renewals(as_of=as_of, inline=True)
         if not summary.started:
