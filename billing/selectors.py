@@ -8,12 +8,11 @@ from datetime import date
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from billing import cards, csv_export
-from billing.models import Invoice, Payment
+from billing.models import OWED, Invoice, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
 
 SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
-BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
 NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
 
 
@@ -26,9 +25,9 @@ def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict
         .order_by()
         .values("currency")
         .annotate(
-            outstanding=Sum(BALANCE, default=0),
+            outstanding=Sum(OWED, default=0),
             open_count=Count("pk"),
-            overdue=Sum(BALANCE, filter=overdue, default=0),
+            overdue=Sum(OWED, filter=overdue, default=0),
             overdue_count=Count("pk", filter=overdue),
         )
         .order_by("currency")
@@ -36,8 +35,9 @@ def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[dict
 
 
 def annotate_rows(invoices: list[Invoice], today: date) -> list[Invoice]:
+    """Each row with its status in the one vocabulary (`shown_state`) and what it still asks for."""
     for invoice in invoices:
-        invoice.state = csv_export.display_status(invoice, today=today)
+        invoice.shown_state = invoice.state(on=today)
         invoice.due_minor = csv_export.amount_due_minor(invoice)
     return invoices
 
