@@ -37,6 +37,7 @@ from billing.notices import invoice_context, tell_overdue
 from billing.paylinks import client_email
 from billing.services import BillingError, book_payment, profile_for, record_payment
 from billing.stripe_ids import invoice_metadata, object_id
+from retainers.models import User
 from retainers.outbox import queue_email
 from retainers.services import consultant_recipients
 
@@ -61,6 +62,7 @@ def charge_invoice(
     as_of: date | None = None,
     retry_now: bool = False,
     expect_attempts: int | None = None,
+    actor: User | None = None,
 ) -> bool:
     """Charge the client's saved card off-session if a charge is due. Never call it inside a transaction.
 
@@ -81,7 +83,7 @@ def charge_invoice(
     if saved is None:
         return False
     today = as_of or workspace.today()
-    attempt = _claim_attempt(invoice.pk, today=today, retry_now=retry_now, expect_attempts=expect_attempts)
+    attempt = _claim_attempt(invoice.pk, today=today, retry_now=retry_now, expect_attempts=expect_attempts, actor=actor)
     if attempt is None:
         # Nothing due. If the card was tried before, it is this invoice's channel (the receipt or
         # the failure notice went out); if not (paid by hand, nothing to pay), email the invoice.
@@ -153,7 +155,12 @@ def _note_intent(payment_id: int, intent: dict[str, Any]) -> None:
 
 
 def _claim_attempt(
-    invoice_id: int, *, today: date, retry_now: bool = False, expect_attempts: int | None = None
+    invoice_id: int,
+    *,
+    today: date,
+    retry_now: bool = False,
+    expect_attempts: int | None = None,
+    actor: User | None = None,
 ) -> _Attempt | None:
     """Claim the next charge attempt (or the one in flight) before calling Stripe, in its own transaction."""
     with transaction.atomic():
@@ -190,6 +197,7 @@ def _claim_attempt(
             amount_minor=invoice.owed_minor,
             currency=invoice.currency,
             note=f"Automatic charge, attempt {invoice.charge_attempts}",
+            recorded_by=actor,  # who said "charge now"; none for the scheduled attempts
         )
         return _Attempt(invoice.charge_attempts, invoice.owed_minor, payment.pk)
 
@@ -364,7 +372,7 @@ def charge_with_new_card(client_id: int, *, seen: dict[int, int], as_of: date | 
     return charged
 
 
-def charge_now(invoice: Invoice, *, attempts: int) -> bool:
+def charge_now(invoice: Invoice, *, attempts: int, actor: User | None) -> bool:
     """The consultant's "charge now": one new attempt on the saved card, unless the invoice had
     another attempt since the page showed `attempts` (a double click charges once): then False.
     Raises BillingError when the card cannot be charged, StripeUnavailable when Stripe cannot be
@@ -375,5 +383,5 @@ def charge_now(invoice: Invoice, *, attempts: int) -> bool:
     if not stripe_api.is_configured(invoice.workspace) or card_on_file(invoice.client) is None:
         raise BillingError("The client has no saved card to charge (or Stripe is not connected).")
     in_flight, before = _pending_charge(invoice) is not None, invoice.charge_attempts
-    charge_invoice(invoice, retry_now=True, expect_attempts=attempts)
+    charge_invoice(invoice, retry_now=True, expect_attempts=attempts, actor=actor)
     return in_flight or Invoice.objects.filter(pk=invoice.pk, charge_attempts__gt=before).exists()

@@ -118,8 +118,8 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
     )
     now = timezone.now()
     Invoice.objects.filter(pk=invoice.pk, sent_at=None).update(sent_at=now)
-    # Emailed by hand counts as delivered: the sweep has nothing left to do for it.
-    Invoice.objects.filter(pk=invoice.pk, delivered_at=None).update(delivered_at=now, delivery_error="")
+    if not invoice.auto_charge:  # emailed counts as delivered (an auto-charge invoice is still to charge)
+        Invoice.objects.filter(pk=invoice.pk, delivered_at=None).update(delivered_at=now, delivery_error="")
     return True
 
 
@@ -146,6 +146,10 @@ def follow_up(invoice_id: int) -> None:
             log.exception("rendering invoice %s again failed", invoice_id)
             _failed(invoice, f"{type(exc).__name__}: {exc}")
             return  # the receipts wait for a PDF that says what is true; the sweep tries again
+        # A delivered invoice's error was this rendering's: it worked now.
+        Invoice.objects.filter(pk=invoice.pk).exclude(delivered_at=None).exclude(delivery_error="").update(
+            delivery_error=""
+        )
     else:  # never rendered: its delivery renders it as it stands then
         Invoice.objects.filter(pk=invoice.pk, pdf_stale_at=invoice.pdf_stale_at).update(pdf_stale_at=None)
     for payment in receipts:

@@ -383,7 +383,7 @@ def invoice_charge(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
         messages.error(request, "Reload the page and try again.")
         return _to_detail(request, invoice)
     try:
-        made = charges.charge_now(invoice, attempts=attempts)
+        made = charges.charge_now(invoice, attempts=attempts, actor=request.user)
     except BillingError as exc:
         messages.error(request, str(exc))
         return _to_detail(request, invoice)

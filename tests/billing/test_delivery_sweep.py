@@ -238,3 +238,35 @@ def test_run_billing_as_of_a_past_date_dates_the_charge_attempt_and_its_retries_
     assert invoice.next_charge_on == date(2026, 1, 2)  # retry_days[0] after the run's date, not today's
     [failed] = [m for m in mail.outbox if m.to == ["ap@acme.example"]]
     assert "We will try again on 2 January 2026." in failed.body
+
+
+def test_a_receipt_waits_for_its_pdf_and_the_sweep_sends_it_once_the_pdf_renders(
+    acme, fake_stripe, use_stripe, monkeypatch, django_capture_on_commit_callbacks
+):
+    use_stripe(fake_stripe.url)
+    save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
+    invoice = open_invoice(acme, auto_charge=True)
+    pdf.current_pdf(invoice)  # rendered at delivery, before the charge
+
+    def broken(*args, **kwargs):
+        raise TemplateSyntaxError("Unclosed tag 'if'")
+
+    monkeypatch.setattr(pdf, "render_invoice_pdf", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        sending.deliver_invoice(invoice.pk)  # charged; the PAID PDF cannot be rendered
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and invoice.delivered_at is not None
+    assert invoice.delivery_error == "TemplateSyntaxError: Unclosed tag 'if'" and invoice.pdf_stale_at is not None
+    assert not mail.outbox  # no receipt with a PDF that still asks for payment
+
+    monkeypatch.undo()
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=16)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        sending.deliver_due(inline=True)
+        sending.deliver_due(inline=True)
+    invoice.refresh_from_db()
+    assert (invoice.delivery_error, invoice.pdf_stale_at) == ("", None)
+    [receipt] = mail.outbox
+    assert receipt.subject.startswith("Receipt:") and "PAID" in attachment_text(receipt)

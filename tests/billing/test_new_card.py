@@ -100,7 +100,7 @@ def test_a_declined_new_card_is_tried_once_not_again_on_the_next_save_of_the_sam
 
 
 def test_charge_now_makes_one_attempt_however_often_it_is_clicked(
-    collection_stopped, fake_stripe, workspace, owner_client, django_capture_on_commit_callbacks
+    collection_stopped, fake_stripe, workspace, owner_client, alice, django_capture_on_commit_callbacks
 ):
     invoice = collection_stopped
     fake_stripe.declining.clear()  # the client topped up their account
@@ -115,6 +115,7 @@ def test_charge_now_makes_one_attempt_however_often_it_is_clicked(
     invoice.refresh_from_db()
     assert (invoice.status, invoice.charge_attempts) == ("paid", 5)
     assert len(fake_stripe.requests_to("POST", "/v1/payment_intents")) == 5
+    assert Payment.objects.filter(invoice=invoice).latest("pk").recorded_by == alice  # who charged it
 
 
 def test_charge_now_reports_a_decline(collection_stopped, fake_stripe, workspace, owner_client):
