@@ -155,4 +155,4 @@ def current_pdf(invoice: Invoice) -> str:
         return store_invoice_pdf(invoice)
     if invoice.pdf_stale_at is not None:
         return rerender_invoice_pdf(invoice)
-    return invoice.pdf.name
+    return invoice.pdf.name or ""
