@@ -328,7 +328,7 @@ def _instrument() -> None:
         "close periods (delivery.close_and_open_periods)", delivery.close_and_open_periods
     )
     services._issue_due_invoices = _timed("issue invoices (billing._issue_due_invoices)", services._issue_due_invoices)
-    task = tasks.deliver_invoice
+    task = tasks.deliver_invoices
     task.apply_async = _timed("enqueue invoice delivery after commit", task.apply_async)  # type: ignore[method-assign]  # the timing wraps this task's bound method
 
 

@@ -117,13 +117,21 @@ def saved_payment_method(workspace: Workspace, setup_intent: Any) -> dict[str, A
 
 
 def store_card(*, client: Client, customer_id: str, payment_method: dict[str, Any]) -> StripeCustomer:
-    """Make `payment_method` the client's saved card; the card it replaces is detached afterwards."""
+    """Make `payment_method` the client's saved card; the card it replaces is detached afterwards.
+
+    A card new to the client (not the one saved: the success page and the webhook both store the
+    same card) is charged for the client's open auto-charge invoices, once each, after commit
+    (billing.charges.charge_with_new_card): the failed-payment email asked them to update it.
+    """
+    from billing import charges, tasks  # charges reads the saved card from this module
+
     card = payment_method.get("card") or {}
     with transaction.atomic():
         row, _ = StripeCustomer.objects.select_for_update().get_or_create(
             workspace_id=client.workspace_id, client=client, defaults={"customer_id": customer_id}
         )
-        replaced = row.payment_method_id if row.payment_method_id != payment_method["id"] else ""
+        is_new = row.payment_method_id != payment_method["id"]
+        replaced = row.payment_method_id if is_new else ""
         row.customer_id = customer_id
         row.payment_method_id = payment_method["id"]
         row.card_brand = str(card.get("brand") or "")[:20]
@@ -134,6 +142,10 @@ def store_card(*, client: Client, customer_id: str, payment_method: dict[str, An
         if replaced:
             workspace = client.workspace
             transaction.on_commit(lambda: _detach_quietly(workspace, replaced))  # Stripe after commit
+        if is_new and (seen := charges.chargeable_invoices(client.pk)):
+            # What each invoice's attempts were now, so the task charges each once, however often it runs.
+            args = (client.pk, {str(pk): attempts for pk, attempts in seen.items()})
+            transaction.on_commit(lambda: tasks.charge_with_new_card.delay(*args))
     return row
 
 

@@ -41,19 +41,16 @@ class _Echo:
 
 
 def display_status(invoice: Invoice, *, today: date) -> str:
-    """The status a person reads: a credit note is a credit note, an open invoice past due is overdue."""
-    if invoice.kind == Invoice.Kind.CREDIT_NOTE:
-        return "credit_note"
-    if invoice.is_overdue(on=today):
-        return "overdue"
-    return invoice.status
+    """The status a person reads, in the one vocabulary (Invoice.state): `part_paid`, `overdue`..."""
+    return str(invoice.state(on=today).value)
 
 
 def amount_due_minor(invoice: Invoice) -> int:
-    """What the client still owes on it: nothing on drafts, void invoices and credit notes."""
+    """What the client still owes on it: nothing on drafts, void invoices and credit notes, nor what
+    was refunded (Invoice.owed_minor); a credit balance shows below zero."""
     if invoice.kind == Invoice.Kind.CREDIT_NOTE or invoice.status in {Invoice.Status.DRAFT, Invoice.Status.VOID}:
         return 0
-    return invoice.balance_minor
+    return invoice.owed_minor if invoice.balance_minor >= 0 else invoice.balance_minor
 
 
 def _row(invoice: Invoice, today: date) -> list[str]:

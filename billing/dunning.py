@@ -46,8 +46,12 @@ def due_charge_ids(as_of: date | None = None) -> list[int]:
         created_at__lt=timezone.now() - STALE_PENDING_AFTER,
     ).values("invoice_id")
     candidates = (
-        Invoice.objects.filter(status=Invoice.Status.OPEN, auto_charge=True)
-        .filter(Q(next_charge_on__lte=horizon) | Q(pk__in=stale))
+        Invoice.objects.filter(
+            Q(status=Invoice.Status.OPEN, auto_charge=True, next_charge_on__lte=horizon)
+            # A charge in flight is settled whatever became of the invoice meanwhile (paid by hand:
+            # if the card paid too, that is an overpayment to flag, not to lose).
+            | Q(pk__in=stale, status__in=[Invoice.Status.OPEN, Invoice.Status.PAID, Invoice.Status.UNCOLLECTIBLE])
+        )
         .select_related("workspace")
         .order_by("pk")
     )

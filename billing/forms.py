@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models.functions import Lower
 
 from billing import logos
-from billing.models import BillingProfile, Invoice, Payment
+from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers import money
 from retainers.fields import MoneyField
@@ -30,16 +30,8 @@ from retainers.models import Workspace
 class InvoiceFilterForm(forms.Form):
     """The filters of the invoices page, read from the query string. An invalid value filters nothing."""
 
-    STATUSES = [
-        ("", "All"),
-        ("draft", "Draft"),
-        ("open", "Open"),
-        ("overdue", "Overdue"),
-        ("paid", "Paid"),
-        ("void", "Void"),
-        ("uncollectible", "Uncollectible"),
-        ("credit_note", "Credit notes"),
-    ]
+    UNPAID = "unpaid"  # open, part paid or overdue: everything still asking for money
+    STATUSES = [("", "All"), (UNPAID, "Unpaid (open, part paid, overdue)"), *InvoiceState.choices]
 
     status = forms.ChoiceField(label="Status", choices=STATUSES, required=False)
     client = forms.ModelChoiceField(
@@ -84,7 +76,7 @@ class PaymentForm(forms.Form):
             label=f"Amount ({invoice.currency})",
             currency=invoice.currency,
             allow_zero=False,
-            initial=max(invoice.balance_minor, 0),
+            initial=max(invoice.owed_minor, 0),
             help_text="Less than the balance records a partial payment; the invoice stays open.",
         )
         self.order_fields(["amount", "method", "note"])
@@ -291,6 +283,12 @@ class BillingSettingsForm(forms.Form):
         help_text="In development and tests enter an account id directly; in production use Connect.",
     )
     locale = forms.ChoiceField(label="Number format", help_text="How amounts are written on pages and invoices.")
+    members_move_money = forms.BooleanField(
+        label="Members may move money",
+        required=False,
+        help_text="Let members (not only owners and admins) void, issue credit notes, write off, refund, "
+        "charge a card now and refund or apply a credit balance.",
+    )
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -315,6 +313,7 @@ class BillingSettingsForm(forms.Form):
             "retry_days": profile.retry_days,
             "stripe_account_id": profile.stripe_account_id,
             "locale": workspace.locale,
+            "members_move_money": profile.members_move_money,
         }
 
     def clean_tax_rate(self) -> int:

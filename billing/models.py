@@ -11,6 +11,8 @@ from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from clients.models import Client, Retainer
@@ -40,6 +42,10 @@ class BillingProfile(WorkspaceOwned):
     stripe_account_id = models.CharField(max_length=64, blank=True)
     reminder_offsets = models.JSONField(default=default_reminder_offsets, help_text="Days after the due date.")
     retry_days = models.JSONField(default=default_retry_days, help_text="Days after a failed charge to retry.")
+    members_move_money = models.BooleanField(
+        default=False,
+        help_text="Members may void, credit, write off, refund and charge now (owners and admins always may).",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace"], name="billingprofile_one_per_workspace")]
@@ -58,9 +64,76 @@ class InvoiceSequence(WorkspaceOwned):
         constraints = [models.UniqueConstraint(fields=["workspace", "year"], name="invoicesequence_unique")]
 
 
+class InvoiceState(models.TextChoices):
+    """The one vocabulary of an invoice's status, for both sides: the consultant's pages, the
+    portal, the PDF, the emails and the CSV all say what `Invoice.state()` says."""
+
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PART_PAID = "part_paid", "Part paid"
+    OVERDUE = "overdue", "Overdue"
+    PAID = "paid", "Paid"
+    OVERPAID = "overpaid", "Overpaid"
+    REFUNDED = "refunded", "Refunded"
+    VOID = "void", "Void"
+    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+    CREDIT_NOTE = "credit_note", "Credit note"
+
+    @property
+    def tone(self) -> str:
+        """The badge class pages show it with."""
+        return STATE_TONES[self]
+
+
+STATE_TONES = {  # the badge of each state (templates/billing/_status.html)
+    InvoiceState.DRAFT: "badge-muted",
+    InvoiceState.OPEN: "badge-info",
+    InvoiceState.PART_PAID: "badge-warning",
+    InvoiceState.OVERDUE: "badge-danger",
+    InvoiceState.PAID: "badge-success",
+    InvoiceState.OVERPAID: "badge-warning",
+    InvoiceState.REFUNDED: "badge-muted",
+    InvoiceState.VOID: "badge-muted",
+    InvoiceState.UNCOLLECTIBLE: "badge-warning",
+    InvoiceState.CREDIT_NOTE: "badge-info",
+}
+
+# The amounts of an invoice as SQL, the twins of the properties below.
+NET_TOTAL = F("total_minor") - F("credited_minor")
+BALANCE = NET_TOTAL - F("paid_minor")
+OWED = Greatest(BALANCE - F("refunded_minor"), Value(0))
+
+
 class InvoiceQuerySet[M: Invoice](WorkspaceQuerySet[M]):
     def outstanding(self) -> Self:
         return self.filter(status=Invoice.Status.OPEN)
+
+    def in_state(self, state: str, *, today: date, for_client: bool = False) -> Self:
+        """The invoices `Invoice.state(on=today)` puts in `state`: the same rules, in SQL (a test holds
+        the two together). An unknown state matches nothing."""
+        status = Invoice.Status
+        overpaid = Q(status__in=[status.OPEN, status.PAID, status.UNCOLLECTIBLE], paid_minor__gt=NET_TOTAL)
+        open_ = Q(status=status.OPEN) & ~overpaid
+        overdue = open_ & Q(due_on__lt=today)
+        uncollectible = Q(status=status.UNCOLLECTIBLE) & ~overpaid
+        if for_client:  # a write-off is the consultant's bookkeeping: the client still sees what is due
+            overdue, uncollectible = overdue | uncollectible, Q(pk__in=[])
+        rules = {
+            InvoiceState.DRAFT: Q(status=status.DRAFT),
+            InvoiceState.VOID: Q(status=status.VOID),
+            InvoiceState.OVERPAID: overpaid,
+            InvoiceState.UNCOLLECTIBLE: uncollectible,
+            InvoiceState.REFUNDED: Q(status=status.PAID, paid_minor__lt=NET_TOTAL),
+            InvoiceState.PAID: Q(status=status.PAID, paid_minor=NET_TOTAL),
+            InvoiceState.OVERDUE: overdue,
+            InvoiceState.PART_PAID: open_ & ~overdue & Q(paid_minor__gt=0),
+            InvoiceState.OPEN: open_ & ~overdue & Q(paid_minor__lte=0),
+        }
+        if state == InvoiceState.CREDIT_NOTE:
+            return self.filter(kind=Invoice.Kind.CREDIT_NOTE)
+        if state not in rules:
+            return self.none()
+        return self.filter(rules[InvoiceState(state)]).exclude(kind=Invoice.Kind.CREDIT_NOTE)
 
 
 class Invoice(WorkspaceOwned):
@@ -96,6 +169,13 @@ class Invoice(WorkspaceOwned):
     total_minor = models.BigIntegerField(default=0)
     paid_minor = models.BigIntegerField(default=0, help_text="Payments less refunds.")
     credited_minor = models.BigIntegerField(default=0, help_text="What credit notes took off this invoice.")
+    refunded_minor = models.BigIntegerField(
+        default=0,
+        help_text="Refunds the client is not asked to pay again (dunning leaves them alone) until the consultant asks.",
+    )
+    carry_credit_minor = models.BigIntegerField(
+        default=0, help_text="Of the credit balance, what goes to the client's next invoice when it is issued."
+    )
     auto_charge = models.BooleanField(default=False)
     pdf = models.FileField(upload_to="invoices/", blank=True)
     memo = models.TextField(blank=True)
@@ -107,6 +187,15 @@ class Invoice(WorkspaceOwned):
     next_charge_on = models.DateField(null=True, blank=True)
     reminders_sent = models.PositiveSmallIntegerField(default=0)
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
+    # Delivery (billing/sending.py): rendering the PDF, then emailing or charging it. A task queued
+    # on commit does it; the sweep (`manage.py deliver_invoices`) does what a lost task did not.
+    delivery_due_at = models.DateTimeField(null=True, blank=True, help_text="When the invoice was issued.")
+    delivered_at = models.DateTimeField(null=True, blank=True, help_text="Emailed, or its card charge attempted.")
+    delivery_claimed_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.TextField(blank=True, help_text="Why the last delivery failed, for the consultant.")
+    pdf_stale_at = models.DateTimeField(
+        null=True, blank=True, help_text="Money moved after the stored PDF was rendered: render it again."
+    )
 
     objects: ClassVar = InvoiceQuerySet.as_manager()
 
@@ -125,6 +214,13 @@ class Invoice(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "due_on"], name="invoice_status_idx"),
             models.Index(fields=["workspace", "client", "issued_on"], name="invoice_client_idx"),
+            # The delivery sweep's few candidates among millions of delivered invoices.
+            models.Index(
+                fields=["delivery_due_at"],
+                condition=models.Q(delivered_at=None) & ~models.Q(delivery_due_at=None),
+                name="invoice_undelivered_idx",
+            ),
+            models.Index(fields=["pdf_stale_at"], condition=~models.Q(pdf_stale_at=None), name="invoice_pdf_stale_idx"),
         ]
 
     def __str__(self) -> str:
@@ -132,10 +228,44 @@ class Invoice(WorkspaceOwned):
 
     @property
     def balance_minor(self) -> int:
+        """What the invoice's books leave unpaid; below zero, a credit balance (overpaid)."""
         return self.total_minor - self.paid_minor - self.credited_minor
+
+    @property
+    def owed_minor(self) -> int:
+        """What the client is asked to pay: the balance less what the consultant refunded
+        (a refund is not asked back unless the consultant says so)."""
+        return max(self.balance_minor - self.refunded_minor, 0)
+
+    @property
+    def credit_balance_minor(self) -> int:
+        """What was paid beyond the invoice: to refund, or to apply to the client's next invoice."""
+        return max(-self.balance_minor, 0)
 
     def is_overdue(self, *, on: date) -> bool:
         return self.status == self.Status.OPEN and self.due_on is not None and self.due_on < on
+
+    def state(self, *, on: date, for_client: bool = False) -> InvoiceState:
+        """The invoice's status in the one vocabulary both sides read (InvoiceState), as of `on`.
+
+        `for_client`: an uncollectible invoice is the consultant's write-off; its client still
+        sees what is due (overdue). InvoiceQuerySet.in_state is the same rule in SQL.
+        """
+        if self.kind == self.Kind.CREDIT_NOTE:
+            return InvoiceState.CREDIT_NOTE
+        if self.status == self.Status.DRAFT:
+            return InvoiceState.DRAFT
+        if self.status == self.Status.VOID:
+            return InvoiceState.VOID
+        if self.balance_minor < 0:
+            return InvoiceState.OVERPAID
+        if self.status == self.Status.UNCOLLECTIBLE:
+            return InvoiceState.OVERDUE if for_client else InvoiceState.UNCOLLECTIBLE
+        if self.status == self.Status.PAID:
+            return InvoiceState.REFUNDED if self.balance_minor > 0 else InvoiceState.PAID
+        if self.is_overdue(on=on):
+            return InvoiceState.OVERDUE
+        return InvoiceState.PART_PAID if self.paid_minor > 0 else InvoiceState.OPEN
 
 
 class InvoiceLine(WorkspaceOwned):
@@ -161,7 +291,13 @@ class InvoiceLine(WorkspaceOwned):
 
 
 class Payment(WorkspaceOwned):
-    """A movement of money on an invoice: a payment (succeeded, pending or failed) or a refund."""
+    """A movement of money on an invoice: a payment (succeeded, pending or failed) or a refund.
+
+    A card refund carries Stripe's status (pending, succeeded, failed, canceled); pending and
+    succeeded ones count against the invoice, a failed or canceled one no longer does. A credit
+    moved from an overpaid invoice to the next is a pair of rows of method `credit`: a refund
+    on the first, a payment on the second; no money moves.
+    """
 
     class Kind(models.TextChoices):
         PAYMENT = "payment", "Payment"
@@ -171,11 +307,13 @@ class Payment(WorkspaceOwned):
         PENDING = "pending", "Pending"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
     class Method(models.TextChoices):
         CARD = "card", "Card"
         BANK_TRANSFER = "bank_transfer", "Bank transfer"
         OTHER = "other", "Other"
+        CREDIT = "credit", "Credit"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="payments")
@@ -187,8 +325,22 @@ class Payment(WorkspaceOwned):
     stripe_id = models.CharField(max_length=64, blank=True, help_text="PaymentIntent or Refund id.")
     failure_message = models.CharField(max_length=255, blank=True)
     note = models.CharField(max_length=255, blank=True)
+    refund_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        help_text="The refunded payment.",
+    )
+    credit_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="The credit moved here."
+    )
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    # A card payment's receipt is queued after the invoice's PDF says PAID (billing/sending.py).
+    receipt_due_at = models.DateTimeField(null=True, blank=True)
+    receipt_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -196,7 +348,14 @@ class Payment(WorkspaceOwned):
                 fields=["workspace", "stripe_id"], condition=~models.Q(stripe_id=""), name="payment_stripe_id_unique"
             )
         ]
-        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="payment_client_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "client", "created_at"], name="payment_client_idx"),
+            models.Index(
+                fields=["receipt_due_at"],
+                condition=models.Q(receipt_queued_at=None) & ~models.Q(receipt_due_at=None),
+                name="payment_receipt_due_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount_minor} {self.currency} ({self.status})"

@@ -57,15 +57,24 @@ def pdf_attachment(invoice: Invoice) -> list[dict[str, str]]:
     return [{"path": invoice.pdf.name, "filename": f"{invoice.number}.pdf", "mimetype": "application/pdf"}]
 
 
+def money(minor: int, invoice: Invoice) -> str:
+    return format_money(minor, invoice.currency, locale_of(invoice))
+
+
 def invoice_context(invoice: Invoice) -> dict[str, object]:
+    """What every email about an invoice may say. `balance` is what the client is asked to pay
+    (refunds are not asked back); `state` its status in the one vocabulary (Invoice.state)."""
     locale = locale_of(invoice)
+    state = invoice.state(on=invoice.workspace.today(), for_client=True)
     return {
         "invoice": invoice,
         "workspace": invoice.workspace,
         "client": invoice.client,
         "seller_name": seller_name(invoice.workspace),
         "total": format_money(invoice.total_minor, invoice.currency, locale),
-        "balance": format_money(invoice.balance_minor, invoice.currency, locale),
+        "balance": format_money(invoice.owed_minor, invoice.currency, locale),
+        "state": state,
+        "state_label": state.label,
         "pay_url": pay_url(invoice),
         "portal_url": settings.SITE_URL + reverse("portal:home"),
         "invoice_url": invoice_admin_url(invoice),  # for the consultant's emails

@@ -63,7 +63,7 @@ def start_checkout(invoice: Invoice) -> str:
     """
     workspace = invoice.workspace
     invoice.refresh_from_db()
-    if invoice.status not in PAYABLE or invoice.balance_minor <= 0:
+    if invoice.status not in PAYABLE or invoice.owed_minor <= 0:
         raise BillingError("This invoice has nothing left to pay.")
     if not stripe_api.is_configured(workspace):
         raise BillingError("Card payments are not available for this invoice.")
@@ -71,14 +71,14 @@ def start_checkout(invoice: Invoice) -> str:
     try:
         session = stripe_api.create_payment_checkout(
             account=stripe_api.account_id(workspace),
-            amount_minor=invoice.balance_minor,
+            amount_minor=invoice.owed_minor,
             currency=invoice.currency,
             description=f"Invoice {invoice.number} from {seller_name(workspace)}",
             customer_email=client_email(invoice),
             success_url=f"{back}?paid=1",
             cancel_url=back,
             metadata=invoice_metadata(invoice),
-            idempotency_key=f"invoice-{invoice.pk}-checkout-{invoice.balance_minor}",
+            idempotency_key=f"invoice-{invoice.pk}-checkout-{invoice.owed_minor}",
         )
     except (stripe_api.StripeUnavailable, stripe_api.StripeRequestError) as exc:
         log.warning("checkout for invoice %s failed: %s", invoice.pk, exc)

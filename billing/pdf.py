@@ -29,8 +29,9 @@ from django.utils import timezone
 
 from billing import paylinks
 from billing.logos import logo_for_pdf
-from billing.models import BillingProfile, Invoice, Payment
+from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from billing.selectors import payment_options
+from retainers.models import Email
 from retainers.money import format_money
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 STYLESHEETS = settings.BASE_DIR / "static" / "pdf"
 RERENDER_ATTEMPTS = 3
+PAYABLE_STATES = {InvoiceState.OPEN, InvoiceState.PART_PAID, InvoiceState.OVERDUE}
 
 # --- Rendering, shared by every PDF -----------------------------------------------------------
 
@@ -203,8 +205,11 @@ def invoice_context(invoice: Invoice, *, pay_url: str = "") -> dict[str, object]
         for m in movements
     ] + [Settlement(f"Credit note {number}", None, "", fmt(-total)) for number, total in credit_notes]
 
-    paid = invoice.status == Invoice.Status.PAID and not is_credit_note
-    payable = not is_credit_note and invoice.status == Invoice.Status.OPEN and invoice.balance_minor > 0
+    # The client's word for it (a write-off still reads as overdue to them): Invoice.state is the one
+    # vocabulary. A refunded invoice is settled but not "PAID"; what is owed excludes refunds.
+    state = invoice.state(on=workspace.today(), for_client=True)
+    paid = state == InvoiceState.PAID
+    payable = state in PAYABLE_STATES and invoice.owed_minor > 0
     methods = sorted({how(m) for m in movements if m.kind == Payment.Kind.PAYMENT} - {""})
     return {
         "invoice": invoice,
@@ -219,7 +224,8 @@ def invoice_context(invoice: Invoice, *, pay_url: str = "") -> dict[str, object]
         "subtotal": fmt(invoice.subtotal_minor),
         "tax": fmt(invoice.tax_minor),
         "total": fmt(invoice.total_minor),
-        "balance": fmt(invoice.balance_minor),
+        "balance": fmt(invoice.owed_minor if state != InvoiceState.OVERPAID else invoice.balance_minor),
+        "state": state,
         "tax_percent": f"{invoice.tax_rate_bp / 100:g}",
         "settlements": settlements,
         "paid": paid,
@@ -274,24 +280,41 @@ def store_invoice_pdf(invoice: Invoice, *, pay_url: str | None = None) -> str:
 
 def rerender_invoice_pdf(invoice: Invoice, *, pay_url: str | None = None) -> str:
     """Replace the stored PDF by one of the invoice as it stands now (after a payment, a refund, a
-    credit note); returns the new file's name. Call it after the change committed (from a task
-    queued on commit): it renders outside any lock. Safe to run twice or side by side:
+    credit note); returns the new file's name. Call it outside any transaction (it renders).
+    Safe to run twice or side by side:
 
-    the new file gets a new name, the field is swapped only if it still names the file this run
-    read (a conditional UPDATE), and the old file is deleted after the swap commits. A run that
-    loses the swap to another deletes its own file and renders again from the fresh state, so the
-    file that stays is the one rendered last.
+    the new file gets a new name; the field is swapped only if it still names the file this run
+    read and no money moved meanwhile (a conditional UPDATE, which also clears `pdf_stale_at`);
+    a run that loses the swap deletes its own file and renders again from the fresh state. The
+    old file is deleted after the swap, unless an email not sent yet attaches it.
     """
     for _ in range(RERENDER_ATTEMPTS):
         current = Invoice.objects.select_related("workspace", "client").get(pk=invoice.pk)
         if current.status == Invoice.Status.DRAFT:
             return ""  # a draft has no PDF: one stored now would carry no number for ever
-        old = current.pdf.name
+        old, stale = current.pdf.name, current.pdf_stale_at
         name = default_storage.save(_new_name(current), ContentFile(render_invoice_pdf(current, pay_url=pay_url)))
-        if Invoice.objects.filter(pk=current.pk, pdf=old).update(pdf=name) == 1:
+        if Invoice.objects.filter(pk=current.pk, pdf=old, pdf_stale_at=stale).update(pdf=name, pdf_stale_at=None):
             if old:
-                transaction.on_commit(functools.partial(default_storage.delete, old))
-            invoice.pdf.name = name
+                transaction.on_commit(functools.partial(_delete_unless_attached, old))
+            invoice.pdf.name, invoice.pdf_stale_at = name, None
             return name
         default_storage.delete(name)
-    raise RuntimeError(f"invoice {invoice.pk}: its PDF kept changing under {RERENDER_ATTEMPTS} re-renders")
+    raise RuntimeError(f"invoice {invoice.pk}: its PDF kept changing under {RERENDER_ATTEMPTS} renderings")
+
+
+def _delete_unless_attached(name: str) -> None:
+    # The outbox reads an attachment when it sends: a queued (or retried) email keeps its file.
+    if Email.objects.exclude(status=Email.Status.SENT).filter(attachments__contains=[{"path": name}]).exists():
+        log.info("kept %s: an email not sent yet attaches it", name)
+        return
+    default_storage.delete(name)
+
+
+def current_pdf(invoice: Invoice) -> str:
+    """The stored PDF's name, rendered first when there is none and again when money moved since."""
+    if not invoice.pdf.name:
+        return store_invoice_pdf(invoice)
+    if invoice.pdf_stale_at is not None:
+        return rerender_invoice_pdf(invoice)
+    return invoice.pdf.name

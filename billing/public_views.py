@@ -41,7 +41,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     workspace = invoice.workspace
     profile = BillingProfile.objects.filter(workspace=workspace).first()
     locale = workspace.locale or "en_US"
-    payable = invoice.status in paylinks.PAYABLE and invoice.balance_minor > 0
+    payable = invoice.status in paylinks.PAYABLE and invoice.owed_minor > 0
     return render(
         request,
         "billing/public/pay.html",
@@ -51,7 +51,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
             "seller_name": (profile.legal_name if profile else "") or workspace.name,
             "payment_instructions": profile.payment_instructions if profile else "",
             "total": format_money(invoice.total_minor, invoice.currency, locale),
-            "balance": format_money(max(invoice.balance_minor, 0), invoice.currency, locale),
+            "balance": format_money(invoice.owed_minor, invoice.currency, locale),
             "payable": payable,
             "card_payments": payable and stripe_api.is_configured(workspace),
             "is_overdue": invoice.is_overdue(on=workspace.today()),

@@ -1,37 +1,55 @@
-"""Refunds of card payments, through Stripe, keyed by the payment and the refund's number
-(`payment-9-refund-1`); and refunds made in Stripe's dashboard, recorded from the webhook."""
+"""Refunds of payments: through Stripe for card payments, keyed by the payment and the refund's
+number (`payment-9-refund-1`); recorded only for bank transfers; made in Stripe's dashboard and
+recorded from the webhook; and the refund of an overpaid invoice's excess in one click.
+
+A refund row points at its payment (`refund_of`) and carries Stripe's status: pending and
+succeeded refunds count against the invoice (the money is on its way back), a failed or
+canceled one no longer does, and the consultant is told. A refund is not asked back from the
+client: it counts in the invoice's `refunded_minor`, so dunning never chases it (see
+Invoice.owed_minor), unless the consultant asks for it again (services.ask_refund_back).
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import Invoice, Payment
-from billing.notices import locale_of
-from billing.services import BillingError, settle_status
+from billing.notices import invoice_context, locale_of, money
+from billing.services import BillingError, after_money_moved, excess_sources, settle_status
 from retainers.models import User
 from retainers.money import format_money
+from retainers.outbox import queue_email
+from retainers.services import consultant_recipients
 
+log = logging.getLogger(__name__)
 
-def refund_note(payment: Payment) -> str:
-    # The link from a refund to its payment. TODO: a `Payment.refund_of` foreign key (see the report).
-    return f"Refund of payment #{payment.pk}"
+ACTIVE = (Payment.Status.PENDING, Payment.Status.SUCCEEDED)  # refund statuses that count
+STRIPE_STATUSES = {  # Stripe's refund status → ours ("requires_action": the bank asks; it may still go)
+    "pending": Payment.Status.PENDING,
+    "requires_action": Payment.Status.PENDING,
+    "succeeded": Payment.Status.SUCCEEDED,
+    "failed": Payment.Status.FAILED,
+    "canceled": Payment.Status.CANCELED,
+}
 
 
 def refunds_of(payment: Payment) -> QuerySet[Payment]:
-    return Payment.objects.filter(
-        workspace_id=payment.workspace_id,
-        invoice_id=payment.invoice_id,
-        kind=Payment.Kind.REFUND,
-        status=Payment.Status.SUCCEEDED,
-    ).filter(Q(note=refund_note(payment)) | Q(note__startswith=refund_note(payment) + ":"))
+    """The refunds of a payment that count (pending or succeeded), a credit moved on included."""
+    return Payment.objects.filter(refund_of=payment, kind=Payment.Kind.REFUND, status__in=ACTIVE)
 
 
 def refundable_minor(payment: Payment) -> int:
     """What is left to refund of a succeeded payment."""
     if payment.kind != Payment.Kind.PAYMENT or payment.status != Payment.Status.SUCCEEDED:
         return 0
+    if payment.method == Payment.Method.CREDIT:
+        return 0  # a credit moved from another invoice: no money came in to give back
     refunded = refunds_of(payment).aggregate(total=Sum("amount_minor"))["total"] or 0
     return max(payment.amount_minor - refunded, 0)
 
@@ -39,8 +57,9 @@ def refundable_minor(payment: Payment) -> int:
 def refund_payment(*, payment: Payment, amount_minor: int, actor: User | None, reason: str = "") -> Payment:
     """Refund part or all of a payment: through Stripe for card payments (keyed by payment and
     refund number), recorded only for bank transfers (the money goes back by hand). Returns the
-    refund row; the invoice's paid amount drops and it is open again if no longer covered.
-    Raises BillingError for a bad amount or when Stripe refuses. Never call it inside a transaction.
+    refund row, with Stripe's status; the invoice's paid amount drops while it is pending or
+    succeeded. Raises BillingError for a bad amount or when Stripe refuses. Never call it inside
+    a transaction.
     """
     payment = Payment.objects.select_related("workspace").get(pk=payment.pk)
     if payment.kind != Payment.Kind.PAYMENT or payment.status != Payment.Status.SUCCEEDED:
@@ -51,12 +70,13 @@ def refund_payment(*, payment: Payment, amount_minor: int, actor: User | None, r
             f"Refund an amount above zero and at most {format_money(left, payment.currency, locale_of(payment))}.",
             field="amount",
         )
-    note = refund_note(payment) + (f": {reason.strip()}" if reason.strip() else "")
+    note = reason.strip()
     if payment.method != Payment.Method.CARD or not payment.stripe_id.startswith("pi_"):
         return record_refund(payment, amount_minor=amount_minor, stripe_id="", actor=actor, note=note)
     if not stripe_api.is_configured(payment.workspace):
         raise BillingError("Stripe is not connected, so this card payment cannot be refunded here.")
-    number = refunds_of(payment).count() + 1
+    # Every refund row of the payment, whatever its status: a failed refund used its number.
+    number = Payment.objects.filter(refund_of=payment, kind=Payment.Kind.REFUND).exclude(stripe_id="").count() + 1
     try:
         refund = stripe_api.create_refund(
             account=stripe_api.account_id(payment.workspace),
@@ -74,11 +94,40 @@ def refund_payment(*, payment: Payment, amount_minor: int, actor: User | None, r
         raise BillingError("Stripe could not be reached. Nothing was recorded; please try again.") from exc
     except (stripe_api.StripeRequestError, stripe_api.StripeCardError) as exc:
         raise BillingError(f"Stripe refused the refund: {exc.message}") from exc
-    return record_refund(payment, amount_minor=int(refund["amount"]), stripe_id=refund["id"], actor=actor, note=note)
+    return record_stripe_refund(payment, refund, actor=actor, note=note)
 
 
-def record_refund(payment: Payment, *, amount_minor: int, stripe_id: str, actor: User | None, note: str) -> Payment:
-    """A refund row and the invoice's paid amount less it; once per Stripe refund id."""
+def record_stripe_refund(payment: Payment, refund: dict[str, Any], *, actor: User | None, note: str = "") -> Payment:
+    """A Stripe refund of `payment` as Stripe describes it now: recorded once by its id, its status
+    brought up to date when it changed (pending → succeeded, or failed / canceled)."""
+    status = STRIPE_STATUSES.get(str(refund.get("status") or ""), Payment.Status.PENDING)
+    reason = str(refund.get("failure_reason") or "").replace("_", " ")
+    existing = Payment.objects.filter(workspace_id=payment.workspace_id, stripe_id=refund["id"]).first()
+    if existing is not None:
+        return update_refund_status(existing, status=status, failure_message=reason)
+    return record_refund(
+        payment,
+        amount_minor=int(refund["amount"]),
+        stripe_id=refund["id"],
+        actor=actor,
+        note=note,
+        status=status,
+        failure_message=reason,
+    )
+
+
+def record_refund(
+    payment: Payment,
+    *,
+    amount_minor: int,
+    stripe_id: str,
+    actor: User | None,
+    note: str,
+    status: str = Payment.Status.SUCCEEDED,
+    failure_message: str = "",
+) -> Payment:
+    """A refund row linked to its payment, and the invoice's paid amount less it (while it counts);
+    once per Stripe refund id."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
         if stripe_id:
@@ -92,14 +141,81 @@ def record_refund(payment: Payment, *, amount_minor: int, stripe_id: str, actor:
             invoice=invoice,
             client_id=payment.client_id,
             kind=Payment.Kind.REFUND,
-            status=Payment.Status.SUCCEEDED,
+            status=status,
             method=payment.method,
             amount_minor=amount_minor,
             currency=payment.currency,
             stripe_id=stripe_id,
+            refund_of=payment,
             note=note[:255],
+            failure_message=failure_message[:255],
             recorded_by=actor,
         )
-        invoice.paid_minor -= amount_minor
-        settle_status(invoice)
+        if status in ACTIVE:
+            _count(invoice, amount_minor)
+        elif status == Payment.Status.FAILED:
+            _tell_failed(invoice, refund)
         return refund
+
+
+def _count(invoice: Invoice, amount_minor: int) -> None:
+    """A refund that counts: less paid, and not asked back (refunded)."""
+    invoice.paid_minor -= amount_minor
+    invoice.refunded_minor += amount_minor
+    settle_status(invoice)
+    after_money_moved(invoice, now=timezone.now())
+
+
+def update_refund_status(refund: Payment, *, status: str, failure_message: str = "") -> Payment:
+    """A refund's new status from Stripe (webhook): a refund that stops counting (failed, canceled)
+    gives its amount back to the invoice's paid amount, and a failed one is shown to the consultant."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=refund.invoice_id)
+        refund = Payment.objects.select_for_update().get(pk=refund.pk)
+        if refund.kind != Payment.Kind.REFUND or refund.status == status:
+            return refund
+        was, now_counts = refund.status in ACTIVE, status in ACTIVE
+        refund.status = status
+        refund.failure_message = (failure_message or refund.failure_message)[:255]
+        refund.save(update_fields=["status", "failure_message"])
+        if was and not now_counts:
+            invoice.paid_minor += refund.amount_minor
+            invoice.refunded_minor = max(invoice.refunded_minor - refund.amount_minor, 0)
+            settle_status(invoice)
+            after_money_moved(invoice, now=timezone.now())
+        elif now_counts and not was:
+            _count(invoice, refund.amount_minor)
+        if status == Payment.Status.FAILED:
+            _tell_failed(invoice, refund)
+        return refund
+
+
+def _tell_failed(invoice: Invoice, refund: Payment) -> None:
+    invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice.pk)
+    context = {
+        **invoice_context(invoice),
+        "refund": refund,
+        "amount": money(refund.amount_minor, invoice),
+        "reason": refund.failure_message or "Stripe gave no reason",
+    }
+    for user_id, email in consultant_recipients(invoice.workspace_id):
+        queue_email(
+            to=email, template="refund_failed_consultant", context=context, key=f"refund-{refund.pk}-failed-{user_id}"
+        )
+
+
+def refund_excess(*, invoice: Invoice, actor: User | None) -> list[Payment]:
+    """Refund an overpaid invoice's credit balance (what is not carried to the next invoice) in one
+    click: from the payment that overpaid, then the ones before it. Never call it inside a
+    transaction. Raises BillingError when there is nothing to refund or Stripe refuses (what was
+    refunded before the refusal stays refunded; the rest is still a credit balance)."""
+    invoice = Invoice.objects.get(pk=invoice.pk)
+    excess = invoice.credit_balance_minor - invoice.carry_credit_minor
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE or excess <= 0:
+        raise BillingError("This invoice has no credit balance left to refund.")
+    made = []
+    for payment, amount in excess_sources(invoice, excess):
+        made.append(refund_payment(payment=payment, amount_minor=amount, actor=actor, reason="Overpayment"))
+    if not made:
+        raise BillingError("No payment of this invoice can be refunded: record the refund by hand.")
+    return made

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from billing import cards, csv_export, stripe_api
-from billing.models import BillingProfile, Invoice, Payment
+from billing.models import OWED, BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
-BALANCE = F("total_minor") - F("paid_minor") - F("credited_minor")
 NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
 
 
@@ -33,9 +32,9 @@ def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[Mapp
         .order_by()
         .values("currency")
         .annotate(
-            outstanding=Sum(BALANCE, default=0),
+            outstanding=Sum(OWED, default=0),
             open_count=Count("pk"),
-            overdue=Sum(BALANCE, filter=overdue, default=0),
+            overdue=Sum(OWED, filter=overdue, default=0),
             overdue_count=Count("pk", filter=overdue),
         )
         .order_by("currency")
@@ -45,14 +44,15 @@ def outstanding_totals(invoices: QuerySet[Invoice], *, today: date) -> list[Mapp
 class InvoiceRow(TypedDict):
     """What annotate_rows sets on each invoice for the lists."""
 
-    state: str
+    shown_state: InvoiceState
     due_minor: int
 
 
 def annotate_rows(invoices: list[Invoice], today: date) -> list[WithAnnotations[Invoice, InvoiceRow]]:
+    """Each row with its status in the one vocabulary (`shown_state`) and what it still asks for."""
     rows = cast("list[WithAnnotations[Invoice, InvoiceRow]]", invoices)  # with the attributes set here
     for invoice in rows:
-        invoice.state = csv_export.display_status(invoice, today=today)
+        invoice.shown_state = invoice.state(on=today)
         invoice.due_minor = csv_export.amount_due_minor(invoice)
     return rows
 

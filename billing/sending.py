@@ -1,21 +1,43 @@
-"""What happens to an invoice once issued: its PDF is rendered, then it is charged or emailed.
+"""What happens to an invoice once issued: its PDF is rendered, then it is charged or emailed
+(its *delivery*); and once money moves on it, its PDF is rendered again and the receipt sent (its
+*follow-up*).
 
-Runs in a task after the billing transaction committed; every step is idempotent, so a
-retried task renders once, emails once (outbox key) and charges once (Stripe idempotency key).
+A task queued on commit does each; `deliver_due` (the sweep: `manage.py deliver_invoices`, and
+beat every 10 minutes) does what a lost task did not. Every step is idempotent, so a task run
+twice, or a task and the sweep at once, render, email (outbox key) and charge (Stripe idempotency
+key, charge attempts claimed on the invoice) once:
+
+- delivery is claimed on the invoice with a conditional UPDATE of `delivery_claimed_at` (a lease:
+  a worker that died mid-way loses it after DELIVERY_LEASE) and done once `delivered_at` is set;
+- a failure the task cannot retry (not an OSError: a template error, a bug in rendering) is
+  recorded in `delivery_error` for the consultant (the invoice page, the dashboard) and the sweep
+  tries again after the lease; an OSError (storage, Stripe unreachable) gives the claim back and
+  is raised for Celery to retry;
+- receipts are claimed per payment (`receipt_queued_at`) and queued only once the PDF says PAID.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.urls import reverse
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.charges import charge_invoice
-from billing.models import Invoice
-from billing.paylinks import pay_url
-from billing.pdf import store_invoice_pdf
-from retainers.money import format_money
+from billing.models import Invoice, Payment
+from billing.notices import invoice_context, money, pdf_attachment
+from billing.pdf import current_pdf
 from retainers.outbox import queue_email
+
+log = logging.getLogger(__name__)
+
+DELIVERY_LEASE = timedelta(minutes=15)  # a claim older than this belongs to a worker that died
+SWEEP_OLDER_THAN = timedelta(minutes=15)  # the sweep leaves younger invoices to their own tasks
+NO_RECIPIENT = "No billing email or contact to send it to: add one to the client, or send the PDF yourself."
+UNDELIVERABLE = (Invoice.Status.DRAFT, Invoice.Status.VOID)
 
 
 def recipient(invoice: Invoice) -> str:
@@ -26,40 +48,181 @@ def recipient(invoice: Invoice) -> str:
     return contact.email if contact else ""
 
 
-def deliver_invoice(invoice_id: int) -> None:
+# --- Delivery ----------------------------------------------------------------------------------
+
+
+def _claim_delivery(invoice_id: int, *, now: datetime) -> bool:
+    lease_over = Q(delivery_claimed_at=None) | Q(delivery_claimed_at__lt=now - DELIVERY_LEASE)
+    return (
+        Invoice.objects.filter(lease_over, pk=invoice_id, delivered_at=None)
+        .exclude(status__in=UNDELIVERABLE)
+        .exclude(delivery_due_at=None)
+        .update(delivery_claimed_at=now)
+        == 1
+    )
+
+
+def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
+    """Render the invoice's PDF, then charge the saved card (auto-charge invoices) or email it; once.
+    Returns True when it was delivered now. Then its follow-up (a receipt for the charge).
+
+    Raises OSError (storage, Stripe unreachable) for the task to retry; records any other failure
+    on the invoice for the consultant. `as_of` is the business date of the run that issued it
+    (the charge attempt and its retry schedule are dated from it).
+    """
+    now = timezone.now()
+    if not _claim_delivery(invoice_id, now=now):
+        # Delivered already (or another worker is on it): what may be left is the follow-up.
+        follow_up(invoice_id)
+        return False
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
-    store_invoice_pdf(invoice, pay_url=pay_url(invoice) if invoice.kind != Invoice.Kind.CREDIT_NOTE else "")
-    # Also when no longer open: a task run twice must not email an invoice its first run charged.
-    if invoice.auto_charge and charge_invoice(invoice):
-        return  # charged (or declined): the receipt (or the payment-failed notice) is the email
-    send_invoice_email(invoice)
+    try:
+        current_pdf(invoice)
+        # Also when no longer open: a task run twice must not email an invoice its first run charged.
+        if not (invoice.auto_charge and charge_invoice(invoice, as_of=as_of)):
+            if not send_invoice_email(invoice):
+                _failed(invoice, NO_RECIPIENT)
+                return False
+    except OSError:
+        Invoice.objects.filter(pk=invoice_id, delivery_claimed_at=now).update(delivery_claimed_at=None)
+        raise
+    except Exception as exc:
+        log.exception("delivery of invoice %s failed", invoice_id)
+        _failed(invoice, f"{type(exc).__name__}: {exc}")
+        return False
+    Invoice.objects.filter(pk=invoice_id, delivered_at=None).update(delivered_at=timezone.now(), delivery_error="")
+    follow_up(invoice_id)
+    return True
 
 
-def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> None:
-    """Email the invoice with its PDF, once (outbox key). `resend` sends it again: its key is
-    per minute, so a double click sends one."""
+def _failed(invoice: Invoice, message: str) -> None:
+    # The claim stays: the sweep tries again once its lease is over (a fixed bug, an added email).
+    Invoice.objects.filter(pk=invoice.pk).update(delivery_error=message[:2000])
+
+
+def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
+    """Email the invoice with its PDF, once (outbox key); False when there is no one to send it to.
+    `resend` sends it again: its key is per minute, so a double click sends one."""
     to = recipient(invoice)
     if not to:
-        return
+        return False
     invoice.refresh_from_db()
-    if not invoice.pdf:
-        store_invoice_pdf(invoice, pay_url=pay_url(invoice))
-    assert invoice.pdf.name  # stored by now
-    locale = invoice.workspace.locale or "en_US"
+    current_pdf(invoice)
     queue_email(
         to=to,
         template="invoice_issued" if invoice.kind != Invoice.Kind.CREDIT_NOTE else "credit_note_issued",
-        context={
-            "invoice": invoice,
-            "workspace": invoice.workspace,
-            "client": invoice.client,
-            "total": format_money(invoice.total_minor, invoice.currency, locale),
-            "balance": format_money(invoice.balance_minor, invoice.currency, locale),
-            "pay_url": pay_url(invoice),
-            "portal_url": settings.SITE_URL + reverse("portal:home"),
-        },
+        context=invoice_context(invoice),
         sender_name=invoice.workspace.name,
         key=f"invoice-{invoice.pk}-resent-{timezone.now():%Y%m%d%H%M}" if resend else f"invoice-{invoice.pk}-issued",
-        attachments=[{"path": invoice.pdf.name, "filename": f"{invoice.number}.pdf", "mimetype": "application/pdf"}],
+        attachments=pdf_attachment(invoice),
     )
-    Invoice.objects.filter(pk=invoice.pk, sent_at=None).update(sent_at=timezone.now())
+    now = timezone.now()
+    Invoice.objects.filter(pk=invoice.pk, sent_at=None).update(sent_at=now)
+    if not invoice.auto_charge:  # emailed counts as delivered (an auto-charge invoice is still to charge)
+        Invoice.objects.filter(pk=invoice.pk, delivered_at=None).update(delivered_at=now, delivery_error="")
+    return True
+
+
+# --- Follow-up: after money moved --------------------------------------------------------------
+
+
+def follow_up(invoice_id: int) -> None:
+    """Render the PDF again if money moved since it was rendered, then queue the receipts that are
+    due (they attach it, so they say PAID). Idempotent. Raises OSError for the task to retry."""
+    invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
+    receipts = list(
+        Payment.objects.filter(invoice=invoice, receipt_queued_at=None)
+        .exclude(receipt_due_at=None)
+        .order_by("created_at", "pk")
+    )
+    if invoice.pdf_stale_at is None and not receipts:
+        return
+    if invoice.pdf or receipts:
+        try:
+            current_pdf(invoice)  # rendered when missing, again when stale
+        except OSError:
+            raise
+        except Exception as exc:
+            log.exception("rendering invoice %s again failed", invoice_id)
+            _failed(invoice, f"{type(exc).__name__}: {exc}")
+            return  # the receipts wait for a PDF that says what is true; the sweep tries again
+        # A delivered invoice's error was this rendering's: it worked now.
+        Invoice.objects.filter(pk=invoice.pk).exclude(delivered_at=None).exclude(delivery_error="").update(
+            delivery_error=""
+        )
+    else:  # never rendered: its delivery renders it as it stands then
+        Invoice.objects.filter(pk=invoice.pk, pdf_stale_at=invoice.pdf_stale_at).update(pdf_stale_at=None)
+    for payment in receipts:
+        _queue_receipt(invoice, payment)
+
+
+def _queue_receipt(invoice: Invoice, payment: Payment) -> None:
+    with transaction.atomic():
+        claimed = Payment.objects.filter(pk=payment.pk, receipt_queued_at=None).update(receipt_queued_at=timezone.now())
+        to = recipient(invoice)
+        if not claimed or not to:
+            return
+        invoice.refresh_from_db()
+        queue_email(
+            to=to,
+            template="payment_receipt",
+            context={**invoice_context(invoice), "payment": payment, "amount": money(payment.amount_minor, invoice)},
+            sender_name=invoice.workspace.name,
+            key=f"payment-{payment.pk}-receipt",
+            attachments=pdf_attachment(invoice),
+        )
+
+
+# --- The sweep ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepSummary:
+    invoices: int = 0  # invoices found with something left to do
+    delivered: int = 0  # of them, delivered now (inline only)
+    failed: int = 0  # of them, whose delivery failed again (inline only)
+
+
+def due_invoice_ids(*, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Invoices with delivery or follow-up left to do for longer than `older_than`: never
+    delivered (and not claimed by a live worker), a PDF left stale, a receipt never queued.
+    A cross-tenant scan of three partial indexes, which hold only such rows."""
+    now = now or timezone.now()
+    cutoff = now - older_than
+    undelivered = (
+        Invoice.objects.filter(delivered_at=None, delivery_due_at__lte=cutoff)
+        .exclude(delivery_due_at=None)
+        .exclude(status__in=UNDELIVERABLE)
+        .filter(Q(delivery_claimed_at=None) | Q(delivery_claimed_at__lt=now - DELIVERY_LEASE))
+        .values_list("pk", flat=True)
+    )
+    stale = Invoice.objects.filter(pdf_stale_at__lte=cutoff).values_list("pk", flat=True)
+    receipts = (
+        Payment.objects.filter(receipt_queued_at=None, receipt_due_at__lte=cutoff)
+        .exclude(receipt_due_at=None)
+        .values_list("invoice_id", flat=True)
+    )
+    return sorted({*undelivered, *stale, *receipts})
+
+
+def deliver_due(*, older_than: timedelta = SWEEP_OLDER_THAN, inline: bool = False) -> SweepSummary:
+    """The sweep: deliver (or follow up) every invoice a lost task left behind, in this process
+    (`inline`) or in tasks of DELIVERY_BATCH invoices. Run twice, it sends and charges nothing more."""
+    from billing import services, tasks
+
+    ids = due_invoice_ids(older_than=older_than)
+    summary = SweepSummary(invoices=len(ids))
+    if not inline:
+        for start in range(0, len(ids), services.DELIVERY_BATCH):
+            tasks.deliver_invoices.delay(ids[start : start + services.DELIVERY_BATCH], None)
+        return summary
+    for invoice_id in ids:
+        try:
+            if deliver_invoice(invoice_id):
+                summary.delivered += 1
+            elif Invoice.objects.filter(pk=invoice_id, delivered_at=None).exclude(status__in=UNDELIVERABLE).exists():
+                summary.failed += 1
+        except OSError:
+            log.warning("sweep: invoice %s could not be delivered now; the next run tries again", invoice_id)
+            summary.failed += 1
+    return summary

@@ -1,14 +1,21 @@
-"""Workflows of billing: issuing invoices, the scheduled billing run, payments and credit notes.
+"""Workflows of billing: issuing invoices, the scheduled billing run, payments, credit notes and
+credit balances.
 
-Lock order, everywhere: the workspace's invoice sequence row, then invoices, then payments.
-Stripe and WeasyPrint are never called inside a transaction: they run in tasks after commit.
+Lock order, everywhere (a transaction that needs several takes them in this order, so two never
+wait on each other): the workspace's invoice sequence row (`_take_numbers`) first, then invoices,
+several in ascending pk order (`_lock_invoices`), then payments; a client's StripeCustomer row is
+never locked while an invoice is. A workflow that may need a number takes it before it locks an
+invoice, and gives it back by rolling back when it turns out not to need it.
+
+Stripe and WeasyPrint are never called inside a transaction: they run in tasks after commit, and
+the delivery sweep (billing/sending.py) does what a lost task did not.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, connection, transaction
@@ -27,13 +34,16 @@ from delivery import services as delivery
 from delivery.models import Deliverable, Period
 from retainers.models import User, Workspace
 from retainers.money import multiply
+from retainers.outbox import queue_email
 from retainers.runs import single_run
+from retainers.services import consultant_recipients
 
 log = logging.getLogger(__name__)
 
 BILLING_RUN_LOCK = 7_340_001  # pg advisory lock key of the whole billing run
 WORKSPACE_LOCK_NAMESPACE = 7_340_002  # with the workspace id: one billing task per workspace at a time
 CLOSE_BATCH = 200  # retainers whose periods close in one transaction
+DELIVERY_BATCH = 50  # invoices one delivery task renders and sends (billing/tasks.py)
 
 
 class BillingError(Exception):
@@ -70,17 +80,53 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
     invoice.total_minor = invoice.subtotal_minor + invoice.tax_minor
 
 
-def _after_issue(invoice_ids: list[int]) -> None:
-    """After commit: render each PDF, then send or charge it (billing/tasks.py)."""
+def _after_issue(invoice_ids: list[int], *, as_of: date | None = None) -> None:
+    """After commit: render each PDF, then send or charge it (billing/tasks.py), a batch of
+    invoices per task, as of the run's business date. A task lost on the way (broker down, worker
+    killed) is not lost work: the delivery sweep finds the invoice undelivered."""
     from billing import tasks
 
+    day = as_of.isoformat() if as_of else None
+
     def enqueue() -> None:
-        # One producer (one broker connection) for the whole run's invoices, not one per task.
-        with tasks.deliver_invoice.app.producer_or_acquire() as producer:
-            for invoice_id in invoice_ids:
-                tasks.deliver_invoice.apply_async((invoice_id,), producer=producer)
+        try:
+            # One producer (one broker connection) for the whole run's invoices, not one per task.
+            with tasks.deliver_invoices.app.producer_or_acquire() as producer:
+                for start in range(0, len(invoice_ids), DELIVERY_BATCH):
+                    batch = invoice_ids[start : start + DELIVERY_BATCH]
+                    tasks.deliver_invoices.apply_async((batch, day), producer=producer)
+        except Exception:  # the broker: the sweep delivers them (`manage.py deliver_invoices`)
+            log.warning(
+                "could not queue the delivery of %s invoice(s); the sweep will", len(invoice_ids), exc_info=True
+            )
 
     transaction.on_commit(enqueue)
+
+
+def after_money_moved(invoice: Invoice, *, now: datetime) -> None:
+    """Money moved on an invoice (in this transaction): its stored PDF no longer says what is true,
+    and a receipt may be due. After commit a task renders it again and sends the receipts; the
+    delivery sweep does it if that task is lost."""
+    from billing import tasks
+
+    if invoice.pdf:
+        Invoice.objects.filter(pk=invoice.pk).update(pdf_stale_at=now)
+        invoice.pdf_stale_at = now
+    invoice_id = invoice.pk
+
+    def enqueue() -> None:
+        try:
+            tasks.follow_up_invoice.delay(invoice_id)
+        except Exception:
+            log.warning("could not queue the follow-up of invoice %s; the sweep will", invoice_id, exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def _lock_invoices(*invoice_ids: int) -> dict[int, Invoice]:
+    """Lock invoices in the one order (ascending pk) and return them by id."""
+    rows = Invoice.objects.select_for_update().filter(pk__in=set(invoice_ids)).order_by("pk")
+    return {invoice.pk: invoice for invoice in rows}
 
 
 # --- Scheduled invoices -------------------------------------------------------------
@@ -279,10 +325,13 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
     numbers: dict[int, list[str]] = {}
     for year in sorted({issued(i).year for i in invoices}):
         numbers[year] = _take_numbers(workspace.pk, year, sum(issued(i).year == year for i in invoices))
+    now = timezone.now()
     for invoice in invoices:
         invoice.number = numbers[issued(invoice).year].pop(0)
+        invoice.delivery_due_at = now
+        invoice.delivered_at = None if deliver else now  # not delivering is a decision, not a loss
         if invoice.total_minor == 0:
-            invoice.status, invoice.paid_at = Invoice.Status.PAID, timezone.now()
+            invoice.status, invoice.paid_at = Invoice.Status.PAID, now
     Invoice.objects.bulk_create(invoices)
     all_lines = []
     for invoice, lines in zip(invoices, lines_by_invoice, strict=True):
@@ -290,9 +339,10 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
             line.workspace, line.invoice, line.position = workspace, invoice, position
             all_lines.append(line)
     InvoiceLine.objects.bulk_create(all_lines)
+    _apply_carried_credits(workspace.pk, invoices, now=now)
     ids = [invoice.pk for invoice in invoices]
     if deliver:
-        _after_issue(ids)
+        _after_issue(ids, as_of=today)
     return ids
 
 
@@ -371,34 +421,92 @@ def create_invoice(*, client: Client, lines: list[tuple[str, Decimal, int]], mem
 
 @transaction.atomic
 def issue_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
-    """Number and issue a draft. No-op if already issued."""
+    """Number and issue a draft, applying the client's carried credit. No-op if already issued."""
     workspace = Workspace.objects.get(pk=invoice.workspace_id)
     today = workspace.today()
     numbers = _take_numbers(workspace.pk, today.year, 1)  # sequence row first: the fixed lock order
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    sources = _carried_credit_ids(workspace.pk, [invoice.client_id])
+    locked = _lock_invoices(invoice.pk, *sources)
+    invoice = locked[invoice.pk]
     if invoice.status != Invoice.Status.DRAFT:
         transaction.set_rollback(True)  # give the number back
         return invoice
     profile = profile_for(workspace)
+    now = timezone.now()
     invoice.number, invoice.issued_on = numbers[0], today
     invoice.due_on = today + timedelta(days=profile.payment_terms_days)
     invoice.status = Invoice.Status.OPEN if invoice.total_minor > 0 else Invoice.Status.PAID
-    invoice.save(update_fields=["number", "issued_on", "due_on", "status"])
+    invoice.paid_at = None if invoice.total_minor > 0 else now
+    invoice.delivery_due_at, invoice.delivered_at = now, None
+    invoice.save(
+        update_fields=["number", "issued_on", "due_on", "status", "paid_at", "delivery_due_at", "delivered_at"]
+    )
+    _apply_carried_credits(workspace.pk, [invoice], now=now, locked=[locked[pk] for pk in sources if pk in locked])
     _after_issue([invoice.pk])
     return invoice
 
 
 def settle_status(invoice: Invoice) -> None:
-    """Status from what was paid: paid in full, or open again after a refund."""
-    if invoice.status in {Invoice.Status.VOID, Invoice.Status.DRAFT}:
-        return
-    if invoice.paid_minor + invoice.credited_minor >= invoice.total_minor:
-        invoice.status = Invoice.Status.PAID
-        invoice.paid_at = invoice.paid_at or timezone.now()
-        invoice.next_charge_on = None
-    elif invoice.status == Invoice.Status.PAID:
-        invoice.status, invoice.paid_at = Invoice.Status.OPEN, None
-    invoice.save(update_fields=["paid_minor", "credited_minor", "status", "paid_at", "next_charge_on"])
+    """Status from what was paid, credited and refunded: paid once nothing is owed (a refund is not
+    owed again: see Invoice.owed_minor), open again when something is (the consultant asked for
+    a refund back, or a refund failed). Saves the invoice's money fields."""
+    if invoice.status not in {Invoice.Status.VOID, Invoice.Status.DRAFT}:
+        if invoice.owed_minor == 0:
+            if invoice.status != Invoice.Status.PAID:
+                invoice.status = Invoice.Status.PAID
+                invoice.paid_at = invoice.paid_at or timezone.now()
+            invoice.next_charge_on = None
+        elif invoice.status == Invoice.Status.PAID:
+            invoice.status, invoice.paid_at = Invoice.Status.OPEN, None
+    # What is carried to the next invoice is part of the credit balance, never more.
+    invoice.carry_credit_minor = min(invoice.carry_credit_minor, invoice.credit_balance_minor)
+    invoice.save(
+        update_fields=[
+            "paid_minor",
+            "credited_minor",
+            "refunded_minor",
+            "carry_credit_minor",
+            "status",
+            "paid_at",
+            "next_charge_on",
+        ]
+    )
+
+
+def book_payment(invoice: Invoice, payment: Payment, *, receipt: bool = False) -> None:
+    """Add a succeeded payment to its invoice (locked by the caller): settle it, mark its PDF for
+    rendering again, queue the receipt when the payment paid something (`receipt`), and tell the
+    consultant when it paid more than was left (an overpayment: a credit balance to refund or
+    apply to the next invoice, never a silent "paid 216,000 of 108,000")."""
+    now = timezone.now()
+    owed_before = invoice.owed_minor
+    invoice.paid_minor += payment.amount_minor
+    settle_status(invoice)
+    if receipt and owed_before > 0:
+        payment.receipt_due_at = now
+        payment.save(update_fields=["receipt_due_at"])
+    if invoice.credit_balance_minor > 0:
+        _tell_overpaid(invoice, payment)
+    after_money_moved(invoice, now=now)
+
+
+def _tell_overpaid(invoice: Invoice, payment: Payment) -> None:
+    from billing import notices  # notices reaches this module through paylinks
+
+    context = {
+        **notices.invoice_context(invoice),
+        "payment": payment,
+        "amount": notices.money(payment.amount_minor, invoice),
+        "credit": notices.money(invoice.credit_balance_minor, invoice),
+        "receipted": payment.receipt_due_at is not None,
+    }
+    for user_id, email in consultant_recipients(invoice.workspace_id):
+        queue_email(
+            to=email,
+            template="invoice_overpaid_consultant",
+            context=context,
+            key=f"payment-{payment.pk}-overpaid-{user_id}",
+        )
 
 
 @transaction.atomic
@@ -410,10 +518,13 @@ def record_payment(
     actor: User | None = None,
     stripe_id: str = "",
     note: str = "",
+    receipt: bool = False,
 ) -> Payment:
     """A payment received (bank transfer marked by hand, or a card payment Stripe confirmed).
 
-    Partial payments leave the invoice open. With a Stripe id, recording twice records once.
+    Partial payments leave the invoice open. With a Stripe id, recording twice records once;
+    money Stripe took is recorded even beyond the balance (an overpayment, see book_payment),
+    while a payment typed by hand may not exceed what is owed.
     """
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status in {Invoice.Status.DRAFT, Invoice.Status.VOID}:
@@ -424,7 +535,7 @@ def record_payment(
         existing = Payment.objects.filter(workspace_id=invoice.workspace_id, stripe_id=stripe_id).first()
         if existing is not None:
             return existing
-    elif amount_minor > invoice.balance_minor:
+    elif amount_minor > invoice.owed_minor:
         raise BillingError("That is more than the invoice's balance.", field="amount")
     payment = Payment.objects.create(
         workspace_id=invoice.workspace_id,
@@ -439,8 +550,7 @@ def record_payment(
         note=note,
         recorded_by=actor,
     )
-    invoice.paid_minor += amount_minor
-    settle_status(invoice)
+    book_payment(invoice, payment, receipt=receipt)
     return payment
 
 
@@ -452,8 +562,10 @@ def void_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
     if invoice.paid_minor:
         raise BillingError("This invoice has payments: refund them or issue a credit note instead.")
     _refuse_while_charging(invoice)
-    invoice.status, invoice.voided_at, invoice.next_charge_on = Invoice.Status.VOID, timezone.now(), None
+    now = timezone.now()
+    invoice.status, invoice.voided_at, invoice.next_charge_on = Invoice.Status.VOID, now, None
     invoice.save(update_fields=["status", "voided_at", "next_charge_on"])
+    after_money_moved(invoice, now=now)  # its PDF no longer asks for payment
     return invoice
 
 
@@ -471,6 +583,7 @@ def mark_uncollectible(*, invoice: Invoice, actor: User | None) -> Invoice:
     _refuse_while_charging(invoice)
     invoice.status, invoice.next_charge_on = Invoice.Status.UNCOLLECTIBLE, None
     invoice.save(update_fields=["status", "next_charge_on"])
+    after_money_moved(invoice, now=timezone.now())
     return invoice
 
 
@@ -478,7 +591,11 @@ def mark_uncollectible(*, invoice: Invoice, actor: User | None) -> Invoice:
 def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, actor: User | None) -> Invoice:
     """Correct an issued invoice without editing it: a numbered credit note for up to its total.
 
-    The credit reduces what the original still asks for (`credited_minor`)."""
+    The credit reduces what the original still asks for (`credited_minor`). The number is taken
+    before the invoice is locked (the one lock order); a refusal rolls both back."""
+    workspace = Workspace.objects.get(pk=invoice.workspace_id)
+    today = workspace.today()
+    [number] = _take_numbers(workspace.pk, today.year, 1)
     original = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if original.kind == Invoice.Kind.CREDIT_NOTE or original.status in {Invoice.Status.DRAFT, Invoice.Status.VOID}:
         raise BillingError("Credit notes are for issued invoices.")
@@ -487,9 +604,7 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         raise BillingError("The credit must be above zero and at most what is left to credit.", field="amount")
     if not reason.strip():
         raise BillingError("Say why: the reason is printed on the credit note.", field="reason")
-    workspace = Workspace.objects.get(pk=original.workspace_id)
-    today = workspace.today()
-    [number] = _take_numbers(workspace.pk, today.year, 1)
+    now = timezone.now()
     # The credit's lines are net of tax at the original's rate: credit the gross amount exactly.
     net = int((Decimal(amount_minor) * 10000 / (10000 + original.tax_rate_bp)).quantize(Decimal("1"), ROUND_HALF_UP))
     note = Invoice.objects.create(
@@ -509,7 +624,8 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         tax_minor=-(amount_minor - net),
         total_minor=-amount_minor,
         memo=reason.strip(),
-        paid_at=timezone.now(),
+        paid_at=now,
+        delivery_due_at=now,
     )
     InvoiceLine.objects.create(
         workspace_id=original.workspace_id,
@@ -522,5 +638,149 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
     )
     original.credited_minor += amount_minor
     settle_status(original)
+    after_money_moved(original, now=now)
     _after_issue([note.pk])
     return note
+
+
+# --- Credit balances: what an overpaid invoice holds, refunded (billing/refunds.py) or moved on ---
+
+
+def _carried_credit_ids(workspace_id: int, client_ids: list[int]) -> list[int]:
+    return list(
+        Invoice.objects.filter(workspace_id=workspace_id, client_id__in=client_ids, carry_credit_minor__gt=0)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _apply_carried_credits(
+    workspace_id: int, invoices: list[Invoice], *, now: datetime, locked: list[Invoice] | None = None
+) -> None:
+    """Move the credit carried by clients' overpaid invoices onto their invoices just issued (in
+    this transaction), oldest credit first, in the same currency. One query when there is none."""
+    if locked is None:
+        sources = _carried_credit_ids(workspace_id, sorted({i.client_id for i in invoices}))
+        locked = list(_lock_invoices(*sources).values()) if sources else []
+    for source in locked:
+        for target in invoices:
+            if source.carry_credit_minor <= 0:
+                break
+            if (
+                target.client_id != source.client_id
+                or target.currency != source.currency
+                or target.kind == Invoice.Kind.CREDIT_NOTE
+                or target.owed_minor <= 0
+            ):
+                continue
+            amount = min(source.carry_credit_minor, target.owed_minor, source.credit_balance_minor)
+            source.carry_credit_minor -= amount
+            _move_credit(source, target, amount=amount, actor=None, now=now)
+
+
+def excess_sources(invoice: Invoice, amount_minor: int) -> list[tuple[Payment, int]]:
+    """Which payments an excess of `amount_minor` is taken back from: the newest first (the payment
+    that overpaid), each at most what is left to refund of it."""
+    from billing.refunds import refundable_minor  # refunds calls this module's services
+
+    taken, left = [], amount_minor
+    payments = Payment.objects.filter(
+        invoice=invoice, kind=Payment.Kind.PAYMENT, status=Payment.Status.SUCCEEDED
+    ).order_by("-created_at", "-pk")
+    for payment in payments:
+        if left <= 0:
+            break
+        part = min(refundable_minor(payment), left)
+        if part > 0:
+            taken.append((payment, part))
+            left -= part
+    return taken
+
+
+def _move_credit(source: Invoice, target: Invoice, *, amount: int, actor: User | None, now: datetime) -> None:
+    """Move `amount` of an overpaid invoice's credit balance onto another invoice of its client: a
+    credit-out on the source (a refund of the overpaying payment that moves no money) and a
+    credit-in on the target (a payment), so both invoices' totals add up. Both locked by the caller."""
+    for paid, part in excess_sources(source, amount):
+        out = Payment.objects.create(
+            workspace_id=source.workspace_id,
+            invoice=source,
+            client_id=source.client_id,
+            kind=Payment.Kind.REFUND,
+            status=Payment.Status.SUCCEEDED,
+            method=Payment.Method.CREDIT,
+            amount_minor=part,
+            currency=source.currency,
+            refund_of=paid,
+            note=f"Credit moved to invoice {target.number}",
+            recorded_by=actor,
+            created_at=now,
+        )
+        source.paid_minor -= part
+        credit = Payment.objects.create(
+            workspace_id=target.workspace_id,
+            invoice=target,
+            client_id=target.client_id,
+            kind=Payment.Kind.PAYMENT,
+            status=Payment.Status.SUCCEEDED,
+            method=Payment.Method.CREDIT,
+            amount_minor=part,
+            currency=target.currency,
+            credit_from=out,
+            note=f"Credit from invoice {source.number}",
+            recorded_by=actor,
+            created_at=now,
+        )
+        book_payment(target, credit)
+    settle_status(source)
+    after_money_moved(source, now=now)
+
+
+def apply_credit_balance(*, invoice: Invoice, actor: User | None) -> Invoice | None:
+    """Apply an overpaid invoice's credit balance to the client's next invoice: at once to their
+    oldest open invoice in the same currency (returned), and what is left, or all of it when there
+    is none, when their next invoice is issued (carried). Idempotent: a credit carried or moved is
+    not applied twice."""
+    target_id = (
+        Invoice.objects.filter(
+            workspace_id=invoice.workspace_id,
+            client_id=invoice.client_id,
+            currency=invoice.currency,
+            status=Invoice.Status.OPEN,
+        )
+        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
+        .exclude(pk=invoice.pk)
+        .order_by("due_on", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    with transaction.atomic():
+        locked = _lock_invoices(invoice.pk, *([target_id] if target_id else []))
+        source = locked[invoice.pk]
+        free = source.credit_balance_minor - source.carry_credit_minor
+        if source.kind == Invoice.Kind.CREDIT_NOTE or free <= 0:
+            raise BillingError("This invoice has no credit balance left to apply.")
+        target = locked.get(target_id) if target_id else None
+        if target is not None and (target.status != Invoice.Status.OPEN or target.owed_minor <= 0):
+            target = None  # paid meanwhile: carry the credit instead
+        now = timezone.now()
+        if target is not None:
+            _move_credit(source, target, amount=min(free, target.owed_minor), actor=actor, now=now)
+            free = source.credit_balance_minor - source.carry_credit_minor
+        if free > 0:
+            source.carry_credit_minor += free
+            source.save(update_fields=["carry_credit_minor"])
+        return target
+
+
+@transaction.atomic
+def ask_refund_back(*, invoice: Invoice, actor: User | None) -> Invoice:
+    """The consultant's "ask for the refunded amount again": refunds count as owed once more, so
+    the invoice is open (and chased by dunning) for them."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.refunded_minor <= 0 or invoice.balance_minor <= 0:
+        raise BillingError("Nothing refunded on this invoice is left to ask for.")
+    invoice.refunded_minor = 0
+    settle_status(invoice)
+    after_money_moved(invoice, now=timezone.now())
+    return invoice

@@ -211,6 +211,16 @@ def retrieve_payment_intent(*, account: str, payment_intent_id: str) -> dict[str
     return _call(_client().v1.payment_intents.retrieve, payment_intent_id, None, _options(account))
 
 
+def list_payment_intents(*, account: str, customer_id: str, created_since: int) -> list[dict[str, Any]]:
+    """The customer's PaymentIntents created at or after `created_since` (a Unix time), newest first:
+    how a charge whose answer was lost is found once Stripe may have forgotten its idempotency key.
+    A list, not Search: lists are read-after-write consistent. The newest 100 are plenty for one
+    customer's invoices since one attempt."""
+    params = {"customer": customer_id, "created": {"gte": created_since}, "limit": 100}
+    page = _call(_client().v1.payment_intents.list, params, _options(account))
+    return list(page.get("data") or [])
+
+
 def create_refund(
     *, account: str, payment_intent_id: str, amount_minor: int, metadata: Mapping[str, str], idempotency_key: str
 ) -> dict[str, Any]:

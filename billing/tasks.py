@@ -6,7 +6,7 @@ from datetime import date
 
 from celery import shared_task
 
-from billing import dunning, sending, services, stripe_api
+from billing import charges, dunning, sending, services, stripe_api
 
 
 @shared_task
@@ -20,10 +20,37 @@ def bill_workspace(workspace_id: int, as_of: str | None = None) -> None:
     services.bill_workspace(workspace_id=workspace_id, as_of=date.fromisoformat(as_of) if as_of else None)
 
 
+def _day(as_of: str | None) -> date | None:
+    return date.fromisoformat(as_of) if as_of else None
+
+
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def deliver_invoice(invoice_id: int) -> None:
-    """Render the PDF, then charge the saved card or email the invoice."""
-    sending.deliver_invoice(invoice_id)
+def deliver_invoice(invoice_id: int, as_of: str | None = None) -> None:
+    """Render the PDF, then charge the saved card or email the invoice, as of the run's business date."""
+    sending.deliver_invoice(invoice_id, as_of=_day(as_of))
+
+
+@shared_task(acks_late=True)
+def deliver_invoices(invoice_ids: list[int], as_of: str | None = None) -> None:
+    """Deliver a batch of invoices (the billing run queues one task per DELIVERY_BATCH). One that
+    meets an OSError (Stripe or storage unreachable) gets a task of its own, which retries."""
+    for invoice_id in invoice_ids:
+        try:
+            sending.deliver_invoice(invoice_id, as_of=_day(as_of))
+        except OSError:
+            deliver_invoice.delay(invoice_id, as_of)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def follow_up_invoice(invoice_id: int) -> None:
+    """After money moved: render the PDF again, then send the receipts it must go with."""
+    sending.follow_up(invoice_id)
+
+
+@shared_task
+def sweep_deliveries() -> None:
+    """Beat, every 10 minutes: deliver (or follow up) what a lost task left behind."""
+    sending.deliver_due()
 
 
 # --- Stripe payments and dunning (billing/charges.py, billing/dunning.py) ----------------------
@@ -38,4 +65,11 @@ def run_dunning() -> None:
 @shared_task(acks_late=True, autoretry_for=stripe_api.RETRYABLE, retry_backoff=True, max_retries=5)
 def retry_charge(invoice_id: int, as_of: str | None = None) -> None:
     """Retry one due charge; a retry after a timeout sends the same idempotency key."""
-    dunning.retry_charge(invoice_id, as_of=date.fromisoformat(as_of) if as_of else None)
+    dunning.retry_charge(invoice_id, as_of=_day(as_of))
+
+
+@shared_task(acks_late=True, autoretry_for=stripe_api.RETRYABLE, retry_backoff=True, max_retries=5)
+def charge_with_new_card(client_id: int, seen: dict[str, int]) -> None:
+    """A card was saved: charge the client's open auto-charge invoices, each once (`seen` holds the
+    attempts each had then, so running twice charges nothing more)."""
+    charges.charge_with_new_card(client_id, seen={int(pk): attempts for pk, attempts in seen.items()})

@@ -18,14 +18,14 @@ def invoices(
     rows = Invoice.objects.for_workspace(request.workspace).filter(client=client).exclude(number="")
     if before is not None:
         rows = rows.filter(before.q("invoice", "created_at"))
-    locale = request.workspace.locale
+    locale, today = request.workspace.locale, request.workspace.today()
     return [
         Event(
             at=invoice.created_at,
             kind="invoice",
             title=f"{'Credit note' if invoice.kind == Invoice.Kind.CREDIT_NOTE else 'Invoice'} {invoice.number}",
             url=reverse("billing:invoice_detail", args=[request.workspace.slug, invoice.pk]),
-            detail=f"{format_money(invoice.total_minor, invoice.currency, locale)} · {invoice.get_status_display()}",
+            detail=f"{format_money(invoice.total_minor, invoice.currency, locale)} · {invoice.state(on=today).label}",
             pk=invoice.pk,
         )
         for invoice in rows.order_by("-created_at", "-pk")[:limit]

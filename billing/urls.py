@@ -21,5 +21,9 @@ urlpatterns = [
     ),
     path("invoices/<int:invoice_id>/credit-notes/", views.credit_note_create, name="credit_note_create"),
     path("invoices/<int:invoice_id>/send/", views.invoice_send, name="invoice_send"),
+    path("invoices/<int:invoice_id>/charge/", views.invoice_charge, name="invoice_charge"),
+    path("invoices/<int:invoice_id>/refund-excess/", views.invoice_refund_excess, name="invoice_refund_excess"),
+    path("invoices/<int:invoice_id>/apply-credit/", views.invoice_apply_credit, name="invoice_apply_credit"),
+    path("invoices/<int:invoice_id>/ask-refund-back/", views.invoice_ask_refund_back, name="invoice_ask_refund_back"),
     path("settings/billing/", views.billing_settings, name="billing_settings"),
 ]

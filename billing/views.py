@@ -2,7 +2,10 @@
 to it, invoices by hand, the billing settings, and the billing section of the client page.
 
 Every action calls one service (billing.services, billing.charges, billing.refunds, billing.sending); a
-refusal (BillingError) is shown next to its field when it names one, else as a message.
+refusal (BillingError) is shown next to its field when it names one, else as a message. Actions
+that move money (void, credit, write off, refund, charge now, credit balances) are for owners and
+admins unless the workspace grants them to members (billing.permissions): anyone else gets a 403
+that says so, and does not see their buttons.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -21,7 +25,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import csv_export, paylinks, pdf, refunds, sending, services
+from billing import charges, csv_export, pdf, refunds, sending, services, stripe_api
+from billing.cards import card_on_file
 from billing.forms import (
     DEFAULT_LINE_ROWS,
     MAX_LINES,
@@ -37,6 +42,7 @@ from billing.forms import (
     format_percent,
 )
 from billing.models import BillingProfile, Invoice, Payment
+from billing.permissions import REFUSAL, may_move_money
 from billing.selectors import NEWEST_FIRST, annotate_rows, outstanding_totals
 from billing.services import BillingError
 from clients.models import Client
@@ -61,12 +67,10 @@ def filtered_invoices(workspace: Workspace, chosen: dict[str, Any], *, today: da
     """The workspace's invoices (credit notes included) narrowed by the invoices page's filters."""
     invoices = Invoice.objects.for_workspace(workspace)
     status = chosen.get("status")
-    if status == "overdue":
-        invoices = invoices.filter(status=Invoice.Status.OPEN, due_on__lt=today)
-    elif status == "credit_note":
-        invoices = invoices.filter(kind=Invoice.Kind.CREDIT_NOTE)
-    elif status:
-        invoices = invoices.filter(status=status).exclude(kind=Invoice.Kind.CREDIT_NOTE)
+    if status == InvoiceFilterForm.UNPAID:
+        invoices = invoices.filter(status=Invoice.Status.OPEN).exclude(kind=Invoice.Kind.CREDIT_NOTE)
+    elif status:  # the one vocabulary, as the badges say it (Invoice.state)
+        invoices = invoices.in_state(str(status), today=today)
     if chosen.get("client"):
         invoices = invoices.filter(client=chosen["client"])
     if chosen.get("issued_from"):
@@ -153,6 +157,13 @@ class PaymentRow(TypedDict):
     refund_form: RefundForm | None  # the refund form shown under a refundable payment
 
 
+def _may_move_money(request: WorkspaceRequest) -> None:
+    """Refuse (403, with why) a money action to a member the workspace has not granted it to: the
+    invoice is theirs to see, so a 404 would be a lie."""
+    if not may_move_money(request.membership):
+        raise PermissionDenied(REFUSAL)
+
+
 def _detail(
     request: WorkspaceRequest,
     invoice: Invoice,
@@ -169,33 +180,52 @@ def _detail(
         list(
             Payment.objects.for_workspace(workspace)
             .filter(invoice=invoice)
-            .select_related("recorded_by")
+            .select_related("recorded_by", "refund_of")
             .order_by("-created_at", "-pk")
         ),
     )
     credit_notes = list(Invoice.objects.for_workspace(workspace).filter(credit_for=invoice).order_by("issued_on", "pk"))
     creditable = _creditable(invoice, credit_notes)
+    moves_money = may_move_money(request.membership)
     for payment in payment_rows:
         payment.refund_form = None
+        if not moves_money:
+            continue
         if refund_form and refund_form[0] == payment.pk:
             payment.refund_form = refund_form[1]
         elif refundable := _refundable(payment):
             payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable)
     status = invoice.status
     is_invoice = invoice.kind != Invoice.Kind.CREDIT_NOTE
+    free_credit = invoice.credit_balance_minor - invoice.carry_credit_minor if is_invoice else 0
     can = {
         "issue": status == Invoice.Status.DRAFT,
         "pay": is_invoice and status in {Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE},
-        "void": is_invoice and status in {Invoice.Status.OPEN, Invoice.Status.DRAFT} and not invoice.paid_minor,
-        "uncollectible": is_invoice and status == Invoice.Status.OPEN,
-        "credit": is_invoice and status not in {Invoice.Status.DRAFT, Invoice.Status.VOID} and creditable > 0,
+        "void": moves_money
+        and is_invoice
+        and status in {Invoice.Status.OPEN, Invoice.Status.DRAFT}
+        and not invoice.paid_minor,
+        "uncollectible": moves_money and is_invoice and status == Invoice.Status.OPEN,
+        "credit": moves_money
+        and is_invoice
+        and status not in {Invoice.Status.DRAFT, Invoice.Status.VOID}
+        and creditable > 0,
+        "charge": moves_money
+        and is_invoice
+        and status == Invoice.Status.OPEN
+        and invoice.owed_minor > 0
+        and stripe_api.is_configured(workspace)
+        and card_on_file(invoice.client) is not None,
+        "credit_balance": moves_money and free_credit > 0,
+        "ask_refund_back": moves_money and is_invoice and invoice.refunded_minor > 0 and invoice.balance_minor > 0,
         "send": status not in {Invoice.Status.DRAFT, Invoice.Status.VOID},
         "pdf": status != Invoice.Status.DRAFT,
     }
     context = {
         "invoice": invoice,
-        "state": csv_export.display_status(invoice, today=today),
+        "state": invoice.state(on=today),
         "due_minor": csv_export.amount_due_minor(invoice),
+        "free_credit_minor": free_credit,
         "lines": list(invoice.lines.all()),
         "tax_percent": format_percent(invoice.tax_rate_bp),
         "payments": payment_rows,
@@ -256,7 +286,7 @@ def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpRe
     if invoice.status == Invoice.Status.PAID:
         messages.success(request, f"Payment of {paid} recorded: {invoice.number} is paid in full.")
     else:
-        left = _money(request, invoice.balance_minor, invoice.currency)
+        left = _money(request, invoice.owed_minor, invoice.currency)
         messages.success(request, f"Payment of {paid} recorded; {left} is still due.")
     return _to_detail(request, invoice)
 
@@ -276,6 +306,7 @@ def _refused(request: WorkspaceRequest, invoice: Invoice, exc: BillingError, **f
 @workspace_view
 def invoice_void(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
     try:
         services.void_invoice(invoice=invoice, actor=request.user)
     except BillingError as exc:
@@ -288,6 +319,7 @@ def invoice_void(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
 @workspace_view
 def invoice_mark_uncollectible(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
     try:
         services.mark_uncollectible(invoice=invoice, actor=request.user)
     except BillingError as exc:
@@ -300,6 +332,7 @@ def invoice_mark_uncollectible(request: WorkspaceRequest, invoice_id: int) -> Ht
 @workspace_view
 def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
     credit_notes = Invoice.objects.for_workspace(request.workspace).filter(credit_for=invoice)
     form = CreditNoteForm(request.POST, invoice=invoice, creditable_minor=_creditable(invoice, credit_notes))
     if not form.is_valid():
@@ -324,6 +357,7 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
     """Refund a payment: through Stripe for a card, recorded only for a transfer (billing.refunds decides)."""
     invoice = _invoice(request, invoice_id)
     payment = get_object_or_404(Payment.objects.for_workspace(request.workspace).filter(invoice=invoice), pk=payment_id)
+    _may_move_money(request)
     refundable = _refundable(payment)
     if not refundable:
         messages.error(request, "Only a payment that went through, and is not refunded yet, can be refunded.")
@@ -352,6 +386,94 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
 
 @require_POST
 @workspace_view
+def invoice_charge(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Charge now: one new attempt on the client's saved card (a double click charges once)."""
+    invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
+    attempts = _int(request.POST.get("attempts"))
+    if attempts is None:
+        messages.error(request, "Reload the page and try again.")
+        return _to_detail(request, invoice)
+    try:
+        made = charges.charge_now(invoice, attempts=attempts, actor=request.user)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+        return _to_detail(request, invoice)
+    except stripe_api.StripeUnavailable:
+        messages.error(request, "Stripe could not be reached. The charge is in flight: try again in a minute.")
+        return _to_detail(request, invoice)
+    if not made:
+        messages.info(request, "The card was already charged since you opened this page: see the attempts below.")
+        return _to_detail(request, invoice)
+    invoice.refresh_from_db()
+    last = invoice.payments.filter(kind=Payment.Kind.PAYMENT).order_by("-pk").first()
+    if invoice.status == Invoice.Status.PAID:
+        messages.success(request, f"The card was charged: {invoice.number} is paid.")
+    elif last is not None and last.status == Payment.Status.FAILED:
+        messages.error(request, f"The charge failed: {last.failure_message or 'the card was declined'}.")
+    else:
+        messages.success(request, "The charge is in progress; the invoice is updated when the bank confirms it.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_refund_excess(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Refund an overpaid invoice's credit balance, in one click."""
+    invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
+    try:
+        made = refunds.refund_excess(invoice=invoice, actor=request.user)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+        return _to_detail(request, invoice)
+    total = _money(request, sum(r.amount_minor for r in made), invoice.currency)
+    if any(r.status == Payment.Status.FAILED for r in made):
+        messages.error(request, f"The refund of {total} failed: see the payments below.")
+    else:
+        messages.success(request, f"The overpayment of {total} is being refunded.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_apply_credit(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Apply an overpaid invoice's credit balance to the client's next invoice."""
+    invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
+    try:
+        target = services.apply_credit_balance(invoice=invoice, actor=request.user)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+        return _to_detail(request, invoice)
+    invoice.refresh_from_db()
+    carried = _money(request, invoice.carry_credit_minor, invoice.currency)
+    if target is not None and invoice.carry_credit_minor:
+        messages.success(request, f"The credit went to invoice {target.number}; {carried} waits for the next one.")
+    elif target is not None:
+        messages.success(request, f"The credit went to invoice {target.number}.")
+    else:
+        messages.success(request, f"{carried} of credit will be taken off {invoice.client.name}'s next invoice.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
+def invoice_ask_refund_back(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Ask the client to pay again what was refunded: the invoice is open (and chased) for it."""
+    invoice = _invoice(request, invoice_id)
+    _may_move_money(request)
+    try:
+        services.ask_refund_back(invoice=invoice, actor=request.user)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+        return _to_detail(request, invoice)
+    messages.success(request, f"{invoice.number} asks for the refunded amount again; reminders follow your schedule.")
+    return _to_detail(request, invoice)
+
+
+@require_POST
+@workspace_view
 def invoice_send(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     """Email the invoice (again): a new email each time, but a double click sends one (see sending)."""
     invoice = _invoice(request, invoice_id)
@@ -368,23 +490,16 @@ def invoice_send(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     return _to_detail(request, invoice)
 
 
-def _pay_link(invoice: Invoice) -> str:
-    """The pay link printed on the PDF: only an open invoice shows one (see invoice_pdf.html)."""
-    if invoice.kind == Invoice.Kind.CREDIT_NOTE or invoice.status != Invoice.Status.OPEN:
-        return ""
-    return paylinks.pay_url(invoice)
-
-
 @require_GET
 @workspace_view
 def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponseBase:
-    """The stored PDF; rendered and stored now if the task has not done it yet (then reused)."""
+    """The stored PDF; rendered now if the task has not done it yet (or again if money moved since)."""
     invoice = _invoice(request, invoice_id)
     if invoice.status == Invoice.Status.DRAFT:
         # A stored PDF is final: one rendered before issue would carry no number for ever.
         messages.error(request, "A draft has no PDF yet: issue it first.")
         return _to_detail(request, invoice)
-    name = invoice.pdf.name or pdf.store_invoice_pdf(invoice, pay_url=_pay_link(invoice))
+    name = pdf.current_pdf(invoice)
     return FileResponse(
         default_storage.open(name, "rb"),
         as_attachment=True,
@@ -465,6 +580,7 @@ PROFILE_FIELDS = [
     "reminder_offsets",
     "retry_days",
     "stripe_account_id",
+    "members_move_money",
 ]
 
 

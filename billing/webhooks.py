@@ -5,7 +5,8 @@ effect: a duplicate delivery, even one arriving at the same moment, finds the ro
 nothing; a failed effect rolls the row back, so Stripe's redelivery tries again.
 
 Handlers converge on the right state whatever the order: a payment is recorded once by its
-PaymentIntent id, a refund by its refund id, a failure never touches a paid invoice.
+PaymentIntent id, a refund by its refund id (and its status brought up to date by the later
+events about it), a failure never touches a paid invoice.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from billing import cards, charges, stripe_api, stripe_ids
 from billing.models import BillingProfile, Invoice, Payment, StripeCustomer, StripeEvent
-from billing.refunds import record_refund, refund_note
+from billing.refunds import record_stripe_refund
 from clients.models import Client
 from retainers.models import Workspace
 from retainers.money import format_money
@@ -32,6 +33,10 @@ HANDLED = {
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",  # the older name of refund.updated
     "charge.dispute.created",
     "checkout.session.completed",
 }
@@ -133,6 +138,8 @@ def _apply(event: dict[str, Any], workspace_ids: list[int], fetched: Any) -> Non
         _payment_failed(obj, workspace_ids)
     elif kind == "charge.refunded":
         _charge_refunded(obj, workspace_ids, fetched or [])
+    elif kind in {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}:
+        _refund_changed(obj, workspace_ids)
     elif kind == "charge.dispute.created":
         _dispute_created(obj, workspace_ids)
     elif kind == "checkout.session.completed":
@@ -169,7 +176,12 @@ def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
     if attempt is not None:
         # One of our off-session attempts: settles it if the task has not (same emails, same keys).
         charges.record_charge_failure(
-            invoice.pk, attempt=attempt, message=message, charge_id=charge_id, today=invoice.workspace.today()
+            invoice.pk,
+            attempt=attempt,
+            message=message,
+            charge_id=charge_id,
+            intent_id=stripe_ids.object_id(intent.get("id")),
+            today=invoice.workspace.today(),
         )
         return
     # A failed try on the hosted pay page: kept in the history, nothing else changes.
@@ -204,15 +216,23 @@ def _charge_refunded(charge: dict[str, Any], workspace_ids: list[int], refunds: 
     if payment is None:
         return
     for refund in refunds:
-        if refund.get("status") not in {"succeeded", "pending"} or not refund.get("id"):
-            continue
-        record_refund(
-            payment,
-            amount_minor=int(refund["amount"]),
-            stripe_id=refund["id"],
-            actor=None,
-            note=refund_note(payment) + ": refunded in Stripe",
-        )
+        if refund.get("id") and refund.get("amount") is not None:
+            record_stripe_refund(payment, refund, actor=None, note="Refunded in Stripe")
+
+
+def _refund_changed(refund: dict[str, Any], workspace_ids: list[int]) -> None:
+    """A refund made (or changed: succeeded, failed, canceled) in Stripe, ours or from its dashboard."""
+    payment_intent_id = stripe_ids.object_id(refund.get("payment_intent"))
+    if not refund.get("id") or not payment_intent_id:
+        return
+    payment = Payment.objects.filter(
+        workspace_id__in=workspace_ids,
+        stripe_id=payment_intent_id,
+        kind=Payment.Kind.PAYMENT,
+        status=Payment.Status.SUCCEEDED,
+    ).first()
+    if payment is not None:
+        record_stripe_refund(payment, refund, actor=None, note="Refunded in Stripe")
 
 
 def _dispute_created(dispute: dict[str, Any], workspace_ids: list[int]) -> None:

@@ -36,7 +36,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Greatest, Lower, Round, TruncDate, TruncMonth
 
-from billing.models import Invoice, Payment
+from billing.models import Invoice, InvoiceState, Payment
 from clients.models import Amendment, Client, Retainer, RetainerTerms
 from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
@@ -276,6 +276,56 @@ def failed_payments(workspace: Workspace, *, now: datetime) -> QuerySet[Invoice]
     )
 
 
+def undelivered_invoices(workspace: Workspace) -> QuerySet[Invoice]:
+    """Invoices whose delivery (or PDF after a payment) failed in a way no retry fixes by itself:
+    the sweep keeps trying, the consultant should know (billing/sending.py)."""
+    return (
+        Invoice.objects.for_workspace(workspace)
+        .exclude(delivery_error="")
+        .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
+        .select_related("client")
+        .fetch_mode(FETCH_RAISE)
+        .order_by("delivery_due_at", "pk")
+    )
+
+
+def credit_balances(workspace: Workspace) -> QuerySet[Invoice]:
+    """Overpaid invoices whose credit balance the consultant has not yet refunded or applied (what is
+    carried to the next invoice is decided)."""
+    excess = F("paid_minor") - F("total_minor") + F("credited_minor")
+    return (
+        Invoice.objects.for_workspace(workspace)
+        .in_state(InvoiceState.OVERPAID, today=date.min)
+        .alias(excess=excess)
+        .filter(excess__gt=F("carry_credit_minor"))
+        .select_related("client")
+        .fetch_mode(FETCH_RAISE)
+        .order_by("-paid_at", "-pk")
+    )
+
+
+def failed_refunds(workspace: Workspace, *, now: datetime) -> QuerySet[Payment]:
+    """Refunds that failed in the last 30 days with no refund of the same payment after them."""
+    later = Payment.objects.filter(
+        refund_of=OuterRef("refund_of"),
+        kind=Payment.Kind.REFUND,
+        status__in=[Payment.Status.PENDING, Payment.Status.SUCCEEDED],
+        created_at__gt=OuterRef("created_at"),
+    )
+    return (
+        Payment.objects.for_workspace(workspace)
+        .filter(
+            kind=Payment.Kind.REFUND,
+            status=Payment.Status.FAILED,
+            created_at__gte=now - timedelta(days=FAILED_PAYMENT_DAYS),
+        )
+        .exclude(Exists(later))
+        .select_related("invoice", "client")
+        .fetch_mode(FETCH_RAISE)
+        .order_by("-created_at", "-pk")
+    )
+
+
 def renewals_to_propose(workspace: Workspace, *, today: date) -> QuerySet[Retainer]:
     """Active retainers whose term ends within 30 days with no proposal sent for it: the renewal
     is still upcoming, or not opened yet. Cancelled retainers end anyway, so they are left out."""
@@ -412,6 +462,7 @@ def collected_by_month(workspace: Workspace, *, today: date) -> list[Collected]:
     return list(
         Payment.objects.for_workspace(workspace)
         .filter(status=Payment.Status.SUCCEEDED, created_at__gte=first, created_at__lt=end)
+        .exclude(method=Payment.Method.CREDIT)  # a credit moved between invoices is not money collected
         .annotate(month=TruncMonth("created_at", tzinfo=workspace.tzinfo))
         .values("month", "currency")
         .annotate(net_minor=Sum(signed))

@@ -303,7 +303,7 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
     items = [
         Item(
             f"{invoice.client.name} · {invoice.number or 'Draft'}",
-            f"{money(invoice.balance_minor, invoice.currency)} due {_day(invoice.due_on, today)}, "
+            f"{money(invoice.owed_minor, invoice.currency)} due {_day(invoice.due_on, today)}, "
             f"{_days((today - invoice.due_on).days)} overdue",
             links("billing:invoice_detail", invoice.pk),
         )
@@ -316,7 +316,7 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
     items = [
         Item(
             f"{invoice.client.name} · {invoice.number or 'Draft'}",
-            f"{money(invoice.balance_minor, invoice.currency)} unpaid: payment failed "
+            f"{money(invoice.owed_minor, invoice.currency)} unpaid: payment failed "
             f"{_day(timezone.localdate(invoice.failed_at), today)}"
             + (f" ({invoice.failure_message})" if invoice.failure_message else ""),
             links("billing:invoice_detail", invoice.pk),
@@ -324,6 +324,42 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         for invoice in rows
     ]
     kinds.append(Kind("failed", "Failed payments", "badge-danger", count, items))
+
+    rows, count = queries.capped(queries.undelivered_invoices(workspace), n)
+    items = [
+        Item(
+            f"{invoice.client.name} · {invoice.number}",
+            f"Not delivered: {invoice.delivery_error}" if not invoice.delivered_at else invoice.delivery_error,
+            links("billing:invoice_detail", invoice.pk),
+        )
+        for invoice in rows
+    ]
+    kinds.append(Kind("undelivered", "Invoices not delivered", "badge-danger", count, items))
+
+    rows, count = queries.capped(queries.credit_balances(workspace), n)
+    items = [
+        Item(
+            f"{invoice.client.name} · {invoice.number}",
+            f"Overpaid: {money(invoice.credit_balance_minor, invoice.currency)} to refund or apply to the next invoice",
+            links("billing:invoice_detail", invoice.pk),
+        )
+        for invoice in rows
+    ]
+    show_all = _url("billing:invoice_list", request, query={"status": "overpaid"})
+    kinds.append(Kind("overpaid", "Credit balances", "badge-warning", count, items, show_all))
+
+    rows, count = queries.capped(queries.failed_refunds(workspace, now=timezone.now()), n)
+    items = [
+        Item(
+            f"{refund.client.name} · {refund.invoice.number}",
+            f"Refund of {money(refund.amount_minor, refund.currency)} failed "
+            f"{_day(timezone.localdate(refund.created_at), today)}"
+            + (f" ({refund.failure_message})" if refund.failure_message else ""),
+            links("billing:invoice_detail", refund.invoice_id),
+        )
+        for refund in rows
+    ]
+    kinds.append(Kind("refunds", "Failed refunds", "badge-danger", count, items))
 
     rows, count = queries.capped(queries.renewals_to_propose(workspace, today=today), n)
     items = []

@@ -15,8 +15,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from billing import paylinks
-from billing.models import Invoice
-from billing.pdf import store_invoice_pdf
+from billing.models import OWED, Invoice
+from billing.pdf import current_pdf
 from portal.http import PortalRequest, portal_view
 from retainers.money import format_money
 
@@ -49,26 +49,15 @@ def invoice_row(invoice: Invoice, *, today, locale: str) -> InvoiceRow:
         return format_money(minor, invoice.currency, locale)
 
     is_credit_note = invoice.kind == Invoice.Kind.CREDIT_NOTE
-    payable = not is_credit_note and invoice.status in PAYABLE and invoice.balance_minor > 0
-    if is_credit_note:
-        status, tone = "Credit note", "badge-info"
-    elif invoice.status == Invoice.Status.PAID:
-        status, tone = "Paid", "badge-success"
-    elif invoice.status == Invoice.Status.VOID:
-        status, tone = "Void", "badge-muted"
-    elif invoice.is_overdue(on=today) or (invoice.status == Invoice.Status.UNCOLLECTIBLE and payable):
-        status, tone = "Overdue", "badge-danger"
-    elif invoice.paid_minor > 0 and payable:
-        status, tone = "Part paid", "badge-warning"
-    else:
-        status, tone = "Due", "badge-warning"
+    payable = not is_credit_note and invoice.status in PAYABLE and invoice.owed_minor > 0
+    state = invoice.state(on=today, for_client=True)  # the consultant's vocabulary (billing.models)
     return InvoiceRow(
         invoice=invoice,
         is_credit_note=is_credit_note,
         total=fmt(invoice.total_minor),
-        balance=fmt(invoice.balance_minor if payable else 0),
-        status=status,
-        tone=tone,
+        balance=fmt(invoice.owed_minor if payable else 0),
+        status=state.label,
+        tone=state.tone,
         pay_url=paylinks.pay_url(invoice) if payable else "",
     )
 
@@ -91,7 +80,7 @@ def invoice_list(request: PortalRequest) -> HttpResponse:
         client_invoices(request)
         .filter(status__in=PAYABLE)
         .exclude(kind=Invoice.Kind.CREDIT_NOTE)
-        .alias(left=models.F("total_minor") - models.F("paid_minor") - models.F("credited_minor"))
+        .alias(left=OWED)
         .filter(left__gt=0)
         .values("currency")
         .annotate(due=models.Sum("left"))
@@ -107,8 +96,6 @@ def invoice_pdf(request: PortalRequest, invoice_id: int) -> FileResponse:
     """The stored PDF (rendered and stored first if it is not there yet), as a download."""
     invoices = client_invoices(request).select_related("workspace", "client", "credit_for")
     invoice = get_object_or_404(invoices, pk=invoice_id)
-    if not invoice.pdf:
-        pay_url = paylinks.pay_url(invoice) if invoice.kind != Invoice.Kind.CREDIT_NOTE else ""
-        store_invoice_pdf(invoice, pay_url=pay_url)
+    current_pdf(invoice)  # rendered now if its task has not yet, or again if money moved since
     filename = f"{invoice.number or invoice.pk}.pdf"
     return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=filename, content_type="application/pdf")

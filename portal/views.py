@@ -245,13 +245,13 @@ def open_invoices(request: PortalRequest, today: date, locale: str) -> tuple[lis
     rows: list[OpenInvoice] = []
     totals: defaultdict[str, int] = defaultdict(int)
     for invoice in invoices:
-        if invoice.balance_minor <= 0:
+        if invoice.owed_minor <= 0:
             continue
-        totals[invoice.currency] += invoice.balance_minor
+        totals[invoice.currency] += invoice.owed_minor
         rows.append(
             OpenInvoice(
                 invoice=invoice,
-                balance=format_money(invoice.balance_minor, invoice.currency, locale),
+                balance=format_money(invoice.owed_minor, invoice.currency, locale),
                 overdue=invoice.is_overdue(on=today),
                 pay_url=paylinks.pay_url(invoice),
             )

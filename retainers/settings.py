@@ -186,6 +186,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.run_billing",
         "schedule": crontab(minute=5),  # hourly: each workspace bills as of its own local date
     },
+    "invoice-delivery-sweep": {
+        "task": "billing.tasks.sweep_deliveries",
+        "schedule": crontab(minute="3-59/10"),  # invoices, PDFs and receipts a lost task left behind
+    },
     "dunning": {
         "task": "billing.tasks.run_dunning",
         "schedule": crontab(hour=7, minute=20),  # daily: retries and reminders as of each workspace's date

@@ -47,6 +47,8 @@ class Scripted:
 class FakeStripe:
     declining: set[str] = field(default_factory=set)
     requiring_action: set[str] = field(default_factory=set)
+    processing: set[str] = field(default_factory=set)  # cards whose payments stay "processing"
+    refund_status: str = "succeeded"  # what a new refund says: "pending" is common for some cards
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -96,6 +98,11 @@ class FakeStripe:
     def script(self, method: str, path: str, action: str = "status", **options: Any) -> None:
         with self._lock:
             self._scripts.append(Scripted(method, path, action, **options))
+
+    def forget_idempotency_keys(self) -> None:
+        """What Stripe does to keys at least 24 hours old: a request sent again with one is new."""
+        with self._lock:
+            self._replays.clear()
 
     def requests_to(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path)]
@@ -216,6 +223,14 @@ class FakeStripe:
             )
         if r.method == "POST" and r.path == "/v1/payment_intents":
             return self._payment_intent(p)
+        if r.method == "GET" and r.path == "/v1/payment_intents":
+            since = int((p.get("created") or {}).get("gte") or 0)
+            data = [
+                o
+                for o in reversed(self.of_type("payment_intent"))
+                if o.get("customer") == p.get("customer") and o["created"] >= since
+            ]
+            return 200, {"object": "list", "data": data[: int(p.get("limit") or 10)], "has_more": False}
         if r.method == "POST" and r.path == "/v1/refunds":
             return self._refund(p)
         if r.method == "GET" and r.path == "/v1/refunds":
@@ -286,6 +301,9 @@ class FakeStripe:
                     "payment_intent": pi,
                 }
             }
+        if method in self.processing:
+            pi = self._new("pi", "payment_intent", status="processing", amount_received=0, latest_charge=None, **fields)
+            return 200, pi
         if method in self.requiring_action:
             pi = self._new(
                 "pi",
@@ -313,7 +331,11 @@ class FakeStripe:
             return 400, {
                 "error": {"type": "invalid_request_error", "message": "This PaymentIntent cannot be refunded."}
             }
-        refunded = sum(o["amount"] for o in self.of_type("refund") if o["payment_intent"] == pi["id"])
+        refunded = sum(
+            o["amount"]
+            for o in self.of_type("refund")
+            if o["payment_intent"] == pi["id"] and o["status"] not in {"failed", "canceled"}
+        )
         amount = int(p.get("amount") or pi["amount_received"] - refunded)
         if amount > pi["amount_received"] - refunded:
             return 400, {
@@ -330,7 +352,7 @@ class FakeStripe:
             currency=pi["currency"],
             payment_intent=pi["id"],
             charge=pi["latest_charge"],
-            status="succeeded",
+            status=self.refund_status,
             metadata=p.get("metadata", {}),
         )
 

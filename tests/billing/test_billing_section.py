@@ -62,7 +62,7 @@ def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_
     ).order_by("currency")
     paid = manual_invoice(acme, 30000)
     payment = services.record_payment(invoice=paid, amount_minor=30000, method="bank_transfer", note="Ref 77")
-    refunds.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # open again
+    refunds.refund_payment(payment=payment, amount_minor=5000, actor=None, reason="Goodwill")  # not asked back
     Payment.objects.create(
         workspace=workspace, invoice=overdue, client=acme, status="failed", method="card", amount_minor=200000,
         currency="GBP", stripe_id="pi_declined", failure_message="Your card was declined.",
@@ -74,8 +74,8 @@ def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_
     for expected in (
         overdue.number, paid.number, note.number, f"credits {overdue.number}", ">Overdue</span>", ">Paid</span>",
         ">Credit note</span>", ">Refund</span>", ">Failed</span>", "Your card was declined.", "Ref 77",
-        usd.number, ">Open</span>",
-        "£1,850.00", "$500.00",  # outstanding per currency: £2,000 less the £200 credit, plus £50 refunded
+        usd.number, ">Refunded</span>",
+        "£1,800.00", "$500.00",  # outstanding per currency: £2,000 less the £200 credit (the refund is not owed)
         "£1,800.00 overdue", "$500.00 overdue",
         f"/w/{workspace.slug}/invoices/?client={acme.pk}", f"/w/{workspace.slug}/invoices/new/?client={acme.pk}",
     ):  # fmt: skip

@@ -28,14 +28,16 @@ def test_partial_then_full_refund_through_localstripe(localstripe, use_stripe, a
     first = refunds.refund_payment(payment=payment, amount_minor=20000, actor=alice, reason="Two hours not used")
     invoice.refresh_from_db()
     assert (first.kind, first.status, first.amount_minor, first.recorded_by) == ("refund", "succeeded", 20000, alice)
-    assert first.stripe_id.startswith("re_") and first.note.endswith("Two hours not used")
-    assert (invoice.status, invoice.paid_minor, invoice.paid_at) == ("open", 30000, None)
+    assert first.stripe_id.startswith("re_") and first.note == "Two hours not used" and first.refund_of == payment
+    # Refunded money is not asked back: the invoice stays settled, its state says "refunded".
+    assert (invoice.status, invoice.paid_minor, invoice.refunded_minor) == ("paid", 30000, 20000)
+    assert invoice.state(on=invoice.workspace.today()) == "refunded" and invoice.owed_minor == 0
     assert refunds.refundable_minor(payment) == 30000
 
     rest = refunds.refund_payment(payment=payment, amount_minor=30000, actor=alice)
     invoice.refresh_from_db()
     assert rest.stripe_id != first.stripe_id
-    assert (invoice.status, invoice.paid_minor) == ("open", 0)
+    assert (invoice.status, invoice.paid_minor, invoice.refunded_minor) == ("paid", 0, 50000)
     assert refunds.refundable_minor(payment) == 0
     with pytest.raises(BillingError):
         refunds.refund_payment(payment=payment, amount_minor=1, actor=alice)
@@ -107,7 +109,7 @@ def test_bank_transfer_refund_is_recorded_only(fake_stripe, use_stripe, acme, al
     refund = refunds.refund_payment(payment=payment, amount_minor=80000, actor=alice, reason="Paid twice")
     invoice.refresh_from_db()
     assert (refund.method, refund.stripe_id, refund.amount_minor) == ("bank_transfer", "", 80000)
-    assert (invoice.status, invoice.paid_minor) == ("open", 0)
+    assert (invoice.status, invoice.paid_minor, invoice.owed_minor) == ("paid", 0, 0)  # refunded, not owed
     assert fake_stripe.requests == []
 
 

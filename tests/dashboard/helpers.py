@@ -205,6 +205,9 @@ def bulk_book(workspace, count: int, *, prefix: str = "Client", today: date = TO
             due_on=today - timedelta(days=6 + n % 30),
             subtotal_minor=r.price_minor,
             total_minor=r.price_minor,
+            # Some paid twice (a credit balance), some whose delivery failed: both need attention.
+            paid_minor=r.price_minor + 1000 if n % 9 == 4 and n % 5 else 0,
+            delivery_error="TemplateSyntaxError: a broken template" if n % 7 == 3 else "",
         )
         for n, r in enumerate(retainers)
     )
@@ -218,6 +221,11 @@ def bulk_book(workspace, count: int, *, prefix: str = "Client", today: date = TO
             payments.append(_payment(invoice, "succeeded", at + timedelta(hours=1)))
         if n % 25 == 0:
             payments.append(_payment(invoice, "succeeded", at + timedelta(hours=2), kind="refund", amount=5000))
+        if n % 8 == 1:
+            refused_at = datetime.combine(today - timedelta(days=n % 20), time(11), tzinfo=ZoneInfo("UTC"))
+            payments.append(
+                _payment(invoice, "failed", refused_at, "expired or canceled card", kind="refund", amount=5000)
+            )
     Payment.objects.bulk_create(payments)
     Task.objects.bulk_create(
         Task(

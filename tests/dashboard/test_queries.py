@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from dashboard import queries
 from tests.dashboard.helpers import TODAY, bulk_book, dashboard_url, hx_get
@@ -12,12 +13,12 @@ from tests.dashboard.helpers import TODAY, bulk_book, dashboard_url, hx_get
 pytestmark = pytest.mark.django_db
 
 # Built afresh (the page cache off, as after any change in the workspace): session, user,
-# membership; the quick-add's options; the rows' count and page; seven kinds of "needs attention"
+# membership; the quick-add's options; the rows' count and page; ten kinds of "needs attention"
 # (one query each, with a window count); MRR; collected by month; this week's bookings; the workspace
 # switcher in base.html.
-PAGE_QUERIES = 17
+PAGE_QUERIES = 20
 ROWS_QUERIES = 5  # session, user, membership; count and page
-ATTENTION_QUERIES = 10  # session, user, membership; seven kinds
+ATTENTION_QUERIES = 13  # session, user, membership; ten kinds
 # From the page cache: session, user, membership, the data version, the workspace switcher.
 CACHED_PAGE_QUERIES = 5
 CACHED_PART_QUERIES = 4  # session, user, membership, the data version
@@ -91,8 +92,14 @@ def test_rows_and_attention_need_no_lazy_loads(workspace):
     ]:
         rows, count = queries.capped(queryset, 5)
         assert count and all(r.client.name for r in rows)
-    for queryset in [queries.overdue_invoices(workspace, today=TODAY)]:
+    for queryset in [
+        queries.overdue_invoices(workspace, today=TODAY),
+        queries.undelivered_invoices(workspace),
+        queries.credit_balances(workspace),
+    ]:
         rows, count = queries.capped(queryset, 5)
         assert count and all(i.client.name for i in rows)
+    rows, count = queries.capped(queries.failed_refunds(workspace, now=timezone.now()), 5)
+    assert count and all(r.client.name and r.invoice.number for r in rows)
     rows, count = queries.capped(queries.tasks_due(workspace, today=TODAY), 5)
     assert count and all(t.client.name and t.assignee is None for t in rows)

@@ -523,9 +523,12 @@ def test_invoices_show_status_amounts_and_a_pay_button_for_open_ones(story, caro
         assert invoice.number in text and f"£{invoice.total_minor / 100:,.2f}" in text
         if invoice.status == "open":
             assert paylinks.pay_url(invoice) in page.links
-            assert ("Overdue" if invoice.due_on < TODAY else "Due") in text
-        else:
-            assert "Paid" in text and paylinks.pay_url(invoice) not in page.links
+            # The consultant's words (Invoice.state): "Open" where the portal used to say "Due".
+            expected = "Overdue" if invoice.due_on < TODAY else ("Part paid" if invoice.paid_minor else "Open")
+            assert expected in text
+        else:  # a credit note on a paid invoice leaves a credit: more was paid than it now asks
+            credit = invoice.paid_minor + invoice.credited_minor > invoice.total_minor
+            assert ("Overpaid" if credit else "Paid") in text and paylinks.pay_url(invoice) not in page.links
     due = sum(i.balance_minor for i in Invoice.objects.filter(client=story.acme, status="open"))
     assert page.text("outstanding") == f"£{due / 100:,.2f}"
 
