@@ -165,9 +165,12 @@ def test_part_paid_invoice_shows_what_was_paid_and_the_balance_due(
     assert "PAID" not in text and "Paid in full" not in text
 
 
-def test_refund_reopens_the_balance_and_the_pdf_asks_for_it_again(
+def test_a_refund_is_listed_and_not_asked_for_until_the_consultant_asks_it_back(
     invoice, time_machine, django_capture_on_commit_callbacks
 ):
+    # A refund is money the consultant chose to give back (billing.refunds): it is not owed again,
+    # so the PDF lists it and asks for nothing, and says Refunded rather than PAID; once the
+    # consultant asks for it back (services.ask_refund_back), the PDF asks for it.
     time_machine.move_to(PAID_AT, tick=False)
     payment = services.record_payment(
         invoice=invoice, amount_minor=180000, method=Payment.Method.BANK_TRANSFER, actor=None
@@ -178,6 +181,14 @@ def test_refund_reopens_the_balance_and_the_pdf_asks_for_it_again(
     text = pdf_text(invoice.pdf.name)
     assert re.search(r"Paid 20 Jan 2026 · bank transfer\s+£1,800\.00", text)
     assert re.search(r"Refunded 20 Jan 2026 · bank transfer\s+-£300\.00", text)
+    assert "Refunded" in re.sub(r"\s+", " ", text.split("Bill to")[0])  # the status row
+    assert "HOW TO PAY" not in text and "Balance due" not in text and "PAID" not in text
+
+    invoice.refresh_from_db()
+    services.ask_refund_back(invoice=invoice, actor=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        rerender_invoice_pdf(invoice)
+    text = pdf_text(invoice.pdf.name)
     assert re.search(r"Balance due\s+£300\.00", text) and "HOW TO PAY" in text
     assert "PAID" not in text
 
