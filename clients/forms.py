@@ -46,7 +46,7 @@ class ClientForm(forms.Form):
         self.workspace, self.client = workspace, client
 
     def clean_name(self) -> str:
-        # Checked again by the service under the workspace lock; here for an early, friendly error.
+        # The `client_name_unique` constraint decides; this check gives the friendly error early.
         name = self.cleaned_data["name"].strip()
         if services.client_name_taken(workspace=self.workspace, name=name, exclude=self.client):
             raise forms.ValidationError(f"There is already a client called “{name}”.")

@@ -579,7 +579,8 @@ def remove_delivery(*, item: WorkItem, actor: User | None) -> None:
 def adjust_balance(*, retainer: Retainer, quantity: Decimal, reason: str, actor: User | None) -> LedgerEntry:
     """Add (or, negative, take away) units in the open period, with a reason on record."""
     retainer = _lock(retainer)
-    if quantity == 0:
+    quantity = quantity.quantize(Decimal("0.01"))
+    if quantity == 0:  # after rounding: a ledger entry is never zero (the `ledger_quantity_not_zero` constraint)
         raise DeliveryError("Enter a quantity other than zero.", field="quantity")
     if not reason.strip():
         raise DeliveryError("Say why: the reason stays on the ledger.", field="reason")
@@ -593,7 +594,7 @@ def adjust_balance(*, retainer: Retainer, quantity: Decimal, reason: str, actor:
         retainer=retainer,
         period=period,
         kind=Kind.ADJUSTMENT,
-        quantity=quantity.quantize(Decimal("0.01")),
+        quantity=quantity,
         origin_seq=period.seq,
         reason=reason.strip()[:255],
         actor=actor,

@@ -508,7 +508,7 @@ def test_edge_cases_written_in_bulk_give_the_rows_the_services_give():
             {"term_periods": 2},
             Story(
                 starts_on=starts_on, intensity=(1.4, 0.3, 0.3, 1.2, 0.2), amend_in=2, amend_reason="Looser terms",
-                amend_changes={"rollover_cap": None, "rollover_expiry_periods": 2, "units_per_period": D("12.5")},
+                amend_changes={"rollover_cap": D("40"), "rollover_expiry_periods": 2, "units_per_period": D("12.5")},
             ),
         ),
         ("coaching", {"term_periods": 2}, Story(starts_on=starts_on, intensity=1.5, pause=True)),
