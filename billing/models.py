@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from clients.models import Client, Retainer
 from delivery.models import Period
-from retainers.models import WorkspaceOwned, WorkspaceQuerySet
+from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
 
 
 def default_reminder_offsets() -> list[int]:
@@ -210,6 +210,11 @@ class Invoice(WorkspaceOwned):
             models.UniqueConstraint(
                 fields=["workspace", "number"], condition=~models.Q(number=""), name="invoice_number_unique"
             ),
+            models.CheckConstraint(
+                condition=models.Q(total_minor=models.F("subtotal_minor") + models.F("tax_minor")),
+                name="invoice_total_is_subtotal_plus_tax",
+            ),
+            currency_constraint(),
         ]
         indexes = [
             models.Index(fields=["workspace", "status", "due_on"], name="invoice_status_idx"),
@@ -346,7 +351,10 @@ class Payment(WorkspaceOwned):
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "stripe_id"], condition=~models.Q(stripe_id=""), name="payment_stripe_id_unique"
-            )
+            ),
+            # A refund is its own row (kind "refund") with a positive amount, never a negative payment.
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="payment_amount_positive"),
+            currency_constraint(),
         ]
         indexes = [
             models.Index(fields=["workspace", "client", "created_at"], name="payment_client_idx"),

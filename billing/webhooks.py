@@ -184,8 +184,14 @@ def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
             today=invoice.workspace.today(),
         )
         return
-    # A failed try on the hosted pay page: kept in the history, nothing else changes.
-    if charge_id and not Payment.objects.filter(workspace_id=invoice.workspace_id, stripe_id=charge_id).exists():
+    # A failed try on the hosted pay page: kept in the history, nothing else changes. An intent
+    # without an amount tells nothing to keep (and a payment row's amount is above zero).
+    amount = int(intent.get("amount") or 0)
+    if (
+        charge_id
+        and amount > 0
+        and not Payment.objects.filter(workspace_id=invoice.workspace_id, stripe_id=charge_id).exists()
+    ):
         Payment.objects.create(
             workspace_id=invoice.workspace_id,
             invoice=invoice,
@@ -193,7 +199,7 @@ def _payment_failed(intent: dict[str, Any], workspace_ids: list[int]) -> None:
             kind=Payment.Kind.PAYMENT,
             status=Payment.Status.FAILED,
             method=Payment.Method.CARD,
-            amount_minor=int(intent.get("amount") or 0),
+            amount_minor=amount,
             currency=invoice.currency,
             stripe_id=charge_id,
             failure_message=message[:255],

@@ -1,7 +1,7 @@
 """Reading and checking a CSV of clients (one optional contact per row), for a preview.
 
-Nothing here writes: `clients.services.import_clients` runs the same checks again, under
-the workspace lock, and writes the valid rows in one transaction. The steps are plain
+Nothing here writes: `clients.services.import_clients` runs the same checks again and writes
+the valid rows in one transaction (the database's unique constraints have the last word). The steps are plain
 functions over text so they can be tested without HTTP:
 
     text = decode(raw_bytes)                      # CsvFileError for a file we cannot read at all

@@ -1,4 +1,4 @@
-"""Forms of the clients app: clients, contacts, the CSV upload and plans (the one terms form).
+"""Forms of the clients app: clients, contacts, the CSV upload, and the one terms form (plans use it).
 
 Amounts are stored as integers in the currency's minor unit (DESIGN: money, converted by
 retainers.money); people type and read them as decimals ("1,500.00", "¥150,000").
@@ -14,6 +14,7 @@ from django.db.models.functions import Lower
 
 from clients import services
 from clients.models import Client, Contact, Plan, RetainerTerms
+from retainers.choices import CURRENCIES
 from retainers.fields import MoneyField, example_amount
 from retainers.forms import QueryFilterForm
 from retainers.models import Workspace
@@ -47,7 +48,7 @@ class ClientForm(forms.Form):
         self.workspace, self.client = workspace, client
 
     def clean_name(self) -> str:
-        # Checked again by the service under the workspace lock; here for an early, friendly error.
+        # The `client_name_unique` constraint decides; this check gives the friendly error early.
         name = self.cleaned_data["name"].strip()
         if services.client_name_taken(workspace=self.workspace, name=name, exclude=self.client):
             raise forms.ValidationError(f"There is already a client called “{name}”.")
@@ -134,27 +135,55 @@ class ImportUploadForm(forms.Form):
     )
 
 
-# --- Plans ------------------------------------------------------------------------------
+# --- Terms: the one terms form -----------------------------------------------------------------
+
+MONEY_FIELDS = {
+    "price": "price_minor",
+    "overage_rate": "overage_rate_minor",
+    "extra_deliverable_price": "extra_deliverable_price_minor",
+}
 
 
-class PlanForm(forms.Form):
-    """The terms of a plan, with the fields that only some retainer models use checked for that model only."""
+def terms_initial(terms: dict[str, Any]) -> dict[str, object]:
+    """RetainerTerms values as the form's initial: money in minor units (MoneyField shows them as
+    decimals), deliverables one per line, units without trailing zeros."""
+    initial = {k: v for k, v in terms.items() if k not in MONEY_FIELDS.values() and k != "deliverables"}
+    for name, minor_name in MONEY_FIELDS.items():
+        if minor_name in terms:
+            initial[name] = terms[minor_name]
+    initial["deliverables"] = "\n".join(terms.get("deliverables") or [])
+    if terms.get("units_per_period") is not None:
+        initial["units_per_period"] = format_units(Decimal(terms["units_per_period"]))
+    if terms.get("rollover_cap") is not None:
+        initial["rollover_cap"] = format_units(Decimal(terms["rollover_cap"]))
+    return initial
+
+
+class TermsForm(forms.Form):
+    """The terms of a retainer as people fill them in, the one form for them: plans (PlanForm),
+    signing a retainer and amending it (delivery.forms), renewal proposals (renewals.forms).
+
+    `clean()` holds the invariants the terms tables also refuse in SQL (clients.models.
+    terms_constraints): a rollover needs a cap and an expiry, and only a rollover has them;
+    deliverables belong to the deliverables model; no price is negative (MoneyField). The
+    fields a model does not use are set to neutral values by `terms()`, so what is saved always
+    passes the constraints.
+
+    Money is typed in the currency's major unit and cleaned to minor units. With `currency`
+    given (a plan in the workspace's currency, an amendment or a proposal in the retainer's), the
+    form has no currency field and its money labels name the currency; without it, the person
+    chooses one. Subclasses may drop fields (an amendment keeps model, unit, currency, cadence
+    and term length: `fixed_terms()`), and name what holds the terms in the errors (`noun`).
+    """
 
     ROLLOVER_FIELDS = ("rollover_cap", "rollover_expiry_periods")
     UNIT_FIELDS = ("unit", "units_per_period", "overage_policy", "overage_rate")
     DELIVERABLE_FIELDS = ("deliverables", "deliverables_carry", "extra_deliverable_price")
     MAX_DELIVERABLES = 50
+    noun = "retainers"  # "Only rollover retainers roll units over"
 
-    name = forms.CharField(label="Plan name", max_length=120)
-    description = forms.CharField(
-        label="Description",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
-        help_text="For you and your team; clients see the retainer, not the plan.",
-    )
     model = forms.ChoiceField(label="Retainer model", choices=Terms.Model.choices, widget=forms.RadioSelect)
-    # Not required at field level: deliverables plans have no units (clean() checks per model).
+    # Not required at field level: deliverables terms have no units (clean() checks per model).
     unit = forms.ChoiceField(label="Unit", choices=Terms.Unit.choices, initial=Terms.Unit.HOURS, required=False)
     units_per_period = forms.DecimalField(
         label="Units per period",
@@ -197,7 +226,8 @@ class PlanForm(forms.Form):
     extra_deliverable_price = MoneyField(
         label="Price of an extra deliverable", required=False, help_text="Billed when you deliver beyond the list."
     )
-    price = MoneyField(label="Price per period")
+    currency = forms.ChoiceField(label="Currency", choices=CURRENCIES)
+    price = MoneyField(label="Price per period", help_text="What the client pays each period, e.g. 1,500.00.")
     cadence = forms.ChoiceField(label="Billing cadence", choices=Terms.Cadence.choices, initial=Terms.Cadence.MONTHLY)
     billing_timing = forms.ChoiceField(label="Invoice", choices=Terms.Timing.choices, initial=Terms.Timing.ADVANCE)
     term_periods = forms.IntegerField(
@@ -212,43 +242,42 @@ class PlanForm(forms.Form):
         help_text="Days before the term ends that the renewal is prepared and sent.",
     )
 
-    def __init__(
-        self, *args: Any, workspace: Workspace, currency: str, plan: Plan | None = None, **kwargs: Any
-    ) -> None:
-        if plan is not None:
-            kwargs.setdefault("initial", self.initial_from(plan))
+    def __init__(self, *args: Any, workspace: Workspace, currency: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.workspace, self.currency, self.plan = workspace, currency, plan
-        example = example_amount(currency)
-        for name in ("price", "overage_rate", "extra_deliverable_price"):
-            field = cast(MoneyField, self.fields[name])
-            field.currency = currency
-            field.label = f"{field.label} ({currency})"
-            field.widget.attrs["placeholder"] = example
-        self.fields["price"].help_text = (
-            f"What the client pays each period, in {currency}. Changing a plan never changes a signed "
-            "retainer: its terms were copied when it was signed."
-        )
+        self.workspace = workspace
         self.fields["model"].initial = Terms.Model.FIXED
+        if currency is None:
+            self.fields["currency"].initial = workspace.currency
+            chosen = self._chosen_currency()
+        else:
+            del self.fields["currency"]
+            chosen = currency
+        self.currency = chosen  # type: ignore[assignment]  # django-stubs: the form's metaclass takes the declared field off the class
+        example = example_amount(chosen)
+        for name in MONEY_FIELDS:
+            field = cast(MoneyField, self.fields[name])
+            field.currency = chosen  # amounts are checked against its minor unit
+            if currency is not None:
+                field.label = f"{field.label} ({currency})"
+                field.widget.attrs["placeholder"] = example
 
-    @staticmethod
-    def initial_from(plan: Plan) -> dict[str, object]:
-        initial = {name: getattr(plan, name) for name in Terms.TERM_FIELDS if name not in {"deliverables"}}
-        initial.update(
-            name=plan.name,
-            description=plan.description,
-            price=plan.price_minor,
-            overage_rate=plan.overage_rate_minor,
-            extra_deliverable_price=plan.extra_deliverable_price_minor,
-            deliverables="\n".join(plan.deliverables),
-            units_per_period=format_units(plan.units_per_period),
-            rollover_cap=None if plan.rollover_cap is None else format_units(plan.rollover_cap),
-        )
-        return initial
+    def _chosen_currency(self) -> str:
+        """The currency the amounts are in: the posted one if valid, else the initial one."""
+        valid = {code for code, _ in CURRENCIES}
+        posted = self.data.get(self.add_prefix("currency")) if self.is_bound else None
+        if posted in valid:
+            return str(posted)
+        return str(self.initial.get("currency") or self.workspace.currency)
+
+    def fixed_terms(self) -> dict[str, object]:
+        """Terms the form does not let people change (an amendment keeps model, unit, currency…)."""
+        return {}
 
     @property
     def chosen_model(self) -> str:
-        """The model the form is showing fields for: the posted one, else the initial one."""
+        """The model the form is showing fields for: the fixed one, the posted one, else the initial one."""
+        if "model" in self.fixed_terms():
+            return str(self.fixed_terms()["model"])
         value = self.data.get(self.add_prefix("model")) if self.is_bound else None
         value = value or self.initial.get("model") or self.fields["model"].initial
         return value if value in Terms.Model.values else Terms.Model.FIXED
@@ -270,12 +299,6 @@ class PlanForm(forms.Form):
     def shows_deliverables(self) -> bool:
         return self.chosen_model == Terms.Model.DELIVERABLES or self._has_errors(self.DELIVERABLE_FIELDS)
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if plan_name_taken(workspace=self.workspace, name=name, exclude=self.plan):
-            raise forms.ValidationError(f"There is already a plan called “{name}”.")
-        return name
-
     def clean_deliverables(self) -> list[str]:
         names = [line.strip() for line in self.cleaned_data["deliverables"].splitlines() if line.strip()]
         if len(names) > self.MAX_DELIVERABLES:
@@ -290,74 +313,128 @@ class PlanForm(forms.Form):
             seen.add(name.lower())
         return names
 
-    def clean(self) -> dict[str, object]:
+    def _require(self, data: dict[str, object], name: str, message: str) -> None:
+        """`message` by the field when it is on the form, empty, and not already in error."""
+        value = data.get(name)
+        if name in self.fields and name not in self.errors and (value is None or value in ("", [])):
+            self.add_error(name, message)
+
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         assert data is not None  # Form.clean() returns cleaned_data
-        model = data.get("model")
+        fixed = self.fixed_terms()
+        model = fixed.get("model", data.get("model"))
         if model is None:
             return data
-        sessions = data.get("unit") == Terms.Unit.SESSIONS
+        sessions = fixed.get("unit", data.get("unit")) == Terms.Unit.SESSIONS
+        noun = self.noun
+
         if model in (Terms.Model.FIXED, Terms.Model.ROLLOVER):
-            for name in ("unit", "overage_policy"):
-                if not data.get(name) and name not in self.errors:
-                    self.add_error(name, "Choose one.")
+            self._require(data, "unit", "Choose one.")
+            self._require(data, "overage_policy", "Choose one.")
+            self._require(data, "units_per_period", "Enter the units the client gets each period.")
             units = data.get("units_per_period")
-            if units is None and "units_per_period" not in self.errors:
-                self.add_error("units_per_period", "Enter the units the client gets each period.")
-            elif units is not None and units <= 0:
-                self.add_error("units_per_period", "Enter more than zero.")
-            elif units is not None and sessions and units != units.to_integral_value():
-                self.add_error("units_per_period", "Sessions are counted in whole numbers.")
-            if data.get("overage_policy") == Terms.Overage.BILL and not data.get("overage_rate"):
+            if units is not None and "units_per_period" not in self.errors:
+                if units <= 0:
+                    self.add_error("units_per_period", "Enter more than zero.")
+                elif sessions and units != units.to_integral_value():
+                    self.add_error("units_per_period", "Sessions are counted in whole numbers.")
+            billed = data.get("overage_policy") == Terms.Overage.BILL
+            if billed and not data.get("overage_rate") and "overage_rate" in self.fields:
                 if "overage_rate" not in self.errors:
                     self.add_error("overage_rate", "Enter the price of one extra unit, or choose another policy.")
+
         if model == Terms.Model.ROLLOVER:
+            self._require(data, "rollover_cap", f"Rollover {noun} need a cap: the most units that may roll over.")
+            self._require(data, "rollover_expiry_periods", "Say after how many periods rolled units expire.")
             cap = data.get("rollover_cap")
-            if cap is None and "rollover_cap" not in self.errors:
-                self.add_error("rollover_cap", "Rollover plans need a cap: the most units that may roll over.")
-            elif cap is not None and cap <= 0:
-                self.add_error("rollover_cap", "Enter more than zero (a cap of zero is a fixed plan).")
-            elif cap is not None and sessions and cap != cap.to_integral_value():
-                self.add_error("rollover_cap", "Sessions are counted in whole numbers.")
-            if data.get("rollover_expiry_periods") is None and "rollover_expiry_periods" not in self.errors:
-                self.add_error("rollover_expiry_periods", "Say after how many periods rolled units expire.")
+            if cap is not None and "rollover_cap" not in self.errors:
+                if cap <= 0:
+                    self.add_error("rollover_cap", f"Enter more than zero (a cap of zero is a fixed {noun[:-1]}).")
+                elif sessions and cap != cap.to_integral_value():
+                    self.add_error("rollover_cap", "Sessions are counted in whole numbers.")
         else:
             for name in self.ROLLOVER_FIELDS:
-                if data.get(name) is not None:
-                    self.add_error(name, "Only rollover plans roll units over: clear this, or choose rollover.")
+                if data.get(name) is not None and name not in self.errors:
+                    self.add_error(name, f"Only rollover {noun} roll units over: clear this, or choose rollover.")
+
         if model == Terms.Model.DELIVERABLES:
-            if not data.get("deliverables") and "deliverables" not in self.errors:
-                self.add_error("deliverables", "List the deliverables of each period, one per line.")
-        elif data.get("deliverables"):
-            self.add_error(
-                "deliverables", "Only deliverables plans list deliverables: clear this, or choose deliverables."
-            )
+            self._require(data, "deliverables", "List the deliverables of each period, one per line.")
+        else:
+            for name in ("deliverables", "extra_deliverable_price"):
+                if data.get(name) and name not in self.errors:
+                    self.add_error(
+                        name, f"Only deliverables {noun} list deliverables: clear this, or choose deliverables."
+                    )
         return data
 
     def terms(self) -> dict[str, object]:
-        """The cleaned terms, with the fields the model does not use at their neutral values."""
+        """The cleaned terms, keyed as RetainerTerms fields, with the fields the model does not use
+        at their neutral values. Only the terms the form has (plus `fixed_terms()`)."""
         data = self.cleaned_data
-        model = data["model"]
-        units_based = model != Terms.Model.DELIVERABLES
-        return {
-            "model": model,
-            "unit": data["unit"] if units_based else Terms.Unit.HOURS,
-            "units_per_period": data["units_per_period"] if units_based else Decimal("0"),
-            "price_minor": data["price"],
-            "currency": self.currency,
-            "cadence": data["cadence"],
-            "billing_timing": data["billing_timing"],
-            "overage_policy": data["overage_policy"] if units_based else Terms.Overage.BILL,
-            "overage_rate_minor": (data["overage_rate"] or 0) if units_based else 0,
-            "rollover_cap": data["rollover_cap"] if model == Terms.Model.ROLLOVER else None,
-            "rollover_expiry_periods": data["rollover_expiry_periods"] if model == Terms.Model.ROLLOVER else None,
-            "deliverables": data["deliverables"] if not units_based else [],
-            "deliverables_carry": data["deliverables_carry"] if not units_based else False,
-            "extra_deliverable_price_minor": (data["extra_deliverable_price"] or 0) if not units_based else 0,
-            "term_periods": data["term_periods"],
-            "auto_renew": data["auto_renew"],
-            "renewal_notice_days": data["renewal_notice_days"],
-        }
+        terms: dict[str, object] = {name: data[name] for name in Terms.TERM_FIELDS if name in self.fields}
+        for name, minor_name in MONEY_FIELDS.items():
+            if name in self.fields:
+                terms[minor_name] = data.get(name) or 0
+        if "currency" not in self.fields:
+            terms["currency"] = self.currency
+        terms.update(self.fixed_terms())
+        model = terms["model"]
+        if model == Terms.Model.DELIVERABLES:
+            neutral: dict[str, object] = {
+                "unit": Terms.Unit.HOURS,
+                "units_per_period": Decimal("0"),
+                "overage_policy": Terms.Overage.BILL,
+                "overage_rate_minor": 0,
+            }
+        else:
+            neutral = {"deliverables": [], "deliverables_carry": False, "extra_deliverable_price_minor": 0}
+        if model != Terms.Model.ROLLOVER:
+            neutral.update(rollover_cap=None, rollover_expiry_periods=None)
+        terms.update({name: value for name, value in neutral.items() if name in terms or name in self.fields})
+        return terms
+
+
+# --- Plans ------------------------------------------------------------------------------
+
+
+class PlanForm(TermsForm):
+    """A plan: a name and the terms, in the workspace's currency (or the plan's own)."""
+
+    noun = "plans"
+
+    name = forms.CharField(label="Plan name", max_length=120)
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text="For you and your team; clients see the retainer, not the plan.",
+    )
+
+    field_order = ["name", "description"]
+
+    def __init__(
+        self, *args: object, workspace: Workspace, currency: str, plan: Plan | None = None, **kwargs: object
+    ) -> None:
+        if plan is not None:
+            kwargs.setdefault("initial", self.initial_from(plan))
+        super().__init__(*args, workspace=workspace, currency=currency, **kwargs)
+        self.plan = plan
+        self.fields["price"].help_text = (
+            f"What the client pays each period, in {currency}. Changing a plan never changes a signed "
+            "retainer: its terms were copied when it was signed."
+        )
+
+    @staticmethod
+    def initial_from(plan: Plan) -> dict[str, object]:
+        return {**terms_initial(plan.terms()), "name": plan.name, "description": plan.description}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if plan_name_taken(workspace=self.workspace, name=name, exclude=self.plan):
+            raise forms.ValidationError(f"There is already a plan called “{name}”.")
+        return name
 
 
 def plan_name_taken(*, workspace: Workspace, name: str, exclude: Plan | None = None) -> bool:

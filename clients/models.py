@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from retainers.models import WorkspaceOwned, WorkspaceQuerySet
+from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
 
 
 class Client(WorkspaceOwned):
@@ -30,6 +30,8 @@ class Client(WorkspaceOwned):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "status", "name"], name="client_list_idx")]
+        # Names are unique per workspace ignoring case: "Acme" and "ACME" are one client to people.
+        constraints = [models.UniqueConstraint("workspace", Lower("name"), name="client_name_unique")]
 
     def __str__(self) -> str:
         return self.name
@@ -67,8 +69,43 @@ class Contact(WorkspaceOwned):
         return f"{self.name} <{self.email}>"
 
 
+def terms_constraints() -> list[models.BaseConstraint]:
+    """The invariants of one set of terms, refused by the database on every table that holds terms
+    (plans, retainers, amendments, renewal proposals). clients.forms.TermsForm checks the same
+    rules first, to say which field is wrong."""
+    rollover = models.Q(
+        model="rollover",
+        rollover_cap__isnull=False,
+        rollover_cap__gt=0,
+        rollover_expiry_periods__isnull=False,
+        rollover_expiry_periods__gte=1,
+    )
+    return [
+        # A rollover needs a cap and an expiry; only a rollover has them.
+        models.CheckConstraint(
+            condition=rollover
+            | (~models.Q(model="rollover") & models.Q(rollover_cap__isnull=True, rollover_expiry_periods__isnull=True)),
+            name="%(class)s_rollover_terms",
+        ),
+        # Deliverables, carrying them and the price of an extra one belong to the deliverables model.
+        models.CheckConstraint(
+            condition=models.Q(model="deliverables")
+            | models.Q(deliverables=[], deliverables_carry=False, extra_deliverable_price_minor=0),
+            name="%(class)s_deliverables_terms",
+        ),
+        models.CheckConstraint(
+            condition=models.Q(price_minor__gte=0, overage_rate_minor__gte=0, extra_deliverable_price_minor__gte=0),
+            name="%(class)s_prices_not_negative",
+        ),
+        currency_constraint(),
+    ]
+
+
 class RetainerTerms(models.Model):
-    """What a client buys, period by period. Plans hold them as a template; a retainer copies them in."""
+    """What a client buys, period by period. Plans hold them as a template; a retainer copies them in.
+
+    Its invariants are `terms_constraints()`, which every concrete holder lists in its Meta.
+    """
 
     class Model(models.TextChoices):
         FIXED = "fixed", "Fixed units (unused units lapse)"
@@ -160,7 +197,10 @@ class Plan(WorkspaceOwned, RetainerTerms):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint("workspace", Lower("name"), name="plan_name_unique")]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="plan_name_unique"),
+            *terms_constraints(),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -210,6 +250,7 @@ class Retainer(WorkspaceOwned, RetainerTerms):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "status"], name="retainer_status_idx")]
+        constraints = terms_constraints()
 
     def __str__(self) -> str:
         return self.name
@@ -236,7 +277,8 @@ class Amendment(WorkspaceOwned, RetainerTerms):
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "retainer"], condition=models.Q(applied_at=None), name="amendment_one_pending"
-            )
+            ),
+            *terms_constraints(),
         ]
 
     def __str__(self) -> str:

@@ -31,13 +31,6 @@ def _violated(exc: IntegrityError) -> str | None:
     return getattr(diag, "constraint_name", None)
 
 
-def _lock_workspace(workspace_id: int) -> None:
-    # Client names are unique per workspace in code only (no DB constraint yet), so whoever
-    # creates or renames clients takes the workspace row lock first: two people cannot add
-    # "Acme" at once. The workspace is the parent, so this is also the first lock taken.
-    Workspace.objects.select_for_update().filter(pk=workspace_id).first()
-
-
 def client_name_taken(*, workspace: Workspace | int, name: str, exclude: Client | None = None) -> bool:
     clients = Client.objects.for_workspace(workspace).filter(name__iexact=name.strip())
     if exclude is not None:
@@ -45,38 +38,52 @@ def client_name_taken(*, workspace: Workspace | int, name: str, exclude: Client 
     return clients.exists()
 
 
+def _name_taken_error(name: str) -> ClientError:
+    return ClientError(f"There is already a client called “{name}”.", field="name")
+
+
 def _check_client_name(workspace_id: int, name: str, *, exclude: Client | None = None) -> str:
     name = name.strip()
     if not name:
         raise ClientError("Enter the client's name.", field="name")
     if client_name_taken(workspace=workspace_id, name=name, exclude=exclude):
-        raise ClientError(f"There is already a client called “{name}”.", field="name")
+        raise _name_taken_error(name)
     return name
+
+
+def _save_client(client: Client, update_fields: list[str] | None = None) -> Client:
+    """Save, turning the `client_name_unique` constraint into the name field's error: the check
+    before it is only the friendly path, two people adding "Acme" at once meet here."""
+    try:
+        with transaction.atomic():
+            client.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        if _violated(exc) == "client_name_unique":
+            raise _name_taken_error(client.name) from exc
+        raise
+    return client
 
 
 @transaction.atomic
 def create_client(
     *, workspace: Workspace, name: str, billing_email: str = "", address: str = "", tax_id: str = ""
 ) -> Client:
-    """Create an active client. Names are unique per workspace, ignoring case (checked under the workspace lock)."""
-    _lock_workspace(workspace.pk)
-    name = _check_client_name(workspace.pk, name)
-    return Client.objects.create(
+    """Create an active client. Names are unique per workspace, ignoring case (the `client_name_unique` constraint)."""
+    client = Client(
         workspace=workspace,
-        name=name,
+        name=_check_client_name(workspace.pk, name),
         billing_email=billing_email.strip(),
         address=address.strip(),
         tax_id=tax_id.strip(),
     )
+    return _save_client(client)
 
 
 @transaction.atomic
 def update_client(*, client: Client, name: str, billing_email: str, address: str, tax_id: str) -> Client:
-    _lock_workspace(client.workspace_id)
     client.name = _check_client_name(client.workspace_id, name, exclude=client)
     client.billing_email, client.address, client.tax_id = billing_email.strip(), address.strip(), tax_id.strip()
-    client.save(update_fields=["name", "billing_email", "address", "tax_id"])
-    return client
+    return _save_client(client, ["name", "billing_email", "address", "tax_id"])
 
 
 @transaction.atomic
@@ -240,47 +247,50 @@ class ImportRefused(ClientError):
 def import_clients(*, workspace: Workspace, text: str, skip_invalid: bool) -> ImportResult:
     """Create a client (and its contact) for each valid row of a CSV: all of them or none.
 
-    The file is checked again here, under the workspace lock, since the world may have changed
-    since the preview. With errors and `skip_invalid` false, nothing is written (ImportRefused).
+    The file is checked again here, since the world may have changed since the preview; a client
+    or contact added elsewhere after this check meets the database's unique constraints, and
+    nothing is written. With errors and `skip_invalid` false, nothing is written (ImportRefused).
     Sends no email: imported contacts get no portal access.
     """
-    _lock_workspace(workspace.pk)
     rows = csv_import.preview(text, workspace=workspace)
     valid = [row for row in rows if row.ok]
     if len(valid) != len(rows) and not skip_invalid:
         raise ImportRefused(rows)
     now = timezone.now()
-    clients = Client.objects.bulk_create(
-        Client(
-            workspace=workspace,
-            name=row.values["name"],
-            billing_email=row.values["billing_email"],
-            address=row.values["address"],
-            tax_id=row.values["tax_id"],
-            created_at=now,
-        )
-        for row in valid
-    )
-    contacts = [
-        Contact(
-            workspace=workspace,
-            client=client,
-            name=row.values["contact_name"],
-            email=row.values["contact_email"],
-            role=row.values["contact_role"],
-            created_at=now,
-        )
-        for row, client in zip(valid, clients, strict=True)
-        if row.has_contact
-    ]
     try:
         with transaction.atomic():
-            Contact.objects.bulk_create(contacts)
+            clients = Client.objects.bulk_create(
+                Client(
+                    workspace=workspace,
+                    name=row.values["name"],
+                    billing_email=row.values["billing_email"],
+                    address=row.values["address"],
+                    tax_id=row.values["tax_id"],
+                    created_at=now,
+                )
+                for row in valid
+            )
+            contacts = Contact.objects.bulk_create(
+                Contact(
+                    workspace=workspace,
+                    client=client,
+                    name=row.values["contact_name"],
+                    email=row.values["contact_email"],
+                    role=row.values["contact_role"],
+                    created_at=now,
+                )
+                for row, client in zip(valid, clients, strict=True)
+                if row.has_contact
+            )
     except IntegrityError as exc:
-        # A contact was added elsewhere since the check (adding contacts takes no workspace lock).
-        if _violated(exc) == "contact_email_unique":
-            raise ClientError("A contact email of the file was taken a moment ago; check the file again.") from exc
-        raise
+        # A client or contact of the file was added elsewhere since the check: the fresh check
+        # shows which rows, next to them, and nothing was written.
+        if _violated(exc) not in {"client_name_unique", "contact_email_unique"}:
+            raise
+        fresh = csv_import.preview(text, workspace=workspace)
+        if all(row.ok for row in fresh):  # taken, and gone again, since
+            raise ClientError("A client name or contact email of the file was taken a moment ago; try again.") from exc
+        raise ImportRefused(fresh) from exc
     return ImportResult(clients=len(clients), contacts=len(contacts), skipped=len(rows) - len(valid))
 
 

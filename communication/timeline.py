@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from clients.timeline import Cursor, Event
+from communication.markdown import plain_text
 from communication.models import Message, Note, Task
 from retainers.http import WorkspaceRequest
 
@@ -31,7 +32,7 @@ def note_events(
             title=("Shared note" if note.visibility == Note.Visibility.SHARED else "Private note")
             + (f" by {note.author.get_full_name()}" if note.author else ""),
             url=reverse("communication:note_edit", kwargs={"workspace_slug": slug, "note_id": note.pk}),
-            detail=_excerpt(note.body),
+            detail=_excerpt(plain_text(note.body)),  # a note is Markdown; the timeline shows its words
             pk=note.pk,
         )
         for note in notes.order_by("-created_at", "-pk")[:limit]

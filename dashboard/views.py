@@ -254,16 +254,34 @@ class Item:
 
 @dataclass
 class Kind:
+    """One kind of thing to act on. `noun` is how one of them is called in a count, with its plural:
+    ("overdue invoice", "overdue invoices") reads "1 overdue invoice", "3 overdue invoices"."""
+
     key: str
     label: str
     badge: str
     count: int
     items: list[Item]
     all_url: str = ""  # where to see them all, when the list is capped
+    noun: tuple[str, str] = ("", "")
 
     @property
     def more(self) -> int:
         return self.count - len(self.items)
+
+    def _counted(self, n: int) -> str:
+        one, many = self.noun
+        return f"{n} {one if n == 1 else many}"
+
+    @property
+    def counted(self) -> str:
+        """The badge: "1 overdue invoice"."""
+        return self._counted(self.count)
+
+    @property
+    def more_counted(self) -> str:
+        """Past the first few: "2 more overdue invoices"."""
+        return self._counted(self.more).replace(" ", " more ", 1)
 
 
 def _retainer_title(retainer: Retainer) -> str:
@@ -285,7 +303,9 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         for r in rows
     ]
     show_all = _url("dashboard", request, query={"health": "over"})
-    kinds.append(Kind("over", "Over the allotment", "badge-danger", count, items, show_all))
+    kinds.append(
+        Kind("over", "Over the allotment", "badge-danger", count, items, show_all, ("over the allotment",) * 2)
+    )
 
     rows, count = queries.capped(queries.low_balance(workspace), n)
     items = [
@@ -297,7 +317,7 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         for r in rows
     ]
     show_all = _url("dashboard", request, query={"health": "low"})
-    kinds.append(Kind("low", "Low balance", "badge-warning", count, items, show_all))
+    kinds.append(Kind("low", "Low balance", "badge-warning", count, items, show_all, ("low balance", "low balances")))
 
     rows, count = queries.capped(queries.overdue_invoices(workspace, today=today), n)
     items = [
@@ -310,7 +330,17 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         for invoice in rows
     ]
     show_all = _url("billing:invoice_list", request, query={"status": "overdue"})
-    kinds.append(Kind("overdue", "Overdue invoices", "badge-danger", count, items, show_all))
+    kinds.append(
+        Kind(
+            "overdue",
+            "Overdue invoices",
+            "badge-danger",
+            count,
+            items,
+            show_all,
+            ("overdue invoice", "overdue invoices"),
+        )
+    )
 
     rows, count = queries.capped(queries.failed_payments(workspace, now=timezone.now()), n)
     items = [
@@ -323,7 +353,9 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         )
         for invoice in rows
     ]
-    kinds.append(Kind("failed", "Failed payments", "badge-danger", count, items))
+    kinds.append(
+        Kind("failed", "Failed payments", "badge-danger", count, items, noun=("failed payment", "failed payments"))
+    )
 
     rows, count = queries.capped(queries.undelivered_invoices(workspace), n)
     items = [
@@ -372,7 +404,15 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         detail = f"Renews {_day(retainer.term_ends_on, today)} (in {left}), {state}"
         items.append(Item(_retainer_title(retainer), detail, url))
     kinds.append(
-        Kind("renewals", "Renewals to propose", "badge-warning", count, items, _url("renewals:renewal_list", request))
+        Kind(
+            "renewals",
+            "Renewals to propose",
+            "badge-warning",
+            count,
+            items,
+            _url("renewals:renewal_list", request),
+            ("renewal to propose", "renewals to propose"),
+        )
     )
 
     rows, count = queries.capped(queries.tasks_due(workspace, today=today), n)
@@ -387,7 +427,7 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         who = f" · {task.assignee.get_short_name()}" if task.assignee else ""
         items.append(Item(f"{task.client.name} · {task.title}", when + who, links("communication:task_edit", task.pk)))
     show_all = _url("communication:task_list", request, query={"state": "due"})
-    kinds.append(Kind("tasks", "Tasks due", "badge-info", count, items, show_all))
+    kinds.append(Kind("tasks", "Tasks due", "badge-info", count, items, show_all, ("task due", "tasks due")))
 
     rows, count = queries.capped(queries.quiet_clients(workspace, today=today), n)
     items = []
@@ -396,7 +436,9 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
         cadence = f" (check-ins every {_days(client.checkin_every_days)})" if client.checkin_every_days else ""
         detail = f"No session or message for {quiet}{cadence}"
         items.append(Item(client.name, detail, links("dashboard:client_detail", client.pk)))
-    kinds.append(Kind("quiet", "Gone quiet", "badge-muted", count, items))
+    kinds.append(
+        Kind("quiet", "Gone quiet", "badge-muted", count, items, noun=("client gone quiet", "clients gone quiet"))
+    )
 
     return {"attention": kinds, "attention_total": sum(kind.count for kind in kinds)}
 

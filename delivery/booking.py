@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from clients.models import Client, Contact, Retainer, RetainerTerms
@@ -616,11 +617,14 @@ REFUSALS = {
 
 def _refusal_message(reason: slots.Refusal, rules: slots.Rules) -> str:
     if reason == slots.Refusal.NOTICE:
-        hours = rules.min_notice.total_seconds() / 3600
-        notice = f"{hours:.0f} hours" if hours >= 1 else f"{rules.min_notice.total_seconds() / 60:.0f} minutes"
-        return f"Sessions need at least {notice}' notice. Choose a later time."
+        minutes = round(rules.min_notice.total_seconds() / 60)
+        count, noun = (round(minutes / 60), "hour") if minutes >= 60 else (minutes, "minute")
+        possessive = pluralize(count, "'s,s'")  # 1 hour's notice, 12 hours' notice
+        notice = f"{count} {noun}{possessive}"
+        return f"Sessions need at least {notice} notice. Choose a later time."
     if reason == slots.Refusal.HORIZON:
-        return f"Sessions can be booked at most {rules.horizon_days} days ahead. Choose an earlier day."
+        days = f"{rules.horizon_days} day{pluralize(rules.horizon_days)}"
+        return f"Sessions can be booked at most {days} ahead. Choose an earlier day."
     return REFUSALS[reason]
 
 
@@ -811,7 +815,8 @@ def _check_window(booking: Booking, *, now: datetime, action: str) -> None:
     if action == "reschedule" and inside_window(booking, now=now):
         policy = policy_for(booking.retainer)
         raise BookingError(
-            f"Sessions can be moved until {policy.cancel_window_hours} hours before they start. "
+            f"Sessions can be moved until {policy.cancel_window_hours} hour{pluralize(policy.cancel_window_hours)} "
+            "before they start. "
             f"Write to {booking.workspace.name} to change this one.",
             field="starts_at",
         )

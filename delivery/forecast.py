@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TypedDict
 
 from django.db.models import OuterRef, Subquery
+from django.template.defaultfilters import pluralize
 
 from clients.models import Retainer, RetainerTerms
 from delivery import charts, ledger
@@ -104,9 +105,13 @@ def forecast(
         if deliverables_total == 0:
             return Forecast("deliverables", "No deliverables are planned this period.", **base)
         if deliverables_done >= deliverables_total:
-            return Forecast("deliverables", f"All {deliverables_total} deliverables of this period are done.", **base)
+            done = "The deliverable" if deliverables_total == 1 else f"All {deliverables_total} deliverables"
+            return Forecast(
+                "deliverables", f"{done} of this period {pluralize(deliverables_total, 'is,are')} done.", **base
+            )
         to_come = deliverables_total - deliverables_done
-        message = f"{deliverables_done} of {deliverables_total} deliverables done; {to_come} to come" + (
+        total = f"{deliverables_total} deliverable{pluralize(deliverables_total)}"
+        message = f"{deliverables_done} of {total} done; {to_come} to come" + (
             f", with {left}." if today < end_on else "."
         )
         return Forecast("deliverables", message, **base)

@@ -23,14 +23,12 @@ from django.http import QueryDict
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
+from clients.forms import TermsForm, terms_initial
 from clients.models import Client, Plan, Retainer, RetainerTerms
 from delivery import services
 from delivery.models import Deliverable
-from retainers.choices import CURRENCIES
-from retainers.fields import MoneyField
 from retainers.models import Workspace
 from retainers.pagecache import PageCache
-from retainers.units import format_units
 
 CENT = Decimal("0.01")
 MAX_QUANTITY = Decimal("10000")  # exclusive; the ledger's columns hold less than a million
@@ -417,159 +415,7 @@ class EndNowForm(forms.Form):
     )
 
 
-# --- Terms: retainer creation, amendments --------------------------------------------------
-
-MONEY_FIELDS = {
-    "price": "price_minor",
-    "overage_rate": "overage_rate_minor",
-    "extra_deliverable_price": "extra_deliverable_price_minor",
-}
-
-
-def terms_initial(terms: dict[str, Any]) -> dict[str, object]:
-    """RetainerTerms values as form initial: money in minor units (MoneyField shows them), deliverables one per line."""
-    initial = {k: v for k, v in terms.items() if k not in MONEY_FIELDS.values() and k != "deliverables"}
-    for name, minor_name in MONEY_FIELDS.items():
-        initial[name] = terms[minor_name]
-    initial["deliverables"] = "\n".join(terms.get("deliverables") or [])
-    initial["units_per_period"] = format_units(Decimal(terms["units_per_period"]))
-    if terms.get("rollover_cap") is not None:
-        initial["rollover_cap"] = format_units(Decimal(terms["rollover_cap"]))
-    return initial
-
-
-class TermsForm(FocusMixin, forms.Form):
-    """Every RetainerTerms field, as people fill it in. Money is typed in the currency's major unit."""
-
-    model = forms.ChoiceField(label="Kind of retainer", choices=RetainerTerms.Model.choices, initial="fixed")
-    unit = forms.ChoiceField(label="Unit", choices=RetainerTerms.Unit.choices, initial="hours")
-    units_per_period = forms.DecimalField(
-        label="Units per period",
-        min_value=0,
-        max_digits=8,
-        decimal_places=2,
-        required=False,
-        help_text="Hours (up to 2 decimals) or whole sessions each period; not used by deliverables retainers.",
-    )
-    overage_policy = forms.ChoiceField(
-        label="Beyond the allotment", choices=RetainerTerms.Overage.choices, initial="bill"
-    )
-    overage_rate = MoneyField(label="Overage rate", required=False, help_text="Price of one extra hour or session.")
-    currency = forms.ChoiceField(label="Currency", choices=CURRENCIES)
-    price = MoneyField(label="Fee per period", help_text="What the client pays each period, e.g. 1,500.00.")
-    cadence = forms.ChoiceField(label="Billing cadence", choices=RetainerTerms.Cadence.choices, initial="monthly")
-    billing_timing = forms.ChoiceField(label="Invoice", choices=RetainerTerms.Timing.choices, initial="advance")
-    rollover_cap = forms.DecimalField(
-        label="Rollover cap",
-        min_value=0,
-        max_digits=8,
-        decimal_places=2,
-        required=False,
-        help_text="Rollover retainers: the most unused units that may roll into the next period.",
-    )
-    rollover_expiry_periods = forms.IntegerField(
-        label="Rolled units expire after (periods)",
-        min_value=1,
-        max_value=120,
-        required=False,
-        help_text="Rollover retainers: how many periods rolled units live.",
-    )
-    deliverables = forms.CharField(
-        label="Deliverables each period",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="Deliverables retainers: one per line.",
-    )
-    deliverables_carry = forms.BooleanField(label="Unfinished deliverables carry into the next period", required=False)
-    extra_deliverable_price = MoneyField(label="Price of an extra deliverable", required=False)
-    term_periods = forms.IntegerField(label="Periods in one term", min_value=1, max_value=120, initial=12)
-    auto_renew = forms.BooleanField(label="Renew automatically at the end of the term", required=False)
-    renewal_notice_days = forms.IntegerField(label="Renewal notice (days)", min_value=0, max_value=365, initial=30)
-
-    MAX_DELIVERABLES = 50
-
-    def __init__(self, *args: Any, workspace: Workspace, currency: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.workspace = workspace
-        if "currency" in self.fields:
-            self.fields["currency"].initial = workspace.currency
-        chosen = currency or self._chosen_currency()
-        self.currency = chosen  # type: ignore[assignment]  # django-stubs: the form's metaclass takes the declared field off the class
-        for name in MONEY_FIELDS:
-            if name in self.fields:
-                field = cast(MoneyField, self.fields[name])
-                field.currency = chosen  # amounts are checked against its minor unit
-
-    def _chosen_currency(self) -> str:
-        """The currency the amounts are in: the posted one if valid, else the initial one."""
-        valid = {code for code, _ in CURRENCIES}
-        posted = self.data.get(self.add_prefix("currency")) if self.is_bound else None
-        if posted in valid:
-            return posted
-        return str(self.initial.get("currency") or self.workspace.currency)
-
-    def fixed_terms(self) -> dict[str, object]:
-        """Terms the form does not let people change (an amendment keeps model, unit, currency…)."""
-        return {}
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        assert data is not None  # Form.clean() returns cleaned_data
-        fixed = self.fixed_terms()
-        model = fixed.get("model", data.get("model"))
-        unit = fixed.get("unit", data.get("unit"))
-        units_based = model in {RetainerTerms.Model.FIXED, RetainerTerms.Model.ROLLOVER}
-        sessions = unit == RetainerTerms.Unit.SESSIONS
-        if units_based and "units_per_period" in self.fields and "units_per_period" not in self.errors:
-            units = data.get("units_per_period")
-            if units is None or units <= 0:
-                self.add_error("units_per_period", "Enter the units allotted each period (more than zero).")
-            elif sessions and units != units.to_integral_value():
-                self.add_error("units_per_period", "Sessions are counted in whole numbers.")
-        if (
-            units_based
-            and "overage_rate" in self.fields
-            and data.get("overage_policy") == RetainerTerms.Overage.BILL
-            and not data.get("overage_rate")
-            and "overage_rate" not in self.errors
-        ):
-            self.add_error("overage_rate", "Enter the price of one extra unit, or choose another policy.")
-        if model == RetainerTerms.Model.ROLLOVER:
-            for name in ("rollover_cap", "rollover_expiry_periods"):
-                if name in self.fields and data.get(name) is None and name not in self.errors:
-                    self.add_error(name, "Required for a rollover retainer.")
-            cap = data.get("rollover_cap")
-            if cap is not None and sessions and cap != cap.to_integral_value():
-                self.add_error("rollover_cap", "Sessions are counted in whole numbers.")
-        lines = [line.strip() for line in (data.get("deliverables") or "").splitlines() if line.strip()]
-        if "deliverables" in self.fields:
-            if any(len(line) > 200 for line in lines):
-                self.add_error("deliverables", "Keep each deliverable under 200 characters.")
-            elif len(lines) > self.MAX_DELIVERABLES:
-                self.add_error("deliverables", f"List at most {self.MAX_DELIVERABLES} deliverables.")
-            elif model == RetainerTerms.Model.DELIVERABLES and not lines:
-                self.add_error("deliverables", "List at least one deliverable, one per line.")
-        data["deliverables"] = lines
-        return data
-
-    def terms(self) -> dict[str, object]:
-        """The cleaned terms, keyed as RetainerTerms fields; fields the model does not use at neutral values."""
-        data = self.cleaned_data
-        terms: dict[str, object] = {
-            name: data[name] for name in RetainerTerms.TERM_FIELDS if name in self.fields and name in data
-        }
-        for name, minor_name in MONEY_FIELDS.items():
-            if name in self.fields:
-                terms[minor_name] = data.get(name) or 0
-        terms.update(self.fixed_terms())
-        model = terms.get("model")
-        if model == RetainerTerms.Model.DELIVERABLES:
-            terms.update(units_per_period=Decimal("0"), overage_rate_minor=0)
-        else:
-            terms.update(deliverables=[], deliverables_carry=False, extra_deliverable_price_minor=0)
-        if model != RetainerTerms.Model.ROLLOVER:
-            terms.update(rollover_cap=None, rollover_expiry_periods=None)
-        return terms
+# --- Terms: retainer creation, amendments (on clients.forms.TermsForm, the one terms form) ---------
 
 
 def _date_bounds_error(day: date, today: date) -> str | None:
@@ -578,7 +424,7 @@ def _date_bounds_error(day: date, today: date) -> str | None:
     return None
 
 
-class RetainerCreateForm(TermsForm):
+class RetainerCreateForm(FocusMixin, TermsForm):
     """Sign a retainer for a client, with terms loaded from a plan (then editable) or typed from scratch.
 
     The plan is chosen in a separate step (the page's plan picker loads its terms into this
@@ -594,6 +440,7 @@ class RetainerCreateForm(TermsForm):
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, workspace=workspace, **kwargs)
+        self.fields["price"].help_text = "What the client pays each period, in the currency below, e.g. 1,500.00."
         cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = (
             Client.objects.for_workspace(workspace).filter(status=Client.Status.ACTIVE).order_by("name")
         )
@@ -636,7 +483,7 @@ AMENDABLE_FIELDS = (
 )
 
 
-class AmendForm(TermsForm):
+class AmendForm(FocusMixin, TermsForm):
     """New terms from the next period. Model, unit, currency, cadence and term length stay as signed:
     changing them mid-agreement would break the ledger and the period arithmetic (a new retainer does that)."""
 

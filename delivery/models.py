@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from clients.models import Retainer
-from retainers.models import WorkspaceOwned, WorkspaceQuerySet
+from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
 
 
 class Period(WorkspaceOwned):
@@ -57,6 +57,11 @@ class Period(WorkspaceOwned):
                 fields=["workspace", "retainer"], condition=models.Q(status="open"), name="period_one_open"
             ),
             models.CheckConstraint(condition=models.Q(end_on__gt=models.F("start_on")), name="period_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(price_minor__gte=0, overage_rate_minor__gte=0, extra_deliverable_price_minor__gte=0),
+                name="period_prices_not_negative",
+            ),
+            currency_constraint(),
         ]
         ordering = ["retainer", "seq"]
 
@@ -96,7 +101,10 @@ class WorkItem(WorkspaceOwned):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "retainer", "delivered_on"], name="workitem_day_idx")]
-        constraints = [models.UniqueConstraint(fields=["workspace", "replaces"], name="workitem_replaced_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "replaces"], name="workitem_replaced_once"),
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="workitem_quantity_positive"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.delivered_on} {self.quantity} {self.description}"
@@ -134,7 +142,11 @@ class LedgerEntry(WorkspaceOwned):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "retainer", "period"], name="ledger_period_idx")]
-        constraints = [models.UniqueConstraint(fields=["workspace", "reverses"], name="ledger_reversed_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "reverses"], name="ledger_reversed_once"),
+            # An entry moves units: a zero would be a row that says nothing (and sums hide it).
+            models.CheckConstraint(condition=~models.Q(quantity=0), name="ledger_quantity_not_zero"),
+        ]
         ordering = ["created_at", "pk"]
         verbose_name_plural = "ledger entries"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -48,9 +48,19 @@ def term_end(anchor: date, cadence: str, term_periods: int) -> date:
 
 @transaction.atomic
 def create_retainer(
-    *, client: Client, name: str, starts_on: date, plan: Plan | None = None, terms: dict[str, object] | None = None
+    *,
+    client: Client,
+    name: str,
+    starts_on: date,
+    plan: Plan | None = None,
+    terms: dict[str, object] | None = None,
+    now: datetime | None = None,
 ) -> Retainer:
-    """Sign a retainer: terms copied from the plan (then overridden by `terms`), first period opened."""
+    """Sign a retainer: terms copied from the plan (then overridden by `terms`), first period opened.
+
+    `now` (here and in the other workflows that write rows): when it happened, for history
+    written after the fact (the demo); the real now otherwise."""
+    now = now or timezone.now()
     values = {**(plan.terms() if plan else {}), **(terms or {})}
     unknown = set(values) - set(RetainerTerms.TERM_FIELDS)
     if unknown:
@@ -62,11 +72,12 @@ def create_retainer(
         name=name.strip(),
         starts_on=starts_on,
         anchor_on=starts_on,
+        created_at=now,
         **values,
     )
     retainer.term_ends_on = term_end(starts_on, retainer.cadence, retainer.term_periods)
     retainer.save()
-    _open_period(retainer, seq=1, anchor_index=0, rolled=[])
+    _open_periods([(retainer, 1, 0, [])], now=now)
     refresh_balance(retainer)
     return retainer
 
@@ -79,11 +90,7 @@ def open_period(retainer: Retainer) -> Period | None:
     return Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
 
 
-def _open_period(retainer: Retainer, *, seq: int, anchor_index: int, rolled: list[ledger.Move]) -> Period:
-    return _open_periods([(retainer, seq, anchor_index, rolled)])[0]
-
-
-def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]]) -> list[Period]:
+def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]], *, now: datetime) -> list[Period]:
     """Open one period per (retainer, seq, anchor index, units rolled in): the period with the
     retainer's current terms as its price snapshot, its allotment and rolled-in entries, and its
     planned deliverables. Three inserts, however many retainers."""
@@ -113,9 +120,9 @@ def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]]) 
         moves = list(rolled)
         if period.allotted > 0:
             moves.append(ledger.Move(Kind.ALLOTMENT, period.allotted, seq, "Allotment"))
-        entries += [_entry(retainer, period, m) for m in moves]
+        entries += [_entry(retainer, period, m, now=now) for m in moves]
         deliverables += [
-            Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name)
+            Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name, created_at=now)
             for name in retainer.deliverables
         ]
     LedgerEntry.objects.bulk_create(entries)
@@ -149,7 +156,9 @@ def _refresh_balances(retainers: list[Retainer]) -> None:
 
 
 @transaction.atomic
-def amend_retainer(*, retainer: Retainer, terms: dict[str, object], reason: str, actor: User | None) -> Amendment:
+def amend_retainer(
+    *, retainer: Retainer, terms: dict[str, object], reason: str, actor: User | None, now: datetime | None = None
+) -> Amendment:
     """Change terms from the next period start. A newer amendment replaces a pending one."""
     retainer = _lock(retainer)
     if retainer.status == Retainer.Status.ENDED:
@@ -164,6 +173,7 @@ def amend_retainer(*, retainer: Retainer, terms: dict[str, object], reason: str,
         effective_on=period.end_on,
         reason=reason,
         created_by=actor,
+        created_at=now or timezone.now(),
         **values,
     )
 
@@ -233,7 +243,7 @@ def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
         return retainer
     period = open_period(retainer)
     if period is not None:
-        _close_round({retainer.pk: retainer}, {retainer.pk: period}, final=True)
+        _close_round({retainer.pk: retainer}, {retainer.pk: period}, now=timezone.now(), final=True)
     retainer.status, retainer.ended_on = Retainer.Status.ENDED, on
     retainer.save(update_fields=["status", "ended_on"])
     refresh_balance(retainer)
@@ -249,7 +259,7 @@ class Closed:
     next_period: Period | None
 
 
-def close_and_open_period(*, retainer: Retainer, as_of: date) -> list[Closed]:
+def close_and_open_period(*, retainer: Retainer, as_of: date, now: datetime | None = None) -> list[Closed]:
     """Close every period of the retainer that ended on or before `as_of`, opening the next each time.
 
     Idempotent and catching up: run twice, nothing more happens; run after downtime,
@@ -257,11 +267,13 @@ def close_and_open_period(*, retainer: Retainer, as_of: date) -> list[Closed]:
     retainers are left alone. At the end of a term the retainer renews itself when
     it auto-renews, and ends otherwise; `cancel_at_period_end` ends it at the next close.
     """
-    return close_and_open_periods(retainer_ids=[retainer.pk], as_of=as_of)[retainer.pk]
+    return close_and_open_periods(retainer_ids=[retainer.pk], as_of=as_of, now=now)[retainer.pk]
 
 
 @transaction.atomic
-def close_and_open_periods(*, retainer_ids: Iterable[int], as_of: date) -> dict[int, list[Closed]]:
+def close_and_open_periods(
+    *, retainer_ids: Iterable[int], as_of: date, now: datetime | None = None
+) -> dict[int, list[Closed]]:
     """`close_and_open_period` for many retainers at once, in a fixed number of queries per round.
 
     The billing run closes thousands of periods: one retainer at a time that is a dozen
@@ -271,6 +283,7 @@ def close_and_open_periods(*, retainer_ids: Iterable[int], as_of: date) -> dict[
     pure `ledger` functions, and writes with bulk inserts and updates. A round closes
     one period per retainer; catching up after downtime takes one round per missed period.
     """
+    now = now or timezone.now()
     ids = sorted(set(retainer_ids))
     retainers = {r.pk: r for r in Retainer.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
     closed: dict[int, list[Closed]] = {pk: [] for pk in ids}
@@ -284,14 +297,14 @@ def close_and_open_periods(*, retainer_ids: Iterable[int], as_of: date) -> dict[
         }
         if not ended:
             break
-        for retainer_id, next_period in _close_round(retainers, ended).items():
+        for retainer_id, next_period in _close_round(retainers, ended, now=now).items():
             closed[retainer_id].append(Closed(ended[retainer_id], next_period))
     _refresh_balances(list(retainers.values()))
     return closed
 
 
 def _close_round(
-    retainers: dict[int, Retainer], ended: dict[int, Period], *, final: bool = False
+    retainers: dict[int, Retainer], ended: dict[int, Period], *, now: datetime, final: bool = False
 ) -> dict[int, Period | None]:
     """Close each of the `ended` periods (one per retainer) and open the next where there is one;
     `final`: the retainers end now, so nothing rolls and no period opens."""
@@ -310,7 +323,6 @@ def _close_round(
         unfinished[deliverable.period_id].append(deliverable)
     pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
 
-    now = timezone.now()
     closing: list[LedgerEntry] = []
     carried_ids: list[int] = []
     lapsed_ids: list[int] = []
@@ -333,7 +345,7 @@ def _close_round(
             rollover_expiry_periods=retainer.rollover_expiry_periods,
             has_next=has_next,
         )
-        closing += [_entry(retainer, period, m) for m in plan.moves if not m.in_next]
+        closing += [_entry(retainer, period, m, now=now) for m in plan.moves if not m.in_next]
         period.used, period.expired, period.rolled_out, period.overage = (
             used,
             plan.expired,
@@ -372,7 +384,8 @@ def _close_round(
     update_each(applied, ["applied_at"])
     update_each(changed, [*RetainerTerms.TERM_FIELDS, "term_ends_on", "status", "ended_on"])
     next_periods = _open_periods(
-        [(retainer, period.seq + 1, period.anchor_index + 1, rolled) for retainer, period, rolled, _ in opening]
+        [(retainer, period.seq + 1, period.anchor_index + 1, rolled) for retainer, period, rolled, _ in opening],
+        now=now,
     )
     copies = []
     for (retainer, _, _, carried), next_period in zip(opening, next_periods, strict=True):
@@ -386,6 +399,7 @@ def _close_round(
                 status=d.status if d.status == Deliverable.Status.IN_PROGRESS else Deliverable.Status.PLANNED,
                 extra=d.extra,
                 carried_from=d,
+                created_at=now,
             )
             for d in carried
         ]
@@ -393,7 +407,7 @@ def _close_round(
     return result
 
 
-def _entry(retainer: Retainer, period: Period, move: ledger.Move) -> LedgerEntry:
+def _entry(retainer: Retainer, period: Period, move: ledger.Move, *, now: datetime) -> LedgerEntry:
     return LedgerEntry(
         workspace_id=retainer.workspace_id,
         retainer=retainer,
@@ -402,6 +416,7 @@ def _entry(retainer: Retainer, period: Period, move: ledger.Move) -> LedgerEntry
         quantity=move.quantity,
         origin_seq=move.origin_seq,
         reason=move.reason,
+        created_at=now,
     )
 
 
@@ -486,10 +501,12 @@ def record_delivery(
     confirm_large: bool = False,
     replaces: WorkItem | None = None,
     reservation: Booking | None = None,
+    now: datetime | None = None,
 ) -> WorkItem:
     """Record work against the open period. Locks the retainer: the balance check and the
     debit happen with no other delivery (or booking) in between. `reservation`: the booking this
     work settles, whose reserved units it may use (delivery.booking)."""
+    now = now or timezone.now()
     retainer = _lock(retainer)
     quantity = _check_quantity(retainer, quantity, confirm_large=confirm_large)
     period = _period_for(retainer, delivered_on)
@@ -512,6 +529,7 @@ def record_delivery(
         delivered_by=delivered_by or actor,
         created_by=actor,
         replaces=replaces,
+        created_at=now,
     )
     if billable:
         LedgerEntry.objects.create(
@@ -524,12 +542,13 @@ def record_delivery(
             reason=description.strip()[:255],
             work_item=item,
             actor=actor,
+            created_at=now,
         )
     refresh_balance(retainer)
     return item
 
 
-def _reverse_item(item: WorkItem, *, actor: User | None, reason: str) -> None:
+def _reverse_item(item: WorkItem, *, actor: User | None, reason: str, now: datetime) -> None:
     entry = LedgerEntry.objects.filter(work_item=item, kind=Kind.DELIVERY).first()
     if entry is not None:
         LedgerEntry.objects.create(
@@ -543,8 +562,9 @@ def _reverse_item(item: WorkItem, *, actor: User | None, reason: str) -> None:
             work_item=item,
             reverses=entry,
             actor=actor,
+            created_at=now,
         )
-    WorkItem.objects.filter(pk=item.pk).update(removed_at=timezone.now())
+    WorkItem.objects.filter(pk=item.pk).update(removed_at=now)
 
 
 def _editable(item: WorkItem) -> WorkItem:
@@ -567,8 +587,10 @@ def edit_delivery(
     actor: User | None,
     deliverable: Deliverable | None = None,
     confirm_large: bool = False,
+    now: datetime | None = None,
 ) -> WorkItem:
     """Change a delivery: reverse its entry and record the new one, shown to people as one row."""
+    now = now or timezone.now()
     retainer = _lock(item.retainer)
     item = _editable(item)
     new = record_delivery(
@@ -582,25 +604,29 @@ def edit_delivery(
         delivered_by=item.delivered_by,
         confirm_large=confirm_large,
         replaces=item,
+        now=now,
     )
-    _reverse_item(item, actor=actor, reason=f"Edited: replaced by entry #{new.pk}")
+    _reverse_item(item, actor=actor, reason=f"Edited: replaced by entry #{new.pk}", now=now)
     refresh_balance(retainer)
     return new
 
 
 @transaction.atomic
-def remove_delivery(*, item: WorkItem, actor: User | None) -> None:
+def remove_delivery(*, item: WorkItem, actor: User | None, now: datetime | None = None) -> None:
     retainer = _lock(item.retainer)
     item = _editable(item)
-    _reverse_item(item, actor=actor, reason="Removed")
+    _reverse_item(item, actor=actor, reason="Removed", now=now or timezone.now())
     refresh_balance(retainer)
 
 
 @transaction.atomic
-def adjust_balance(*, retainer: Retainer, quantity: Decimal, reason: str, actor: User | None) -> LedgerEntry:
+def adjust_balance(
+    *, retainer: Retainer, quantity: Decimal, reason: str, actor: User | None, now: datetime | None = None
+) -> LedgerEntry:
     """Add (or, negative, take away) units in the open period, with a reason on record."""
     retainer = _lock(retainer)
-    if quantity == 0:
+    quantity = quantity.quantize(Decimal("0.01"))
+    if quantity == 0:  # after rounding: a ledger entry is never zero (the `ledger_quantity_not_zero` constraint)
         raise DeliveryError("Enter a quantity other than zero.", field="quantity")
     if not reason.strip():
         raise DeliveryError("Say why: the reason stays on the ledger.", field="reason")
@@ -614,10 +640,11 @@ def adjust_balance(*, retainer: Retainer, quantity: Decimal, reason: str, actor:
         retainer=retainer,
         period=period,
         kind=Kind.ADJUSTMENT,
-        quantity=quantity.quantize(Decimal("0.01")),
+        quantity=quantity,
         origin_seq=period.seq,
         reason=reason.strip()[:255],
         actor=actor,
+        created_at=now or timezone.now(),
     )
     refresh_balance(retainer)
     return entry
@@ -660,7 +687,7 @@ def set_deliverable_status(
 
 
 @transaction.atomic
-def add_deliverable(*, retainer: Retainer, name: str, actor: User | None) -> Deliverable:
+def add_deliverable(*, retainer: Retainer, name: str, actor: User | None, now: datetime | None = None) -> Deliverable:
     """Add an extra deliverable (beyond the plan, billed as agreed) to the open period."""
     retainer = _lock(retainer)
     name = name.strip()
@@ -672,5 +699,10 @@ def add_deliverable(*, retainer: Retainer, name: str, actor: User | None) -> Del
     if period is None:
         raise DeliveryError("This retainer has no open period.")
     return Deliverable.objects.create(
-        workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name[:200], extra=True
+        workspace_id=retainer.workspace_id,
+        retainer=retainer,
+        period=period,
+        name=name[:200],
+        extra=True,
+        created_at=now or timezone.now(),
     )

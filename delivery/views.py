@@ -24,6 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
+from clients.forms import terms_initial
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import agenda, booking, charts, ledger, services
 from delivery.figures import last_day, period_figures
@@ -38,7 +39,6 @@ from delivery.forms import (
     RetainerCreateForm,
     WorkEditForm,
     add_service_error,
-    terms_initial,
     workspace_quick_add_form,
 )
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
@@ -667,7 +667,14 @@ def _create_initial(request: WorkspaceRequest, params) -> tuple[dict[str, object
 def retainer_create(request: WorkspaceRequest) -> HttpResponse:
     """Sign a retainer: pick a client, start from a plan (GET ?plan=, or htmx on change) or from scratch."""
     workspace = request.workspace
-    if request.method == "POST":
+    if request.method == "POST" and "refresh" in request.POST:
+        # The model was switched: show its fields, keep what was typed, save nothing.
+        form = RetainerCreateForm(initial=request.POST.dict(), workspace=workspace)
+        if request.htmx:
+            context = {"form": form, "fields_id": "create-model-fields"}
+            return render(request, "clients/_terms_fields.html#model-fields", context)
+        plan = Plan.objects.for_workspace(workspace).filter(pk=_int(request.POST.get("plan")) or 0).first()
+    elif request.method == "POST":
         form = RetainerCreateForm(request.POST, workspace=workspace)
         plan = None
         if form.is_valid():

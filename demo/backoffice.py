@@ -368,16 +368,16 @@ Invoice {number} (due {due_on}) is still unpaid: **chase it before we resume.**
 
 PROPOSAL_FULL_YEAR = "This time for a full year: the first term was shorter so that it ends with your financial year."
 
-THREAD = [  # days before today, hour, minute, who, what
+THREAD = [  # days before today, hour, minute, who, what: plain text, as messages are shown
     (6, 16, 10, "alice", (
-        "Hi Carol, the notes from our last session are in the portal under *Shared notes*. "
+        "Hi Carol, the notes from our last session are in the portal under “Shared notes”. "
         "I have also added a go-live checklist for the warehouse."
     )),
     (5, 9, 5, "carol", (
         "Thanks Alice. Could we hold next week's check-in at the warehouse, so you can walk the floor "
         "with the shift leads?"
     )),
-    (5, 11, 30, "alice", "Good idea. **Tuesday at 10:00 on site** works for me; I'll bring the pick-rate numbers."),
+    (5, 11, 30, "alice", "Good idea. Tuesday at 10:00 on site works for me; I'll bring the pick-rate numbers."),
     (1, 17, 45, "carol", (
         "Tuesday is perfect. Dev asks whether the overage hours could go on a separate invoice line "
         "for the warehouse budget. Is that possible?"

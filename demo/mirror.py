@@ -9,15 +9,16 @@ fields), and hands the finished rows to `demo.bench` to be written with COPY.
 When a service changes, this mirror must change with it: tests/demo replays bulk-written
 retainers through the real services and fails on any difference.
 
-Timestamps are made up from the business dates (work logged at 17:00 on its day, periods
-closed at 01:00 on their end date, in the workspace's zone) so the history reads in order.
+Timestamps are made up from the business dates by the same `demo.story.Clock` the demo's
+services are given (work logged at 17:00 on its day, periods closed at 01:00 on their end
+date, in the workspace's zone), so the history reads in order.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from delivery import ledger
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds
 from delivery.services import MAX_HOURS_UNCONFIRMED, MAX_SESSIONS_UNCONFIRMED, term_end
-from demo.story import Story
+from demo.story import Clock, Story
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -133,12 +134,11 @@ class MemoryBooks:
         self.items: list[ItemRow] = []
         self.amendments: list[AmendmentRow] = []
         self.entries: list[tuple] = []
-        self.clock = datetime.min.replace(tzinfo=zone)
+        self.clock = Clock(zone)
 
     def stamp(self, day: date, hour: int) -> datetime:
-        """A made-up creation time on `day`, never earlier than the previous one."""
-        self.clock = max(self.clock, datetime.combine(day, time(hour), tzinfo=self.zone))
-        return self.clock
+        """A made-up creation time on `day`, the same as the services are given (demo.story.Clock)."""
+        return self.clock.at(day, hour)
 
     # --- the Books protocol ---
 

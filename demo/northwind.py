@@ -203,6 +203,10 @@ def seed_northwind(*, months: int, seed: int) -> Workspace:
     rng = random.Random(seed)
     today = workspace.today()
     anchor = add_months(today.replace(day=1), -months)
+    # Northwind opened its account a month before the history starts, and set up its plans then.
+    Workspace.objects.filter(pk=workspace.pk).update(
+        created_at=backoffice.at(workspace, anchor - timedelta(days=30), 9)
+    )
     plans = {
         key: Plan.objects.for_workspace(workspace).filter(name=template["name"]).first()
         or client_services.create_plan(
@@ -213,6 +217,7 @@ def seed_northwind(*, months: int, seed: int) -> Workspace:
         )
         for key, template in catalog.PLANS.items()
     }
+    Plan.objects.for_workspace(workspace).update(created_at=backoffice.at(workspace, anchor - timedelta(days=28), 11))
     for member in cast(anchor, today):
         client = Client.objects.for_workspace(workspace).filter(name=member.client).first()
         client = client or client_services.create_client(
@@ -229,9 +234,20 @@ def seed_northwind(*, months: int, seed: int) -> Workspace:
             play(books, story, rng, today=today)
         if member.archive and not Retainer.objects.filter(client=client).live().exists():
             client_services.archive_client(client=client)
+        date_the_client(client, member, today=today)
     backoffice.play_back_office(workspace=workspace, alice=alice, bob=bob, rng=rng, today=today)
     backoffice.mark_emails_sent(workspace, after_id=outbox_before)
     return workspace
+
+
+def date_the_client(client: Client, member: Cast, *, today: date) -> None:
+    """A client was added (with its people) a little before its first retainer started, or, for a
+    prospect, a couple of weeks ago: "client since" is in the past, not the day of the seed."""
+    starts = [story.starts_on for _, _, story, _ in member.retainers if story.starts_on <= today]
+    added_on = min(starts) - timedelta(days=10) if starts else today - timedelta(days=12)
+    added_at = backoffice.at(client.workspace, added_on, 10)
+    Client.objects.filter(pk=client.pk).update(created_at=added_at)
+    Contact.objects.filter(client=client).update(created_at=added_at)
 
 
 def add_contact(client: Client, name: str, email: str, role: str, *, portal_access: bool = False) -> None:

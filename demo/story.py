@@ -9,15 +9,22 @@ books; tests/demo checks that they do.
 
 Every random draw of a period is made before anything is told to the books, so what the
 books answer (a delivery refused under the "refuse" overage policy) never shifts the draws.
+
+The story happens on its own days: both books stamp what they write with a `Clock` (work
+logged at 17:00 on its day, periods closed at 01:00 on their end date, in the workspace's
+zone), so a ledger of six months reads as six months, not as the day the demo was seeded.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
 
 from clients.models import Client, Plan, Retainer
 from delivery import services
@@ -28,6 +35,20 @@ from retainers.models import User
 ONE_DAY = timedelta(days=1)
 HOURS = [Decimal(q) for q in ("0.5", "0.75", "1", "1.25", "1.5", "2", "2.5", "3", "4")]
 SESSIONS = [Decimal("1")] * 5 + [Decimal("2")]
+
+
+class Clock:
+    """Made-up creation times for history written after the fact: `at(day, hour)` is that hour of
+    `day` in the zone, never earlier than the time it gave before (so rows keep their order) and
+    never later than now (the story's today is not over yet)."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.last = datetime.min.replace(tzinfo=zone)
+
+    def at(self, day: date, hour: int) -> datetime:
+        self.last = max(self.last, datetime.combine(day, time(hour), tzinfo=self.zone))
+        return min(self.last, timezone.now())
 
 
 @dataclass
@@ -211,12 +232,18 @@ class ServiceBooks:
         terms: dict[str, object] | None = None,
     ) -> None:
         self.client, self.name, self.actor, self.plan, self.initial_terms = client, name, actor, plan, terms
+        self.clock = Clock(client.workspace.tzinfo)
         self.retainer: Retainer  # signed by start()
         self._deliverables: tuple[int, list[Deliverable]] | None = None
 
     def start(self, story: Story) -> None:
         self.retainer = services.create_retainer(
-            client=self.client, name=self.name, starts_on=story.starts_on, plan=self.plan, terms=self.initial_terms
+            client=self.client,
+            name=self.name,
+            starts_on=story.starts_on,
+            plan=self.plan,
+            terms=self.initial_terms,
+            now=self.clock.at(story.starts_on, 9),
         )
 
     def terms(self) -> dict[str, object]:
@@ -255,6 +282,7 @@ class ServiceBooks:
             billable=billable,
             deliverable=deliverable,
             actor=self.actor,
+            now=self.clock.at(on, 17),
         )
 
     def edit(self, item: WorkItem, *, quantity: Decimal) -> WorkItem | None:
@@ -267,25 +295,33 @@ class ServiceBooks:
             billable=item.billable,
             deliverable=item.deliverable,
             actor=self.actor,
+            now=self.clock.at(item.delivered_on, 17),
         )
 
     def remove(self, item: WorkItem) -> None:
-        services.remove_delivery(item=item, actor=self.actor)
+        services.remove_delivery(item=item, actor=self.actor, now=self.clock.at(item.delivered_on, 17))
 
     def adjust(self, *, on: date, quantity: Decimal, reason: str) -> None:
         self._refusable(
-            services.adjust_balance, retainer=self.retainer, quantity=quantity, reason=reason, actor=self.actor
+            services.adjust_balance,
+            retainer=self.retainer,
+            quantity=quantity,
+            reason=reason,
+            actor=self.actor,
+            now=self.clock.at(on, 12),
         )
 
     def add_extra(self, *, on: date, name: str) -> None:
-        extra = services.add_deliverable(retainer=self.retainer, name=name, actor=self.actor)
+        extra = services.add_deliverable(retainer=self.retainer, name=name, actor=self.actor, now=self.clock.at(on, 10))
         self.deliverables().append(extra)
 
     def progress(self, deliverable: Deliverable, *, status: str, on: date) -> None:
         services.set_deliverable_status(deliverable=deliverable, status=status, actor=self.actor, on=on)
 
     def amend(self, *, on: date, changes: dict[str, object], reason: str) -> None:
-        services.amend_retainer(retainer=self.retainer, terms=changes, reason=reason, actor=self.actor)
+        services.amend_retainer(
+            retainer=self.retainer, terms=changes, reason=reason, actor=self.actor, now=self.clock.at(on, 11)
+        )
 
     def cancel(self, *, on: date) -> None:
         services.cancel_at_period_end(retainer=self.retainer)
@@ -294,6 +330,6 @@ class ServiceBooks:
         services.pause_retainer(retainer=self.retainer, on=on)
 
     def close(self, *, as_of: date) -> bool:
-        services.close_and_open_period(retainer=self.retainer, as_of=as_of)
+        services.close_and_open_period(retainer=self.retainer, as_of=as_of, now=self.clock.at(as_of, 1))
         self.retainer.refresh_from_db()
         return self.retainer.status == Retainer.Status.ACTIVE

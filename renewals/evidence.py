@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
+from django.template.defaultfilters import pluralize
 
 from billing.models import Invoice
 from delivery.models import Deliverable, LedgerEntry, Period
@@ -205,7 +206,7 @@ def suggest(
         extra = sum(p.deliverables_extra for p in periods)
         if not planned and not extra:
             return Suggestion("keep", "No deliverables were planned this term.", units_per_period, price_minor)
-        reason = f"{delivered} of {planned} planned deliverables were delivered this term"
+        reason = f"{delivered} of {planned} planned deliverable{pluralize(planned, ' was,s were')} delivered this term"
         reason += f", and {extra} extra." if extra else "."
         return Suggestion("keep", reason, units_per_period, price_minor)
 

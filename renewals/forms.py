@@ -1,8 +1,8 @@
 """Forms of renewals: the proposed terms, the client's answer, and the reminder offsets.
 
-The proposal's terms are a plan's terms (clients.forms.PlanForm: the same fields, the same
-checks per retainer model, amounts typed as decimals and cleaned to minor units with
-retainers.money) without the plan's name, plus the text the client reads.
+The proposal's terms are filled in with the one terms form (clients.forms.TermsForm: the same
+fields, the same checks per retainer model, amounts typed as decimals and cleaned to minor units
+with retainers.money) in the current term's currency, plus the text the client reads.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from typing import Any
 
 from django import forms
 
-from clients.forms import PlanForm
+from clients.forms import TermsForm, terms_initial
 from renewals.models import Renewal, RenewalSettings
 from renewals.services import EDITABLE_TERMS, MAX_OFFSET_DAYS
 from retainers.models import Workspace
-from retainers.units import format_units
 
 
-class ProposalForm(PlanForm):
-    name = None  # type: ignore[assignment]  # Django's way to drop an inherited form field
-    description = None  # type: ignore[assignment]  # the same: dropped from the inherited PlanForm
+class ProposalForm(TermsForm):
     proposal_text = forms.CharField(
         label="Message to the client",
         required=False,
@@ -41,17 +38,8 @@ class ProposalForm(PlanForm):
 
     @staticmethod
     def initial_from_renewal(renewal: Renewal) -> dict[str, object]:
-        initial = {name: getattr(renewal, name) for name in EDITABLE_TERMS if name != "deliverables"}
-        initial.update(
-            price=renewal.price_minor,
-            overage_rate=renewal.overage_rate_minor,
-            extra_deliverable_price=renewal.extra_deliverable_price_minor,
-            deliverables="\n".join(renewal.deliverables),
-            units_per_period=format_units(renewal.units_per_period),
-            rollover_cap=None if renewal.rollover_cap is None else format_units(renewal.rollover_cap),
-            proposal_text=renewal.proposal_text,
-        )
-        return initial
+        terms = {name: getattr(renewal, name) for name in EDITABLE_TERMS}
+        return {**terms_initial(terms), "proposal_text": renewal.proposal_text}
 
     def terms(self) -> dict[str, object]:
         terms = super().terms()

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from clients.models import Contact, Retainer, RetainerTerms
+from clients.models import Contact, Retainer, RetainerTerms, terms_constraints
 from retainers.models import WorkspaceOwned
 
 
@@ -65,7 +65,8 @@ class Renewal(WorkspaceOwned, RetainerTerms):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "retainer", "term_ends_on"], name="renewal_one_per_term")
+            models.UniqueConstraint(fields=["workspace", "retainer", "term_ends_on"], name="renewal_one_per_term"),
+            *terms_constraints(),
         ]
         indexes = [models.Index(fields=["workspace", "status", "term_ends_on"], name="renewal_pipeline_idx")]
 

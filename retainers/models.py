@@ -71,6 +71,15 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.name.split(" ")[0] if self.name else self.email
 
 
+CURRENCY_CODE = r"^[A-Z]{3}$"
+
+
+def currency_constraint() -> models.CheckConstraint:
+    """The `currency` column holds an ISO 4217 code, as Stripe and retainers.money read it: three capital
+    letters. Every table with a currency lists it in its Meta (the name is per table)."""
+    return models.CheckConstraint(condition=models.Q(currency__regex=CURRENCY_CODE), name="%(class)s_currency_code")
+
+
 class Workspace(models.Model):
     """A tenant: one consultant's business or a small firm."""
 
@@ -80,6 +89,9 @@ class Workspace(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     locale = models.CharField(max_length=10, default="en_US", help_text="How amounts are written, e.g. en_GB, de_DE.")
     created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        constraints = [currency_constraint()]
 
     def __str__(self) -> str:
         return self.name

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import factory
 from allauth.account.models import EmailAddress
+from faker import Faker
 
 from clients.models import Client, Contact
 from retainers.models import Membership, User, Workspace
 
 PASSWORD = "correct-horse-battery-staple"
+_fake = Faker()
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -50,7 +52,9 @@ class ClientFactory(factory.django.DjangoModelFactory):
         model = Client
 
     workspace = factory.SubFactory(WorkspaceFactory)
-    name = factory.Faker("company")
+    # A made-up company with a number: names are unique per workspace (the `client_name_unique`
+    # constraint), and two random companies may share a name.
+    name = factory.LazyAttributeSequence(lambda _, n: f"{_fake.company()} {n}")
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
@@ -82,6 +86,10 @@ def make_retainer(*, workspace=None, client=None, starts_on=None, name="Advisory
         "overage_rate_minor": 15000,
         "term_periods": 12,
     }
-    return create_retainer(
-        client=client, name=name, starts_on=starts_on or date(2026, 1, 1), terms={**defaults, **terms}
-    )
+    terms = {**defaults, **terms}
+    if terms["model"] == "rollover":
+        # A rollover has a cap and an expiry (the `rollover_terms` constraints); these defaults are
+        # so loose that they never bite, as if there were none.
+        terms.setdefault("rollover_cap", Decimal("1000"))
+        terms.setdefault("rollover_expiry_periods", 120)
+    return create_retainer(client=client, name=name, starts_on=starts_on or date(2026, 1, 1), terms=terms)

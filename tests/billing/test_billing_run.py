@@ -195,6 +195,9 @@ def test_second_run_exits_at_once_while_one_holds_the_lock(workspace, django_db_
         # noticed the disconnect, which under load can be after the next line's run.
         other.execute("SELECT pg_advisory_unlock(%s)", [services.BILLING_RUN_LOCK])
     finally:
+        # Unlock before closing: a closed connection's backend releases its locks when it exits,
+        # which a loaded server may do after the next line has already tried the lock.
+        other.execute("SELECT pg_advisory_unlock(%s)", [services.BILLING_RUN_LOCK])
         other.close()
     assert Invoice.objects.count() == 0
     assert services.run_billing(inline=True, as_of=date(2026, 1, 1)).invoices == 1

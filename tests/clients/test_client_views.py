@@ -63,6 +63,25 @@ def test_create_client_service_refuses_a_duplicate_name(workspace):
     assert raised.value.field == "name"
 
 
+@pytest.mark.parametrize("taken", ["ACME", "acme", "Acme"])
+def test_a_name_taken_after_the_check_is_refused_by_the_database_and_shown_by_the_field(
+    workspace, owner_client, monkeypatch, taken
+):
+    """Two people adding "Acme" at once: the second passes the friendly check (blinded here, as
+    if the first had not committed yet) and meets the `client_name_unique` constraint, which the
+    page shows next to the name instead of failing."""
+    factories.ClientFactory(workspace=workspace, name="Acme")
+    monkeypatch.setattr(services, "client_name_taken", lambda **kwargs: False)
+    response = owner_client.post(url(workspace, "client_create"), {"name": taken})
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [f"There is already a client called “{taken}”."]
+    assert 'id="id_name_error"' in response.content.decode()
+    globex = factories.ClientFactory(workspace=workspace, name="Globex")
+    response = owner_client.post(url(workspace, "client_edit", client_id=globex.pk), {"name": taken})
+    assert response.status_code == 200 and "name" in response.context["form"].errors
+    assert sorted(Client.objects.for_workspace(workspace).values_list("name", flat=True)) == ["Acme", "Globex"]
+
+
 def test_edit_client_keeps_its_own_name_in_another_case_but_not_anothers(workspace, owner_client):
     acme = factories.ClientFactory(workspace=workspace, name="Acme")
     factories.ClientFactory(workspace=workspace, name="Globex")

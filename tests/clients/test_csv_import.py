@@ -164,6 +164,24 @@ def test_import_is_one_transaction(workspace, monkeypatch):
     assert Client.objects.count() == before
 
 
+def test_a_client_added_after_the_check_is_refused_with_the_row_named(workspace, monkeypatch):
+    """Someone adds "Acme Ltd" between the import's check and its insert: the database's
+    `client_name_unique` constraint refuses the file, nothing is written, and the fresh check
+    names the row, as the preview shows it."""
+    real_check = csv_import.check_against_workspace
+
+    def check_then_someone_adds_acme(rows, *, workspace):
+        real_check(rows, workspace=workspace)
+        if not Client.objects.filter(workspace=workspace, name="ACME LTD").exists():
+            factories.ClientFactory(workspace=workspace, name="ACME LTD")
+
+    monkeypatch.setattr(csv_import, "check_against_workspace", check_then_someone_adds_acme)
+    with pytest.raises(services.ImportRefused) as refused:
+        services.import_clients(workspace=workspace, text=GOOD, skip_invalid=False)
+    assert errors_by_row(refused.value.rows) == {2: ["A client called “Acme Ltd” already exists."]}
+    assert not Client.objects.filter(workspace=workspace, name__in=["Acme Ltd", "Globex"]).exists()
+
+
 # --- Upload, preview, confirm -------------------------------------------------------------------
 
 

@@ -73,6 +73,15 @@ def test_events_of_every_kind_are_merged_newest_first(acme, alice, carol, retain
     assert page.next_cursor is None
 
 
+def test_a_note_shows_its_words_not_its_markdown(acme, alice, request_for):
+    """The timeline is plain text: a note's `**`, `#` and list marks would show as typed."""
+    communication.create_note(
+        client=acme, author=alice, body="## Go-live\n\n- **Pick rate** agreed\n- *Rota* signed", visibility="private"
+    )
+    [event] = timeline.page(request_for, acme).events
+    assert event.detail == "Go-live Pick rate agreed Rota signed"
+
+
 def test_events_at_the_same_moment_keep_a_stable_order_across_pages(acme, alice, carol, request_for):
     moment = at(2026, 1, 5, 9)
     with time_machine.travel(moment, tick=False):

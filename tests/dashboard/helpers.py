@@ -118,6 +118,9 @@ def bulk_book(workspace, count: int, *, prefix: str = "Client", today: date = TO
                 cadence=cadences[n % 3],
                 billing_timing="arrears" if n % 4 == 1 else "advance",
                 overage_rate_minor=15000,
+                # A rollover has a cap and an expiry (the terms constraints).
+                rollover_cap=Decimal("5") if not deliverables and n % 2 else None,
+                rollover_expiry_periods=2 if not deliverables and n % 2 else None,
                 status="paused" if n % 9 == 4 else "active",
                 auto_renew=n % 3 == 0,
                 cancel_at_period_end=n % 17 == 16,

@@ -3,6 +3,7 @@ and the htmx part."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -257,6 +258,34 @@ def test_each_kind_is_capped_with_its_count(workspace, owner_client):
     assert response.context["attention_total"] == 7
     page = response.content.decode()
     assert "2 more over the allotment" in page and f'href="{dashboard_url(workspace)}?health=over"' in page
+
+
+def badges(page: str) -> list[str]:
+    """The counts at the top of "Needs attention", as they read."""
+    cluster = page[page.index('aria-label="How many of each"') :]
+    cluster = cluster[: cluster.index("</ul>")]
+    return [re.sub(r"<[^>]+>", "", li).strip() for li in cluster.split("<li>")[1:]]
+
+
+def test_counts_read_in_the_singular_for_one_and_the_plural_for_more(workspace, owner_client):
+    """ "1 overdue invoice", not "1 overdue invoices"; the lists under them carry no bullets."""
+    client = factories.ClientFactory(workspace=workspace, name="Acme")
+    make_invoice(client, due_on=TODAY - timedelta(days=3), number="2026-0007")
+    retainer = retainer_for(workspace, "Ending")
+    Retainer.objects.filter(pk=retainer.pk).update(term_ends_on=TODAY + timedelta(days=20))
+    set_balance(retainer_for(workspace, "Low"), available="10", used="9")
+    Client.objects.update(created_at=NOW)
+    page = owner_client.get(dashboard_url(workspace)).content.decode()
+    assert badges(page) == ["1 low balance", "1 overdue invoice", "1 renewal to propose"]
+    assert '<ul class="list-plain">' in page and "<ul>" not in page[page.index('id="attention"') :]
+
+    make_invoice(client, due_on=TODAY - timedelta(days=4), number="2026-0006")
+    other = retainer_for(workspace, "Also ending")
+    Retainer.objects.filter(pk=other.pk).update(term_ends_on=TODAY + timedelta(days=25))
+    set_balance(retainer_for(workspace, "Lower"), available="10", used="9.5")
+    Client.objects.update(created_at=NOW)
+    page = owner_client.get(dashboard_url(workspace)).content.decode()
+    assert badges(page) == ["2 low balances", "2 overdue invoices", "2 renewals to propose"]
 
 
 def test_nothing_to_do_says_so(workspace, owner_client):

@@ -27,10 +27,13 @@ class LedgerMachine(RuleBasedStateMachine):
         model=st.sampled_from(["fixed", "rollover"]),
         policy=st.sampled_from(["bill", "carry", "refuse"]),
         units=st.decimals(min_value=D("1"), max_value=D("20"), places=2),
-        cap=st.one_of(st.none(), st.decimals(min_value=D("0"), max_value=D("15"), places=2)),
-        expiry=st.one_of(st.none(), st.integers(min_value=1, max_value=3)),
+        # A rollover has a cap above zero and an expiry; a fixed retainer has neither (the terms constraints).
+        cap=st.decimals(min_value=D("0.01"), max_value=D("15"), places=2),
+        expiry=st.integers(min_value=1, max_value=3),
     )
     def start(self, model, policy, units, cap, expiry):
+        if model != "rollover":
+            cap = expiry = None
         workspace = factories.WorkspaceFactory()
         self.retainer = factories.make_retainer(
             workspace=workspace,
@@ -77,12 +80,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(
         units=st.decimals(min_value=D("1"), max_value=D("20"), places=2),
-        cap=st.one_of(st.none(), st.decimals(min_value=D("0"), max_value=D("15"), places=2)),
+        cap=st.decimals(min_value=D("0.01"), max_value=D("15"), places=2),
     )
     def amend(self, units, cap):
-        services.amend_retainer(
-            retainer=self.retainer, terms={"units_per_period": units, "rollover_cap": cap}, reason="", actor=None
-        )
+        terms = {"units_per_period": units}
+        if self.retainer.model == "rollover":
+            terms["rollover_cap"] = cap
+        services.amend_retainer(retainer=self.retainer, terms=terms, reason="", actor=None)
 
     @rule(days=st.integers(min_value=1, max_value=70))
     def advance(self, days):

@@ -180,6 +180,21 @@ def test_choosing_a_plan_with_htmx_swaps_only_the_form(workspace, owner_client):
     assert 'name="price" value="150000"' in page  # JPY has no minor unit
 
 
+def test_switching_the_model_shows_its_fields_without_saving(workspace, owner_client):
+    """The new retainer page is the plan form's terms: the groups of the other models are hidden
+    and disabled, and switching the model re-renders them (htmx, or the <noscript> button)."""
+    acme = ClientFactory(workspace=workspace)
+    page = html(owner_client.get(url(workspace, f"retainers/new/?client={acme.pk}")))
+    assert '<div id="create-model-fields"' in page and "<fieldset hidden disabled>" in page
+    data = create_data(acme, model="deliverables", refresh="1")
+    fields = html(owner_client.post(url(workspace, "retainers/new/"), data, **HX))
+    assert fields.lstrip().startswith('<div id="create-model-fields"') and "<html" not in fields
+    assert 'name="deliverables"' in fields and fields.count("<fieldset hidden disabled>") == 2
+    page = html(owner_client.post(url(workspace, "retainers/new/"), data))
+    assert "<html" in page and 'value="Growth advisory"' in page  # what was typed stays
+    assert not Retainer.objects.exists()
+
+
 def test_create_with_errors_rerenders_with_status_200_and_writes_nothing(workspace, owner_client):
     acme = ClientFactory(workspace=workspace)
     response = owner_client.post(url(workspace, "retainers/new/"), create_data(acme, units_per_period="", price="x"))

@@ -31,6 +31,7 @@ from billing.models import BillingProfile, Invoice, InvoiceLine, Payment
 from clients import services as client_services
 from clients.models import Amendment, Client, Contact, Plan, Retainer
 from communication import services as communication
+from communication.markdown import plain_text
 from communication.models import Message, Note, Task
 from dashboard import queries as dashboard
 from delivery import services
@@ -172,6 +173,15 @@ def books_of(retainer: Retainer, *, exact: bool) -> dict[str, object]:
     items = WorkItem.objects.filter(retainer=retainer).order_by("pk")
     deliverables = Deliverable.objects.filter(retainer=retainer).order_by("period__seq", "pk")
     if exact:
+        # When each row was written, as the day it shows (the clock of the story, capped at now).
+        def day(instant):
+            return None if instant is None else timezone.localdate(instant, retainer.workspace.tzinfo)
+
+        books["days"] = (
+            day(retainer.created_at),
+            [(p.seq, day(p.closed_at)) for p in Period.objects.filter(retainer=retainer).order_by("seq")],
+            [(day(a.created_at), day(a.applied_at)) for a in Amendment.objects.filter(retainer=retainer)],
+        )
         books["entries"] = [
             (
                 seq_of[e.period_id],
@@ -180,18 +190,21 @@ def books_of(retainer: Retainer, *, exact: bool) -> dict[str, object]:
                 e.origin_seq,
                 re.sub(r"#\d+", "#n", e.reason),
                 e.work_item_id is not None,
+                day(e.created_at),
             )
             for e in entries
         ]
         books["items"] = [
             (seq_of[i.period_id], i.delivered_on, i.quantity, i.description, i.billable, i.removed_at is not None,
-             i.replaces_id is not None, i.deliverable.name if i.deliverable else None)
+             i.replaces_id is not None, i.deliverable.name if i.deliverable else None, day(i.created_at),
+             day(i.removed_at))
             for i in items.select_related("deliverable")
         ]  # fmt: skip
         books["deliverables"] = [
-            (seq_of[d.period_id], d.name, d.status, d.extra, d.carried_from_id is not None, d.delivered_on)
+            (seq_of[d.period_id], d.name, d.status, d.extra, d.carried_from_id is not None, d.delivered_on,
+             day(d.created_at))
             for d in deliverables
-        ]
+        ]  # fmt: skip
     else:
         books["sums"] = sorted(
             (seq_of[period], kind, total)
@@ -459,6 +472,57 @@ def test_default_demo_pages_show_the_money_the_thread_and_the_renewal(demo, logi
     assert "Warehouse go-live checklist" in notes and "Account plan" not in notes
 
 
+def test_default_demo_happened_on_its_own_days_in_the_past(demo):
+    """Six months of history read as six months: every ledger entry, session and close on its own
+    day (not the day of the seed), clients added before their first retainer began."""
+    today, now = demo.today(), timezone.now()
+    anchor = add_months(today.replace(day=1), -6)
+    entries = list(LedgerEntry.objects.for_workspace(demo).select_related("period"))
+    days = [local_day(demo, e.created_at) for e in entries]
+    assert min(days) == anchor and max(days) <= today and all(e.created_at <= now for e in entries)
+    assert len({(day.year, day.month) for day in days}) == 7  # the six months and this one
+    for entry, day in zip(entries, days, strict=True):
+        assert entry.period.start_on <= day <= entry.period.end_on, (entry, day)  # closing entries: on end_on
+    for item in WorkItem.objects.for_workspace(demo):
+        assert local_day(demo, item.created_at) == item.delivered_on, item
+        assert item.removed_at is None or local_day(demo, item.removed_at) == item.delivered_on, item
+    for period in Period.objects.for_workspace(demo).filter(status="closed"):
+        assert local_day(demo, period.closed_at) == period.end_on, period
+
+    for client in Client.objects.for_workspace(demo):
+        since = local_day(demo, client.created_at)
+        assert since < today, client
+        first = Period.objects.filter(retainer__client=client).order_by("start_on").first()
+        assert first is None or since < first.start_on, client
+        assert not client.contacts.filter(created_at__gt=client.created_at).exists(), client
+    assert all(local_day(demo, plan.created_at) < anchor for plan in Plan.objects.for_workspace(demo))
+
+
+def test_default_demo_pages_show_the_history_on_its_dates_and_no_raw_markdown(demo, login):
+    alice = login(User.objects.get(email=northwind.OWNER))
+    acme = Client.objects.get(workspace=demo, name="Acme Corp")
+    retainer = Retainer.objects.get(workspace=demo, client=acme)
+
+    def page(client, name: str, **kwargs) -> str:
+        response = client.get(reverse(name, kwargs={"workspace_slug": demo.slug, **kwargs}))
+        assert response.status_code == 200, name
+        return response.content.decode()
+
+    since = timezone.localtime(acme.created_at, demo.tzinfo)
+    assert f"{since.day} {since:%B %Y}" in page(alice, "dashboard:client_detail", client_id=acme.pk)
+    ledger = page(alice, "delivery:retainer_ledger", retainer_id=retainer.pk)
+    assert len(set(re.findall(r"<td>\d{1,2} ([A-Z][a-z]{2} \d{4})</td>", ledger))) >= 2  # not all on one day
+    timeline = page(alice, "dashboard:client_timeline", client_id=acme.pk)
+    assert "Account plan" in timeline and "**" not in timeline  # a note's words, not its Markdown
+
+    # Messages are plain text wherever they are shown: the demo's are written that way.
+    for message in Message.objects.for_workspace(demo):
+        assert plain_text(message.body) == " ".join(message.body.split()), message.body
+    carol = login(Contact.objects.get(workspace=demo, email=northwind.CONTACT).user)
+    for name in ("portal:message_list", "portal:overview"):
+        assert "**" not in page(carol, name), name
+
+
 def test_the_demo_stories_written_in_bulk_give_the_rows_the_services_gave():
     seed()
     workspace = Workspace.objects.get(slug=northwind.SLUG)
@@ -508,7 +572,7 @@ def test_edge_cases_written_in_bulk_give_the_rows_the_services_give():
             {"term_periods": 2},
             Story(
                 starts_on=starts_on, intensity=(1.4, 0.3, 0.3, 1.2, 0.2), amend_in=2, amend_reason="Looser terms",
-                amend_changes={"rollover_cap": None, "rollover_expiry_periods": 2, "units_per_period": D("12.5")},
+                amend_changes={"rollover_cap": D("40"), "rollover_expiry_periods": 2, "units_per_period": D("12.5")},
             ),
         ),
         ("coaching", {"term_periods": 2}, Story(starts_on=starts_on, intensity=1.5, pause=True)),

@@ -649,6 +649,8 @@ def bulk_other_clients(workspace: Workspace, count: int, *, start: int) -> None:
             model="rollover",
             unit="hours",
             units_per_period=H("10"),
+            rollover_cap=H("5"),
+            rollover_expiry_periods=2,
             currency=workspace.currency,
             starts_on=date(2026, 4, 1),
             anchor_on=date(2026, 4, 1),
