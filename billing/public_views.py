@@ -84,7 +84,7 @@ def pay_checkout(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponseRedirect(url, status=303)
 
 
-@csrf_exempt  # The one CSRF-exempt view: Stripe signs its requests instead.
+@csrf_exempt  # Stripe signs its requests instead of sending a CSRF token.
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     try:

@@ -136,3 +136,78 @@ class Task(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ReplyAddress(WorkspaceOwned):
+    """A client's reply address, reply+<token>@INBOUND_EMAIL_DOMAIN: emails to the client carry it
+    as Reply-To, and what comes back to it lands in the client's thread (communication.inbound).
+
+    The token is kept in plain text: every email to the client must print it, so it has to be
+    readable (a hash could not be turned back into the address; one derived from SECRET_KEY would
+    change with the key and orphan every address already in clients' mailboxes). It is no secret
+    from anyone who reads those emails; what it grants is narrow — a message in this one thread,
+    and only from an address of one of the client's contacts — and a leaked one is revoked by
+    making a new one. Revoked rows stay, so a reply to an old address is logged as such.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="reply_addresses")
+    token = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Mail arrives with only the token: the lookup spans workspaces (160 random bits keep
+            # tokens unique without a constraint, which could not include the workspace).
+            models.Index(fields=["token"], name="reply_address_token_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "client"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="reply_address_one_current",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"reply+{self.token}"
+
+
+class InboundEmail(WorkspaceOwned):
+    """One email received at a client's reply address, and what became of it: the operator's log.
+
+    Posted emails link to the message they became. Dropped ones keep no body; quarantined ones (a sender
+    who is not a contact, nothing new to post) keep the start of their text, so nothing a person
+    wrote vanishes without a trace. Mail to no known address reaches no workspace and is only
+    logged (communication.inbound).
+    """
+
+    class Outcome(models.TextChoices):
+        POSTED = "posted", "Posted to the thread"
+        DROPPED = "dropped", "Dropped"
+        QUARANTINED = "quarantined", "Quarantined"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="inbound_emails")
+    received_at = models.DateTimeField(default=timezone.now)
+    message_id = models.CharField(max_length=255, blank=True)
+    sender = models.CharField(max_length=320, blank=True, help_text="The From address.")
+    recipient = models.CharField(max_length=320, help_text="The reply address it came to.")
+    subject = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True, help_text="The start of the text, for quarantined emails only.")
+    posted_message = models.ForeignKey(Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "received_at"], name="inbound_email_received_idx")]
+        constraints = [
+            # An email is posted once, however often the MTA or the provider delivers it.
+            models.UniqueConstraint(
+                fields=["workspace", "message_id"],
+                condition=models.Q(outcome="posted") & ~models.Q(message_id=""),
+                name="inbound_email_posted_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.message_id or self.subject}"

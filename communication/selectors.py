@@ -11,7 +11,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from clients.models import Client
-from communication import services
+from communication import inbound, services
 from communication.forms import CheckInForm, FollowUpForm, NoteForm, SessionChoiceField, TaskForm, recent_sessions
 from communication.markdown import render_markdown
 from communication.models import Attachment, Message, Note, Task
@@ -66,7 +66,7 @@ def client_section(
     checkin_form: CheckInForm | None = None,
     notice: str = "",
 ) -> dict[str, object]:
-    """Notes, the thread's summary, open tasks and the forms: a fixed number of queries."""
+    """Notes, the thread's summary, open tasks, the reply address and the forms: a fixed number of queries."""
     workspace = request.workspace
     notes = list(
         Note.objects.for_workspace(workspace)
@@ -115,5 +115,6 @@ def client_section(
         "has_sessions": bool(sessions),
         "checkin_form": checkin_form
         or CheckInForm(prefix="checkin", initial={"checkin_every_days": client.checkin_every_days}),
+        "reply_address": inbound.shown_reply_address(client),
         "notice": notice,
     }

@@ -269,13 +269,22 @@ def send_team_message(*, client: Client, author: User, body: str, files: Sequenc
     return _send(client=client, body=body, files=files, author=author, contact=None)
 
 
-def send_contact_message(*, contact: Contact, body: str, files: Sequence[UploadedFile[bytes]] = ()) -> Message:
-    """A client's contact writes from the portal; the team (see `team_recipients`) is emailed once each."""
-    return _send(client=contact.client, body=body, files=files, author=None, contact=contact)
+def send_contact_message(
+    *, contact: Contact, body: str, files: Sequence[UploadedFile[bytes]] = (), by_email: bool = False
+) -> Message:
+    """A client's contact writes from the portal, or by replying to an email (`by_email`, from
+    communication.inbound); the team (see `team_recipients`) is emailed once each."""
+    return _send(client=contact.client, body=body, files=files, author=None, contact=contact, by_email=by_email)
 
 
 def _send(
-    *, client: Client, body: str, files: Sequence[UploadedFile[bytes]], author: User | None, contact: Contact | None
+    *,
+    client: Client,
+    body: str,
+    files: Sequence[UploadedFile[bytes]],
+    author: User | None,
+    contact: Contact | None,
+    by_email: bool = False,
 ) -> Message:
     body = (body or "").strip()
     if len(body) > MAX_MESSAGE_LENGTH:
@@ -288,7 +297,12 @@ def _send(
     stored = [_store(client.workspace_id, f) for f in checked]
     try:
         return _record_message(
-            client=client, body=body, author=author, contact=contact, files=list(zip(checked, stored, strict=True))
+            client=client,
+            body=body,
+            author=author,
+            contact=contact,
+            files=list(zip(checked, stored, strict=True)),
+            by_email=by_email,
         )
     except BaseException:
         for path in stored:
@@ -304,6 +318,7 @@ def _record_message(
     author: User | None,
     contact: Contact | None,
     files: list[tuple[CheckedFile, str]],
+    by_email: bool,
 ) -> Message:
     now = timezone.now()
     message = Message.objects.create(
@@ -329,13 +344,19 @@ def _record_message(
         )
         for checked, path in files
     )
-    _notify(message, client=client, attachments=len(files))
+    _notify(message, client=client, attachments=len(files), by_email=by_email)
     return message
 
 
-def _notify(message: Message, *, client: Client, attachments: int) -> None:
+def _notify(message: Message, *, client: Client, attachments: int, by_email: bool) -> None:
     workspace = Workspace.objects.get(pk=client.workspace_id)
-    context = {"message": message, "client": client, "workspace": workspace, "attachments": attachments}
+    context = {
+        "message": message,
+        "client": client,
+        "workspace": workspace,
+        "attachments": attachments,
+        "by_email": by_email,
+    }
     if message.sent_by_contact_id is None:
         url = settings.SITE_URL + reverse("portal:message_list", kwargs={"workspace_slug": workspace.slug})
         sender = message.sent_by_user.get_full_name() if message.sent_by_user else workspace.name

@@ -20,4 +20,5 @@ urlpatterns = [
     path("tasks/<int:task_id>/delete/", views.task_delete, name="task_delete"),
     path("clients/<int:client_id>/follow-up/", views.follow_up_create, name="follow_up_create"),
     path("clients/<int:client_id>/check-in/", views.checkin_update, name="checkin_update"),
+    path("clients/<int:client_id>/reply-address/", views.reply_address_regenerate, name="reply_address_regenerate"),
 ]

@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients.models import Client
-from communication import services
+from communication import inbound, services
 from communication.files import attachment_response
 from communication.forms import (
     CheckInForm,
@@ -411,3 +411,14 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     for error in form.errors.values():
         messages.error(request, " ".join(error))  # type: ignore[arg-type]  # django-stubs: an ErrorList iterates as its messages
     return redirect(_client_url(request, client))
+
+
+@require_POST
+@workspace_view
+def reply_address_regenerate(request: WorkspaceRequest, client_id: int) -> HttpResponse:
+    """A new reply address for the client; replies to the old one are dropped from now on."""
+    client = _client(request, client_id)
+    inbound.regenerate_reply_address(client=client, actor=request.user)
+    return _after_section_post(
+        request, client, "New reply address made: replies to the old one are no longer accepted."
+    )

@@ -4,6 +4,7 @@ Every variable has a default that works on a developer's machine; production
 must set SECRET_KEY, DEBUG=0, EMAIL_URL, ALLOWED_HOSTS and an https SITE_URL.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -259,6 +260,23 @@ MAILERS = {"default": mailer_from_url(EMAIL_URL)}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Retainers <noreply@retainers.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 OUTBOX_MAX_ATTEMPTS = 8
+
+
+def inbound_domain(site_host: str | None) -> str:
+    """Reply addresses' domain by default: SITE_URL's host, or `localhost` for a loopback or bare-IP site."""
+    host = (site_host or "").lower()
+    try:
+        ipaddress.ip_address(host)
+        return "localhost"  # 127.0.0.1 in development: no one can mail an IP address's domain
+    except ValueError:
+        return host or "localhost"
+
+
+# Replies to client emails come back to reply+<token>@INBOUND_EMAIL_DOMAIN (communication.inbound),
+# through `manage.py receive_email` (an MTA pipe) or POST /inbound/email/ with this secret (a
+# provider's webhook; empty turns the endpoint off).
+INBOUND_EMAIL_DOMAIN = os.environ.get("INBOUND_EMAIL_DOMAIN", "").strip().lower() or inbound_domain(_site.hostname)
+INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
 
 # --- Stripe (used by billing; empty means "no Stripe": invoices are paid by hand) ---
 

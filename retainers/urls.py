@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("billing.public_urls")),
     path("", include("delivery.public_urls")),
     path("", include("renewals.public_urls")),
+    path("", include("communication.public_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]
