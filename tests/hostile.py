@@ -20,6 +20,7 @@ PAYLOADS = [
     '"><img data-h src=x onerror=alert(1)>{{ 7|add:7 }}',
     '"><img data-h src=x onerror=alert(1)>',
     "<b data-h>x</b>",
+    "<b data-h>",
 ]
 # For text without a length limit: more ways in, Markdown ones included.
 LONG_PAYLOAD = (
@@ -35,13 +36,15 @@ def marker(index: int) -> str:
 
 
 def hostile_value(index: int, row: object, max_length: int | None) -> str:
-    """The longest payload that fits, after the field's marker and the row's id (names stay unique)."""
+    """The longest payload that fits, after the field's marker and the row's id (so names stay
+    unique); in a short column (a tax label) without the row's id."""
     head = f"{marker(index)}{row} "
     if max_length is None:
         return head + LONG_PAYLOAD
-    for payload in PAYLOADS:
-        if len(head) + len(payload) <= max_length:
-            return head + payload
+    for start in (head, f"{marker(index)} "):
+        for payload in PAYLOADS:
+            if len(start) + len(payload) <= max_length:
+                return start + payload
     raise ValueError(f"no payload fits in {max_length} characters after {head!r}")
 
 
@@ -56,6 +59,7 @@ class MarkupAudit(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.problems: list[str] = []
         self.seen: set[int] = set()  # markers found in text or attribute values: shown, escaped
+        self.last_marker = ""  # the value a problem comes from is the one whose marker came just before
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._check(tag, attrs)
@@ -65,7 +69,7 @@ class MarkupAudit(HTMLParser):
 
     def _check(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         names = {name for name, _ in attrs}
-        shown = f"<{tag} {' '.join(name for name, _ in attrs)}>"
+        shown = f"<{tag} {' '.join(name for name, _ in attrs)}> after {self.last_marker or 'no marker'}"
         if "data-h" in names:
             self.problems.append(f"hostile markup {shown}")
         if tag == "meta" and "http-equiv" in names:
@@ -90,7 +94,10 @@ class MarkupAudit(HTMLParser):
         self._saw(data)
 
     def _saw(self, text: str) -> None:
-        self.seen.update(int(number) for number in MARKER.findall(text))
+        found = MARKER.findall(text)
+        self.seen.update(int(number) for number in found)
+        if found:
+            self.last_marker = marker(int(found[-1]))
 
 
 def audit_markup(html: str) -> MarkupAudit:
