@@ -20,7 +20,7 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MoneyField
+from retainers.fields import MAX_AMOUNT_MINOR, MoneyField, largest_amount
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
@@ -155,11 +155,24 @@ class LineForm(forms.Form):
 
     def __init__(self, *args: object, currency: str, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        self.currency = currency
         self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
 
     def clean_quantity(self) -> Decimal:
         quantity = self.cleaned_data["quantity"]
         return Decimal("1") if quantity is None else quantity
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        quantity, unit_price = data.get("quantity"), data.get("unit_price")
+        if isinstance(quantity, Decimal) and isinstance(unit_price, int):
+            if money.multiply(unit_price, quantity) > MAX_AMOUNT_MINOR:
+                self.add_error(
+                    "quantity",
+                    f"This line comes to more than {largest_amount(self.currency)}, the most one card payment "
+                    "can take: lower the quantity or the price, or split the work over two invoices.",
+                )
+        return data
 
 
 class BaseLineFormSet(forms.BaseFormSet):

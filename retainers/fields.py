@@ -1,4 +1,5 @@
-"""Form fields shared by every app: the one money input."""
+"""Form fields shared by every app: the one money input, and the bounds every amount and date
+typed anywhere is held to (so bad input is a field error, never a database or Stripe error)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,26 @@ from django import forms
 
 from retainers import money
 
-MAX_MAJOR_UNITS = Decimal("1000000000")  # a billion per period, line or payment is a typo
+# The most one amount may be, in minor units: Stripe takes up to eight digits (99,999,999: $999,999.99,
+# ¥99,999,999), and an invoice a card cannot pay is a typo here, not a sale. Far inside the bigint
+# columns, so a product of it with any quantity a form accepts still fits. Every typed amount
+# (prices, rates, payments, refunds, credit notes) and every line and invoice total made from
+# them is held to it.
+MAX_AMOUNT_MINOR = 99_999_999
 # Digits with optional thousands commas (in groups of three) and an optional decimal part.
 AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+")
+
+
+def largest_amount(currency: str) -> str:
+    """MAX_AMOUNT_MINOR for people: "999,999.99 GBP", "99,999,999 JPY"."""
+    return f"{money.from_minor(MAX_AMOUNT_MINOR, currency):,} {currency}"
+
+
+def amount_error(minor: int, currency: str, *, what: str = "That amount") -> str | None:
+    """Why `minor` is too large to bill ("That amount is too large: 999,999.99 GBP at most."), or None."""
+    if minor <= MAX_AMOUNT_MINOR:
+        return None
+    return f"{what} is too large: {largest_amount(currency)} at most, the most one card payment can take."
 
 
 def example_amount(currency: str) -> str:
@@ -68,8 +86,6 @@ class MoneyField(forms.Field):
             raise forms.ValidationError(
                 f"Enter an amount in {self.currency}, like {example}.", code="invalid"
             ) from None
-        if amount >= MAX_MAJOR_UNITS:
-            raise forms.ValidationError("That amount is too large.", code="max_value")
         places = money.precision(self.currency)
         if amount != amount.quantize(Decimal(1).scaleb(-places)):
             if places == 0:
@@ -79,4 +95,7 @@ class MoneyField(forms.Field):
             raise forms.ValidationError(message, code="decimals")
         if amount == 0 and not self.allow_zero:
             raise forms.ValidationError("Enter an amount above zero.", code="min_value")
-        return money.to_minor(amount, self.currency)
+        minor = money.to_minor(amount, self.currency)
+        if error := amount_error(minor, self.currency):
+            raise forms.ValidationError(error, code="max_value")
+        return minor

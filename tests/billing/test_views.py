@@ -19,7 +19,7 @@ from billing import services
 from billing.models import BillingProfile, Invoice, Payment
 from retainers.models import Email, Workspace
 from tests import factories
-from tests.retainers.test_security import csp_problems
+from tests.retainers.test_security import FieldBlocks, csp_problems
 
 pytestmark = pytest.mark.django_db
 
@@ -631,6 +631,44 @@ def test_new_invoice_errors_show_next_to_the_fields(owner_client, workspace, acm
     assert response.status_code == 200
     assert error in text(response)
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "error"),
+    [
+        # The hostile-input pass: 99,999,999 × £999,999,999.99 ended in "bigint out of range".
+        ((("Audit", "99999999", "999999999.99"),), "lines-0-unit_price", "999,999.99 GBP at most"),
+        # Each within bounds, their product (the line) is not.
+        ((("Audit", "99999999", "999999.99"),), "lines-0-quantity", "This line comes to more than 999,999.99 GBP"),
+        ((("Audit", "1001", "999.99"),), "lines-0-quantity", "This line comes to more than 999,999.99 GBP"),
+    ],
+)
+def test_a_line_too_large_for_stripe_is_a_field_error(owner_client, workspace, acme, rows, field, error):
+    response = owner_client.post(
+        url(workspace, "invoice_create"), {"client": acme.pk, "action": "draft"} | _lines(*rows)
+    )
+    assert response.status_code == 200
+    page = FieldBlocks()
+    page.feed(text(response))
+    assert any(error in message for message in page.block_for(field)["errors"]), page.block_for(field)
+    assert not Invoice.objects.exists()
+
+
+def test_an_invoice_whose_total_is_too_large_for_stripe_is_refused(owner_client, workspace, acme):
+    """Lines of £600,000 each are fine; together, or with tax, they are more than a card payment can take."""
+    profile = services.profile_for(workspace)
+    data = {"client": acme.pk, "action": "issue"} | _lines(("Audit", "1", "600,000"), ("Review", "1", "400,000"))
+    response = owner_client.post(url(workspace, "invoice_create"), data)
+    assert response.status_code == 200
+    assert "The invoice comes to £1,000,000.00: 999,999.99 GBP at most" in text(response)
+    profile.tax_rate_bp = 2000
+    profile.save()
+    data = {"client": acme.pk, "action": "issue"} | _lines(("Audit", "1", "900,000"))
+    response = owner_client.post(url(workspace, "invoice_create"), data)
+    assert "The invoice comes to £1,080,000.00" in text(response)
+    assert not Invoice.objects.exists()
+    with pytest.raises(services.BillingError, match="999,999.99 GBP at most"):
+        services.create_invoice(client=acme, lines=[("Audit", D("99999999"), 99_999_999)])
 
 
 def test_new_invoice_for_another_workspaces_client_is_refused(owner_client, workspace, other_workspace):
