@@ -20,7 +20,7 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MAX_AMOUNT_MINOR, MoneyField, largest_amount
+from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, largest_amount
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
@@ -44,8 +44,8 @@ class InvoiceFilterForm(forms.Form):
     client = forms.ModelChoiceField(
         label="Client", queryset=Client.objects.none(), required=False, empty_label="All clients"
     )
-    issued_from = forms.DateField(label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    issued_to = forms.DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    issued_from = DateField(label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    issued_to = DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(label="Search", required=False, max_length=200)
 
     def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
