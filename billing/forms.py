@@ -27,7 +27,9 @@ from retainers.models import Workspace
 
 
 class InvoiceFilterForm(forms.Form):
-    """The filters of the invoices page, read from the query string. An invalid value filters nothing."""
+    """The filters of the invoices page and its CSV export, read from the query string. An invalid
+    value (a date like 2026-02-30) is refused, not ignored: a list or an export filtered by less
+    than was asked would pass for the one asked for."""
 
     STATUSES = [
         ("", "All"),
@@ -57,7 +59,8 @@ class InvoiceFilterForm(forms.Form):
         )
 
     def values(self) -> dict[str, object]:
-        """The filters that are valid; a bad value (an unknown client, a malformed date) is ignored."""
+        """The filters that are valid. Callers check `errors` first: a bad value (an unknown client,
+        a malformed date) is not dropped silently."""
         self.is_valid()
         cleaned = getattr(self, "cleaned_data", {})
         return {name: cleaned.get(name) for name in self.fields if name not in self.errors}

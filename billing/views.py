@@ -15,8 +15,9 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -81,6 +82,8 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
     filters = InvoiceFilterForm(request.GET, workspace=workspace)
     chosen = filters.values()
     invoices = filtered_invoices(workspace, chosen, today=today)
+    if filters.errors:  # refused, not ignored: the errors show beside the fields and in place of the rows
+        invoices = invoices.none()
     page = Paginator(invoices.select_related("client", "credit_for").order_by(*NEWEST_FIRST), PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -102,11 +105,15 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view
-def invoice_export(request: WorkspaceRequest) -> StreamingHttpResponse:
+def invoice_export(request: WorkspaceRequest) -> HttpResponseBase:
     """The filtered invoices as CSV, streamed from a server-side cursor (see billing/csv_export.py)."""
     workspace = request.workspace
     today = workspace.today()
-    chosen = InvoiceFilterForm(request.GET, workspace=workspace).values()
+    filters = InvoiceFilterForm(request.GET, workspace=workspace)
+    chosen = filters.values()
+    if filters.errors:  # an export of more than was asked for would pass for the one asked for
+        messages.error(request, "Nothing was exported: a filter is not valid. Correct it, then export again.")
+        return redirect(reverse("billing:invoice_list", args=[workspace.slug]) + "?" + request.GET.urlencode())
     invoices = filtered_invoices(workspace, chosen, today=today).select_related("client").order_by(*NEWEST_FIRST)
     response = StreamingHttpResponse(
         csv_export.invoice_lines(invoices.iterator(chunk_size=2000), today=today),

@@ -159,12 +159,37 @@ def test_totals_follow_the_filters(owner_client, workspace, book, globex):
     assert totals == {"GBP": 50000, "USD": 99900}
 
 
-def test_invalid_filters_filter_nothing_and_say_so(owner_client, workspace, book, other_workspace):
+def test_invalid_filters_are_refused_and_say_so(owner_client, workspace, book, other_workspace):
+    """Once ignored (all seven invoices listed as if filtered): now the errors stand in for the rows."""
     foreign = factories.ClientFactory(workspace=other_workspace)
     response = owner_client.get(url(workspace, "invoice_list"), {"client": foreign.pk, "issued_from": "someday"})
     assert response.status_code == 200
-    assert len(listed(response)) == 7
+    assert len(listed(response)) == 0
     assert text(response).count("has-error") == 2
+    assert "Check the filters" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [("2026-02-30", "Enter a valid date."), ("0001-01-01", "Pick a date from 1 January 1970 to 31 December 2199.")],
+)
+def test_an_invalid_date_filter_is_an_error_on_the_page_in_the_rows_and_in_the_export(
+    owner_client, workspace, book, typed, error
+):
+    response = owner_client.get(url(workspace, "invoice_list"), {"issued_from": typed})
+    page = FieldBlocks()
+    page.feed(text(response))
+    assert page.block_for("issued_from")["errors"] == [error]
+    assert listed(response) == [] and f"Issued from: {error}" in text(response)
+    rows = owner_client.get(url(workspace, "invoice_list"), {"issued_from": typed}, **HTMX)  # a filter changed
+    assert f"Issued from: {error}" in text(rows) and 'role="alert"' in text(rows)
+
+    export = owner_client.get(url(workspace, "invoice_export"), {"issued_from": typed, "status": "open"})
+    assert export.status_code == 302 and not export.streaming
+    assert export.url == url(workspace, "invoice_list") + f"?issued_from={typed}&status=open"
+    shown = owner_client.get(export.url)
+    assert "Nothing was exported: a filter is not valid." in text(shown)
+    assert f"Issued from: {error}" in text(shown)
 
 
 def test_invoice_list_pages_by_fifty(owner_client, workspace, acme):
