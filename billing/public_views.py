@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.csp import CSP
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -61,6 +62,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 def pay_pdf(request: HttpRequest, token: str) -> HttpResponse:
     invoice = paylinks.invoice_for_token(token)

@@ -19,6 +19,7 @@ from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingH
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import csv_export, paylinks, pdf, refunds, sending, services
@@ -103,6 +104,7 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
     return response
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @workspace_view
 def invoice_export(request: WorkspaceRequest) -> HttpResponseBase:
@@ -370,6 +372,7 @@ def _pay_link(invoice: Invoice) -> str:
     return paylinks.pay_url(invoice)
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @workspace_view
 def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:

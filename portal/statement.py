@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from billing.models import BillingProfile, Invoice
@@ -193,6 +194,7 @@ def render_statement_pdf(context: dict[str, object]) -> bytes:
     return render_pdf("portal/statement_pdf.html", context, stylesheet="statement.css")
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @portal_view
 def statement_pdf(request: PortalRequest, retainer_id: int, period_id: int) -> HttpResponse:
