@@ -21,5 +21,6 @@ urlpatterns = [
     ),
     path("invoices/<int:invoice_id>/credit-notes/", views.credit_note_create, name="credit_note_create"),
     path("invoices/<int:invoice_id>/send/", views.invoice_send, name="invoice_send"),
+    path("invoices/<int:invoice_id>/pay-link/", views.invoice_pay_link, name="invoice_pay_link"),
     path("settings/billing/", views.billing_settings, name="billing_settings"),
 ]

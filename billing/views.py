@@ -43,6 +43,7 @@ from clients.models import Client
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
 from retainers.money import format_money
+from retainers.ratelimits import rate_limit
 
 PER_PAGE = 50
 
@@ -187,6 +188,7 @@ def _detail(
         "uncollectible": is_invoice and status == Invoice.Status.OPEN,
         "credit": is_invoice and status not in {Invoice.Status.DRAFT, Invoice.Status.VOID} and creditable > 0,
         "send": status not in {Invoice.Status.DRAFT, Invoice.Status.VOID},
+        "pay_link": is_invoice and status in paylinks.PAYABLE and invoice.balance_minor > 0,
         "pdf": status != Invoice.Status.DRAFT,
     }
     context = {
@@ -198,7 +200,7 @@ def _detail(
         "payments": payment_rows,
         "credit_notes": credit_notes,
         "can": can,
-        "recipient": sending.recipient(invoice) if can["send"] else "",
+        "recipient": sending.recipient(invoice) if can["send"] or can["pay_link"] else "",
         "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
         "credit_form": credit_form
         or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
@@ -362,6 +364,21 @@ def invoice_send(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     # A first send shares its outbox key with the issue's own email, so it is never sent twice.
     sending.send_invoice_email(invoice, resend=invoice.sent_at is not None)
     messages.success(request, f"{invoice.number} is on its way to {to}.")
+    return _to_detail(request, invoice)
+
+
+@rate_limit("pay_link_send", key=lambda request, invoice_id, **_: invoice_id)
+@require_POST
+@workspace_view
+def invoice_pay_link(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Email the client a new pay link (the one in the PDF or an old email may have expired)."""
+    invoice = _invoice(request, invoice_id)
+    try:
+        to = paylinks.send_pay_link(invoice)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"A new pay link for {invoice.number} is on its way to {to}.")
     return _to_detail(request, invoice)
 
 

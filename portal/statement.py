@@ -29,6 +29,7 @@ from delivery.forecast import origin_name, origin_periods
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from portal.http import PortalRequest, portal_view
 from retainers.money import format_money, multiply
+from retainers.ratelimits import rate_limit
 from retainers.units import format_units
 
 Kind = LedgerEntry.Kind
@@ -194,6 +195,7 @@ def render_statement_pdf(context: dict[str, object]) -> bytes:
     return render_pdf("portal/statement_pdf.html", context, stylesheet="statement.css")
 
 
+@rate_limit("statement_pdf")
 @cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @portal_view

@@ -24,6 +24,7 @@ from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from allauth.account.utils import user_pk_to_url_str
 from django.apps import apps
 from django.contrib.auth.tokens import default_token_generator
+from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import models
@@ -250,6 +251,7 @@ def make_hostile(workspace: Workspace, owner: User, acme: Client) -> set[str]:
 @pytest.fixture
 def hostile(db, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks) -> Hostile:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.RATE_LIMITS_ENABLED = False  # the walk fetches each page many times; a 429 would hide its values
     with django_capture_on_commit_callbacks(execute=True):
         call_command("seed_demo", stdout=io.StringIO())
         workspace = Workspace.objects.get(slug=northwind.SLUG)
@@ -267,6 +269,10 @@ def hostile(db, settings, tmp_path, monkeypatch, django_capture_on_commit_callba
     invoice = invoice or Invoice.objects.for_workspace(workspace).filter(status="open").first()
     for name in ("billing_public:pay", "billing_public:pay_pdf", "billing_public:pay_checkout"):
         tokens[name] = paylinks.pay_token(invoice)
+    # A link made before links expired: its page (the expired one) shows the invoice's seller and number.
+    tokens["billing_public:pay_link_request"] = signing.Signer(salt=paylinks.PAY_SALT).sign_object(
+        {"i": invoice.pk, "w": workspace.pk}, compress=True
+    )
     renewal = Renewal.objects.for_workspace(workspace).filter(status="proposal_sent").first()
     if renewal is not None:
         tokens["renewals_public:respond_accept"] = tokens["renewals_public:respond_decline"] = renewals.response_token(
@@ -464,6 +470,10 @@ def test_hostile_values_never_come_back_as_markup(hostile, login, django_capture
             if label == "anonymous" and name.startswith("portal:") and name not in {"portal:login", "portal:home"}:
                 continue  # the portal's sign-in page again
             fetch(findings, browser_for, label, url)
+
+    expired = reverse("billing_public:pay", args=[hostile.tokens["billing_public:pay_link_request"]])
+    fetch(findings, Browser, "anonymous", expired)
+    assert "This payment link has expired" in Browser().get(expired).content.decode()
 
     # What a CSV import writes, on its preview and after it.
     owner = login(hostile.owner)
