@@ -259,7 +259,7 @@ RATE_LIMITS = {
     "statement_pdf": "10/m/user,30/m/ip",  # rendered on each request
     "message_send": "10/m/user,100/h/user,30/m/ip",  # both sides; attachments come with messages
     "attachment_download": "60/m/user,120/m/ip",
-    "inbound_email": "30/m/key,300/m/ip",  # replies by email (key: the thread's client), issue 14
+    "inbound_email": "120/m/ip",  # the inbound-mail webhook (issue 14): a provider posting a busy hour stays below
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Retainers"
