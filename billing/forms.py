@@ -21,14 +21,16 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MoneyField
+from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, largest_amount
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
 
 
 class InvoiceFilterForm(forms.Form):
-    """The filters of the invoices page, read from the query string. An invalid value filters nothing."""
+    """The filters of the invoices page and its CSV export, read from the query string. An invalid
+    value (a date like 2026-02-30) is refused, not ignored: a list or an export filtered by less
+    than was asked would pass for the one asked for."""
 
     UNPAID = "unpaid"  # open, part paid or overdue: everything still asking for money
     STATUSES = [("", "All"), (UNPAID, "Unpaid (open, part paid, overdue)"), *InvoiceState.choices]
@@ -37,8 +39,8 @@ class InvoiceFilterForm(forms.Form):
     client = forms.ModelChoiceField(
         label="Client", queryset=Client.objects.none(), required=False, empty_label="All clients"
     )
-    issued_from = forms.DateField(label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    issued_to = forms.DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    issued_from = DateField(label="Issued from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    issued_to = DateField(label="Issued to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(label="Search", required=False, max_length=200)
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
@@ -51,7 +53,8 @@ class InvoiceFilterForm(forms.Form):
         )
 
     def values(self) -> dict[str, object]:
-        """The filters that are valid; a bad value (an unknown client, a malformed date) is ignored."""
+        """The filters that are valid. Callers check `errors` first: a bad value (an unknown client,
+        a malformed date) is not dropped silently."""
         self.is_valid()
         cleaned = getattr(self, "cleaned_data", {})
         return {name: cleaned.get(name) for name in self.fields if name not in self.errors}
@@ -149,11 +152,25 @@ class LineForm(forms.Form):
 
     def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.currency = currency
         self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
 
     def clean_quantity(self) -> Decimal:
         quantity = self.cleaned_data["quantity"]
         return Decimal("1") if quantity is None else quantity
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
+        quantity, unit_price = data.get("quantity"), data.get("unit_price")
+        if isinstance(quantity, Decimal) and isinstance(unit_price, int):
+            if money.multiply(unit_price, quantity) > MAX_AMOUNT_MINOR:
+                self.add_error(
+                    "quantity",
+                    f"This line comes to more than {largest_amount(self.currency)}, the most one card payment "
+                    "can take: lower the quantity or the price, or split the work over two invoices.",
+                )
+        return data
 
 
 class BaseLineFormSet(forms.BaseFormSet):

@@ -10,14 +10,17 @@ from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.csp import CSP
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from billing import paylinks, stripe_api, webhooks
-from billing.models import BillingProfile
+from billing.models import BillingProfile, Invoice
 from billing.services import BillingError
+from retainers import ratelimits
 from retainers.money import format_money
+from retainers.ratelimits import rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,16 @@ def _not_found(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/public/not_found.html", status=404)
 
 
+@rate_limit("pay")
 @require_GET
 @csp_override(CHECKOUT_CSP)
 def pay(request: HttpRequest, token: str) -> HttpResponse:
-    invoice = paylinks.invoice_for_token(token)
-    if invoice is None:
+    link = paylinks.read_pay_token(token)
+    if link is None:
         return _not_found(request)
+    if link.expired:
+        return _expired(request, token, link.invoice)
+    invoice = link.invoice
     workspace = invoice.workspace
     profile = BillingProfile.objects.filter(workspace=workspace).first()
     locale = workspace.locale or "en_US"
@@ -61,9 +68,14 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@rate_limit("pay")
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 def pay_pdf(request: HttpRequest, token: str) -> HttpResponseBase:
-    invoice = paylinks.invoice_for_token(token)
+    link = paylinks.read_pay_token(token)
+    if link is not None and link.expired:
+        return redirect("billing_public:pay", token=token)  # which offers a new link
+    invoice = link.invoice if link is not None else None
     if invoice is None or not invoice.pdf:
         return _not_found(request)
     return FileResponse(
@@ -71,17 +83,58 @@ def pay_pdf(request: HttpRequest, token: str) -> HttpResponseBase:
     )
 
 
+@rate_limit("pay")
 @require_POST
 def pay_checkout(request: HttpRequest, token: str) -> HttpResponse:
-    invoice = paylinks.invoice_for_token(token)
-    if invoice is None:
+    link = paylinks.read_pay_token(token)
+    if link is None:
         return _not_found(request)
+    if link.expired:
+        return redirect("billing_public:pay", token=token)
+    invoice = link.invoice
     try:
         url = paylinks.start_checkout(invoice)
     except BillingError as exc:
         messages.error(request, str(exc))
         return redirect("billing_public:pay", token=token)
     return HttpResponseRedirect(url, status=303)
+
+
+def _expired(request: HttpRequest, token: str, invoice: Invoice) -> HttpResponse:
+    """An old link: the invoice's number and seller, and a button that emails a new link to the
+    invoice's billing address (shown masked: whoever holds the link may not be the client)."""
+    payable = invoice.status in paylinks.PAYABLE and invoice.owed_minor > 0
+    recipient = paylinks.client_email(invoice) if payable else ""
+    context = {
+        "invoice": invoice,
+        "seller_name": paylinks.seller_name(invoice.workspace),
+        "payable": payable,
+        "recipient": paylinks.masked(recipient) if recipient else "",
+        "days": settings.PAY_LINK_DAYS,
+        "token": token,
+    }
+    return render(request, "billing/public/expired.html", context)
+
+
+@rate_limit("pay")
+@require_POST
+def pay_link_request(request: HttpRequest, token: str) -> HttpResponse:
+    """From an expired link's page: email a new link to the invoice's billing address, a few times
+    an hour at most per invoice (and per visitor), so the button cannot be used to flood a client."""
+    link = paylinks.read_pay_token(token)
+    if link is None:
+        return _not_found(request)
+    if not link.expired:
+        return redirect("billing_public:pay", token=token)
+    if limited := ratelimits.check(request, "pay_link_request", key=link.invoice.pk):
+        return limited
+    try:
+        to = paylinks.send_pay_link(link.invoice)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"We emailed a new link to {paylinks.masked(to)}. It may take a few minutes.")
+    return redirect("billing_public:pay", token=token)
 
 
 @csrf_exempt  # Stripe signs its requests instead of sending a CSRF token.

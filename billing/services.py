@@ -32,8 +32,9 @@ from billing.models import (
 from clients.models import Client, Retainer
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
+from retainers.fields import MAX_AMOUNT_MINOR, largest_amount
 from retainers.models import User, Workspace
-from retainers.money import multiply
+from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
 from retainers.runs import single_run
 from retainers.services import consultant_recipients
@@ -413,8 +414,14 @@ def create_invoice(*, client: Client, lines: list[tuple[str, Decimal, int]], mem
         )
         for n, (description, quantity, unit_price) in enumerate(lines)
     ]
-    InvoiceLine.objects.bulk_create(rows)
     _totals(invoice, rows)
+    if invoice.total_minor > MAX_AMOUNT_MINOR:  # the lines' bound holds in LineForm; their sum is checked here
+        total = format_money(invoice.total_minor, invoice.currency, client.workspace.locale or "en_US")
+        raise BillingError(
+            f"The invoice comes to {total}: {largest_amount(invoice.currency)} at most, the most one card "
+            "payment can take. Split it into two invoices."
+        )
+    InvoiceLine.objects.bulk_create(rows)
     invoice.save(update_fields=["subtotal_minor", "tax_minor", "total_minor"])
     return invoice
 

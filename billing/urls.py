@@ -25,5 +25,6 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/refund-excess/", views.invoice_refund_excess, name="invoice_refund_excess"),
     path("invoices/<int:invoice_id>/apply-credit/", views.invoice_apply_credit, name="invoice_apply_credit"),
     path("invoices/<int:invoice_id>/ask-refund-back/", views.invoice_ask_refund_back, name="invoice_ask_refund_back"),
+    path("invoices/<int:invoice_id>/pay-link/", views.invoice_pay_link, name="invoice_pay_link"),
     path("settings/billing/", views.billing_settings, name="billing_settings"),
 ]

@@ -22,10 +22,12 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import charges, csv_export, pdf, refunds, sending, services, stripe_api
+from billing import charges, csv_export, paylinks, pdf, refunds, sending, services, stripe_api
 from billing.cards import card_on_file
 from billing.forms import (
     DEFAULT_LINE_ROWS,
@@ -49,6 +51,7 @@ from clients.models import Client
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Workspace
 from retainers.money import format_money
+from retainers.ratelimits import rate_limit
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -90,6 +93,8 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
     filters = InvoiceFilterForm(request.GET, workspace=workspace)
     chosen = filters.values()
     invoices = filtered_invoices(workspace, chosen, today=today)
+    if filters.errors:  # refused, not ignored: the errors show beside the fields and in place of the rows
+        invoices = invoices.none()
     page = Paginator(invoices.select_related("client", "credit_for").order_by(*NEWEST_FIRST), PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -109,13 +114,18 @@ def invoice_list(request: WorkspaceRequest) -> HttpResponse:
     return response
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @workspace_view
-def invoice_export(request: WorkspaceRequest) -> StreamingHttpResponse:
+def invoice_export(request: WorkspaceRequest) -> HttpResponseBase:
     """The filtered invoices as CSV, streamed from a server-side cursor (see billing/csv_export.py)."""
     workspace = request.workspace
     today = workspace.today()
-    chosen = InvoiceFilterForm(request.GET, workspace=workspace).values()
+    filters = InvoiceFilterForm(request.GET, workspace=workspace)
+    chosen = filters.values()
+    if filters.errors:  # an export of more than was asked for would pass for the one asked for
+        messages.error(request, "Nothing was exported: a filter is not valid. Correct it, then export again.")
+        return redirect(reverse("billing:invoice_list", args=[workspace.slug]) + "?" + request.GET.urlencode())
     invoices = filtered_invoices(workspace, chosen, today=today).select_related("client").order_by(*NEWEST_FIRST)
     response = StreamingHttpResponse(
         csv_export.invoice_lines(invoices.iterator(chunk_size=2000), today=today),
@@ -219,6 +229,7 @@ def _detail(
         "credit_balance": moves_money and free_credit > 0,
         "ask_refund_back": moves_money and is_invoice and invoice.refunded_minor > 0 and invoice.balance_minor > 0,
         "send": status not in {Invoice.Status.DRAFT, Invoice.Status.VOID},
+        "pay_link": is_invoice and status in paylinks.PAYABLE and invoice.owed_minor > 0,
         "pdf": status != Invoice.Status.DRAFT,
     }
     context = {
@@ -231,7 +242,7 @@ def _detail(
         "payments": payment_rows,
         "credit_notes": credit_notes,
         "can": can,
-        "recipient": sending.recipient(invoice) if can["send"] else "",
+        "recipient": sending.recipient(invoice) if can["send"] or can["pay_link"] else "",
         "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
         "credit_form": credit_form
         or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
@@ -490,6 +501,22 @@ def invoice_send(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     return _to_detail(request, invoice)
 
 
+@rate_limit("pay_link_send", key=lambda request, invoice_id, **_: invoice_id)
+@require_POST
+@workspace_view
+def invoice_pay_link(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
+    """Email the client a new pay link (the one in the PDF or an old email may have expired)."""
+    invoice = _invoice(request, invoice_id)
+    try:
+        to = paylinks.send_pay_link(invoice)
+    except BillingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"A new pay link for {invoice.number} is on its way to {to}.")
+    return _to_detail(request, invoice)
+
+
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @workspace_view
 def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponseBase:

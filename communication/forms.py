@@ -11,6 +11,7 @@ from clients.models import Client
 from communication import services
 from communication.models import Note
 from delivery.models import WorkItem
+from retainers.fields import DateTimeField
 from retainers.models import User, Workspace
 
 RECENT_SESSIONS = 10
@@ -107,7 +108,7 @@ class MessageForm(forms.Form):
 
 class TaskForm(forms.Form):
     title = forms.CharField(label="Title", max_length=200)
-    due_at = forms.DateTimeField(
+    due_at = DateTimeField(
         label="Due",
         input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT),

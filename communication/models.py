@@ -14,6 +14,7 @@ from django.utils import timezone
 from clients.models import Client, Contact
 from delivery.models import WorkItem
 from renewals.models import Renewal
+from retainers.fields import EARLIEST_INSTANT, LATEST_INSTANT
 from retainers.models import WorkspaceOwned
 
 
@@ -132,6 +133,14 @@ class Task(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "due_at"], name="task_due_idx"),
             models.Index(fields=["workspace", "client", "status"], name="task_client_idx"),
+        ]
+        constraints = [
+            # Typed due times stay in years every zone can show (retainers.fields): 0001-01-01 or
+            # 9999-12-31 moved past Python's years by a time-zone change took the dashboard down.
+            models.CheckConstraint(
+                condition=models.Q(due_at__gte=EARLIEST_INSTANT, due_at__lt=LATEST_INSTANT),
+                name="task_due_at_in_range",
+            )
         ]
 
     def __str__(self) -> str:

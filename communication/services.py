@@ -24,6 +24,7 @@ from clients.models import Client, Contact, Retainer
 from communication.models import Attachment, Message, Note, NoteRevision, Task
 from delivery.models import WorkItem
 from renewals.models import Renewal
+from retainers.fields import instant_range_error
 from retainers.models import Membership, User, Workspace
 from retainers.outbox import queue_email
 
@@ -423,6 +424,14 @@ def _check_assignee(workspace_id: int, assignee: User | None) -> None:
         raise CommunicationError("Assign the task to a member of this workspace.", field="assignee")
 
 
+def _check_due_at(due_at: datetime) -> datetime:
+    """Within the years people may type (retainers.fields), so any zone can show it; the database
+    refuses the rest too (task_due_at_in_range)."""
+    if message := instant_range_error(due_at):
+        raise CommunicationError(message, field="due_at")
+    return due_at
+
+
 def _clean_title(title: str) -> str:
     title = " ".join((title or "").split())
     if not title:
@@ -451,7 +460,7 @@ def create_task(
         workspace_id=client.workspace_id,
         client=client,
         title=_clean_title(title),
-        due_at=due_at,
+        due_at=_check_due_at(due_at),
         assignee=assignee,
         session=session,
         renewal=renewal,
@@ -475,7 +484,7 @@ def update_task(
     _check_assignee(task.workspace_id, assignee)
     _check_session(task.client, session)
     rearm = due_at != task.due_at or (assignee.pk if assignee else None) != task.assignee_id
-    task.title, task.due_at, task.assignee, task.session = _clean_title(title), due_at, assignee, session
+    task.title, task.due_at, task.assignee, task.session = _clean_title(title), _check_due_at(due_at), assignee, session
     fields = ["title", "due_at", "assignee", "session"]
     if rearm:
         task.reminded_at = None

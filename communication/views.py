@@ -34,6 +34,7 @@ from communication.markdown import render_markdown
 from communication.models import Attachment, Note, Task
 from communication.selectors import client_section, thread_messages, with_html
 from retainers.http import WorkspaceRequest, workspace_view
+from retainers.ratelimits import rate_limit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -178,6 +179,7 @@ def note_list(request: WorkspaceRequest, client_id: int) -> HttpResponse:
 # --- Messages -----------------------------------------------------------------------------
 
 
+@rate_limit("message_send", methods=("POST",))
 @require_http_methods(["GET", "POST"])
 @workspace_view
 def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
@@ -216,6 +218,7 @@ def message_thread(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     return render(request, "communication/message_thread.html", context)
 
 
+@rate_limit("attachment_download")
 @require_GET
 @workspace_view
 def attachment_download(request: WorkspaceRequest, attachment_id: int) -> FileResponse:

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from clients.models import Retainer
 from delivery import slots
 from delivery.models import BookingPolicy, Schedule
+from retainers.fields import DateField
 from retainers.forms import timezone_choices
 from retainers.models import User
 
@@ -223,7 +224,7 @@ class ScheduleForm(forms.Form):
 
 
 class OverrideForm(forms.Form):
-    on = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    on = DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
     unavailable = forms.BooleanField(label="Not available that day", required=False)
     hours = RangesField(
         label="Hours that day", required=False, help_text="E.g. 10:00-14:00; they replace the weekday's."

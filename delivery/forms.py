@@ -27,6 +27,7 @@ from clients.forms import TermsForm, terms_initial
 from clients.models import Client, Plan, Retainer, RetainerTerms
 from delivery import services
 from delivery.models import Deliverable
+from retainers.fields import DateField
 from retainers.models import Workspace
 from retainers.pagecache import PageCache
 
@@ -180,7 +181,7 @@ class WorkForm(FocusMixin, forms.Form):
 
     quantity = QuantityField(label="Quantity", help_text="1.5, 1:30, 90m or 1h30")
     description = forms.CharField(label="What was done", max_length=500)
-    delivered_on = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    delivered_on = DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
     billable = forms.BooleanField(label="Billable", required=False, initial=True)
     deliverable = forms.ModelChoiceField(
         label="Deliverable", queryset=Deliverable.objects.none(), required=False, empty_label="None"
@@ -434,7 +435,7 @@ class RetainerCreateForm(FocusMixin, TermsForm):
     client = forms.ModelChoiceField(label="Client", queryset=Client.objects.none(), empty_label="Choose a client")
     plan = forms.ModelChoiceField(queryset=Plan.objects.none(), required=False, widget=forms.HiddenInput())
     name = forms.CharField(label="Name", max_length=120, required=False, help_text="Defaults to the plan's name.")
-    starts_on = forms.DateField(label="Starts on", widget=forms.DateInput(attrs={"type": "date"}))
+    starts_on = DateField(label="Starts on", widget=forms.DateInput(attrs={"type": "date"}))
 
     field_order = ["client", "plan", "name", "starts_on"]
 

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db import models
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from billing import paylinks
@@ -90,6 +91,7 @@ def invoice_list(request: PortalRequest) -> HttpResponse:
     return render(request, "portal/invoices.html", {"page": page, "rows": rows, "outstanding": outstanding})
 
 
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @portal_view
 def invoice_pdf(request: PortalRequest, invoice_id: int) -> FileResponse:

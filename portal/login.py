@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from allauth.account.views import ConfirmLoginCodeView, RequestLoginCodeView
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -32,6 +32,16 @@ class PortalLoginCodeView(ConfirmLoginCodeView):
     """Step two: the code from the email signs them in."""
 
     template_name = "portal/login_code.html"
+    # Where allauth sends someone to start again (too many wrong codes, no code under way): its
+    # own, consultant-side pages. A contact starts again at the portal's.
+    ALLAUTH_RESTARTS = ("account_login", "account_request_login_code")
+
+    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+        response = super().dispatch(request, *args, **kwargs)
+        restarts = {reverse(name) for name in self.ALLAUTH_RESTARTS}
+        if isinstance(response, HttpResponseRedirect) and response.url in restarts:
+            return redirect("portal:login")  # allauth's message (e.g. "Too many failed…") goes along
+        return response
 
 
 @require_POST

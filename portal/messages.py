@@ -17,6 +17,7 @@ from communication.forms import MessageForm
 from communication.models import Attachment, Note
 from communication.selectors import thread_messages, with_html
 from portal.http import PortalRequest, portal_view
+from retainers.ratelimits import rate_limit
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -44,6 +45,7 @@ def message_list(request: PortalRequest) -> HttpResponse:
     return response
 
 
+@rate_limit("message_send")
 @require_POST
 @portal_view
 def message_send(request: PortalRequest) -> HttpResponse:
@@ -62,6 +64,7 @@ def message_send(request: PortalRequest) -> HttpResponse:
     return _thread_page(request, form)
 
 
+@rate_limit("attachment_download")
 @require_GET
 @portal_view
 def message_attachment(request: PortalRequest, attachment_id: int) -> FileResponse:

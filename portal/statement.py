@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from billing.models import BillingProfile, Invoice
@@ -29,6 +30,7 @@ from delivery.forecast import origin_name, origin_periods
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from portal.http import PortalRequest, portal_view
 from retainers.money import format_money, multiply
+from retainers.ratelimits import rate_limit
 from retainers.units import format_units
 
 if TYPE_CHECKING:
@@ -204,6 +206,8 @@ def render_statement_pdf(context: dict[str, object]) -> bytes:
     return render_pdf("portal/statement_pdf.html", context, stylesheet="statement.css")
 
 
+@rate_limit("statement_pdf")
+@cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache
 @require_GET
 @portal_view
 def statement_pdf(request: PortalRequest, retainer_id: int, period_id: int) -> HttpResponse:

@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, Sum, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -25,6 +24,7 @@ from renewals import services
 from renewals.forms import DeclineForm, ProposalForm, RecordAnswerForm, RenewalSettingsForm
 from renewals.models import Renewal
 from renewals.services import OPEN, RenewalError, Status
+from retainers import outbox
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import Email, Workspace
 
@@ -309,8 +309,10 @@ def render_proposal_email(renewal: Renewal) -> dict[str, str]:
     recipient = recipients[0] if recipients else services.Recipient("preview", "client@example.com", None)
     context = {"site_url": "", **services.client_context(renewal, recipient)}
     context.update(accept_url="(accept link)", decline_url="(decline link)")
-    subject = " ".join(render_to_string("emails/renewal_proposal/subject.txt", context).split())
-    body = render_to_string("emails/renewal_proposal/body.txt", context)
+    # The text part, as plain (unmarked) text: the page escapes it, so the client's view of any
+    # markup in the proposal text is what the preview shows, and nothing in it runs here.
+    subject = " ".join(outbox.render_text("emails/renewal_proposal/subject.txt", context).split())
+    body = outbox.render_text("emails/renewal_proposal/body.txt", context)
     return {"to": recipient.email, "subject": subject, "body": body}
 
 

@@ -1,8 +1,10 @@
-"""Form fields shared by every app: the one money input."""
+"""Form fields shared by every app: the one money input, and the bounds every amount and date
+typed anywhere is held to (so bad input is a field error, never a database or Stripe error)."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -10,9 +12,73 @@ from django import forms
 
 from retainers import money
 
-MAX_MAJOR_UNITS = Decimal("1000000000")  # a billion per period, line or payment is a typo
+# The most one amount may be, in minor units: Stripe takes up to eight digits (99,999,999: $999,999.99,
+# ¥99,999,999), and an invoice a card cannot pay is a typo here, not a sale. Far inside the bigint
+# columns, so a product of it with any quantity a form accepts still fits. Every typed amount
+# (prices, rates, payments, refunds, credit notes) and every line and invoice total made from
+# them is held to it.
+MAX_AMOUNT_MINOR = 99_999_999
 # Digits with optional thousands commas (in groups of three) and an optional decimal part.
 AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+")
+
+
+# The dates any form accepts, inclusive: typed years like 0001 or 9999 broke pages once the
+# workspace's zone moved them past Python's year 1 or 9999. Dates and times are checked on the day
+# as typed (in the workspace's zone).
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+# What the database holds for instants typed by people (CHECK constraints): a day wider than the
+# dates above on each side, so any accepted local time fits, and any stored one can be shown in any
+# zone (at most 14 hours from UTC) without leaving Python's years.
+EARLIEST_INSTANT = datetime(1969, 12, 31, tzinfo=UTC)
+LATEST_INSTANT = datetime(2200, 1, 2, tzinfo=UTC)  # exclusive
+
+
+def date_range_error(value: date | None) -> str | None:
+    """Why a typed date (or the day of a typed date and time) is refused, or None."""
+    if value is None:
+        return None
+    day = value.date() if isinstance(value, datetime) else value
+    if EARLIEST_DATE <= day <= LATEST_DATE:
+        return None
+    return f"Pick a date from {EARLIEST_DATE:%-d %B %Y} to {LATEST_DATE:%-d %B %Y}."
+
+
+def instant_range_error(value: datetime) -> str | None:
+    """Why an instant cannot be stored (the CHECK constraints' bounds), or None. Services check
+    what did not come through a form with this."""
+    if EARLIEST_INSTANT <= value < LATEST_INSTANT:
+        return None
+    return f"Pick a date from {EARLIEST_DATE:%-d %B %Y} to {LATEST_DATE:%-d %B %Y}."
+
+
+def validate_date_range(value: date | None) -> None:
+    if message := date_range_error(value):
+        raise forms.ValidationError(message, code="date_range")
+
+
+class DateField(forms.DateField):
+    """A date typed in a form, within EARLIEST_DATE..LATEST_DATE. Every form's date field is one."""
+
+    default_validators = [validate_date_range]
+
+
+class DateTimeField(forms.DateTimeField):
+    """A date and time typed in the current (workspace's) zone, its day within EARLIEST_DATE..LATEST_DATE."""
+
+    default_validators = [validate_date_range]
+
+
+def largest_amount(currency: str) -> str:
+    """MAX_AMOUNT_MINOR for people: "999,999.99 GBP", "99,999,999 JPY"."""
+    return f"{money.from_minor(MAX_AMOUNT_MINOR, currency):,} {currency}"
+
+
+def amount_error(minor: int, currency: str, *, what: str = "That amount") -> str | None:
+    """Why `minor` is too large to bill ("That amount is too large: 999,999.99 GBP at most."), or None."""
+    if minor <= MAX_AMOUNT_MINOR:
+        return None
+    return f"{what} is too large: {largest_amount(currency)} at most, the most one card payment can take."
 
 
 def example_amount(currency: str) -> str:
@@ -69,8 +135,6 @@ class MoneyField(forms.Field):
             raise forms.ValidationError(
                 f"Enter an amount in {self.currency}, like {example}.", code="invalid"
             ) from None
-        if amount >= MAX_MAJOR_UNITS:
-            raise forms.ValidationError("That amount is too large.", code="max_value")
         places = money.precision(self.currency)
         if amount != amount.quantize(Decimal(1).scaleb(-places)):
             if places == 0:
@@ -80,4 +144,7 @@ class MoneyField(forms.Field):
             raise forms.ValidationError(message, code="decimals")
         if amount == 0 and not self.allow_zero:
             raise forms.ValidationError("Enter an amount above zero.", code="min_value")
-        return money.to_minor(amount, self.currency)
+        minor = money.to_minor(amount, self.currency)
+        if error := amount_error(minor, self.currency):
+            raise forms.ValidationError(error, code="max_value")
+        return minor

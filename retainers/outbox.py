@@ -65,8 +65,8 @@ def queue_email(
     (`content` instead of `path`), such as a `calendar_invitation`.
     """
     context = {"site_url": settings.SITE_URL, **context}
-    subject = " ".join(_render_plain(f"emails/{template}/subject.txt", context).split())
-    body_text = _render_plain(f"emails/{template}/body.txt", context).strip() + "\n"
+    subject = " ".join(render_text(f"emails/{template}/subject.txt", context).split())
+    body_text = render_text(f"emails/{template}/body.txt", context).strip() + "\n"
     return _queue(
         to=to,
         subject=subject,
@@ -98,10 +98,15 @@ def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: st
     )
 
 
-def _render_plain(name: str, context: Mapping[str, object]) -> str:
-    """Subjects and text parts are not HTML: "Smith & Jones" must not arrive as "Smith &amp; Jones"."""
+def render_text(name: str, context: Mapping[str, object]) -> str:
+    """A subject or text part: not HTML, so "Smith & Jones" must not arrive as "Smith &amp; Jones".
+
+    Returned as a plain `str`, not the SafeString a template render gives: the text holds user
+    values unescaped, so a page that shows it (an email preview) must escape it like any value.
+    """
     # The Django engine's own Template (not the backend wrapper): it renders a Context, whose autoescape we set.
-    return Engine.get_default().get_template(name).render(Context(dict(context), autoescape=False))
+    rendered = Engine.get_default().get_template(name).render(Context(dict(context), autoescape=False))
+    return str.__str__(rendered)  # a copy as a plain str: str(rendered) would keep it marked safe
 
 
 def _render_html(template: str, context: Mapping[str, object], subject: str, body_text: str) -> str:

@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "retainers.errors.ErrorPagesMiddleware",
 ]
 
 if not DEBUG:
@@ -248,6 +249,20 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_SESSION_REMEMBER = None
 # Rate limits stay at allauth's defaults (on); they are counted in the Redis cache above.
+
+# Rate limits beyond sign-in (retainers.ratelimits), counted in the same cache: "amount/period/per"
+# rules, comma-separated, where per is ip, user (signed in) or key (the object: an invoice, a
+# client); a request over any rule gets the 429 page. RATE_LIMITS_ENABLED=0 turns them all off.
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMITS = {
+    "pay": "30/m/ip",  # the public pay page, its PDF and checkout
+    "pay_link_request": "3/h/key,10/h/ip",  # "email me a new link" from an expired pay link, per invoice
+    "pay_link_send": "5/h/key",  # a member emails a new pay link, per invoice
+    "statement_pdf": "10/m/user,30/m/ip",  # rendered on each request
+    "message_send": "10/m/user,100/h/user,30/m/ip",  # both sides; attachments come with messages
+    "attachment_download": "60/m/user,120/m/ip",
+    "inbound_email": "120/m/ip",  # the inbound-mail webhook (issue 14): a provider posting a busy hour stays below
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Retainers"
 
@@ -284,6 +299,8 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))  # per call; Celery retries
+# Days a pay link (in invoice PDFs and emails) opens the pay page; an older one offers to email a new link.
+PAY_LINK_DAYS = int(os.environ.get("PAY_LINK_DAYS", "60"))
 
 # --- Internationalisation and time ------------------------------------------
 
@@ -324,6 +341,7 @@ SECURE_CSP: dict[str, list[str]] = {
     "base-uri": [CSP.NONE],
     "object-src": [CSP.NONE],
 }
+CSRF_FAILURE_VIEW = "retainers.errors.csrf_failure"  # our page, not Django's (inline style, DEBUG advice)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

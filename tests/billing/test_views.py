@@ -19,7 +19,7 @@ from billing import services
 from billing.models import BillingProfile, Invoice, Payment
 from retainers.models import Email, Workspace
 from tests import factories
-from tests.retainers.test_security import csp_problems
+from tests.retainers.test_security import FieldBlocks, csp_problems
 
 pytestmark = pytest.mark.django_db
 
@@ -161,12 +161,37 @@ def test_totals_follow_the_filters(owner_client, workspace, book, globex):
     assert totals == {"GBP": 50000, "USD": 99900}
 
 
-def test_invalid_filters_filter_nothing_and_say_so(owner_client, workspace, book, other_workspace):
+def test_invalid_filters_are_refused_and_say_so(owner_client, workspace, book, other_workspace):
+    """Once ignored (all seven invoices listed as if filtered): now the errors stand in for the rows."""
     foreign = factories.ClientFactory(workspace=other_workspace)
     response = owner_client.get(url(workspace, "invoice_list"), {"client": foreign.pk, "issued_from": "someday"})
     assert response.status_code == 200
-    assert len(listed(response)) == 7
+    assert len(listed(response)) == 0
     assert text(response).count("has-error") == 2
+    assert "Check the filters" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [("2026-02-30", "Enter a valid date."), ("0001-01-01", "Pick a date from 1 January 1970 to 31 December 2199.")],
+)
+def test_an_invalid_date_filter_is_an_error_on_the_page_in_the_rows_and_in_the_export(
+    owner_client, workspace, book, typed, error
+):
+    response = owner_client.get(url(workspace, "invoice_list"), {"issued_from": typed})
+    page = FieldBlocks()
+    page.feed(text(response))
+    assert page.block_for("issued_from")["errors"] == [error]
+    assert listed(response) == [] and f"Issued from: {error}" in text(response)
+    rows = owner_client.get(url(workspace, "invoice_list"), {"issued_from": typed}, **HTMX)  # a filter changed
+    assert f"Issued from: {error}" in text(rows) and 'role="alert"' in text(rows)
+
+    export = owner_client.get(url(workspace, "invoice_export"), {"issued_from": typed, "status": "open"})
+    assert export.status_code == 302 and not export.streaming
+    assert export.url == url(workspace, "invoice_list") + f"?issued_from={typed}&status=open"
+    shown = owner_client.get(export.url)
+    assert "Nothing was exported: a filter is not valid." in text(shown)
+    assert f"Issued from: {error}" in text(shown)
 
 
 def test_invoice_list_pages_by_fifty(owner_client, workspace, acme):
@@ -636,6 +661,44 @@ def test_new_invoice_errors_show_next_to_the_fields(owner_client, workspace, acm
     assert response.status_code == 200
     assert error in text(response)
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "error"),
+    [
+        # The hostile-input pass: 99,999,999 × £999,999,999.99 ended in "bigint out of range".
+        ((("Audit", "99999999", "999999999.99"),), "lines-0-unit_price", "999,999.99 GBP at most"),
+        # Each within bounds, their product (the line) is not.
+        ((("Audit", "99999999", "999999.99"),), "lines-0-quantity", "This line comes to more than 999,999.99 GBP"),
+        ((("Audit", "1001", "999.99"),), "lines-0-quantity", "This line comes to more than 999,999.99 GBP"),
+    ],
+)
+def test_a_line_too_large_for_stripe_is_a_field_error(owner_client, workspace, acme, rows, field, error):
+    response = owner_client.post(
+        url(workspace, "invoice_create"), {"client": acme.pk, "action": "draft"} | _lines(*rows)
+    )
+    assert response.status_code == 200
+    page = FieldBlocks()
+    page.feed(text(response))
+    assert any(error in message for message in page.block_for(field)["errors"]), page.block_for(field)
+    assert not Invoice.objects.exists()
+
+
+def test_an_invoice_whose_total_is_too_large_for_stripe_is_refused(owner_client, workspace, acme):
+    """Lines of £600,000 each are fine; together, or with tax, they are more than a card payment can take."""
+    profile = services.profile_for(workspace)
+    data = {"client": acme.pk, "action": "issue"} | _lines(("Audit", "1", "600,000"), ("Review", "1", "400,000"))
+    response = owner_client.post(url(workspace, "invoice_create"), data)
+    assert response.status_code == 200
+    assert "The invoice comes to £1,000,000.00: 999,999.99 GBP at most" in text(response)
+    profile.tax_rate_bp = 2000
+    profile.save()
+    data = {"client": acme.pk, "action": "issue"} | _lines(("Audit", "1", "900,000"))
+    response = owner_client.post(url(workspace, "invoice_create"), data)
+    assert "The invoice comes to £1,080,000.00" in text(response)
+    assert not Invoice.objects.exists()
+    with pytest.raises(services.BillingError, match="999,999.99 GBP at most"):
+        services.create_invoice(client=acme, lines=[("Audit", D("99999999"), 99_999_999)])
 
 
 def test_new_invoice_for_another_workspaces_client_is_refused(owner_client, workspace, other_workspace):

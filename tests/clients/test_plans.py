@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db
         ("GBP", " 1 500.00 GBP ", 150000),
         ("GBP", "0", 0),
         ("GBP", ".5", 50),
-        ("USD", "$12,345,678.90", 1234567890),
+        ("USD", "$999,999.99", 99_999_999),  # the most Stripe charges in one payment
+        ("JPY", "¥99,999,999", 99_999_999),
         ("JPY", "150,000", 150000),
         ("JPY", "¥150000", 150000),
         ("KWD", "1.250", 1250),
@@ -51,6 +52,10 @@ def test_money_field_cleans_to_minor_units_of_the_currency(currency, typed, mino
         ("GBP", "abc", "Enter an amount in GBP"),
         ("GBP", "1.2.3", "Enter an amount in GBP"),
         ("GBP", "99999999999", "too large"),
+        ("USD", "$1,000,000.00", "999,999.99 USD at most"),  # once accepted: Stripe refuses more than 8 digits
+        ("USD", "$12,345,678.90", "too large"),
+        ("JPY", "100,000,000", "99,999,999 JPY at most"),
+        ("KWD", "100,000.000", "99,999.999 KWD at most"),
     ],
 )
 def test_money_field_refuses_what_it_cannot_store_exactly(currency, typed, message):

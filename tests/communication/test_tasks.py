@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import importlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 
 from communication import services as communication
 from communication.models import Task
+from retainers.fields import EARLIEST_INSTANT, LATEST_INSTANT
 from tests import factories
 from tests.communication.conftest import HTMX, team_url
+from tests.retainers.test_security import FieldBlocks
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +209,71 @@ def test_task_list_of_one_client(workspace, other_workspace, acme, globex, bob, 
     assert "For Acme" in html and "For Globex" not in html and "Show every client" in html
     foreign = factories.ClientFactory(workspace=other_workspace)
     assert member_client.get(team_url(workspace, "task_list"), {"client": foreign.pk}).status_code == 404
+
+
+@pytest.mark.parametrize("typed", ["0001-01-01T00:00", "9999-12-31T23:59", "1969-12-31T23:59", "2200-01-01T00:00"])
+def test_a_due_time_outside_sane_years_is_a_field_error(workspace, acme, owner_client, typed):
+    """The hostile-input pass: these were accepted, and broke the dashboard after a time-zone change."""
+    data = {"task-title": "Far away", "task-due_at": typed, "task-client": acme.pk}
+    response = owner_client.post(team_url(workspace, "task_create"), data)
+    assert response.status_code == 200
+    page = FieldBlocks()
+    page.feed(response.content.decode())
+    assert page.block_for("task-due_at")["errors"] == ["Pick a date from 1 January 1970 to 31 December 2199."]
+    assert not Task.objects.exists()
+
+
+PAGES_WITH_TASKS = [
+    ("dashboard", {}),
+    ("dashboard:client_detail", {"client_id": "client"}),
+    ("dashboard:client_timeline", {"client_id": "client"}),
+    ("communication:task_list", {}),
+    ("communication:task_edit", {"task_id": "task"}),
+]
+
+
+def assert_pages_show(browser, workspace, task) -> None:
+    """In the zones furthest east and west of UTC, every page that shows the task answers."""
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # UTC+14, UTC-11
+        workspace.timezone = zone
+        workspace.save(update_fields=["timezone"])
+        for name, kwargs in PAGES_WITH_TASKS:
+            ids = {key: {"client": task.client_id, "task": task.pk}[value] for key, value in kwargs.items()}
+            response = browser.get(reverse(name, kwargs={"workspace_slug": workspace.slug, **ids}))
+            assert response.status_code == 200, (zone, name)
+
+
+@pytest.mark.parametrize("due_at", [EARLIEST_INSTANT, LATEST_INSTANT - timedelta(minutes=1)])
+def test_pages_show_a_task_due_at_either_end_of_what_the_database_holds(
+    workspace, acme, alice, retainer, owner_client, due_at
+):
+    task = make_task(acme, title="Far away", assignee=alice, actor=alice)
+    Task.objects.filter(pk=task.pk).update(due_at=due_at)  # past the form's days, as far as the database goes
+    assert_pages_show(owner_client, workspace, task)
+
+
+@pytest.mark.parametrize("due_at", [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)])
+def test_a_task_due_beyond_the_years_every_zone_can_show_is_refused(workspace, acme, alice, due_at):
+    with pytest.raises(communication.CommunicationError, match="Pick a date from 1 January 1970"):
+        make_task(acme, due_at=due_at, actor=alice)
+    task = make_task(acme, actor=alice)
+    with pytest.raises(communication.CommunicationError, match="Pick a date"):
+        communication.update_task(task=task, title="x", due_at=due_at, assignee=None, actor=alice)
+    with pytest.raises(IntegrityError, match="task_due_at_in_range"), transaction.atomic():
+        Task.objects.filter(pk=task.pk).update(due_at=due_at)
+
+
+def test_the_migration_brings_tasks_stored_at_the_ends_of_time_back_in_range(workspace, acme, alice, owner_client):
+    """Rows typed before the bound: moved to the nearest end of the range, and the pages work again."""
+    clamp = importlib.import_module("communication.migrations.0002_task_due_at_in_range").CLAMP
+    with connection.cursor() as cursor:
+        # As before the migration (first: the table may not be altered once this transaction wrote to it).
+        cursor.execute("ALTER TABLE clients_task DROP CONSTRAINT task_due_at_in_range")
+        early, late = make_task(acme, title="Early", actor=alice), make_task(acme, title="Late", actor=alice)
+        Task.objects.filter(pk=early.pk).update(due_at=datetime(1, 1, 1, tzinfo=UTC))
+        Task.objects.filter(pk=late.pk).update(due_at=datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
+        cursor.execute(clamp)
+    early.refresh_from_db(), late.refresh_from_db()
+    assert (early.due_at, late.due_at) == (datetime(1970, 1, 1, 12, tzinfo=UTC), datetime(2199, 12, 31, 12, tzinfo=UTC))
+    assert_pages_show(owner_client, workspace, early)
+    assert_pages_show(owner_client, workspace, late)

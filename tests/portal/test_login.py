@@ -232,3 +232,20 @@ def test_unknown_email_gets_no_code_and_no_hint(client, carol, django_capture_on
     assert response.status_code == 302 and response.url == "/portal/login/code/?next=/portal/"
     bodies = Email.objects.filter(to="mallory@evil.example").values_list("body_text", flat=True)
     assert not any(CODE.search(body) for body in bodies)
+
+
+def test_too_many_wrong_codes_land_on_the_portals_sign_in_page(carol, client, django_capture_on_commit_callbacks):
+    """Locked out of the code, the contact starts again at the portal's sign-in, not the consultants'."""
+    code = request_code(client, "carol@acme.example", django_capture_on_commit_callbacks)
+    wrong = "BBBB-BBBB" if code != "BBBB-BBBB" else "CCCC-CCCC"
+    for _ in range(10):
+        response = client.post("/portal/login/code/?next=/portal/", {"code": wrong, "next": "/portal/"})
+        if response.status_code == 302:
+            break
+    assert response.status_code == 302
+    assert response.url == "/portal/login/"
+    page = client.get(response.url)
+    assert "Too many failed login attempts" in page_text(page)
+    assert not is_signed_in(client)
+    # The code page without a code under way sends them to the portal's sign-in too.
+    assert client.get("/portal/login/code/").url == "/portal/login/"

@@ -13,6 +13,7 @@ from renewals.models import Renewal
 from renewals.views import ForecastRow, forecast, pipeline
 from retainers.models import Email
 from tests import factories
+from tests.hostile import audit_markup
 from tests.renewals.conftest import run
 from tests.retainers.test_security import csp_problems
 
@@ -229,3 +230,18 @@ def test_client_facing_pages_obey_the_csp(workspace, book, carol, login, client)
     ]:
         assert response.status_code in (200, 400)
         assert csp_problems(response) == []
+
+
+def test_preview_shows_a_hostile_proposal_text_as_text(workspace, book, owner_client, alice):
+    """The proposal text is the consultant's, but it is rendered into a page: a <meta refresh> in it
+    once sent the browser away. The preview shows the email's text, escaped, as the client reads it."""
+    renewal = Renewal.objects.get(retainer=book["A"])
+    text = '<meta http-equiv="refresh" content="1;url=https://evil.example/">"><img src=x onerror=alert(1)> Thanks!'
+    services.save_proposal(renewal=renewal, terms={}, proposal_text=text, actor=alice)
+    response = owner_client.get(f"/w/{workspace.slug}/renewals/{renewal.pk}/preview/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    audit = audit_markup(html)
+    assert audit.problems == []
+    assert "&lt;meta http-equiv=&quot;refresh&quot;" in html  # shown, escaped once, as the email's text has it
+    assert "Your next term of A with Northwind Advisory" in html
