@@ -265,7 +265,7 @@ def test_a_task_due_beyond_the_years_every_zone_can_show_is_refused(workspace, a
 
 def test_the_migration_brings_tasks_stored_at_the_ends_of_time_back_in_range(workspace, acme, alice, owner_client):
     """Rows typed before the bound: moved to the nearest end of the range, and the pages work again."""
-    clamp = importlib.import_module("communication.migrations.0002_task_due_at_in_range").CLAMP
+    clamp = importlib.import_module("communication.migrations.0003_task_due_at_in_range").CLAMP
     with connection.cursor() as cursor:
         # As before the migration (first: the table may not be altered once this transaction wrote to it).
         cursor.execute("ALTER TABLE clients_task DROP CONSTRAINT task_due_at_in_range")

@@ -103,13 +103,17 @@ NOT_WRITABLE = {
     "delivery.CalendarConnection": {"url", "password_sealed", "calendar_url"},
     "delivery.CalendarFeed": {"secret_hash", "secret_sealed"},
     "billing.BillingProfile": {"stripe_account_id", "reminder_offsets", "retry_days"},
-    "billing.Invoice": {"number", "currency"},
+    "billing.Invoice": {"number", "currency", "delivery_error"},  # delivery_error: our own words
     "billing.Payment": {"currency", "stripe_id"},
     "billing.StripeCustomer": {"customer_id", "payment_method_id", "card_brand", "card_last4", "card_exp"},
     "billing.StripeEvent": {"event_id", "type", "account"},
     "renewals.RenewalSettings": {"consultant_offsets", "client_offsets"},
     "renewals.Renewal": {"currency", "evidence", "suggestion_reason"},
     "communication.Attachment": {"content_type"},
+    "communication.ReplyAddress": {"token"},
+    # The inbound log: written from a stranger's email, but shown only in Django's admin (which
+    # escapes everything); what a reply posts to the thread is a Message body, walked above.
+    "communication.InboundEmail": {"message_id", "sender", "recipient", "subject", "reason", "body"},
 }  # fmt: skip
 # Hostile, but no page, email or PDF shows them (so the coverage check below does not expect them).
 NEVER_SHOWN = {"delivery.Booking.cancel_reason", "communication.NoteRevision.body"}
