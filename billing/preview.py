@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import Exists, OuterRef
+
 from billing.invoicing import invoice_lines, invoice_totals
 from billing.models import BillingProfile, Invoice
 from clients.models import Amendment, Retainer, RetainerTerms
@@ -50,6 +52,11 @@ class NextInvoice:
     lines: tuple[PreviewLine, ...]
 
     @property
+    def tax_note(self) -> str:
+        """How to read the total beside it: "incl. VAT" when the workspace charges tax, else nothing."""
+        return f"incl. {self.tax_label}" if self.tax_rate_bp else ""
+
+    @property
     def includes_usage(self) -> bool:
         """Whether it bills use beyond the fee (overage, extra deliverables) recorded so far."""
         return any(line.kind != "fee" for line in self.lines)
@@ -62,49 +69,63 @@ def next_invoice(retainer: Retainer, *, today: date) -> NextInvoice | None:
 
 
 def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, NextInvoice | None]:
-    """`next_invoice` for many retainers (of one or more workspaces) in six queries, by retainer id."""
+    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: five queries,
+    six when a period is not billed yet, however many retainers."""
     retainers = [r for r in retainers]
     result: dict[int, NextInvoice | None] = {r.pk: None for r in retainers}
     active = {r.pk: r for r in retainers if r.status == Retainer.Status.ACTIVE}
     if not active:
         return result
-    open_periods = {p.retainer_id: p for p in Period.objects.filter(retainer_id__in=active, status=Period.Status.OPEN)}
-    billed = set(
-        Invoice.objects.filter(period__in=list(open_periods.values()), kind=Invoice.Kind.SCHEDULED).values_list(
-            "period_id", flat=True
+    ws = {r.workspace_id for r in active.values()}  # every read below is scoped by workspace too
+    scheduled = Invoice.objects.filter(period=OuterRef("pk"), kind=Invoice.Kind.SCHEDULED)
+    open_periods = {
+        p.retainer_id: p
+        for p in Period.objects.filter(workspace_id__in=ws, retainer_id__in=active, status=Period.Status.OPEN).annotate(
+            billed=Exists(scheduled)
         )
-    )
+    }
     # An in-advance period not billed yet (the run has not run since it began): its own invoice is
     # next, carrying the overage and extras of the period before it.
-    unbilled = {rid: p for rid, p in open_periods.items() if p.billing_timing == "advance" and p.pk not in billed}
-    previous = {
-        p.retainer_id: p
-        for p in Period.objects.filter(
-            retainer_id__in=list(unbilled),
-            seq__in={p.seq - 1 for p in unbilled.values()},
-            status=Period.Status.CLOSED,
-        )
-        if unbilled[p.retainer_id].seq == p.seq + 1
-    }
+    unbilled = {rid: p for rid, p in open_periods.items() if p.billing_timing == "advance" and not p.billed}
+    previous = (
+        {
+            p.retainer_id: p
+            for p in Period.objects.filter(
+                workspace_id__in=ws,
+                retainer_id__in=list(unbilled),
+                seq__in={p.seq - 1 for p in unbilled.values()},
+                status=Period.Status.CLOSED,
+            )
+            if unbilled[p.retainer_id].seq == p.seq + 1
+        }
+        if unbilled
+        else {}
+    )
     entries: dict[int, list[tuple[str, Decimal, int, bool]]] = defaultdict(list)
     for period_id, kind, quantity, origin, work_item_id in LedgerEntry.objects.filter(
-        period__in=list(open_periods.values())
+        workspace_id__in=ws, period__in=list(open_periods.values())
     ).values_list("period_id", "kind", "quantity", "origin_seq", "work_item_id"):
         entries[period_id].append((kind, quantity, origin, work_item_id is not None))
     extras: dict[int, list[Deliverable]] = defaultdict(list)
     for deliverable in Deliverable.objects.filter(
-        period__in=[*open_periods.values(), *previous.values()], extra=True, status=Deliverable.Status.DELIVERED
+        workspace_id__in=ws,
+        period__in=[*open_periods.values(), *previous.values()],
+        extra=True,
+        status=Deliverable.Status.DELIVERED,
     ).order_by("pk"):
         extras[deliverable.period_id].append(deliverable)
-    pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(active), applied_at=None)}
-    workspace_ids = {r.workspace_id for r in active.values()}
-    profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=workspace_ids)}
+    pending = {
+        a.retainer_id: a
+        for a in Amendment.objects.filter(workspace_id__in=ws, retainer_id__in=list(active), applied_at=None)
+    }
+    profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=ws)}
 
     for rid, retainer in active.items():
         period = open_periods.get(rid)
         if period is None:
             continue
         profile = profiles.get(retainer.workspace_id) or BillingProfile(workspace_id=retainer.workspace_id)
+        invoiced: Period
         if rid in unbilled:
             invoiced, kind, issue_on = period, Invoice.Kind.SCHEDULED, period.start_on
             lines = invoice_lines(period, previous.get(rid), retainer, extras, kind=kind)
