@@ -5,7 +5,7 @@ Every query of a portal page starts from `request.workspace` and is narrowed to
 clients the workspace has, and block lazy loads (`FETCH_RAISE`) so that a template
 reaching for something not fetched fails in tests rather than querying once per row.
 
-A period's figures, its burn-down and its utilization bar are computed as on the
+A period's figures, its burn-down and its utilisation bar are computed as on the
 consultant's retainer page (delivery.figures, delivery.charts), so both sides read the same;
 the forecast is delivery's (delivery.forecast), the next invoice billing's (billing.preview).
 Sign-in is in portal.login.
@@ -187,8 +187,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         card.carried_debt = -sum(
             (q for kind, q, origin, wi, _ in period_rows if kind == Kind.ROLLOVER_IN and wi is None and q < 0), ZERO
         )
-        if figures.utilization is not None:
-            card.used_pct = int(figures.utilization * 100 + Decimal("0.5"))
+        card.used_pct = figures.utilisation_percent
         card.chart = charts.burndown(
             start_on=period.start_on,
             end_on=period.end_on,
