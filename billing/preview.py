@@ -1,59 +1,206 @@
-"""The next-invoice preview: an estimate of a retainer's next scheduled invoice, as the billing
-run will issue it (the client portal shows it on each retainer card)."""
+"""The next invoice of a retainer, before it is issued: what the dashboard and the portal show.
+
+`next_invoice(retainer, today=...)` builds the invoice the billing run will issue next, with the
+run's own builder (`billing.invoicing.invoice_lines` and `invoice_totals`) over the period as
+closing it would leave it (`delivery.ledger.plan_period_close`): with no further work recorded,
+the preview equals that invoice to the minor unit and line by line. `next_invoices` does the same
+for many retainers in a fixed number of queries.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
-from billing.services import tax_on
+from django.db.models import Exists, OuterRef
+
+from billing.invoicing import invoice_lines, invoice_totals
+from billing.models import BillingProfile, Invoice
 from clients.models import Amendment, Retainer, RetainerTerms
-from delivery.figures import PeriodFigures
+from delivery import ledger
 from delivery.forecast import ends_with
-from delivery.models import Period
-from retainers.money import format_money, multiply
+from delivery.models import Deliverable, LedgerEntry, Period
+from delivery.periods import period_bounds
 
 
-@dataclass
+@dataclass(frozen=True)
+class PreviewLine:
+    description: str
+    quantity: Decimal
+    unit_price_minor: int
+    amount_minor: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class NextInvoice:
-    on: date
-    amount: str
-    includes_overage: bool
+    retainer_id: int
+    kind: str  # Invoice.Kind: scheduled, or closing (the last period's overage of an in-advance retainer)
+    issue_on: date
+    period_start_on: date
+    period_end_on: date  # exclusive, as on the invoice
+    currency: str
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    tax_rate_bp: int
+    tax_label: str
+    lines: tuple[PreviewLine, ...]
+
+    @property
+    def tax_note(self) -> str:
+        """How to read the total beside it: "incl. VAT" when the workspace charges tax, else nothing."""
+        return f"incl. {self.tax_label}" if self.tax_rate_bp else ""
+
+    @property
+    def includes_usage(self) -> bool:
+        """Whether it bills use beyond the fee (overage, extra deliverables) recorded so far."""
+        return any(line.kind != "fee" for line in self.lines)
 
 
-def next_invoice(
-    retainer: Retainer,
-    period: Period,
-    figures: PeriodFigures,
-    *,
-    pending: Amendment | None,
-    delivered_extras: int,
-    tax_rate_bp: int,
-    locale: str,
-) -> NextInvoice | None:
-    """An estimate of the retainer's next scheduled invoice, as the billing run will issue it.
+def next_invoice(retainer: Retainer, *, today: date) -> NextInvoice | None:
+    """The invoice the billing run issues next for this retainer, as it would be with no further
+    work recorded; None when none is coming (paused, ended, or the term ends with nothing to bill)."""
+    return next_invoices([retainer], today=today).get(retainer.pk)
 
-    In advance: at the period end, the next period's fee (a pending amendment's, if it takes
-    effect by then) plus this period's overage and extras so far. In arrears: at the period
-    end, this period's fee, overage and extras. None when no further fee is due.
-    """
-    if retainer.status != Retainer.Status.ACTIVE:
-        return None
-    ends_here = ends_with(retainer, period)
-    if period.billing_timing == RetainerTerms.Timing.ADVANCE:
-        if ends_here:
-            return None
-        terms = pending if pending is not None and pending.effective_on <= period.end_on else retainer
-        fee, currency = terms.price_minor, terms.currency
-    else:
-        fee, currency = period.price_minor, period.currency
-    extra = 0
-    if figures.overage > 0 and retainer.overage_policy == RetainerTerms.Overage.BILL:
-        extra += multiply(period.overage_rate_minor, figures.overage)
-    extra += delivered_extras * period.extra_deliverable_price_minor
-    subtotal = fee + extra
-    return NextInvoice(
-        on=period.end_on,
-        amount=format_money(subtotal + tax_on(subtotal, tax_rate_bp), currency, locale),
-        includes_overage=extra > 0,
+
+def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, NextInvoice | None]:
+    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: five queries,
+    six when a period is not billed yet, however many retainers."""
+    retainers = [r for r in retainers]
+    result: dict[int, NextInvoice | None] = {r.pk: None for r in retainers}
+    active = {r.pk: r for r in retainers if r.status == Retainer.Status.ACTIVE}
+    if not active:
+        return result
+    ws = {r.workspace_id for r in active.values()}  # every read below is scoped by workspace too
+    scheduled = Invoice.objects.filter(period=OuterRef("pk"), kind=Invoice.Kind.SCHEDULED)
+    open_periods = {
+        p.retainer_id: p
+        for p in Period.objects.filter(workspace_id__in=ws, retainer_id__in=active, status=Period.Status.OPEN).annotate(
+            billed=Exists(scheduled)
+        )
+    }
+    # An in-advance period not billed yet (the run has not run since it began): its own invoice is
+    # next, carrying the overage and extras of the period before it.
+    unbilled = {rid: p for rid, p in open_periods.items() if p.billing_timing == "advance" and not p.billed}
+    previous = (
+        {
+            p.retainer_id: p
+            for p in Period.objects.filter(
+                workspace_id__in=ws,
+                retainer_id__in=list(unbilled),
+                seq__in={p.seq - 1 for p in unbilled.values()},
+                status=Period.Status.CLOSED,
+            )
+            if unbilled[p.retainer_id].seq == p.seq + 1
+        }
+        if unbilled
+        else {}
+    )
+    entries: dict[int, list[tuple[str, Decimal, int, bool]]] = defaultdict(list)
+    for period_id, kind, quantity, origin, work_item_id in LedgerEntry.objects.filter(
+        workspace_id__in=ws, period__in=list(open_periods.values())
+    ).values_list("period_id", "kind", "quantity", "origin_seq", "work_item_id"):
+        entries[period_id].append((kind, quantity, origin, work_item_id is not None))
+    extras: dict[int, list[Deliverable]] = defaultdict(list)
+    for deliverable in Deliverable.objects.filter(
+        workspace_id__in=ws,
+        period__in=[*open_periods.values(), *previous.values()],
+        extra=True,
+        status=Deliverable.Status.DELIVERED,
+    ).order_by("pk"):
+        extras[deliverable.period_id].append(deliverable)
+    pending = {
+        a.retainer_id: a
+        for a in Amendment.objects.filter(workspace_id__in=ws, retainer_id__in=list(active), applied_at=None)
+    }
+    profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=ws)}
+
+    for rid, retainer in active.items():
+        period = open_periods.get(rid)
+        if period is None:
+            continue
+        profile = profiles.get(retainer.workspace_id) or BillingProfile(workspace_id=retainer.workspace_id)
+        invoiced: Period
+        if rid in unbilled:
+            invoiced, kind, issue_on = period, Invoice.Kind.SCHEDULED, period.start_on
+            lines = invoice_lines(period, previous.get(rid), retainer, extras, kind=kind)
+        else:
+            has_next = not ends_with(retainer, period)
+            closed = _as_closed(retainer, period, entries[period.pk], has_next=has_next)
+            issue_on = period.end_on
+            if period.billing_timing == RetainerTerms.Timing.ARREARS:
+                invoiced, kind = closed, Invoice.Kind.SCHEDULED
+                lines = invoice_lines(closed, None, retainer, extras, kind=kind)
+            elif has_next:
+                renewed = _with_next_terms(retainer, period, pending.get(rid))
+                invoiced, kind = _next_period(renewed, period), Invoice.Kind.SCHEDULED
+                lines = invoice_lines(invoiced, closed, renewed, extras, kind=kind)
+            else:
+                invoiced, kind = closed, Invoice.Kind.CLOSING
+                lines = invoice_lines(closed, None, retainer, extras, kind=kind)
+                if not lines:
+                    continue
+        totals = invoice_totals(lines, tax_rate_bp=profile.tax_rate_bp)
+        result[rid] = NextInvoice(
+            retainer_id=rid,
+            kind=kind,
+            issue_on=issue_on,
+            period_start_on=invoiced.start_on,
+            period_end_on=invoiced.end_on,
+            currency=invoiced.currency,
+            subtotal_minor=totals.subtotal_minor,
+            tax_minor=totals.tax_minor,
+            total_minor=totals.total_minor,
+            tax_rate_bp=profile.tax_rate_bp,
+            tax_label=profile.tax_label,
+            lines=tuple(
+                PreviewLine(line.description, line.quantity, line.unit_price_minor, line.amount_minor, line.kind)
+                for line in lines
+            ),
+        )
+    return result
+
+
+def _as_closed(
+    retainer: Retainer, period: Period, entries: list[tuple[str, Decimal, int, bool]], *, has_next: bool
+) -> Period:
+    """A copy of the open period with the overage closing it today would record (not saved)."""
+    plan = ledger.plan_period_close(retainer=retainer, seq=period.seq, entries=entries, has_next=has_next)
+    closed = copy.copy(period)
+    closed.overage, closed.used = plan.overage, plan.used
+    return closed
+
+
+def _with_next_terms(retainer: Retainer, period: Period, amendment: Amendment | None) -> Retainer:
+    """The retainer with the terms its next period opens with: a pending amendment's when it takes
+    effect by the end of this period, as closing applies it (delivery.services._close_round)."""
+    if amendment is None or amendment.effective_on > period.end_on:
+        return retainer
+    renewed = copy.copy(retainer)
+    for name, value in amendment.terms().items():
+        setattr(renewed, name, value)
+    return renewed
+
+
+def _next_period(retainer: Retainer, period: Period) -> Period:
+    """The period closing this one opens, with its price snapshot (not saved), as
+    delivery.services._open_periods builds it."""
+    start_on, end_on = period_bounds(retainer.anchor_on, retainer.cadence, period.anchor_index + 1)
+    return Period(
+        workspace_id=retainer.workspace_id,
+        retainer_id=retainer.pk,
+        seq=period.seq + 1,
+        anchor_index=period.anchor_index + 1,
+        start_on=start_on,
+        end_on=end_on,
+        currency=retainer.currency,
+        billing_timing=retainer.billing_timing,
+        price_minor=retainer.price_minor,
+        overage_rate_minor=retainer.overage_rate_minor,
+        extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
     )

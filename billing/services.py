@@ -22,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from billing.invoicing import invoice_lines, invoice_totals
 from billing.models import (
     BillingProfile,
     Invoice,
@@ -60,10 +61,6 @@ def profile_for(workspace: Workspace) -> BillingProfile:
     return profile
 
 
-def tax_on(subtotal_minor: int, rate_bp: int) -> int:
-    return int((Decimal(subtotal_minor) * rate_bp / 10000).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-
-
 def _take_numbers(workspace_id: int, year: int, count: int) -> list[str]:
     """Reserve `count` consecutive numbers, e.g. 2026-0042. The sequence row stays locked until
     commit, so numbers are gapless: a rollback returns them with everything else."""
@@ -76,9 +73,12 @@ def _take_numbers(workspace_id: int, year: int, count: int) -> list[str]:
 
 
 def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
-    invoice.subtotal_minor = sum(line.amount_minor for line in lines)
-    invoice.tax_minor = tax_on(invoice.subtotal_minor, invoice.tax_rate_bp)
-    invoice.total_minor = invoice.subtotal_minor + invoice.tax_minor
+    totals = invoice_totals(lines, tax_rate_bp=invoice.tax_rate_bp)
+    invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor = (
+        totals.subtotal_minor,
+        totals.tax_minor,
+        totals.total_minor,
+    )
 
 
 def _after_issue(invoice_ids: list[int], *, as_of: date | None = None) -> None:
@@ -131,55 +131,6 @@ def _lock_invoices(*invoice_ids: int) -> dict[int, Invoice]:
 
 
 # --- Scheduled invoices -------------------------------------------------------------
-
-
-def _lines_for(
-    period: Period, previous: Period | None, retainer: Retainer, extras: dict[int, list[Deliverable]], *, kind: str
-) -> list[InvoiceLine]:
-    """The lines of a retainer period's invoice.
-
-    In advance: this period's fee, plus the overage and extra deliverables of the period
-    that just ended. In arrears: this period's fee, overage and extras, at the period's end.
-    A closing invoice bills what the last period of an in-advance retainer used beyond its
-    fee, since no next invoice will carry it.
-    """
-    lines = []
-    if kind == Invoice.Kind.SCHEDULED:
-        last_day = period.end_on - timedelta(days=1)
-        lines.append(
-            InvoiceLine(
-                kind=InvoiceLine.Kind.FEE,
-                description=f"{retainer.name}: {period.start_on:%d %b %Y} – {last_day:%d %b %Y}",
-                quantity=Decimal("1"),
-                unit_price_minor=period.price_minor,
-                amount_minor=period.price_minor,
-            )
-        )
-    usage = period if period.billing_timing == "arrears" or kind == Invoice.Kind.CLOSING else previous
-    if usage is not None and usage.overage > 0 and usage.overage_rate_minor > 0:
-        unit = retainer.get_unit_display().lower()
-        lines.append(
-            InvoiceLine(
-                kind=InvoiceLine.Kind.OVERAGE,
-                description=f"Overage: {usage.overage} {unit} beyond the allotment, {usage.start_on:%d %b} – "
-                f"{usage.end_on - timedelta(days=1):%d %b %Y}",
-                quantity=usage.overage,
-                unit_price_minor=usage.overage_rate_minor,
-                amount_minor=multiply(usage.overage_rate_minor, usage.overage),
-            )
-        )
-    if usage is not None and usage.extra_deliverable_price_minor > 0:
-        for deliverable in extras.get(usage.pk, []):
-            lines.append(
-                InvoiceLine(
-                    kind=InvoiceLine.Kind.EXTRA_DELIVERABLE,
-                    description=f"Extra deliverable: {deliverable.name}",
-                    quantity=Decimal("1"),
-                    unit_price_minor=usage.extra_deliverable_price_minor,
-                    amount_minor=usage.extra_deliverable_price_minor,
-                )
-            )
-    return lines
 
 
 def due_periods(workspace_id: int, today: date) -> QuerySet[Period]:
@@ -309,7 +260,7 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
             tax_rate_bp=profile.tax_rate_bp,
             auto_charge=retainer.auto_charge,
         )
-        lines = _lines_for(period, previous.get((period.retainer_id, period.seq - 1)), retainer, extras, kind=kind)
+        lines = invoice_lines(period, previous.get((period.retainer_id, period.seq - 1)), retainer, extras, kind=kind)
         _totals(invoice, lines)
         invoices.append(invoice)
         lines_by_invoice.append(lines)

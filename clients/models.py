@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
+from retainers.units import utilisation, utilisation_percent
 
 
 class Client(WorkspaceOwned):
@@ -256,11 +257,13 @@ class Retainer(WorkspaceOwned, RetainerTerms):
         return self.name
 
     @property
-    def utilization(self) -> Decimal | None:
-        """Share of this period's units used, 0–1 (or more when over)."""
-        if self.period_available <= 0:
-            return None
-        return self.period_used / self.period_available
+    def utilisation(self) -> Decimal | None:
+        """This period's utilisation (retainers.units.utilisation), from the cached figures."""
+        return utilisation(self.period_used, self.period_available)
+
+    @property
+    def utilisation_percent(self) -> int | None:
+        return utilisation_percent(self.period_used, self.period_available)
 
 
 class Amendment(WorkspaceOwned, RetainerTerms):

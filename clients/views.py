@@ -60,7 +60,7 @@ class ClientHealth(TypedDict):
 
 
 def clients_with_health(workspace: Workspace) -> QuerySet[WithAnnotations[Client, ClientHealth]]:
-    """The workspace's clients with their live retainers' health, utilization and remaining units.
+    """The workspace's clients with their live retainers' health, utilisation and remaining units.
 
     All in SQL (correlated subqueries over the retainers' cached balances), so listing, filtering
     and sorting take the same number of queries for 10 clients or 500. With several live
@@ -125,8 +125,8 @@ def summarize(retainer: Retainer) -> RetainerSummary:
     else:
         state = "low" if balance < available * LOW_SHARE else "healthy"
         text = f"{format_units(balance)} of {format_units(available)} {unit} left"
-    used = retainer.utilization or Decimal(0)
-    percent = int((used * 100).to_integral_value(ROUND_HALF_UP))
+    used = retainer.utilisation or Decimal(0)
+    percent = retainer.utilisation_percent or 0
     bar = min(100, int((used * 20).to_integral_value(ROUND_HALF_UP)) * 5)
     return RetainerSummary(retainer, state, text, bar, percent)
 

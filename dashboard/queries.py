@@ -34,10 +34,10 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Cast, Coalesce, Greatest, Lower, Round, TruncDate, TruncMonth
+from django.db.models.functions import Coalesce, Greatest, Lower, TruncDate, TruncMonth
 
 from billing.models import Invoice, InvoiceState, Payment
-from clients.models import Amendment, Client, Retainer, RetainerTerms
+from clients.models import Client, Retainer, RetainerTerms
 from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
 from renewals.models import Renewal
@@ -75,8 +75,6 @@ class RetainerRow(TypedDict):
 
     open_period: Period
     period_end_on: date | None
-    period_price_minor: int | None
-    period_overage_rate_minor: int | None
     renewal_id: int | None
     renewal_status: str | None
     health: str
@@ -84,7 +82,6 @@ class RetainerRow(TypedDict):
     remaining: Decimal | None
     days_left_until: date | None
     next_invoice_on: date | None
-    next_invoice_minor: int | None
     deliverables_done: int
     deliverables_total: int
 
@@ -94,11 +91,10 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
     shows, sorts or filters by. The open period is joined (at most one per retainer:
     `period_one_open`), so the several figures built on its end date read one column instead of
     each running a subquery; correlated subqueries each hit a unique index: this term's renewal
-    (`renewal_one_per_term`), the pending amendment (`amendment_one_pending`)."""
+    (`renewal_one_per_term`)."""
     this_term = Renewal.objects.for_workspace(workspace).filter(
         retainer=OuterRef("pk"), term_ends_on=OuterRef("term_ends_on")
     )
-    pending = Amendment.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), applied_at=None)
     deliverables = Deliverable.objects.for_workspace(workspace).filter(
         retainer=OuterRef("pk"), period__status=Period.Status.OPEN
     )
@@ -107,16 +103,6 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
     arrears = Q(billing_timing=RetainerTerms.Timing.ARREARS)
     # The period after the open one exists unless the retainer is cancelled or its term ends without renewing.
     continues = Q(cancel_at_period_end=False) & (Q(period_end_on__lt=F("term_ends_on")) | Q(auto_renew=True))
-    # The open period's overage so far, billed on the next invoice (in arrears with its own fee, in
-    # advance with the next period's): the services round it half up, as ROUND does for positives.
-    overage_minor = Case(
-        When(
-            units & Q(overage_policy=RetainerTerms.Overage.BILL, balance__lt=0),
-            then=Cast(Round(-F("balance") * F("period_overage_rate_minor")), BigIntegerField()),
-        ),
-        default=Value(0),
-        output_field=BigIntegerField(),
-    )
 
     def count(queryset: QuerySet) -> Coalesce:
         grouped = queryset.order_by().values("retainer").annotate(n=Count("pk")).values("n")[:1]
@@ -130,8 +116,6 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
         .annotate(open_period=FilteredRelation("periods", condition=Q(periods__status=Period.Status.OPEN)))
         .annotate(
             period_end_on=F("open_period__end_on"),
-            period_price_minor=F("open_period__price_minor"),
-            period_overage_rate_minor=F("open_period__overage_rate_minor"),
             renewal_id=Subquery(this_term.values("pk")[:1]),
             renewal_status=Subquery(this_term.values("status")[:1]),
             health=Case(
@@ -147,19 +131,11 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
             remaining=Case(When(units, then=F("balance")), output_field=DecimalField()),
             # Days left sort like the period's end; a paused retainer's period is on hold.
             days_left_until=Case(When(~paused, then=F("period_end_on")), output_field=DateField()),
+            # The sort key of the "Next invoice" column; what the row shows is billing.preview's.
             next_invoice_on=Case(
                 When(paused, then=None),
                 When(arrears | continues, then=F("period_end_on")),
                 output_field=DateField(),
-            ),
-            next_invoice_minor=Case(
-                When(paused | Q(period_end_on=None), then=None),
-                When(arrears, then=F("period_price_minor") + overage_minor),
-                When(
-                    continues,
-                    then=Coalesce(Subquery(pending.values("price_minor")[:1]), F("price_minor")) + overage_minor,
-                ),
-                output_field=BigIntegerField(),
             ),
             # Only deliverables retainers run these (CASE evaluates lazily).
             deliverables_done=Case(
@@ -180,8 +156,9 @@ ROW_SORTS = {
     "-remaining": (F("remaining").desc(nulls_last=True),),
     "days": (F("days_left_until").asc(nulls_last=True),),
     "-days": (F("days_left_until").desc(nulls_last=True),),
-    "invoice": (F("next_invoice_on").asc(nulls_last=True), F("next_invoice_minor").desc(nulls_last=True)),
-    "-invoice": (F("next_invoice_on").desc(nulls_last=True), F("next_invoice_minor").desc(nulls_last=True)),
+    # By date only: the amount is billing.preview's, read for the page's rows after sorting.
+    "invoice": (F("next_invoice_on").asc(nulls_last=True),),
+    "-invoice": (F("next_invoice_on").desc(nulls_last=True),),
     "renewal": (F("term_ends_on").asc(),),
     "-renewal": (F("term_ends_on").desc(),),
 }

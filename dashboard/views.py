@@ -24,6 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from billing.preview import NextInvoice, next_invoices
 from clients.models import Retainer, RetainerTerms
 from dashboard import charts, queries
 from dashboard.forms import RowFilterForm
@@ -125,7 +126,14 @@ class Row:
     renewal_note: str  # when no renewal is open for this term
 
 
-def make_row(retainer: WithAnnotations[Retainer, RetainerRow], *, today: date, locale: str, links: Links) -> Row:
+def make_row(
+    retainer: WithAnnotations[Retainer, RetainerRow],
+    *,
+    today: date,
+    locale: str,
+    links: Links,
+    next_invoice: NextInvoice | None,
+) -> Row:
     state = retainer.health
     if retainer.model == RetainerTerms.Model.DELIVERABLES:
         done, total = retainer.deliverables_done, retainer.deliverables_total
@@ -143,10 +151,12 @@ def make_row(retainer: WithAnnotations[Retainer, RetainerRow], *, today: date, l
     end = retainer.days_left_until
     label, badge = RENEWAL_BADGES.get(retainer.renewal_status or "", ("", ""))
     paused = retainer.status == Retainer.Status.PAUSED
-    invoice_on = retainer.next_invoice_on
+    invoice_on = next_invoice.issue_on if next_invoice else None
     amount = ""
-    if invoice_on and retainer.next_invoice_minor is not None:
-        amount = format_money(retainer.next_invoice_minor, retainer.currency, locale)
+    if next_invoice is not None:
+        amount = format_money(next_invoice.total_minor, next_invoice.currency, locale)
+        if next_invoice.tax_note:
+            amount += f" {next_invoice.tax_note}"
         if retainer.billing_timing == RetainerTerms.Timing.ARREARS:
             amount += " in arrears"
     if retainer.renewal_id:
@@ -232,11 +242,16 @@ def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]
     rows = queries.filter_rows(queries.retainer_rows(request.workspace), **chosen)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     locale, links = _locale(request), Links(request)
+    retainers = list(page)
+    previews = next_invoices(retainers, today=today)  # a fixed number of queries for the page's rows
     return {
         **context,
         "filtered": any(chosen[name] for name in ("q", "health", "renewal")),
         "page_obj": page,
-        "rows": [make_row(retainer, today=today, locale=locale, links=links) for retainer in page],
+        "rows": [
+            make_row(retainer, today=today, locale=locale, links=links, next_invoice=previews[retainer.pk])
+            for retainer in retainers
+        ],
         "columns": _columns(request, chosen),
         "rows_url": request.get_full_path(),
     }

@@ -180,11 +180,14 @@ class BarChart:
     summary: str
 
 
-def utilization_bars(periods: Sequence[tuple[str, Decimal | None]], *, width: int = 960, height: int = 220) -> BarChart:
-    """One bar per period: the share of its available units used (100% line drawn; over 100% flagged)."""
+def utilisation_bars(
+    periods: Sequence[tuple[str, int | None, bool]], *, width: int = 960, height: int = 220
+) -> BarChart:
+    """One bar per period (label, utilisation percent, went over): the share of its available units
+    used (retainers.units.utilisation), the 100% line drawn, the periods that went over flagged."""
     left, right, top, bottom = 44, 12, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    ceiling = max([Decimal(100), *(p for _, p in periods if p is not None)])
+    ceiling = max([Decimal(100), *(Decimal(p) for _, p, _ in periods if p is not None)])
     slot = plot_w / max(len(periods), 1)
     bar_w = max(min(slot * 0.7, 48), 2)
 
@@ -192,8 +195,8 @@ def utilization_bars(periods: Sequence[tuple[str, Decimal | None]], *, width: in
         return top + plot_h * float((ceiling - v) / ceiling)
 
     bars = []
-    for i, (label, percent) in enumerate(periods):
-        value = percent if percent is not None else Decimal(0)
+    for i, (label, percent, over) in enumerate(periods):
+        value = Decimal(percent) if percent is not None else Decimal(0)
         x0 = left + slot * i + (slot - bar_w) / 2
         bars.append(
             Bar(
@@ -204,16 +207,16 @@ def utilization_bars(periods: Sequence[tuple[str, Decimal | None]], *, width: in
                 label=label,
                 label_x=_fmt(x0 + bar_w / 2),
                 value="–" if percent is None else f"{percent:.0f}%",
-                over=value > 100,
+                over=over,
             )
         )
-    known = [p for _, p in periods if p is not None]
+    known = [p for _, p, _ in periods if p is not None]
     if known:
-        average = sum(known, Decimal(0)) / len(known)
-        over = sum(1 for p in known if p > 100)
+        average = Decimal(sum(known)) / len(known)
+        over_count = sum(1 for _, _, over in periods if over)
         summary = (
-            f"{len(periods)} period{'s' if len(periods) != 1 else ''}; average utilization {average:.0f}%"
-            f"{f', {over} over 100%' if over else ''}."
+            f"{len(periods)} period{'s' if len(periods) != 1 else ''}; average utilisation {average:.0f}%"
+            f"{f', {over_count} over 100%' if over_count else ''}."
         )
     else:
         summary = "No periods with units to use yet."
@@ -225,6 +228,6 @@ def utilization_bars(periods: Sequence[tuple[str, Decimal | None]], *, width: in
         baseline_y=_fmt(y(Decimal(0))),
         full_y=_fmt(y(Decimal(100))),
         bars=bars,
-        title="Utilization by period",
+        title="Utilisation by period",
         summary=summary,
     )

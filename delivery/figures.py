@@ -11,6 +11,7 @@ from decimal import Decimal
 from clients.models import Retainer, RetainerTerms
 from delivery import ledger
 from delivery.models import LedgerEntry, Period
+from retainers.units import utilisation, utilisation_percent
 
 Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO
@@ -35,8 +36,12 @@ class PeriodFigures:
     used_by_day: dict[date, Decimal]
 
     @property
-    def utilization(self) -> Decimal | None:
-        return self.used / self.available if self.available > 0 else None
+    def utilisation(self) -> Decimal | None:
+        return utilisation(self.used, self.available)
+
+    @property
+    def utilisation_percent(self) -> int | None:
+        return utilisation_percent(self.used, self.available)
 
 
 def period_figures(

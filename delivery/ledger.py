@@ -13,6 +13,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clients.models import RetainerTerms
 
 ZERO = Decimal("0.00")
 
@@ -34,6 +38,7 @@ class ClosePlan:
     expired: Decimal = ZERO
     rolled_out: Decimal = ZERO
     overage: Decimal = ZERO
+    used: Decimal = ZERO  # set by plan_period_close: the units the period's work used
 
 
 def consume(lots: dict[int, Decimal], used: Decimal) -> tuple[dict[int, Decimal], Decimal]:
@@ -140,6 +145,26 @@ def plan_close(
             plan.moves.append(Move("rollover_out", -quantity, origin, "Rolled into the next period"))
             plan.moves.append(Move("rollover_in", quantity, origin, "Rolled in from the previous period", in_next=True))
             plan.rolled_out += quantity
+    return plan
+
+
+def plan_period_close(
+    *, retainer: RetainerTerms, seq: int, entries: Iterable[tuple[str, Decimal, int, bool]], has_next: bool
+) -> ClosePlan:
+    """`plan_close` for period `seq` of a retainer, from its ledger entries (kind, quantity, origin,
+    is it work) and its terms: what the close writes, and what the next-invoice preview reads."""
+    lots, used = lots_of(entries, seq)
+    plan = plan_close(
+        seq=seq,
+        lots=lots,
+        used=used,
+        model=retainer.model,
+        overage_policy=retainer.overage_policy,
+        rollover_cap=retainer.rollover_cap,
+        rollover_expiry_periods=retainer.rollover_expiry_periods,
+        has_next=has_next,
+    )
+    plan.used = used
     return plan
 
 

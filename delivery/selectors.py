@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
@@ -25,7 +24,7 @@ class RetainerRow(TypedDict):
     period_end_on: date | None
     ended_last: int
     days_left: int | None
-    utilization_pct: int | None
+    utilisation_pct: int | None
     unit_label: str
 
 
@@ -55,8 +54,7 @@ def client_section(
     today = workspace.today()
     for retainer in retainers:
         retainer.days_left = max((retainer.period_end_on - today).days, 0) if retainer.period_end_on else None
-        utilization = retainer.utilization
-        retainer.utilization_pct = int(utilization * 100 + Decimal("0.5")) if utilization is not None else None
+        retainer.utilisation_pct = retainer.utilisation_percent
         retainer.unit_label = retainer.get_unit_display().lower()
     recent = list(
         WorkItem.objects.for_workspace(workspace)

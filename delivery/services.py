@@ -334,20 +334,12 @@ def _close_round(
         retainer = retainers[retainer_id]
         ends_term = period.end_on >= retainer.term_ends_on
         has_next = not final and not retainer.cancel_at_period_end and (not ends_term or retainer.auto_renew)
-        lots, used = ledger.lots_of(entries[period.pk], period.seq)
-        plan = ledger.plan_close(
-            seq=period.seq,
-            lots=lots,
-            used=used,
-            model=retainer.model,
-            overage_policy=retainer.overage_policy,
-            rollover_cap=retainer.rollover_cap,
-            rollover_expiry_periods=retainer.rollover_expiry_periods,
-            has_next=has_next,
+        plan = ledger.plan_period_close(
+            retainer=retainer, seq=period.seq, entries=entries[period.pk], has_next=has_next
         )
         closing += [_entry(retainer, period, m, now=now) for m in plan.moves if not m.in_next]
         period.used, period.expired, period.rolled_out, period.overage = (
-            used,
+            plan.used,
             plan.expired,
             plan.rolled_out,
             plan.overage,

@@ -45,7 +45,7 @@ from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from delivery.selectors import client_section
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
-from retainers.units import format_units
+from retainers.units import format_units, utilisation_percent, went_over
 
 Kind = LedgerEntry.Kind
 ZERO = ledger.ZERO
@@ -734,14 +734,15 @@ class PeriodRow:
     period: Period
     available: Decimal
     used: Decimal
-    utilization: Decimal | None
+    utilisation: int | None  # percent (retainers.units.utilisation_percent)
+    went_over: bool
     overage: Decimal
 
 
 @require_GET
 @workspace_view
 def retainer_periods(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
-    """Utilization over time: each period's units in and out, as a table and a bar chart."""
+    """Utilisation over time: each period's units in and out, as a table and a bar chart."""
     retainer = _get_retainer(request, retainer_id)
     usage = Q(entries__work_item__isnull=False)
     adjustment = Q(entries__kind=Kind.ADJUSTMENT) | Q(entries__kind=Kind.REVERSAL, entries__work_item__isnull=True)
@@ -764,12 +765,13 @@ def retainer_periods(request: WorkspaceRequest, retainer_id: int) -> HttpRespons
                 period=period,
                 available=available,
                 used=used,
-                utilization=(used * 100 / available).quantize(Decimal("1")) if available > 0 else None,
+                utilisation=utilisation_percent(used, available),
+                went_over=went_over(used, available),
                 overage=max(used - available, ZERO) if is_open else period.overage,
             )
         )
     chart = None
     if rows and retainer.model != RetainerTerms.Model.DELIVERABLES:
-        chart = charts.utilization_bars([(f"{r.period.start_on:%b %y}", r.utilization) for r in rows])
+        chart = charts.utilisation_bars([(f"{r.period.start_on:%b %y}", r.utilisation, r.went_over) for r in rows])
     context = {"retainer": retainer, "rows": rows[::-1], "chart": chart, "unit": _unit(retainer), "tab": "periods"}
     return render(request, "delivery/retainer_periods.html", context)

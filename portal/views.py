@@ -5,7 +5,7 @@ Every query of a portal page starts from `request.workspace` and is narrowed to
 clients the workspace has, and block lazy loads (`FETCH_RAISE`) so that a template
 reaching for something not fetched fails in tests rather than querying once per row.
 
-A period's figures, its burn-down and its utilization bar are computed as on the
+A period's figures, its burn-down and its utilisation bar are computed as on the
 consultant's retainer page (delivery.figures, delivery.charts), so both sides read the same;
 the forecast is delivery's (delivery.forecast), the next invoice billing's (billing.preview).
 Sign-in is in portal.login.
@@ -30,9 +30,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing import paylinks
-from billing.models import BillingProfile, Invoice
-from billing.preview import NextInvoice, next_invoice
-from clients.models import Amendment, Retainer, RetainerTerms
+from billing.models import Invoice
+from billing.preview import NextInvoice, next_invoices
+from clients.models import Retainer, RetainerTerms
 from communication.models import Note
 from communication.selectors import with_html
 from delivery import agenda, booking, charts, ledger
@@ -115,14 +115,12 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
     """One card per live retainer of the client: six queries for all of them."""
     workspace, client = request.workspace, request.contact.client
     open_periods = Period.objects.for_workspace(workspace).filter(status=Period.Status.OPEN)
-    pending = Amendment.objects.for_workspace(workspace).filter(applied_at=None)
     retainers = list(
         Retainer.objects.for_workspace(workspace)
         .live()
         .filter(client=client)
         # One call each: django-stubs types prefetch_related's lookups with a single queryset type.
         .prefetch_related(Prefetch("periods", queryset=open_periods, to_attr="open_periods"))
-        .prefetch_related(Prefetch("amendments", queryset=pending, to_attr="pending_amendments"))
         .order_by("status", "name", "pk")
         .fetch_mode(models.FETCH_RAISE)
     )
@@ -153,8 +151,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         .fetch_mode(models.FETCH_RAISE)
     ):
         deliverables[deliverable.period_id].append(deliverable)
-    profile = BillingProfile.objects.filter(workspace=workspace).first()
-    tax_rate_bp = profile.tax_rate_bp if profile else 0
+    previews = next_invoices(retainers, today=today)
 
     cards = []
     for retainer in retainers:
@@ -175,15 +172,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         card.planned_count = len(card.deliverables) - card.delivered_count
         if ends_with(retainer, period):
             card.ends_on = period.end_on - timedelta(days=1)
-        card.next_invoice = next_invoice(
-            retainer,
-            period,
-            figures,
-            pending=retainer.pending_amendments[0] if retainer.pending_amendments else None,
-            delivered_extras=sum(1 for d in card.deliverables if d.extra and d.status == Deliverable.Status.DELIVERED),
-            tax_rate_bp=tax_rate_bp,
-            locale=locale,
-        )
+        card.next_invoice = previews[retainer.pk]
         if not card.is_units:
             card.outlook = forecast(
                 start_on=period.start_on,
@@ -198,8 +187,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         card.carried_debt = -sum(
             (q for kind, q, origin, wi, _ in period_rows if kind == Kind.ROLLOVER_IN and wi is None and q < 0), ZERO
         )
-        if figures.utilization is not None:
-            card.used_pct = int(figures.utilization * 100 + Decimal("0.5"))
+        card.used_pct = figures.utilisation_percent
         card.chart = charts.burndown(
             start_on=period.start_on,
             end_on=period.end_on,

@@ -13,8 +13,10 @@ The figures are the ledger's own sums, per period and kind of entry:
   (a carried negative balance shows as a negative roll); adjusted: adjustments;
 - used: deliveries less their reversals (entries tied to a work item, as delivery counts them);
 - expired: expiry debits; overage: units billed beyond the balance;
-- utilization is used / allotted: the share of what was bought that was used, so rolled-in
-  units spent on top of the allotment push it over 100%, which is what sizing the next term needs.
+- utilisation is retainers.units.utilisation, the one definition every page shows: used ÷ what
+  the period made available (allotted, rolled in, adjusted); a period "went over" when it used
+  more than that (retainers.units.went_over), which is what the sparkline marks red and "went
+  over in N of M" counts.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ from billing.models import Invoice
 from delivery.models import Deliverable, LedgerEntry, Period
 from renewals import signals
 from renewals.models import Renewal
-from retainers.units import format_units
+from retainers.units import format_units, utilisation, utilisation_percent, went_over
 
 ZERO = Decimal("0.00")
 RECENT_PERIODS = 3  # the trend compares the last few closed periods with the whole term
 UPGRADE_ABOVE = Decimal("1")  # average use above everything bought
 DOWNGRADE_BELOW = Decimal("0.60")
 OVERAGE_PERIODS_FOR_UPGRADE = 2
-TREND_STEP = Decimal("0.10")  # ten points of utilization either way is a trend, less is noise
+TREND_STEP = Decimal("0.10")  # ten points of utilisation either way is a trend, less is noise
 
 CADENCE_NOUN = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
@@ -83,8 +85,16 @@ class PeriodFigures:
     deliverables_extra: int = 0
 
     @property
-    def utilization(self) -> Decimal | None:
-        return self.used / self.allotted if self.allotted > 0 else None
+    def available(self) -> Decimal:
+        return self.allotted + self.rolled_in + self.adjusted
+
+    @property
+    def utilisation(self) -> Decimal | None:
+        return utilisation(self.used, self.available)
+
+    @property
+    def went_over(self) -> bool:
+        return went_over(self.used, self.available)
 
 
 def period_figures(entries: Iterable[tuple[str, Decimal, bool]]) -> dict[str, Decimal]:
@@ -117,13 +127,14 @@ def period_figures(entries: Iterable[tuple[str, Decimal, bool]]) -> dict[str, De
 
 
 def _ratio(periods: Sequence[PeriodFigures]) -> Decimal | None:
-    bought = sum((p.allotted for p in periods), ZERO)
+    available = sum((p.available for p in periods), ZERO)
     used = sum((p.used for p in periods), ZERO)
-    return used / bought if bought > 0 else None
+    return utilisation(used, available)
 
 
 def closed_with_units(periods: Sequence[PeriodFigures]) -> list[PeriodFigures]:
-    return [p for p in periods if not p.open and p.allotted > 0]
+    """The closed periods that made units available: the ones with a utilisation (a sparkline dot)."""
+    return [p for p in periods if not p.open and p.available > 0]
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class Trend:
 
 
 def trend(periods: Sequence[PeriodFigures]) -> Trend:
-    """Recent use against the term's: ratios of sums, so a short period weighs what it bought."""
+    """Recent utilisation against the term's: ratios of sums, so a short period weighs what it had."""
     closed = closed_with_units(periods)
     recent = closed[-RECENT_PERIODS:]
     recent_ratio, term_ratio = _ratio(recent), _ratio(closed)
@@ -189,7 +200,7 @@ def suggest(
     """Keep, upgrade or downgrade, with the reason in words.
 
     Over the last RECENT_PERIODS closed periods (or, before any closed, the open one so far):
-    - upgrade when the average use is above what was bought, or when the term went into
+    - upgrade when the average utilisation is above 100%, or when the term went into
       overage in OVERAGE_PERIODS_FOR_UPGRADE periods or more: units up to cover the average
       use (of the overage periods, if that is more), rounded up, the price scaled pro rata;
     - downgrade when the average use is under DOWNGRADE_BELOW of what was bought and none
@@ -213,7 +224,7 @@ def suggest(
     closed = closed_with_units(periods)
     window, partial = closed[-RECENT_PERIODS:], False
     if not window:
-        window, partial = [p for p in periods if p.open and p.allotted > 0][-1:], True
+        window, partial = [p for p in periods if p.open and p.available > 0][-1:], True
     ratio = _ratio(window)
     if ratio is None:
         return Suggestion("keep", "There is no usage to go on yet.", units_per_period, price_minor)
@@ -222,7 +233,7 @@ def suggest(
     pct = percent(ratio)
     span = _span(len(window), noun, partial=partial)
     average_use = sum((p.used for p in window), ZERO) / len(window)
-    over = [p for p in closed if p.overage > 0]
+    over = [p for p in closed if p.went_over]
     said = f"You used {pct}% of your {unit_noun} on average over {span}"
     if over:
         said += f", and went over in {len(over)} of {len(closed)} {noun}{'s' if len(closed) != 1 else ''}"
@@ -238,7 +249,7 @@ def suggest(
             reason = f"{said}: {change} would cover it."
             return Suggestion("upgrade", reason[:255], new_units, price)
 
-    if not partial and ratio < DOWNGRADE_BELOW and not any(p.overage > 0 for p in window):
+    if not partial and ratio < DOWNGRADE_BELOW and not any(p.went_over for p in window):
         new_units = max(round_up_units(average_use), Decimal("1.00"))
         if new_units < units_per_period:
             price = scale_price(price_minor, units=new_units, from_units=units_per_period)
@@ -308,12 +319,14 @@ class Sparkline:
     summary: str
 
 
-def sparkline(values: Sequence[int | None], *, width: int = 200, height: int = 48) -> Sparkline | None:
-    """Utilization percentages, one per period, as a small line with the 100% mark.
+def sparkline(values: Sequence[tuple[int | None, bool]], *, width: int = 200, height: int = 48) -> Sparkline | None:
+    """Utilisation percentages with whether the period went over, one per period, as a small line
+    with the 100% mark and the periods that went over in red.
 
     Periods without units (None) are skipped. None when there is nothing to draw.
     """
-    known = [(i, v) for i, v in enumerate(values) if v is not None]
+    over = {i for i, (_, went) in enumerate(values) if went}
+    known = [(i, v) for i, (v, _) in enumerate(values) if v is not None]
     if not known:
         return None
     pad = 4
@@ -327,8 +340,8 @@ def sparkline(values: Sequence[int | None], *, width: int = 200, height: int = 4
         return pad + (height - 2 * pad) * (ceiling - v) / ceiling
 
     points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in known)
-    dots = [(f"{x(i):.1f}", f"{y(v):.1f}", v > 100) for i, v in known]
-    summary = "Utilization by period: " + ", ".join(f"{v}%" for _, v in known) + "."
+    dots = [(f"{x(i):.1f}", f"{y(v):.1f}", i in over) for i, v in known]
+    summary = "Utilisation by period: " + ", ".join(f"{v}%" for _, v in known) + "."
     return Sparkline(width, height, points, dots, f"{y(100):.1f}", summary)
 
 
@@ -379,10 +392,14 @@ class Evidence:
                     "unit": self.unit,
                     "cadence": self.cadence,
                 },
-                "periods": [{**asdict(p), "utilization": percent(p.utilization)} for p in self.periods],
+                "periods": [
+                    {**asdict(p), "utilisation": percent(p.utilisation), "went_over": p.went_over} for p in self.periods
+                ],
                 "totals": {
                     **totals,
-                    "utilization": percent(totals["used"] / totals["allotted"]) if totals["allotted"] > 0 else None,
+                    "utilisation": utilisation_percent(
+                        totals["used"], totals["allotted"] + totals["rolled_in"] + totals["adjusted"]
+                    ),
                     "deliverables_planned": sum(p.deliverables_planned for p in self.periods),
                     "deliverables_delivered": sum(p.deliverables_delivered for p in self.periods),
                     "deliverables_extra": sum(p.deliverables_extra for p in self.periods),
@@ -518,14 +535,27 @@ def for_display(evidence: Mapping[str, Any]) -> dict[str, Any]:
     }
     shown["computed_on"] = day(evidence.get("computed_on"))
     shown["periods"] = [
-        {**p, "start_on": day(p["start_on"]), "end_on": day(p["end_on"])} for p in evidence.get("periods", [])
+        {**p, "start_on": day(p["start_on"]), "end_on": day(p["end_on"]), **_utilisation_of(p)}
+        for p in evidence.get("periods", [])
     ]
+    if "totals" in evidence:
+        shown["totals"] = {**evidence["totals"], **_utilisation_of(evidence["totals"])}
     shown["highlights"] = [{**h, "date": day(h["date"])} for h in evidence.get("highlights", [])]
     shown["overage"] = {
         **evidence.get("overage", {}),
         "history": [{**h, "start_on": day(h["start_on"])} for h in evidence.get("overage", {}).get("history", [])],
     }
     # Closed periods only: an open period's use so far would dip the line for no reason.
-    closed = [p.get("utilization") for p in evidence.get("periods", []) if not p.get("open")]
-    shown["sparkline"] = sparkline(closed or [p.get("utilization") for p in evidence.get("periods", [])])
+    closed = [(p["utilisation"], p["went_over"]) for p in shown["periods"] if not p.get("open")]
+    shown["sparkline"] = sparkline(closed or [(p["utilisation"], p["went_over"]) for p in shown["periods"]])
     return shown
+
+
+def _utilisation_of(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored period's (or the totals') utilisation and whether it went over, from its stored
+    figures: evidence stored before utilisation had one definition shows today's."""
+    if "used" not in figures:
+        return {"utilisation": None, "went_over": False}
+    used = Decimal(figures["used"])
+    available = sum((Decimal(figures.get(name, "0")) for name in ("allotted", "rolled_in", "adjusted")), ZERO)
+    return {"utilisation": utilisation_percent(used, available), "went_over": went_over(used, available)}

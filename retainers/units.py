@@ -6,7 +6,7 @@ Python callers (emails, sentences built in code) use `format_units`; templates u
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 HOURS = "hours"  # clients.RetainerTerms.Unit.HOURS (the core sits left of clients)
 
@@ -17,3 +17,22 @@ def format_units(quantity: Decimal, unit: str | None = None) -> str:
     if unit == HOURS or quantity != quantity.to_integral_value():
         return f"{quantity:.2f}"
     return f"{quantity:.0f}"
+
+
+def utilisation(used: Decimal, available: Decimal) -> Decimal | None:
+    """The one definition of utilisation: units used ÷ what the period made available (allotted,
+    rolled in and adjusted), 0–1 or more when over; None when nothing was available. Every page,
+    email, chart and the renewal evidence show it, as `utilisation_percent`."""
+    return used / available if available > 0 else None
+
+
+def utilisation_percent(used: Decimal, available: Decimal) -> int | None:
+    """Utilisation as a whole percentage, rounded half up (16 of 14 → 114)."""
+    ratio = utilisation(used, available)
+    return None if ratio is None else int((ratio * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def went_over(used: Decimal, available: Decimal) -> bool:
+    """Whether a period used more than it made available (utilisation over 100%): the periods charts
+    mark red and the renewal's "went over in N of M" counts."""
+    return available > 0 and used > available

@@ -47,4 +47,4 @@ def test_client_list_rows_need_no_lazy_loads(size, workspace):
     for client in clients:
         assert client.health and client.contact_count == 2
         for retainer in client.live_retainers:
-            assert retainer.client_id == client.pk and retainer.utilization is not None
+            assert retainer.client_id == client.pk and retainer.utilisation is not None

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from billing import services as billing
 from clients.models import Retainer
 from delivery import services as delivery
 from delivery.models import Period
@@ -34,6 +35,7 @@ def make(workspace, client_name: str, **terms) -> Retainer:
 
 def test_a_row_shows_use_remaining_days_next_invoice_and_renewal(workspace, owner_client, alice):
     retainer = make(workspace, "Acme", price_minor=150000)
+    bill(workspace)
     delivery.record_delivery(
         retainer=retainer, delivered_on=date(2026, 3, 10), quantity=Decimal("3.5"), description="Workshop", actor=alice
     )
@@ -76,9 +78,20 @@ def test_utilization_bar_rounds_to_steps_of_five_and_stops_at_full(workspace, ow
     assert low and over and sessions
 
 
+def record(retainer: Retainer, hours: str) -> None:
+    delivery.record_delivery(
+        retainer=retainer, delivered_on=date(2026, 3, 10), quantity=Decimal(hours), description="Work", actor=None
+    )
+
+
+def bill(workspace) -> None:
+    """What the hourly run did on the period's first day: the row's next invoice is the one after."""
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 3, 1), deliver=False)
+
+
 def test_in_arrears_the_next_invoice_is_the_period_end_with_its_overage(workspace, owner_client):
     retainer = make(workspace, "Arrears", billing_timing="arrears", price_minor=100000, overage_rate_minor=12000)
-    set_balance(retainer, available="10", used="11.5")  # 1.5 h over at £120.00
+    record(retainer, "11.5")  # 1.5 h over at £120.00
 
     [row] = rows(owner_client.get(dashboard_url(workspace)))
 
@@ -88,7 +101,8 @@ def test_in_arrears_the_next_invoice_is_the_period_end_with_its_overage(workspac
 
 def test_in_advance_the_next_invoice_carries_a_pending_amendment_and_the_overage(workspace, owner_client, alice):
     retainer = make(workspace, "Advance", price_minor=100000, overage_rate_minor=10000)
-    set_balance(retainer, available="10", used="10.5")
+    bill(workspace)
+    record(retainer, "10.5")
     delivery.amend_retainer(retainer=retainer, terms={"price_minor": 120000}, reason="More hours", actor=alice)
 
     [row] = rows(owner_client.get(dashboard_url(workspace)))
@@ -96,11 +110,24 @@ def test_in_advance_the_next_invoice_carries_a_pending_amendment_and_the_overage
     assert row.invoice_amount == "£1,250.00"  # the next period's new fee plus half an hour over
 
 
+def test_the_next_invoice_is_labelled_with_its_tax(workspace, owner_client):
+    profile = billing.profile_for(workspace)
+    profile.tax_rate_bp, profile.tax_label = 2000, "VAT"
+    profile.save()
+    make(workspace, "Taxed", price_minor=100000)
+    bill(workspace)
+
+    [row] = rows(owner_client.get(dashboard_url(workspace)))
+
+    assert (row.invoice_on, row.invoice_amount) == ("1 Apr 2026", "£1,200.00 incl. VAT")
+
+
 def test_no_next_invoice_for_a_paused_retainer_or_one_whose_term_ends(workspace, owner_client):
     paused = make(workspace, "Paused")
     delivery.pause_retainer(retainer=paused, on=TODAY)
     ending = make(workspace, "Ending")
     Retainer.objects.filter(pk=ending.pk).update(cancel_at_period_end=True)
+    bill(workspace)
 
     by_name = {row.client_name: row for row in rows(owner_client.get(dashboard_url(workspace)))}
 
@@ -294,5 +321,6 @@ def test_period_end_in_the_past_shows_zero_days(workspace, owner_client):
     retainer = make(workspace, "Late", starts_on=date(2026, 1, 1))  # billing has not run since January
     assert Period.objects.get(retainer=retainer).end_on == date(2026, 2, 1)
     [row] = rows(owner_client.get(dashboard_url(workspace)))
-    assert row.days_left == 0 and row.invoice_on == "1 Feb 2026"
+    # The run, when it comes, issues January's invoice first (dated 1 January), as the preview says.
+    assert row.days_left == 0 and row.invoice_on == "1 Jan 2026"
     assert TODAY - timedelta(days=41) == date(2026, 2, 1)

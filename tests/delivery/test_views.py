@@ -660,16 +660,16 @@ def test_ledger_is_paginated_by_fifty(workspace, owner_client, retainer):
     assert owner_client.get(url(workspace, f"retainers/{retainer.pk}/ledger/?page=zzz")).status_code == 200
 
 
-def test_periods_page_shows_utilization_over_time(workspace, login, alice, retainer):
+def test_periods_page_shows_utilisation_over_time(workspace, login, alice, retainer):
     log(retainer, date(2026, 1, 5), "5")
     services.close_and_open_period(retainer=retainer, as_of=date(2026, 2, 1))
     log(retainer, date(2026, 2, 5), "18")
     with time_machine.travel("2026-02-10 12:00Z", tick=False):
         response = login(alice).get(url(workspace, f"retainers/{retainer.pk}/periods/"))
-    rows = [(r.period.seq, r.available, r.used, r.utilization, r.overage) for r in response.context["rows"]]
-    assert rows == [(2, D("15"), D("18"), D("120"), D("3")), (1, D("10"), D("5"), D("50"), D("0"))]
+    rows = [(r.period.seq, r.available, r.used, r.utilisation, r.overage) for r in response.context["rows"]]
+    assert rows == [(2, D("15"), D("18"), 120, D("3")), (1, D("10"), D("5"), 50, D("0"))]
     page = html(response)
-    assert 'role="img"' in page and "average utilization 85%, 1 over 100%" in page
+    assert 'role="img"' in page and "average utilisation 85%, 1 over 100%" in page
 
 
 # --- Tenancy ----------------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ def test_overview_shows_what_is_outstanding_with_a_pay_button_each(story, carol_
         assert invoice.number in listed
         assert paylinks.pay_url(invoice) in page.links
     assert paylinks.pay_url(story.globex_invoice) not in page.links
-    assert page.text(f"next-invoice-{story.advisory.pk}") == "1 May: about £2,000.00"
+    assert page.text(f"next-invoice-{story.advisory.pk}") == "1 May: £2,000.00"
 
 
 def test_overview_shows_the_latest_shared_notes_and_never_a_private_one(story, carol_browser):
@@ -769,9 +769,10 @@ def test_every_portal_page_makes_the_same_queries_for_10_or_1000_clients(
                 b"".join(response.streaming_content)
         assert response.status_code == 200
     # And they stay small: the overview is the widest page (with the booked units, the client's sessions
-    # and whether it can book: three queries more than before bookings, when its parts are rebuilt).
-    assert small[portal_url(story)] <= 16, small
-    assert max(small.values()) <= 16, small
+    # and whether it can book: three queries more than before bookings, when its parts are rebuilt; and
+    # the next invoices built as the billing run builds them, billing.preview's five).
+    assert small[portal_url(story)] <= 19, small
+    assert max(small.values()) <= 19, small
 
 
 def test_the_cached_overview_is_rebuilt_after_any_change_and_cheap_until_then(story, carol_browser):

@@ -164,10 +164,10 @@ def test_punctuality_counts_on_time_late_and_unpaid():
 
 
 def test_sparkline_marks_periods_over_the_allotment():
-    line = sparkline([80, None, 128])
+    line = sparkline([(80, False), (None, False), (128, True)])
     assert [over for _, _, over in line.dots] == [False, True]
-    assert line.summary == "Utilization by period: 80%, 128%."
-    assert sparkline([None, None]) is None
+    assert line.summary == "Utilisation by period: 80%, 128%."
+    assert sparkline([(None, False), (None, False)]) is None
 
 
 # --- On a seeded history ----------------------------------------------------------------------------
@@ -272,14 +272,15 @@ def test_proposal_on_a_seeded_history_matches_the_ledger_and_suggests_an_upgrade
         "10.00",
         "2.00",
     )
-    assert february["utilization"] == 100
-    assert [p["utilization"] for p in renewal.evidence["periods"]] == [90, 100, 120, 130, 134, 30]
+    # Utilisation is used ÷ what the period made available: February's goodwill hours count.
+    assert (february["utilisation"], february["went_over"]) == (83, False)
+    assert [p["utilisation"] for p in renewal.evidence["periods"]] == [90, 83, 120, 130, 134, 30]
     assert renewal.evidence["overage"]["periods"] == 3
     assert renewal.evidence["overage"]["units"] == "8.40"
     assert renewal.evidence["trend"] == {
         "recent_periods": 3,
         "recent_utilization": 128,
-        "term_utilization": 115,
+        "term_utilization": 110,  # 57.4 used of 52 available
         "direction": "rising",
     }
     assert renewal.evidence["payments"] == {
