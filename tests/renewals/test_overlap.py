@@ -1,0 +1,154 @@
+"""Terms that overlap (issue 10, item 2): an accepted renewal signs the next term as its own
+retainer, starting the day the current term ends. From acceptance until the old term ends both
+are live; every page must still count and list the agreement once, for the dates its term covers.
+
+The story: Bluebell Foods has a "Content Retainer", £2,400 a month, a three-month term from
+1 Jan 2026 (it ends 1 Apr). Another client pays £4,400 a month. The workspace's monthly recurring
+revenue is £6,800, whichever term of Bluebell's is in force. Bluebell accepts the renewal on
+10 March. (Browsers sign in at the moment they look: time travels further than a session lasts.)
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing import services as billing
+from clients.models import Retainer
+from clients.services import add_contact
+from renewals import services as renewals
+from renewals.models import Renewal
+from tests import factories
+from tests.dashboard.helpers import dashboard_url
+
+pytestmark = pytest.mark.django_db
+LONDON = ZoneInfo("Europe/London")
+
+
+def at(day: date) -> datetime:
+    return datetime.combine(day, time(12, 0), tzinfo=LONDON)
+
+
+@pytest.fixture
+def bluebell(workspace):
+    return factories.ClientFactory(workspace=workspace, name="Bluebell Foods")
+
+
+@pytest.fixture
+def flora(bluebell):
+    return add_contact(client=bluebell, name="Flora Bell", email="flora@bluebell.example", portal_access=True)
+
+
+@pytest.fixture
+def content(workspace, bluebell, flora, time_machine) -> Retainer:
+    time_machine.move_to(at(date(2026, 1, 1)), tick=False)
+    retainer = factories.make_retainer(
+        client=bluebell,
+        name="Content Retainer",
+        starts_on=date(2026, 1, 1),
+        model="fixed",
+        units_per_period=Decimal("10"),
+        price_minor=240000,
+        currency="GBP",
+        term_periods=3,
+    )
+    factories.make_retainer(
+        workspace=workspace, name="Advisory", starts_on=date(2026, 1, 1), price_minor=440000, currency="GBP"
+    )
+    return retainer
+
+
+def accept(workspace, retainer: Retainer, alice, time_machine) -> Retainer:
+    """Open the renewal (its notice is 30 days), propose the same terms, and record the client's yes
+    on 10 March."""
+    for day in (date(2026, 2, 1), date(2026, 3, 1), date(2026, 3, 2)):
+        time_machine.move_to(at(day), tick=False)
+        billing.bill_workspace(workspace_id=workspace.pk, as_of=day, deliver=False)
+        renewals.process_workspace(workspace_id=workspace.pk, as_of=day)
+    time_machine.move_to(at(date(2026, 3, 10)), tick=False)
+    renewal = Renewal.objects.get(retainer=retainer)
+    same_terms = {"units_per_period": Decimal("10"), "price_minor": 240000}
+    renewals.save_proposal(renewal=renewal, terms=same_terms, proposal_text="Same again.", actor=alice)
+    renewals.accept_renewal(renewal=renewal, actor=alice)
+    renewal.refresh_from_db()
+    assert renewal.next_retainer is not None
+    return renewal.next_retainer
+
+
+def mrr(browser, workspace) -> str:
+    response = browser.get(dashboard_url(workspace))
+    assert response.status_code == 200, response.get("Location")
+    return {m.currency: m for m in response.context["money"]}["GBP"].mrr
+
+
+def test_next_term_links_back_to_the_term_it_renews(workspace, content, alice, time_machine):
+    next_term = accept(workspace, content, alice, time_machine)
+
+    assert next_term.previous_term == content
+    assert content.next_term == next_term
+    assert next_term.starts_on == date(2026, 4, 1) == content.term_ends_on
+
+
+def test_current_is_the_term_that_covers_the_day(workspace, content, alice, time_machine):
+    next_term = accept(workspace, content, alice, time_machine)
+    ours = Retainer.objects.for_workspace(workspace).filter(client=content.client)
+
+    assert list(ours.current(on=date(2026, 3, 31))) == [content]
+    # From 1 April the next term is in force, even before the billing run has ended the old one.
+    assert content.status == Retainer.Status.ACTIVE
+    assert list(ours.current(on=date(2026, 4, 1))) == [next_term]
+    assert list(ours.in_force(on=date(2026, 3, 31))) == [content]
+
+
+def test_mrr_does_not_double_count_a_renewal_overlap(workspace, content, alice, login, time_machine):
+    accept(workspace, content, alice, time_machine)
+
+    time_machine.move_to(at(date(2026, 3, 14)), tick=False)
+    assert mrr(login(alice), workspace) == "£6,800.00"  # was £9,200.00: both terms counted
+
+    time_machine.move_to(at(date(2026, 4, 1)), tick=False)
+    assert mrr(login(alice), workspace) == "£6,800.00"  # the new term in force, the run not yet done
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 1), deliver=False)
+    assert mrr(login(alice), workspace) == "£6,800.00"
+
+
+def test_quick_add_lists_the_retainer_once(workspace, content, alice, login, time_machine):
+    accept(workspace, content, alice, time_machine)
+    time_machine.move_to(at(date(2026, 3, 14)), tick=False)
+
+    html = login(alice).get(dashboard_url(workspace)).content.decode()
+
+    assert html.count(f"{content.client.name} · Content Retainer") == 1
+
+
+def test_dashboard_lists_the_retainer_once_with_its_next_term(workspace, content, alice, login, time_machine):
+    next_term = accept(workspace, content, alice, time_machine)
+    time_machine.move_to(at(date(2026, 3, 14)), tick=False)
+
+    response = login(alice).get(dashboard_url(workspace))
+    rows = [r.retainer for r in response.context["rows"] if r.retainer.client_id == content.client_id]
+
+    assert [r.pk for r in rows] == [content.pk]
+    assert "Next term starts 1 Apr" in response.content.decode()
+
+    time_machine.move_to(at(date(2026, 4, 2)), tick=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    response = login(alice).get(dashboard_url(workspace))
+    assert [r.retainer.pk for r in response.context["rows"] if r.retainer.client_id == content.client_id] == [
+        next_term.pk
+    ]
+
+
+def test_portal_lists_the_retainer_once_with_its_next_term(workspace, content, flora, alice, login, time_machine):
+    accept(workspace, content, alice, time_machine)
+    time_machine.move_to(at(date(2026, 3, 14)), tick=False)
+    flora.refresh_from_db()
+
+    response = login(flora.user).get(f"/portal/w/{workspace.slug}/")
+
+    assert response.status_code == 200
+    assert [card.retainer.pk for card in response.context["cards"]] == [content.pk]
+    assert "Next term starts 1 Apr" in response.content.decode()
