@@ -236,8 +236,10 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: boo
     today = as_of or workspace.today()
     result = WorkspaceRun(workspace_id)
 
-    # 1. Close ended periods and open the next, a batch of retainers per transaction: set-based
-    #    inside, and the retainer rows stay locked for one batch only (people may be logging work).
+    # 1. End the paused terms an accepted renewal replaced, then close ended periods and open the
+    #    next, a batch of retainers per transaction: set-based inside, and the retainer rows stay
+    #    locked for one batch only (people may be logging work).
+    delivery.end_replaced_terms(workspace_id=workspace_id, as_of=today)
     ending = list(
         Retainer.objects.filter(
             workspace_id=workspace_id, status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=today

@@ -19,6 +19,7 @@ import pytest
 from billing import services as billing
 from clients.models import Retainer
 from clients.services import add_contact
+from delivery import services as delivery
 from renewals import services as renewals
 from renewals.models import Renewal
 from tests import factories
@@ -152,3 +153,38 @@ def test_portal_lists_the_retainer_once_with_its_next_term(workspace, content, f
     assert response.status_code == 200
     assert [card.retainer.pk for card in response.context["cards"]] == [content.pk]
     assert "Next term starts 1 Apr" in response.content.decode()
+
+
+# --- A paused term beside its accepted renewal -----------------------------------------------------
+
+
+def test_billing_run_ends_a_paused_term_on_its_end_date_when_its_renewal_starts(
+    workspace, content, alice, time_machine
+):
+    next_term = accept(workspace, content, alice, time_machine)
+    time_machine.move_to(at(date(2026, 3, 20)), tick=False)
+    delivery.pause_retainer(retainer=content, on=date(2026, 3, 20))  # e.g. dunning, for an unpaid invoice
+
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 3, 31), deliver=False)
+    content.refresh_from_db()
+    assert content.status == Retainer.Status.PAUSED  # its term has not ended yet
+
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)  # idempotent
+
+    content.refresh_from_db()
+    assert (content.status, content.ended_on) == (Retainer.Status.ENDED, date(2026, 4, 1))
+    assert not content.periods.filter(status="open").exists()
+    ours = Retainer.objects.for_workspace(workspace).filter(client=content.client)
+    assert list(ours.live()) == [next_term]
+
+
+def test_resuming_does_not_push_the_term_past_its_renewal(workspace, content, alice, time_machine):
+    next_term = accept(workspace, content, alice, time_machine)
+    delivery.pause_retainer(retainer=content, on=date(2026, 3, 10))
+
+    content = delivery.resume_retainer(retainer=content, on=date(2026, 3, 20))
+
+    # Without a renewal the term and the period would move ten days, to 11 April.
+    assert content.term_ends_on == next_term.starts_on == date(2026, 4, 1)
+    assert content.periods.get(status="open").end_on == date(2026, 4, 1)
