@@ -15,8 +15,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.urls import reverse
 
 from billing import services as billing
+from billing.models import Invoice
 from clients.models import Retainer
 from clients.services import add_contact
 from delivery import services as delivery
@@ -188,3 +190,78 @@ def test_resuming_does_not_push_the_term_past_its_renewal(workspace, content, al
     # Without a renewal the term and the period would move ten days, to 11 April.
     assert content.term_ends_on == next_term.starts_on == date(2026, 4, 1)
     assert content.periods.get(status="open").end_on == date(2026, 4, 1)
+
+
+# --- The next term's first invoice waits while the old one is unpaid ---------------------------------
+
+
+def march_invoice(content: Retainer) -> Invoice:
+    return Invoice.objects.get(retainer=content, period_start_on=date(2026, 3, 1), kind=Invoice.Kind.SCHEDULED)
+
+
+def pay_all_but_march(content: Retainer, alice) -> None:
+    for invoice in Invoice.objects.filter(retainer=content, period_start_on__lt=date(2026, 3, 1)):
+        billing.record_payment(invoice=invoice, amount_minor=invoice.total_minor, method="bank_transfer", actor=alice)
+
+
+def first_invoice(next_term: Retainer) -> Invoice | None:
+    return Invoice.objects.filter(retainer=next_term, kind=Invoice.Kind.SCHEDULED).first()
+
+
+@pytest.mark.parametrize(
+    ("auto_charge", "pause_after", "held"),
+    [
+        (False, 14, True),  # March's invoice (due 15 Mar) is 17 days past due on 1 Apr: 14 or more
+        (False, 30, False),  # not yet as long as the retainer waits before pausing
+        (True, None, True),  # charged to the card: never while an invoice of the term is past due
+        (False, None, False),  # collected by hand, no pausing: invoices go out as usual
+    ],
+)
+def test_first_invoice_of_the_next_term_waits_as_the_collection_settings_say(
+    workspace, content, alice, time_machine, auto_charge, pause_after, held
+):
+    delivery.set_collection(retainer=content, auto_charge=auto_charge, pause_after_unpaid_days=pause_after)
+    next_term = accept(workspace, content, alice, time_machine)
+    pay_all_but_march(content, alice)
+    assert march_invoice(content).due_on == date(2026, 3, 15)
+
+    time_machine.move_to(at(date(2026, 4, 1)), tick=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 1), deliver=False)
+
+    assert (first_invoice(next_term) is None) is held
+
+
+def test_held_invoice_is_shown_with_its_reason_and_issued_once_the_old_one_is_paid(
+    workspace, content, alice, login, time_machine
+):
+    delivery.set_collection(retainer=content, auto_charge=False, pause_after_unpaid_days=14)
+    next_term = accept(workspace, content, alice, time_machine)
+    pay_all_but_march(content, alice)
+    time_machine.move_to(at(date(2026, 4, 2)), tick=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    unpaid = march_invoice(content)
+    assert first_invoice(next_term) is None
+
+    page = login(alice).get(reverse("dashboard:client_detail", args=[workspace.slug, content.client_id]))
+    text = " ".join(page.content.decode().split())
+    assert (
+        "Held: the first invoice of Content Retainer (from 1 Apr 2026) waits because "
+        f"invoice {unpaid.number} of the previous term is unpaid, 18 days past due." in text
+    )
+
+    time_machine.move_to(at(date(2026, 4, 6)), tick=False)
+    billing.record_payment(invoice=unpaid, amount_minor=unpaid.total_minor, method="bank_transfer", actor=alice)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 6), deliver=False)
+
+    released = first_invoice(next_term)
+    assert released is not None
+    # Dated the day it was released: the client gets its full payment terms.
+    assert (released.issued_on, released.due_on) == (date(2026, 4, 6), date(2026, 4, 20))
+    assert released.period.invoice_held_on == date(2026, 4, 2)
+    assert (
+        "Held:"
+        not in login(alice)
+        .get(reverse("dashboard:client_detail", args=[workspace.slug, content.client_id]))
+        .content.decode()
+    )
