@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from billing import cards, csv_export, stripe_api
+from billing import cards, csv_export, services, stripe_api
 from billing.models import OWED, BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
@@ -58,7 +58,8 @@ def annotate_rows(invoices: list[Invoice], today: date) -> list[WithAnnotations[
 
 
 def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """Payment history of one client, and the card it has saved: four queries however much there is."""
+    """Payment history of one client, the card it has saved, and its held first invoices: five
+    queries however much there is."""
     workspace = request.workspace
     today = workspace.today()
     invoices = Invoice.objects.for_workspace(workspace).filter(client=client)
@@ -79,6 +80,8 @@ def client_section(request: WorkspaceRequest, client: Client) -> dict[str, objec
         "more_payments": len(recent_payments) > SECTION_ROWS,
         "totals": outstanding_totals(invoices, today=today),
         "card": cards.card_on_file(client),
+        # Renewed terms' first invoices that wait for the previous term's to be paid, with why.
+        "held": list(services.held_first_invoices(workspace.pk, today, client_id=client.pk).values()),
     }
 
 

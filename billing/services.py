@@ -149,6 +149,61 @@ def due_periods(workspace_id: int, today: date) -> QuerySet[Period]:
     )
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A renewed term's first invoice, held: `unpaid` is the previous term's invoice it waits for."""
+
+    period: Period
+    unpaid: Invoice
+    days_overdue: int
+
+    @property
+    def reason(self) -> str:
+        days = f"{self.days_overdue} day{'' if self.days_overdue == 1 else 's'}"
+        return f"invoice {self.unpaid.number} of the previous term is unpaid, {days} past due"
+
+
+def held_first_invoices(workspace_id: int, today: date, *, client_id: int | None = None) -> dict[int, Hold]:
+    """The due first invoices of renewed terms that wait, by period id: the previous term has an
+    invoice unpaid past due, as the retainer's payment collection says — for as many days as
+    `pause_after_unpaid_days` when set (the day delivery would pause), else any day past due when
+    its invoices are charged to the card (`auto_charge`); with neither, invoices go out as usual.
+    Released by the first run after the previous term's invoices are paid. Two queries."""
+    periods = due_periods(workspace_id, today).filter(seq=1, retainer__previous_term__isnull=False)
+    if client_id is not None:
+        periods = periods.filter(retainer__client_id=client_id)
+    periods_list = list(periods)
+    if not periods_list:
+        return {}
+    unpaid: dict[int, list[Invoice]] = {}
+    for invoice in (
+        Invoice.objects.filter(
+            workspace_id=workspace_id,
+            retainer_id__in={p.retainer.previous_term_id for p in periods_list},
+            status=Invoice.Status.OPEN,
+            due_on__lt=today,
+        )
+        .exclude(kind=Invoice.Kind.CREDIT_NOTE)
+        .order_by("due_on", "pk")
+    ):
+        assert invoice.retainer_id is not None  # filtered on it
+        unpaid.setdefault(invoice.retainer_id, []).append(invoice)
+    holds = {}
+    for period in periods_list:
+        retainer = period.retainer
+        assert retainer.previous_term_id is not None  # filtered on it
+        for invoice in unpaid.get(retainer.previous_term_id, []):
+            assert invoice.due_on is not None  # filtered on it
+            days = (today - invoice.due_on).days
+            waits = (
+                days >= retainer.pause_after_unpaid_days if retainer.pause_after_unpaid_days else retainer.auto_charge
+            )
+            if waits:
+                holds[period.pk] = Hold(period, invoice, days)
+                break
+    return holds
+
+
 def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
     """Last periods of in-advance retainers that ended with overage or extra deliverables
     still to bill: their next invoice never comes, so a closing invoice carries it."""
@@ -187,8 +242,10 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: boo
     today = as_of or workspace.today()
     result = WorkspaceRun(workspace_id)
 
-    # 1. Close ended periods and open the next, a batch of retainers per transaction: set-based
-    #    inside, and the retainer rows stay locked for one batch only (people may be logging work).
+    # 1. End the paused terms an accepted renewal replaced, then close ended periods and open the
+    #    next, a batch of retainers per transaction: set-based inside, and the retainer rows stay
+    #    locked for one batch only (people may be logging work).
+    delivery.end_replaced_terms(workspace_id=workspace_id, as_of=today)
     ending = list(
         Retainer.objects.filter(
             workspace_id=workspace_id, status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=today
@@ -218,7 +275,9 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: boo
 
 
 def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = True) -> list[int]:
-    due = [(p, Invoice.Kind.SCHEDULED) for p in due_periods(workspace.pk, today)]
+    holds = held_first_invoices(workspace.pk, today)
+    Period.objects.filter(pk__in=list(holds), invoice_held_on=None).update(invoice_held_on=today)
+    due = [(p, Invoice.Kind.SCHEDULED) for p in due_periods(workspace.pk, today) if p.pk not in holds]
     due += [(p, Invoice.Kind.CLOSING) for p in closing_periods(workspace.pk, today)]
     if not due:
         return []
@@ -244,6 +303,8 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         retainer = period.retainer
         in_advance = period.billing_timing == "advance" and kind == Invoice.Kind.SCHEDULED
         issued_on = period.start_on if in_advance else period.end_on
+        if kind == Invoice.Kind.SCHEDULED and period.invoice_held_on is not None:
+            issued_on = max(issued_on, today)  # released today: the client gets its full terms to pay
         invoice = Invoice(
             workspace=workspace,
             client_id=retainer.client_id,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -211,6 +214,18 @@ class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
     def live(self) -> Self:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
 
+    def in_force(self, *, on: date) -> Self:
+        """One live term per agreement on `on`: a renewal's next term is left out until it starts
+        (it shows as "next term starts …" on the current one), and a term is left out once the
+        next term that replaces it has started (even if it is still live until the run ends it).
+        A first term signed ahead of its start is in force: it is the agreement's only term."""
+        started_next = Retainer.objects.filter(previous_term=OuterRef("pk"), starts_on__lte=on)
+        return self.live().exclude(previous_term__isnull=False, starts_on__gt=on).exclude(Exists(started_next))
+
+    def current(self, *, on: date) -> Self:
+        """Live retainers whose term covers `on`: started, and not yet replaced by a next term."""
+        return self.in_force(on=on).filter(starts_on__lte=on)
+
 
 class Retainer(WorkspaceOwned, RetainerTerms):
     """One term of an agreement with a client, with its terms copied in at signing.
@@ -241,6 +256,10 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     )
     paused_on = models.DateField(null=True, blank=True)
     ended_on = models.DateField(null=True, blank=True)
+    # The term this one renews (an accepted renewal signs the next term as its own retainer).
+    previous_term = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next_terms"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # Cache of the open period, see the class docstring.
     period_available = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
@@ -255,6 +274,11 @@ class Retainer(WorkspaceOwned, RetainerTerms):
 
     def __str__(self) -> str:
         return self.name
+
+    @cached_property
+    def next_term(self) -> Retainer | None:
+        """The accepted renewal's retainer while it has not ended (the term after this one)."""
+        return self.next_terms.exclude(status=Retainer.Status.ENDED).order_by("starts_on", "pk").first()
 
     @property
     def utilisation(self) -> Decimal | None:

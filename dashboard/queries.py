@@ -77,6 +77,7 @@ class RetainerRow(TypedDict):
     period_end_on: date | None
     renewal_id: int | None
     renewal_status: str | None
+    next_term_starts_on: date | None
     health: str
     used_share: Decimal | None
     remaining: Decimal | None
@@ -86,8 +87,11 @@ class RetainerRow(TypedDict):
     deliverables_total: int
 
 
-def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, RetainerRow]]:
-    """One row per live retainer (active or paused) with its client and every figure the table
+def retainer_rows(
+    workspace: Workspace, *, today: date | None = None
+) -> QuerySet[WithAnnotations[Retainer, RetainerRow]]:
+    """One row per agreement in force (`Retainer.objects.in_force`: an accepted renewal's next term
+    is the row's `next_term_starts_on`, not a row of its own) with its client and every figure the table
     shows, sorts or filters by. The open period is joined (at most one per retainer:
     `period_one_open`), so the several figures built on its end date read one column instead of
     each running a subquery; correlated subqueries each hit a unique index: this term's renewal
@@ -108,9 +112,10 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
         grouped = queryset.order_by().values("retainer").annotate(n=Count("pk")).values("n")[:1]
         return Coalesce(Subquery(grouped), 0)
 
+    next_terms = Retainer.objects.for_workspace(workspace).filter(previous_term=OuterRef("pk")).live()
     return (
         Retainer.objects.for_workspace(workspace)
-        .live()
+        .in_force(on=today or workspace.today())
         .select_related("client")
         .fetch_mode(FETCH_RAISE)  # a lazy load in a row would be a query per row: fail loudly instead
         .annotate(open_period=FilteredRelation("periods", condition=Q(periods__status=Period.Status.OPEN)))
@@ -118,6 +123,7 @@ def retainer_rows(workspace: Workspace) -> QuerySet[WithAnnotations[Retainer, Re
             period_end_on=F("open_period__end_on"),
             renewal_id=Subquery(this_term.values("pk")[:1]),
             renewal_status=Subquery(this_term.values("status")[:1]),
+            next_term_starts_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]),
             health=Case(
                 When(~units, then=Value("")),
                 When(balance__lt=0, then=Value("over")),
@@ -398,8 +404,9 @@ class Recurring:
     paused: int
 
 
-def recurring_revenue(workspace: Workspace) -> list[Recurring]:
-    """Monthly recurring revenue of the live retainers per currency, in one GROUP BY.
+def recurring_revenue(workspace: Workspace, *, today: date) -> list[Recurring]:
+    """Monthly recurring revenue of the retainers whose term covers `today`, per currency, in one
+    GROUP BY: during a renewal overlap only the term in force counts, never both.
 
     Summed as a year's worth (monthly ×12, quarterly ×4, yearly ×1: exact integers) and divided
     by 12 once, so a quarterly £1,000 is £333.33 and three of them are £1,000.00, not £999.99.
@@ -412,7 +419,7 @@ def recurring_revenue(workspace: Workspace) -> list[Recurring]:
     )
     groups = (
         Retainer.objects.for_workspace(workspace)
-        .live()
+        .current(on=today)
         .values("currency")
         .annotate(annual=Sum(annual), live=Count("pk"), paused=Count("pk", filter=Q(status=Status.PAUSED)))
         .order_by("currency")

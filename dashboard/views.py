@@ -124,6 +124,7 @@ class Row:
     renewal_badge: str
     renewal_url: str
     renewal_note: str  # when no renewal is open for this term
+    next_term_note: str  # "Next term starts 1 Apr": an accepted renewal, shown on the term in force
 
 
 def make_row(
@@ -188,7 +189,12 @@ def make_row(
         renewal_badge=badge,
         renewal_url=links("renewals:renewal_detail", retainer.renewal_id) if retainer.renewal_id else "",
         renewal_note=renewal_note,
+        next_term_note=next_term_note(retainer.next_term_starts_on),
     )
+
+
+def next_term_note(starts_on: date | None) -> str:
+    return f"Next term starts {starts_on.day} {starts_on:%b}" if starts_on else ""
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ def filters_context(request: WorkspaceRequest) -> dict[str, Any]:
 def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
     context = filters_context(request)
     chosen = context["chosen"]
-    rows = queries.filter_rows(queries.retainer_rows(request.workspace), **chosen)
+    rows = queries.filter_rows(queries.retainer_rows(request.workspace, today=today), **chosen)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     locale, links = _locale(request), Links(request)
     retainers = list(page)
@@ -481,7 +487,7 @@ def money_context(request: WorkspaceRequest, *, today: date) -> dict[str, object
     def money(currency: str) -> Money:
         return by_currency.setdefault(currency, Money(currency))
 
-    for recurring in queries.recurring_revenue(workspace):
+    for recurring in queries.recurring_revenue(workspace, today=today):
         entry = money(recurring.currency)
         entry.mrr = format_money(recurring.mrr_minor, recurring.currency, locale)
         entry.live, entry.paused = recurring.live, recurring.paused

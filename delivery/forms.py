@@ -315,8 +315,10 @@ def workspace_quick_add_form(
     model instances and a template per option would cost more than the rest of the dashboard.
     Validation still goes through the field's queryset.
     """
-    live = Retainer.objects.for_workspace(workspace).live()
-    form = QuickAddForm(data, retainers=live.select_related("client"), today=workspace.today())
+    today = workspace.today()
+    # One entry per agreement: an accepted renewal's next term is not a second retainer to log to.
+    live = Retainer.objects.for_workspace(workspace).in_force(on=today)
+    form = QuickAddForm(data, retainers=live.select_related("client"), today=today)
     field = cast("forms.ModelChoiceField[Retainer]", form.fields["retainer"])
 
     def labels() -> list[tuple[int, str]]:

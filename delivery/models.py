@@ -49,6 +49,9 @@ class Period(WorkspaceOwned):
     price_minor = models.BigIntegerField(default=0)
     overage_rate_minor = models.BigIntegerField(default=0)
     extra_deliverable_price_minor = models.BigIntegerField(default=0)
+    # The first day the billing run held this period's invoice (a renewed term's first invoice waits
+    # while the previous term's is unpaid past due): once released it is issued dated that day.
+    invoice_held_on = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [

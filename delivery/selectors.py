@@ -62,10 +62,19 @@ def client_section(
         .select_related("retainer", "delivered_by")
         .order_by("-delivered_on", "-created_at", "-pk")[:RECENT_DELIVERIES]
     )
-    active = [r for r in retainers if r.status == Retainer.Status.ACTIVE]
+    # Work is logged to the term in force: an accepted renewal's next term is not offered until it starts.
+    # (Retainer.objects.in_force's rule, on the rows already read: the client's terms are all here.)
+    started_next = {r.previous_term_id for r in retainers if r.previous_term_id and r.starts_on <= today}
+    active = [
+        r
+        for r in retainers
+        if r.status == Retainer.Status.ACTIVE
+        and r.pk not in started_next
+        and not (r.previous_term_id and r.starts_on > today)
+    ]
     if form is None and active:
-        live = Retainer.objects.for_workspace(workspace).filter(client=client).live()
-        form = QuickAddForm(retainers=live, today=today)
+        in_force = Retainer.objects.for_workspace(workspace).filter(client=client).in_force(on=today)
+        form = QuickAddForm(retainers=in_force, today=today)
         if len(active) == 1:
             form.fields["retainer"].initial = active[0].pk
         if saved:

@@ -205,6 +205,12 @@ def resume_retainer(*, retainer: Retainer, on: date) -> Retainer:
     period.save(update_fields=["end_on", "anchor_index"])
     retainer.anchor_on = period.end_on
     retainer.term_ends_on += shift
+    if next_term := Retainer.objects.filter(previous_term=retainer).live().order_by("starts_on").first():
+        # An accepted renewal fixed the day the next term starts: this term still ends there.
+        retainer.term_ends_on = min(retainer.term_ends_on, next_term.starts_on)
+        if period.end_on > retainer.term_ends_on:
+            period.end_on = retainer.anchor_on = retainer.term_ends_on
+            period.save(update_fields=["end_on"])
     retainer.status, retainer.paused_on = Retainer.Status.ACTIVE, None
     retainer.save(update_fields=["anchor_on", "term_ends_on", "status", "paused_on"])
     return retainer
@@ -248,6 +254,26 @@ def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
     retainer.save(update_fields=["status", "ended_on"])
     refresh_balance(retainer)
     return retainer
+
+
+def end_replaced_terms(*, workspace_id: int, as_of: date) -> list[int]:
+    """End, on their own term end, the paused terms whose next term (an accepted renewal) has
+    started by `as_of`: a pause would otherwise keep the old term alive beside the new one
+    (pausing moves the term end only when it resumes). Active ones end at their last close.
+    Idempotent: an ended term is not found again. Returns the ids ended."""
+    replaced = list(
+        Retainer.objects.filter(
+            workspace_id=workspace_id,
+            status=Retainer.Status.PAUSED,
+            next_terms__starts_on__lte=as_of,
+            next_terms__status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED],
+        )
+        .distinct()
+        .order_by("pk")
+    )
+    for retainer in replaced:
+        end_retainer(retainer=retainer, on=retainer.term_ends_on)
+    return [r.pk for r in replaced]
 
 
 # --- Closing periods ------------------------------------------------------------

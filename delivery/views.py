@@ -288,7 +288,7 @@ def work_add(request: WorkspaceRequest) -> HttpResponse:
         client = get_object_or_404(Client.objects.for_workspace(workspace), pk=_int(request.POST.get("client")))
         form = QuickAddForm(
             request.POST,
-            retainers=Retainer.objects.for_workspace(workspace).filter(client=client).live(),
+            retainers=Retainer.objects.for_workspace(workspace).filter(client=client).in_force(on=workspace.today()),
             today=workspace.today(),
         )
     elif origin == "workspace":

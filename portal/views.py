@@ -100,6 +100,7 @@ class RetainerCard:
     planned_count: int = 0
     next_invoice: NextInvoice | None = None
     ends_on: date | None = None  # last day, when the retainer ends with this period
+    next_term_on: date | None = None  # the first day of the accepted renewal's term
     used_pct: int | None = None
     period_last_on: date | None = None
     unit_one: str = ""  # “hour”, “session”
@@ -112,13 +113,16 @@ class RetainerCard:
 
 
 def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[RetainerCard]:
-    """One card per live retainer of the client: six queries for all of them."""
+    """One card per retainer of the client in force today (an accepted renewal's next term shows on
+    the current one as "next term starts …", not as a second retainer): six queries for all."""
     workspace, client = request.workspace, request.contact.client
     open_periods = Period.objects.for_workspace(workspace).filter(status=Period.Status.OPEN)
+    next_terms = Retainer.objects.for_workspace(workspace).live().filter(previous_term=OuterRef("pk"))
     retainers = list(
         Retainer.objects.for_workspace(workspace)
-        .live()
+        .in_force(on=today)
         .filter(client=client)
+        .annotate(next_term_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]))
         # One call each: django-stubs types prefetch_related's lookups with a single queryset type.
         .prefetch_related(Prefetch("periods", queryset=open_periods, to_attr="open_periods"))
         .order_by("status", "name", "pk")
@@ -158,6 +162,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
         unit = retainer.get_unit_display().lower()
         period = periods.get(retainer.pk)
         card = RetainerCard(retainer=retainer, period=period, unit=unit)
+        card.next_term_on = retainer.next_term_on
         cards.append(card)
         if period is None:
             continue

@@ -415,7 +415,9 @@ def accept_renewal(*, renewal: Renewal, contact: Contact | None = None, actor: U
         retainer.auto_charge,
         retainer.pause_after_unpaid_days,
     )
-    next_retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days"])
+    # One agreement, two terms: pages list the current one and show this as its next term.
+    next_retainer.previous_term = retainer
+    next_retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days", "previous_term"])
     retainer.auto_renew = False  # delivery ends it at the term end; the next retainer takes over
     retainer.save(update_fields=["auto_renew"])
     renewal.status, renewal.responded_at, renewal.responded_by = Status.ACCEPTED, timezone.now(), contact

@@ -78,9 +78,9 @@ def _detail_queries(owner_client, url: str, django_assert_num_queries, count: in
 
 # session, user, membership, client, its contacts; the workspace switcher (6); the retainers section
 # (its retainers, recent work, the quick-add's retainers: 3); billing (invoices, payments, totals,
-# the saved card: 4); communication (notes, messages, open tasks, unread count, recent sessions,
+# the saved card, held first invoices: 5); communication (notes, messages, open tasks, unread count, recent sessions,
 # the task form's members, the reply address: 7); renewals (1); bookings (1).
-CLIENT_PAGE_QUERIES = 6 + 3 + 4 + 7 + 1 + 1
+CLIENT_PAGE_QUERIES = 6 + 3 + 5 + 7 + 1 + 1
 
 
 def test_client_page_makes_the_same_queries_for_10_or_500_clients(workspace, owner_client, django_assert_num_queries):
