@@ -252,3 +252,46 @@ class Email(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to} ({self.status})"
+
+
+class AuditEvent(WorkspaceOwned):
+    """Who did what to which object, and how much money it moved: written by `retainers.audit.record`
+    in the transaction of the change it describes. Append-only: PostgreSQL refuses UPDATE and DELETE
+    (migration 0005), so the trail cannot be rewritten after the fact, whoever connects.
+
+    The object is named by type ("billing.invoice") and id rather than by a foreign key: the audit
+    trail sits in the core and may not point at the apps to its right; `client_id` likewise is a
+    plain id, for the client's timeline. The actor's email is kept beside the key, so the row still
+    says who when the person's account is gone.
+    """
+
+    actor = models.ForeignKey(User, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    client_id = models.BigIntegerField(null=True, blank=True)
+    summary = models.CharField(max_length=255, blank=True)
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["workspace", "client_id", "created_at"], name="audit_client_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(currency="") | models.Q(currency__regex=CURRENCY_CODE),
+                name="auditevent_currency_code",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor=None) | ~models.Q(currency=""), name="auditevent_amount_has_currency"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id} by {self.actor_label or 'the system'}"

@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "retainers.errors.ErrorPagesMiddleware",
+    "retainers.audit.AuditMiddleware",
 ]
 
 if not DEBUG:

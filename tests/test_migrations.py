@@ -48,6 +48,19 @@ ADDED = {
 }
 
 
+# Tables added after the constraint migrations that today's seed writes to: made by hand for the
+# seed at BEFORE, dropped again before migrating forward (their migrations create them), not counted.
+LATER = ["retainers.AuditEvent"]
+
+
+def later_tables(action: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with connection.schema_editor() as editor:
+        for label in LATER:
+            getattr(editor, action)(apps.get_model(label))
+
+
 def migrate(targets: list[tuple[str, str]]) -> None:
     # Deferred triggers (foreign keys, the data version) queued by the seed would make ALTER TABLE
     # refuse ("pending trigger events"): run them now, as a commit would.
@@ -59,8 +72,11 @@ def migrate(targets: list[tuple[str, str]]) -> None:
 
 
 def row_counts() -> dict[str, int]:
+    later = {apps.get_model(label)._meta.db_table for label in LATER}
     tables = sorted(
-        model._meta.db_table for model in apps.get_models() if model._meta.managed and not model._meta.proxy
+        model._meta.db_table
+        for model in apps.get_models()
+        if model._meta.managed and not model._meta.proxy and model._meta.db_table not in later
     )
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
@@ -84,7 +100,9 @@ def test_the_constraint_migrations_keep_every_row_of_the_demo_and_bench_data():
         for table, name in tables.items():
             assert name not in constraint_names(table), (table, name)
 
+    later_tables("create_model")
     call_command("seed_demo", workspaces=2, clients=6, months=4, stdout=StringIO())
+    later_tables("delete_model")
     before = row_counts()
     assert before["delivery_ledgerentry"] > 500 and before["billing_invoice"] > 20 and before["clients_client"] > 20
 
