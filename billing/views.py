@@ -247,6 +247,7 @@ def _detail(
         "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
         "credit_form": credit_form
         or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
+        "audit_events": list(audit.for_object(workspace, invoice)),
     }
     return render(request, "billing/invoice_detail.html", context)
 

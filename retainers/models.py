@@ -254,6 +254,44 @@ class Email(models.Model):
         return f"{self.subject} → {self.to} ({self.status})"
 
 
+# What each audit action reads as on the invoice page and the client timeline.
+AUDIT_ACTIONS = {
+    "invoice.issued": "Issued",
+    "invoice.paid": "Paid in full",
+    "invoice.reopened": "Reopened",
+    "invoice.voided": "Voided",
+    "invoice.uncollectible": "Marked uncollectible",
+    "payment.received": "Payment recorded",
+    "charge.attempted": "Card charge started",
+    "charge.failed": "Card charge failed",
+    "refund.recorded": "Refund recorded",
+    "refund.succeeded": "Refund succeeded",
+    "refund.pending": "Refund pending",
+    "refund.failed": "Refund failed",
+    "refund.canceled": "Refund canceled",
+    "refund.asked_back": "Refunded amount asked for again",
+    "credit_note.issued": "Credit note issued",
+    "credit.moved": "Credit moved to another invoice",
+    "credit.applied": "Credit applied from another invoice",
+    "credit.carried": "Credit carried to the next invoice",
+    "terms.amended": "Terms amended",
+    "retainer.paused": "Retainer paused",
+    "retainer.resumed": "Retainer resumed",
+    "retainer.cancelled": "Set to end at period end",
+    "retainer.cancel_undone": "Cancellation undone",
+    "retainer.ended": "Retainer ended",
+    "retainer.collection_changed": "Payment collection changed",
+    "member.invited": "Member invited",
+    "member.invitation_revoked": "Invitation revoked",
+    "member.joined": "Member joined",
+    "member.role_changed": "Role changed",
+    "member.removed": "Member removed",
+    "member.left": "Member left",
+    "settings.workspace_changed": "Workspace settings changed",
+    "settings.billing_changed": "Billing settings changed",
+}
+
+
 class AuditEvent(WorkspaceOwned):
     """Who did what to which object, and how much money it moved: written by `retainers.audit.record`
     in the transaction of the change it describes. Append-only: PostgreSQL refuses UPDATE and DELETE
@@ -295,3 +333,12 @@ class AuditEvent(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}:{self.object_id} by {self.actor_label or 'the system'}"
+
+    @property
+    def label(self) -> str:
+        return AUDIT_ACTIONS.get(self.action, self.action)
+
+    @property
+    def by(self) -> str:
+        """Who, as the trail shows it: the person's address, or the system (a job, Stripe)."""
+        return self.actor_label or "Retainers (automatic)"
