@@ -14,6 +14,7 @@ the delivery sweep (billing/sending.py) does what a lost task did not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -474,7 +475,7 @@ def audit_invoice(
     actor: User | None,
     amount_minor: int | None = None,
     summary: str = "",
-    changes: dict[str, object] | None = None,
+    changes: Mapping[str, object] | None = None,
 ) -> None:
     """The audit row of a change to `invoice` (retainers.audit), in the caller's transaction: its
     state, or money that moved on it (`amount_minor` in the invoice's currency)."""

@@ -55,6 +55,7 @@ def audit_events(
         )
     return events
 
+
 type EventsFn = Callable[[WorkspaceRequest, Client, frozenset[str], Cursor | None, int], list[Event]]
 
 

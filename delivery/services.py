@@ -8,7 +8,7 @@ cannot interleave with a delivery.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -187,7 +187,7 @@ def amend_retainer(
     return amendment
 
 
-def _audit(retainer: Retainer, action: str, *, actor: User | None, changes: dict[str, object]) -> None:
+def _audit(retainer: Retainer, action: str, *, actor: User | None, changes: Mapping[str, object]) -> None:
     """The audit row of a change to a retainer's terms or lifecycle, in the caller's transaction."""
     audit.record(
         workspace=retainer.workspace_id,

@@ -146,3 +146,15 @@ def test_other_workspaces_audit_rows_never_show(acme, workspace, other_workspace
     assert response.status_code == 404
     assert not AuditEvent.objects.for_workspace(other_workspace).exists()
     assert Payment.objects.count() == 0
+
+
+def test_billing_settings_changes_are_audited(owner_client, workspace, alice):
+    from tests.billing.test_views import _settings_data
+
+    response = owner_client.post(reverse("billing:billing_settings", args=[workspace.slug]), _settings_data())
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="settings.billing_changed")
+    assert (event.actor, event.ip) == (alice, "127.0.0.1")
+    assert event.changes["tax_rate_bp"][1] == 2000 and event.changes["legal_name"][1] == "Northwind Advisory Ltd"
+    owner_client.post(reverse("billing:billing_settings", args=[workspace.slug]), _settings_data())
+    assert AuditEvent.objects.filter(action="settings.billing_changed").count() == 1  # nothing changed
