@@ -334,7 +334,8 @@ def record_charge_failure(
                 to=to,
                 template="payment_failed",
                 context=context,
-                sender_name=invoice.workspace.name,
+                workspace=invoice.workspace,
+                client_id=invoice.client_id,
                 key=f"invoice-{invoice.pk}-charge-{attempt}-failed",
             )
         for user_id, email in consultant_recipients(invoice.workspace_id):
@@ -342,6 +343,7 @@ def record_charge_failure(
                 to=email,
                 template="payment_failed_consultant",
                 context=context,
+                workspace=invoice.workspace,
                 key=f"invoice-{invoice.pk}-charge-{attempt}-failed-{user_id}",
             )
         if final and tell_client:

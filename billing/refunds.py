@@ -214,7 +214,11 @@ def _tell_failed(invoice: Invoice, refund: Payment) -> None:
     }
     for user_id, email in consultant_recipients(invoice.workspace_id):
         queue_email(
-            to=email, template="refund_failed_consultant", context=context, key=f"refund-{refund.pk}-failed-{user_id}"
+            to=email,
+            template="refund_failed_consultant",
+            context=context,
+            workspace=invoice.workspace,
+            key=f"refund-{refund.pk}-failed-{user_id}",
         )
 
 

@@ -560,6 +560,7 @@ def _tell_overpaid(invoice: Invoice, payment: Payment) -> None:
             to=email,
             template="invoice_overpaid_consultant",
             context=context,
+            workspace=invoice.workspace,
             key=f"payment-{payment.pk}-overpaid-{user_id}",
         )
 

@@ -240,6 +240,8 @@ class Email(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=tz.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A working link or code (invitation, password reset, sign-in code): the body is redacted once sent.
+    secret = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -247,7 +249,8 @@ class Email(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status__in=["queued", "sending"]),
                 name="email_due_idx",
-            )
+            ),
+            models.Index(fields=["sent_at"], condition=models.Q(status="sent"), name="email_sent_idx"),  # pruning
         ]
 
     def __str__(self) -> str:

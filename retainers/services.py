@@ -115,8 +115,9 @@ def invite_member(*, actor: Membership, email: str, role: str) -> Invitation:
             "expires_at": invitation.expires_at,
             "path": reverse("invitation_accept", args=[invitation.token(secret)]),
         },
-        sender_name=workspace.name,
+        workspace=workspace,
         reply_to=actor.user.email,
+        secret=True,  # the link lets anyone join
     )
     audit.record(
         workspace=workspace,
