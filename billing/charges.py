@@ -35,7 +35,7 @@ from billing.cards import card_on_file
 from billing.models import OWED, Invoice, Payment
 from billing.notices import invoice_context, tell_overdue
 from billing.paylinks import client_email
-from billing.services import BillingError, book_payment, profile_for, record_payment
+from billing.services import BillingError, audit_invoice, book_payment, profile_for, record_payment
 from billing.stripe_ids import invoice_metadata, object_id
 from retainers.models import User
 from retainers.outbox import queue_email
@@ -199,6 +199,13 @@ def _claim_attempt(
             note=f"Automatic charge, attempt {invoice.charge_attempts}",
             recorded_by=actor,  # who said "charge now"; none for the scheduled attempts
         )
+        audit_invoice(
+            invoice,
+            "charge.attempted",
+            actor=actor,
+            amount_minor=payment.amount_minor,
+            changes={"payment": payment.pk, "attempt": invoice.charge_attempts},
+        )
         return _Attempt(invoice.charge_attempts, invoice.owed_minor, payment.pk)
 
 
@@ -293,6 +300,13 @@ def record_charge_failure(
         pending = _pending_charge(invoice)
         if pending is None or attempt != invoice.charge_attempts:
             return  # this attempt's outcome is already recorded (the webhook or the task came first)
+        audit_invoice(
+            invoice,
+            "charge.failed",
+            actor=None,
+            amount_minor=pending.amount_minor,
+            changes={"payment": pending.pk, "attempt": attempt, "message": message[:255]},
+        )
         stripe_id = pending.stripe_id or intent_id or charge_id
         recorded = Payment.objects.filter(workspace_id=invoice.workspace_id, stripe_id=stripe_id).exclude(pk=pending.pk)
         if stripe_id and recorded.exists():
@@ -320,7 +334,8 @@ def record_charge_failure(
                 to=to,
                 template="payment_failed",
                 context=context,
-                sender_name=invoice.workspace.name,
+                workspace=invoice.workspace,
+                client_id=invoice.client_id,
                 key=f"invoice-{invoice.pk}-charge-{attempt}-failed",
             )
         for user_id, email in consultant_recipients(invoice.workspace_id):
@@ -328,6 +343,7 @@ def record_charge_failure(
                 to=email,
                 template="payment_failed_consultant",
                 context=context,
+                workspace=invoice.workspace,
                 key=f"invoice-{invoice.pk}-charge-{attempt}-failed-{user_id}",
             )
         if final and tell_client:

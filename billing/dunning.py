@@ -132,13 +132,14 @@ def _send_reminder(invoice: Invoice, *, profile: BillingProfile, today: date) ->
         queue_email(
             to=to,
             template="invoice_overdue",
+            client_id=invoice.client_id,
             context={
                 **invoice_context(invoice),
                 "days_overdue": (today - invoice.due_on).days,
                 "is_overdue": True,
                 "reminder": True,
             },
-            sender_name=invoice.workspace.name,
+            workspace=invoice.workspace,
             key=f"invoice-{invoice.pk}-reminder-{came_due[-1]}",
             attachments=pdf_attachment(invoice),
         )
@@ -174,6 +175,7 @@ def _pause_for_unpaid(invoice: Invoice, *, today: date) -> bool:
                 to=email,
                 template="retainer_paused",
                 context=context,
+                workspace=invoice.workspace,
                 key=f"{marker}-{user_id}",
             )
     return True

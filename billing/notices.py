@@ -33,7 +33,8 @@ def tell_overdue(invoice: Invoice, *, today: date, collection_stopped: bool = Fa
             to=to,
             template="invoice_overdue",
             context=context,
-            sender_name=invoice.workspace.name,
+            workspace=invoice.workspace,
+            client_id=invoice.client_id,
             key=f"invoice-{invoice.pk}-overdue",
             attachments=pdf_attachment(invoice),
         )
@@ -42,6 +43,7 @@ def tell_overdue(invoice: Invoice, *, today: date, collection_stopped: bool = Fa
             to=email,
             template="invoice_overdue_consultant",
             context=context,
+            workspace=invoice.workspace,
             key=f"invoice-{invoice.pk}-overdue-{user_id}",
         )
     return True

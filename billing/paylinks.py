@@ -95,6 +95,7 @@ def send_pay_link(invoice: Invoice) -> str:
     queue_email(
         to=to,
         template="pay_link",
+        client_id=invoice.client_id,
         context={
             "invoice": invoice,
             "workspace": workspace,
@@ -104,7 +105,7 @@ def send_pay_link(invoice: Invoice) -> str:
             "pay_url": pay_url(invoice),
             "days": settings.PAY_LINK_DAYS,
         },
-        sender_name=workspace.name,
+        workspace=workspace,
         key=f"invoice-{invoice.pk}-pay-link-{timezone.now():%Y%m%d%H%M}",
     )
     return to

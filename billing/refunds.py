@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing import stripe_api
 from billing.models import Invoice, Payment
 from billing.notices import invoice_context, locale_of, money
-from billing.services import BillingError, after_money_moved, excess_sources, settle_status
+from billing.services import BillingError, after_money_moved, audit_invoice, excess_sources, settle_status
 from retainers.models import User
 from retainers.money import format_money
 from retainers.outbox import queue_email
@@ -151,18 +151,25 @@ def record_refund(
             failure_message=failure_message[:255],
             recorded_by=actor,
         )
+        audit_invoice(
+            invoice,
+            "refund.recorded",
+            actor=actor,
+            amount_minor=amount_minor,
+            changes={"refund": refund.pk, "payment": payment.pk, "status": status, "stripe_id": stripe_id},
+        )
         if status in ACTIVE:
-            _count(invoice, amount_minor)
+            _count(invoice, amount_minor, actor=actor)
         elif status == Payment.Status.FAILED:
             _tell_failed(invoice, refund)
         return refund
 
 
-def _count(invoice: Invoice, amount_minor: int) -> None:
+def _count(invoice: Invoice, amount_minor: int, *, actor: User | None = None) -> None:
     """A refund that counts: less paid, and not asked back (refunded)."""
     invoice.paid_minor -= amount_minor
     invoice.refunded_minor += amount_minor
-    settle_status(invoice)
+    settle_status(invoice, actor=actor)
     after_money_moved(invoice, now=timezone.now())
 
 
@@ -175,6 +182,13 @@ def update_refund_status(refund: Payment, *, status: str, failure_message: str =
         if refund.kind != Payment.Kind.REFUND or refund.status == status:
             return refund
         was, now_counts = refund.status in ACTIVE, status in ACTIVE
+        audit_invoice(
+            invoice,
+            f"refund.{status}",
+            actor=None,  # Stripe's word, through a webhook
+            amount_minor=refund.amount_minor,
+            changes={"refund": refund.pk, "status": [refund.status, status], "stripe_id": refund.stripe_id},
+        )
         refund.status = status
         refund.failure_message = (failure_message or refund.failure_message)[:255]
         refund.save(update_fields=["status", "failure_message"])
@@ -200,7 +214,11 @@ def _tell_failed(invoice: Invoice, refund: Payment) -> None:
     }
     for user_id, email in consultant_recipients(invoice.workspace_id):
         queue_email(
-            to=email, template="refund_failed_consultant", context=context, key=f"refund-{refund.pk}-failed-{user_id}"
+            to=email,
+            template="refund_failed_consultant",
+            context=context,
+            workspace=invoice.workspace,
+            key=f"refund-{refund.pk}-failed-{user_id}",
         )
 
 

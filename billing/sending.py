@@ -112,7 +112,8 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
         to=to,
         template="invoice_issued" if invoice.kind != Invoice.Kind.CREDIT_NOTE else "credit_note_issued",
         context=invoice_context(invoice),
-        sender_name=invoice.workspace.name,
+        workspace=invoice.workspace,
+        client_id=invoice.client_id,
         key=f"invoice-{invoice.pk}-resent-{timezone.now():%Y%m%d%H%M}" if resend else f"invoice-{invoice.pk}-issued",
         attachments=pdf_attachment(invoice),
     )
@@ -166,8 +167,9 @@ def _queue_receipt(invoice: Invoice, payment: Payment) -> None:
         queue_email(
             to=to,
             template="payment_receipt",
+            client_id=invoice.client_id,
             context={**invoice_context(invoice), "payment": payment, "amount": money(payment.amount_minor, invoice)},
-            sender_name=invoice.workspace.name,
+            workspace=invoice.workspace,
             key=f"payment-{payment.pk}-receipt",
             attachments=pdf_attachment(invoice),
         )

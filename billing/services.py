@@ -14,6 +14,7 @@ the delivery sweep (billing/sending.py) does what a lost task did not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,8 +34,9 @@ from billing.models import (
 from clients.models import Client, Retainer
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
+from retainers import audit
 from retainers.fields import MAX_AMOUNT_MINOR, largest_amount
-from retainers.models import User, Workspace
+from retainers.models import AuditEvent, User, Workspace
 from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
 from retainers.runs import single_run
@@ -352,6 +354,18 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
             line.workspace, line.invoice, line.position = workspace, invoice, position
             all_lines.append(line)
     InvoiceLine.objects.bulk_create(all_lines)
+    AuditEvent.objects.bulk_create(
+        audit.event(
+            workspace=workspace.pk,
+            actor=None,
+            action="invoice.issued",
+            target=invoice,
+            summary=f"Invoice {invoice.number} (billing run)",
+            amount_minor=invoice.total_minor,
+            currency=invoice.currency,
+        )
+        for invoice in invoices
+    )
     _apply_carried_credits(workspace.pk, invoices, now=now)
     ids = [invoice.pk for invoice in invoices]
     if deliver:
@@ -460,22 +474,49 @@ def issue_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
     invoice.save(
         update_fields=["number", "issued_on", "due_on", "status", "paid_at", "delivery_due_at", "delivered_at"]
     )
+    audit_invoice(invoice, "invoice.issued", actor=actor, amount_minor=invoice.total_minor)
     _apply_carried_credits(workspace.pk, [invoice], now=now, locked=[locked[pk] for pk in sources if pk in locked])
     _after_issue([invoice.pk])
     return invoice
 
 
-def settle_status(invoice: Invoice) -> None:
+def audit_invoice(
+    invoice: Invoice,
+    action: str,
+    *,
+    actor: User | None,
+    amount_minor: int | None = None,
+    summary: str = "",
+    changes: Mapping[str, object] | None = None,
+) -> None:
+    """The audit row of a change to `invoice` (retainers.audit), in the caller's transaction: its
+    state, or money that moved on it (`amount_minor` in the invoice's currency)."""
+    audit.record(
+        workspace=invoice.workspace_id,
+        actor=actor,
+        action=action,
+        target=invoice,
+        summary=summary
+        or f"{'Credit note' if invoice.kind == Invoice.Kind.CREDIT_NOTE else 'Invoice'} {invoice.number}",
+        amount_minor=amount_minor,
+        currency=invoice.currency,
+        changes=changes,
+    )
+
+
+def settle_status(invoice: Invoice, *, actor: User | None = None) -> None:
     """Status from what was paid, credited and refunded: paid once nothing is owed (a refund is not
     owed again: see Invoice.owed_minor), open again when something is (the consultant asked for
     a refund back, or a refund failed). Saves the invoice's money fields."""
     if invoice.status not in {Invoice.Status.VOID, Invoice.Status.DRAFT}:
         if invoice.owed_minor == 0:
             if invoice.status != Invoice.Status.PAID:
+                audit_invoice(invoice, "invoice.paid", actor=actor, changes={"status": [invoice.status, "paid"]})
                 invoice.status = Invoice.Status.PAID
                 invoice.paid_at = invoice.paid_at or timezone.now()
             invoice.next_charge_on = None
         elif invoice.status == Invoice.Status.PAID:
+            audit_invoice(invoice, "invoice.reopened", actor=actor, changes={"status": ["paid", "open"]})
             invoice.status, invoice.paid_at = Invoice.Status.OPEN, None
     # What is carried to the next invoice is part of the credit balance, never more.
     invoice.carry_credit_minor = min(invoice.carry_credit_minor, invoice.credit_balance_minor)
@@ -492,7 +533,7 @@ def settle_status(invoice: Invoice) -> None:
     )
 
 
-def book_payment(invoice: Invoice, payment: Payment, *, receipt: bool = False) -> None:
+def book_payment(invoice: Invoice, payment: Payment, *, receipt: bool = False, actor: User | None = None) -> None:
     """Add a succeeded payment to its invoice (locked by the caller): settle it, mark its PDF for
     rendering again, queue the receipt when the payment paid something (`receipt`), and tell the
     consultant when it paid more than was left (an overpayment: a credit balance to refund or
@@ -500,7 +541,14 @@ def book_payment(invoice: Invoice, payment: Payment, *, receipt: bool = False) -
     now = timezone.now()
     owed_before = invoice.owed_minor
     invoice.paid_minor += payment.amount_minor
-    settle_status(invoice)
+    audit_invoice(
+        invoice,
+        "credit.applied" if payment.method == Payment.Method.CREDIT else "payment.received",
+        actor=actor,
+        amount_minor=payment.amount_minor,
+        changes={"payment": payment.pk, "method": payment.method, "stripe_id": payment.stripe_id},
+    )
+    settle_status(invoice, actor=actor)
     if receipt and owed_before > 0:
         payment.receipt_due_at = now
         payment.save(update_fields=["receipt_due_at"])
@@ -524,6 +572,7 @@ def _tell_overpaid(invoice: Invoice, payment: Payment) -> None:
             to=email,
             template="invoice_overpaid_consultant",
             context=context,
+            workspace=invoice.workspace,
             key=f"payment-{payment.pk}-overpaid-{user_id}",
         )
 
@@ -569,7 +618,7 @@ def record_payment(
         note=note,
         recorded_by=actor,
     )
-    book_payment(invoice, payment, receipt=receipt)
+    book_payment(invoice, payment, receipt=receipt, actor=actor)
     return payment
 
 
@@ -582,6 +631,7 @@ def void_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
         raise BillingError("This invoice has payments: refund them or issue a credit note instead.")
     _refuse_while_charging(invoice)
     now = timezone.now()
+    audit_invoice(invoice, "invoice.voided", actor=actor, changes={"status": [invoice.status, "void"]})
     invoice.status, invoice.voided_at, invoice.next_charge_on = Invoice.Status.VOID, now, None
     invoice.save(update_fields=["status", "voided_at", "next_charge_on"])
     after_money_moved(invoice, now=now)  # its PDF no longer asks for payment
@@ -600,6 +650,13 @@ def mark_uncollectible(*, invoice: Invoice, actor: User | None) -> Invoice:
     if invoice.status != Invoice.Status.OPEN:
         raise BillingError("Only an open invoice can be marked uncollectible.")
     _refuse_while_charging(invoice)
+    audit_invoice(
+        invoice,
+        "invoice.uncollectible",
+        actor=actor,
+        amount_minor=invoice.owed_minor,
+        changes={"status": [invoice.status, "uncollectible"]},
+    )
     invoice.status, invoice.next_charge_on = Invoice.Status.UNCOLLECTIBLE, None
     invoice.save(update_fields=["status", "next_charge_on"])
     after_money_moved(invoice, now=timezone.now())
@@ -656,7 +713,14 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         amount_minor=-net,
     )
     original.credited_minor += amount_minor
-    settle_status(original)
+    audit_invoice(
+        original,
+        "credit_note.issued",
+        actor=actor,
+        amount_minor=amount_minor,
+        changes={"credit_note": note.pk, "number": number, "reason": reason.strip()},
+    )
+    settle_status(original, actor=actor)
     after_money_moved(original, now=now)
     _after_issue([note.pk])
     return note
@@ -750,8 +814,15 @@ def _move_credit(source: Invoice, target: Invoice, *, amount: int, actor: User |
             recorded_by=actor,
             created_at=now,
         )
-        book_payment(target, credit)
-    settle_status(source)
+        audit_invoice(
+            source,
+            "credit.moved",
+            actor=actor,
+            amount_minor=part,
+            changes={"to_invoice": target.pk, "to_number": target.number, "refund": out.pk},
+        )
+        book_payment(target, credit, actor=actor)
+    settle_status(source, actor=actor)
     after_money_moved(source, now=now)
 
 
@@ -787,6 +858,7 @@ def apply_credit_balance(*, invoice: Invoice, actor: User | None) -> Invoice | N
             _move_credit(source, target, amount=min(free, target.owed_minor), actor=actor, now=now)
             free = source.credit_balance_minor - source.carry_credit_minor
         if free > 0:
+            audit_invoice(source, "credit.carried", actor=actor, amount_minor=free)
             source.carry_credit_minor += free
             source.save(update_fields=["carry_credit_minor"])
         return target
@@ -799,7 +871,8 @@ def ask_refund_back(*, invoice: Invoice, actor: User | None) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.refunded_minor <= 0 or invoice.balance_minor <= 0:
         raise BillingError("Nothing refunded on this invoice is left to ask for.")
+    audit_invoice(invoice, "refund.asked_back", actor=actor, amount_minor=invoice.refunded_minor)
     invoice.refunded_minor = 0
-    settle_status(invoice)
+    settle_status(invoice, actor=actor)
     after_money_moved(invoice, now=timezone.now())
     return invoice

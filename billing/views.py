@@ -48,8 +48,9 @@ from billing.permissions import REFUSAL, may_move_money
 from billing.selectors import NEWEST_FIRST, annotate_rows, outstanding_totals
 from billing.services import BillingError
 from clients.models import Client
+from retainers import audit
 from retainers.http import WorkspaceRequest, workspace_view
-from retainers.models import Workspace
+from retainers.models import User, Workspace
 from retainers.money import format_money
 from retainers.ratelimits import rate_limit
 
@@ -246,6 +247,7 @@ def _detail(
         "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
         "credit_form": credit_form
         or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
+        "audit_events": list(audit.for_object(workspace, invoice)),
     }
     return render(request, "billing/invoice_detail.html", context)
 
@@ -611,12 +613,16 @@ PROFILE_FIELDS = [
 ]
 
 
-def _save_billing_settings(*, workspace: Workspace, profile: BillingProfile, data: dict[str, Any]) -> None:
-    """The profile and the workspace's locale together; a replaced logo's file is deleted after commit.
+def _save_billing_settings(
+    *, workspace: Workspace, profile: BillingProfile, data: dict[str, Any], actor: User | None
+) -> None:
+    """The profile and the workspace's locale together, audited; a replaced logo's file is deleted after commit.
 
     (Deleting it is safe: stored PDFs embed their logo.)
     """
     old_logo = profile.logo.name
+    audited = [*PROFILE_FIELDS, "tax_rate_bp"]
+    before = {name: getattr(profile, name) for name in audited} | {"locale": workspace.locale, "logo": old_logo}
     with transaction.atomic():
         for name in PROFILE_FIELDS:
             setattr(profile, name, data[name])
@@ -629,6 +635,14 @@ def _save_billing_settings(*, workspace: Workspace, profile: BillingProfile, dat
         if workspace.locale != data["locale"]:
             workspace.locale = data["locale"]
             workspace.save(update_fields=["locale"])
+        after = {name: getattr(profile, name) for name in audited} | {
+            "locale": workspace.locale,
+            "logo": profile.logo.name,
+        }
+        if changes := audit.diff(before, after):
+            audit.record(
+                workspace=workspace, actor=actor, action="settings.billing_changed", target=profile, changes=changes
+            )
         if old_logo and old_logo != profile.logo.name:
             transaction.on_commit(lambda: default_storage.delete(old_logo))
 
@@ -646,7 +660,7 @@ def billing_settings(request: WorkspaceRequest) -> HttpResponse:
         workspace=workspace,
     )
     if posted and form.is_valid():
-        _save_billing_settings(workspace=workspace, profile=profile, data=form.cleaned_data)
+        _save_billing_settings(workspace=workspace, profile=profile, data=form.cleaned_data, actor=request.user)
         messages.success(request, "Billing settings saved. They apply to invoices issued from now on.")
         return redirect("billing:billing_settings", workspace_slug=workspace.slug)
     return render(request, "billing/billing_settings.html", {"form": form, "profile": profile})

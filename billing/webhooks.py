@@ -265,7 +265,13 @@ def _dispute_created(dispute: dict[str, Any], workspace_ids: list[int]) -> None:
         else None,
     }
     for user_id, email in consultant_recipients(workspace.pk):
-        queue_email(to=email, template="dispute_opened", context=context, key=f"dispute-{dispute.get('id')}-{user_id}")
+        queue_email(
+            to=email,
+            template="dispute_opened",
+            context=context,
+            workspace=workspace,
+            key=f"dispute-{dispute.get('id')}-{user_id}",
+        )
 
 
 def _card_saved(session: dict[str, Any], workspace_ids: list[int], payment_method: Any) -> None:

@@ -213,13 +213,14 @@ def set_portal_access(*, contact: Contact, enabled: bool) -> Contact:
     queue_email(
         to=contact.email,
         template="portal_invitation",
+        client_id=contact.client_id,
         context={
             "contact": contact,
             "workspace": workspace,
             "client_name": contact.client.name,
             "path": reverse("portal:login") + "?" + urlencode({"email": contact.email}),
         },
-        sender_name=workspace.name,
+        workspace=workspace,
     )
     return contact
 

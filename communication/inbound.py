@@ -112,6 +112,11 @@ def reply_address(client: Client) -> str:
     return address_for(current_reply_address(client).token)
 
 
+def reply_address_of(workspace_id: int, client_id: int) -> str:
+    """`reply_address` by ids, as the outbox asks for it (registered in CommunicationConfig.ready)."""
+    return reply_address(Client.objects.get(workspace_id=workspace_id, pk=client_id))
+
+
 def shown_reply_address(client: Client) -> str:
     """The client's current reply address for a page to show, or "" before the first one is made (reads only)."""
     found = ReplyAddress.objects.filter(workspace_id=client.workspace_id, client=client, revoked_at=None).first()

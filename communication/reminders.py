@@ -218,7 +218,7 @@ def remind_due_tasks(*, workspace: Workspace, now: datetime) -> int:
                     "timezone_name": workspace.timezone,
                     "url": _site(url),
                 },
-                sender_name=workspace.name,
+                workspace=workspace,
                 # Per due time: a task moved to a new time (which re-arms it) is reminded again.
                 key=f"task-{task.pk}-due-{int(task.due_at.timestamp())}",
             )
@@ -272,7 +272,7 @@ def send_digests(*, workspace: Workspace, now: datetime) -> int:
                     "due": [t for t in mine if t.due_at >= start],
                     "url": url,
                 },
-                sender_name=workspace.name,
+                workspace=workspace,
                 key=keys[member.pk],
             )
         sent += 1

@@ -365,8 +365,9 @@ def _notify(message: Message, *, client: Client, attachments: int, by_email: boo
             queue_email(
                 to=contact.email,
                 template="message_from_team",
+                client_id=client.pk,
                 context={**context, "recipient_name": contact.name, "sender": sender, "url": url},
-                sender_name=workspace.name,
+                workspace=workspace,
                 key=f"message-{message.pk}-contact-{contact.pk}",
             )
         return
@@ -384,7 +385,7 @@ def _notify(message: Message, *, client: Client, attachments: int, by_email: boo
                 "sender": message.sent_by_contact.name,
                 "url": url,
             },
-            sender_name=workspace.name,
+            workspace=workspace,
             key=f"message-{message.pk}-user-{user.pk}",
         )
 

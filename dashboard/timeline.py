@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.urls import reverse
+
 from billing import timeline as billing
 from clients.models import Client
 from clients.timeline import Cursor, Event
@@ -16,8 +18,43 @@ from communication import timeline as communication
 from delivery import timeline as delivery
 from renewals import timeline as renewals
 from retainers.http import WorkspaceRequest
+from retainers.models import AuditEvent
+from retainers.money import format_money
 
 PAGE_SIZE = 25
+
+
+def audit_events(
+    request: WorkspaceRequest, client: Client, kinds: frozenset[str], before: Cursor | None, limit: int
+) -> list[Event]:
+    """The audit trail about the client (retainers.audit): who moved money or changed an invoice or
+    the terms, from where, one query."""
+    rows = AuditEvent.objects.for_workspace(request.workspace).filter(client_id=client.pk)
+    if before is not None:
+        rows = rows.filter(before.q("audit", "created_at"))
+    slug, locale = request.workspace.slug, request.workspace.locale
+    events = []
+    for row in rows.order_by("-created_at", "-pk")[:limit]:
+        if row.object_type == "billing.invoice":
+            url = reverse("billing:invoice_detail", args=[slug, row.object_id])
+        elif row.object_type == "clients.retainer":
+            url = reverse("delivery:retainer_detail", args=[slug, row.object_id])
+        else:
+            url = reverse("dashboard:client_detail", args=[slug, client.pk])
+        parts = [format_money(row.amount_minor, row.currency, locale)] if row.amount_minor is not None else []
+        parts.append(f"by {row.by}" + (f" from {row.ip}" if row.ip else ""))
+        events.append(
+            Event(
+                at=row.created_at,
+                kind="audit",
+                title=f"{row.label}: {row.summary}" if row.summary else row.label,
+                url=url,
+                detail=" · ".join(parts),
+                pk=row.pk,
+            )
+        )
+    return events
+
 
 type EventsFn = Callable[[WorkspaceRequest, Client, frozenset[str], Cursor | None, int], list[Event]]
 
@@ -38,6 +75,7 @@ SOURCES = (
     Source("invoice", "Invoices", billing.invoices),
     Source("payment", "Payments", billing.payments),
     Source("renewal", "Renewals", renewals.renewals),
+    Source("audit", "Audit trail", audit_events),
 )
 
 

@@ -985,9 +985,10 @@ def _notify(booking: Booking, *, kind: str, zone: ZoneInfo) -> None:
                 "for_client": for_client,
                 "when": describe_when(booking, reader_zone),
             },
-            sender_name=workspace.name,
+            workspace=workspace,
             key=f"booking-{booking.pk}-{kind}-{booking.sequence}-{who}",
-            reply_to=booking.member.email if for_client else "",  # the client's reply reaches their consultant
+            client_id=booking.client_id if for_client else None,
+            reply_to=booking.member.email if for_client else "",  # without a thread address: the host
             attachments=[invite],
         )
 

@@ -74,7 +74,7 @@ def send_reminders(*, workspace: Workspace, now: datetime) -> int:
             zone = ZoneInfo(booking.contact.zone_name(workspace.timezone))
             planned.append((
                 f"booking-{booking.pk}-remind-{minutes}-{stamp}-contact",
-                {"to": booking.contact.email, "reply_to": booking.member.email,
+                {"to": booking.contact.email, "reply_to": booking.member.email, "client_id": booking.client_id,
                  "context": {**base, "recipient_name": booking.contact.name,
                  "for_client": True, "when": describe_when(booking, zone)}},
             ))  # fmt: skip
@@ -90,7 +90,7 @@ def send_reminders(*, workspace: Workspace, now: datetime) -> int:
         if key in done:
             continue
         with transaction.atomic():
-            queue_email(**email, template="booking_reminder", key=key, sender_name=workspace.name)
+            queue_email(**email, template="booking_reminder", key=key, workspace=workspace)
         sent += 1
     return sent
 
@@ -147,7 +147,8 @@ def send_nudges(*, workspace: Workspace, now: datetime) -> int:
         for contact in contacts[retainer.client_id]:
             planned.append((
                 f"booking-nudge-{retainer.pk}-{int(quiet_since.timestamp())}-contact{contact.pk}",
-                {"to": contact.email, "context": {"workspace": workspace, "retainer": retainer,
+                {"to": contact.email, "client_id": retainer.client_id,
+                 "context": {"workspace": workspace, "retainer": retainer,
                  "client": retainer.client, "recipient_name": contact.name, "days": days, "url": url}},
             ))  # fmt: skip
     done = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))
@@ -156,6 +157,6 @@ def send_nudges(*, workspace: Workspace, now: datetime) -> int:
         if key in done:
             continue
         with transaction.atomic():
-            queue_email(**email, template="booking_nudge", key=key, sender_name=workspace.name)
+            queue_email(**email, template="booking_nudge", key=key, workspace=workspace)
         sent += 1
     return sent

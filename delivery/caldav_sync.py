@@ -382,7 +382,7 @@ def _mark_failed(connection: CalendarConnection, message: str, *, now: datetime)
                 "error": message,
                 "url": settings.SITE_URL + path,
             },
-            sender_name=workspace.name,
+            workspace=workspace,
             key=f"calendar-failed-{connection.pk}-{int(failed_since.timestamp())}",
         )
 

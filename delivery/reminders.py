@@ -99,7 +99,7 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
         for contact in contacts.get(retainer.client_id, []):
             planned.append((
                 f"lowbal-{retainer.period_id}-{threshold}-contact{contact.pk}",
-                {"to": contact.email, "template": "low_balance_client",
+                {"to": contact.email, "template": "low_balance_client", "client_id": retainer.client_id,
                  "context": {**base, "recipient_name": contact.name, "url": portal_url}},
             ))  # fmt: skip
     # One query tells which were sent on an earlier run; those are not rendered again.
@@ -109,6 +109,6 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
         if key in done:
             continue
         with transaction.atomic():
-            queue_email(**email, key=key, sender_name=workspace.name)
+            queue_email(**email, key=key, workspace=workspace)
         queued += 1
     return queued

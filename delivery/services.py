@@ -8,7 +8,7 @@ cannot interleave with a delivery.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +21,7 @@ from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import ledger
 from delivery.models import Booking, Deliverable, LedgerEntry, Period, WorkItem
 from delivery.periods import period_bounds
+from retainers import audit
 from retainers.bulk import update_each
 from retainers.models import User
 
@@ -166,8 +167,9 @@ def amend_retainer(
     period = open_period(retainer)
     assert period is not None  # a retainer that has not ended has exactly one open period
     Amendment.objects.filter(retainer=retainer, applied_at=None).delete()
-    values = {**retainer.terms(), **terms}
-    return Amendment.objects.create(
+    current = retainer.terms()
+    values = {**current, **terms}
+    amendment = Amendment.objects.create(
         workspace_id=retainer.workspace_id,
         retainer=retainer,
         effective_on=period.end_on,
@@ -176,21 +178,41 @@ def amend_retainer(
         created_at=now or timezone.now(),
         **values,
     )
+    _audit(
+        retainer,
+        "terms.amended",
+        actor=actor,
+        changes={**audit.diff(current, values), "effective_on": str(period.end_on), "reason": reason},
+    )
+    return amendment
+
+
+def _audit(retainer: Retainer, action: str, *, actor: User | None, changes: Mapping[str, object]) -> None:
+    """The audit row of a change to a retainer's terms or lifecycle, in the caller's transaction."""
+    audit.record(
+        workspace=retainer.workspace_id,
+        actor=actor,
+        action=action,
+        target=retainer,
+        summary=retainer.name,
+        changes=changes,
+    )
 
 
 @transaction.atomic
-def pause_retainer(*, retainer: Retainer, on: date) -> Retainer:
+def pause_retainer(*, retainer: Retainer, on: date, actor: User | None = None) -> Retainer:
     """Freeze the retainer: no new periods, no deliveries, the balance kept as it is."""
     retainer = _lock(retainer)
     if retainer.status != Retainer.Status.ACTIVE:
         raise DeliveryError("Only an active retainer can be paused.")
     retainer.status, retainer.paused_on = Retainer.Status.PAUSED, on
     retainer.save(update_fields=["status", "paused_on"])
+    _audit(retainer, "retainer.paused", actor=actor, changes={"status": ["active", "paused"], "on": str(on)})
     return retainer
 
 
 @transaction.atomic
-def resume_retainer(*, retainer: Retainer, on: date) -> Retainer:
+def resume_retainer(*, retainer: Retainer, on: date, actor: User | None = None) -> Retainer:
     """Resume after a pause: the open period and the term are pushed back by the pause's length."""
     retainer = _lock(retainer)
     if retainer.status != Retainer.Status.PAUSED:
@@ -213,21 +235,31 @@ def resume_retainer(*, retainer: Retainer, on: date) -> Retainer:
             period.save(update_fields=["end_on"])
     retainer.status, retainer.paused_on = Retainer.Status.ACTIVE, None
     retainer.save(update_fields=["anchor_on", "term_ends_on", "status", "paused_on"])
+    _audit(
+        retainer,
+        "retainer.resumed",
+        actor=actor,
+        changes={"status": ["paused", "active"], "on": str(on), "term_ends_on": str(retainer.term_ends_on)},
+    )
     return retainer
 
 
 @transaction.atomic
-def cancel_at_period_end(*, retainer: Retainer, cancel: bool = True) -> Retainer:
+def cancel_at_period_end(*, retainer: Retainer, cancel: bool = True, actor: User | None = None) -> Retainer:
     retainer = _lock(retainer)
     if retainer.status == Retainer.Status.ENDED:
         raise DeliveryError("This retainer has already ended.")
+    changes = audit.diff({"cancel_at_period_end": retainer.cancel_at_period_end}, {"cancel_at_period_end": cancel})
     retainer.cancel_at_period_end = cancel
     retainer.save(update_fields=["cancel_at_period_end"])
+    _audit(retainer, "retainer.cancelled" if cancel else "retainer.cancel_undone", actor=actor, changes=changes)
     return retainer
 
 
 @transaction.atomic
-def set_collection(*, retainer: Retainer, auto_charge: bool, pause_after_unpaid_days: int | None) -> Retainer:
+def set_collection(
+    *, retainer: Retainer, auto_charge: bool, pause_after_unpaid_days: int | None, actor: User | None = None
+) -> Retainer:
     """How the retainer's invoices are collected: charge the client's saved card when one is issued
     (invoices keep the setting they were issued with), and pause delivery once one is unpaid this
     many days past due (read by the daily dunning run)."""
@@ -236,13 +268,19 @@ def set_collection(*, retainer: Retainer, auto_charge: bool, pause_after_unpaid_
         raise DeliveryError("This retainer has already ended.")
     if pause_after_unpaid_days is not None and not 1 <= pause_after_unpaid_days <= MAX_UNPAID_DAYS:
         raise DeliveryError(f"Pause after 1 to {MAX_UNPAID_DAYS} days unpaid, or never.")
+    changes = audit.diff(
+        {"auto_charge": retainer.auto_charge, "pause_after_unpaid_days": retainer.pause_after_unpaid_days},
+        {"auto_charge": auto_charge, "pause_after_unpaid_days": pause_after_unpaid_days},
+    )
     retainer.auto_charge, retainer.pause_after_unpaid_days = auto_charge, pause_after_unpaid_days
     retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days"])
+    if changes:
+        _audit(retainer, "retainer.collection_changed", actor=actor, changes=changes)
     return retainer
 
 
 @transaction.atomic
-def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
+def end_retainer(*, retainer: Retainer, on: date, actor: User | None = None) -> Retainer:
     """End now: the open period is closed as it stands (unused units lapse, debt is billed)."""
     retainer = _lock(retainer)
     if retainer.status == Retainer.Status.ENDED:
@@ -250,6 +288,7 @@ def end_retainer(*, retainer: Retainer, on: date) -> Retainer:
     period = open_period(retainer)
     if period is not None:
         _close_round({retainer.pk: retainer}, {retainer.pk: period}, now=timezone.now(), final=True)
+    _audit(retainer, "retainer.ended", actor=actor, changes={"status": [retainer.status, "ended"], "on": str(on)})
     retainer.status, retainer.ended_on = Retainer.Status.ENDED, on
     retainer.save(update_fields=["status", "ended_on"])
     refresh_balance(retainer)

@@ -531,7 +531,7 @@ def retainer_pause(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     return _lifecycle(
         request,
         retainer,
-        lambda: services.pause_retainer(retainer=retainer, on=today),
+        lambda: services.pause_retainer(retainer=retainer, on=today, actor=request.user),
         "Paused. No work can be recorded until you resume; the period is extended by the pause.",
     )
 
@@ -541,7 +541,9 @@ def retainer_pause(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
 def retainer_resume(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     retainer = _get_retainer(request, retainer_id)
     today = request.workspace.today()
-    return _lifecycle(request, retainer, lambda: services.resume_retainer(retainer=retainer, on=today), "Resumed.")
+    return _lifecycle(
+        request, retainer, lambda: services.resume_retainer(retainer=retainer, on=today, actor=request.user), "Resumed."
+    )
 
 
 @require_POST
@@ -552,7 +554,10 @@ def retainer_cancel(request: WorkspaceRequest, retainer_id: int) -> HttpResponse
     cancel = request.POST.get("cancel") != "0"
     success = "It will end when the current period closes." if cancel else "Cancellation undone: it continues."
     return _lifecycle(
-        request, retainer, lambda: services.cancel_at_period_end(retainer=retainer, cancel=cancel), success
+        request,
+        retainer,
+        lambda: services.cancel_at_period_end(retainer=retainer, cancel=cancel, actor=request.user),
+        success,
     )
 
 
@@ -566,7 +571,7 @@ def retainer_end(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
         return _to_retainer(request, retainer)
     form = EndNowForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        services.end_retainer(retainer=retainer, on=request.workspace.today())
+        services.end_retainer(retainer=retainer, on=request.workspace.today(), actor=request.user)
         messages.success(request, f"{retainer.name} has ended.")
         return _to_retainer(request, retainer)
     context = retainer_context(request, retainer, end_form=form)
@@ -626,7 +631,7 @@ def retainer_collection(request: WorkspaceRequest, retainer_id: int) -> HttpResp
     form = CollectionForm(request.POST, retainer=retainer)
     if form.is_valid():
         try:
-            services.set_collection(retainer=retainer, **form.cleaned_data)
+            services.set_collection(retainer=retainer, actor=request.user, **form.cleaned_data)
         except services.DeliveryError as error:
             add_service_error(form, error)
         else:

@@ -29,7 +29,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from django.conf import settings
 from django.core import signing
@@ -271,7 +271,7 @@ def open_renewal(*, retainer: Retainer, today: date) -> Renewal | None:
             to=email,
             template="renewal_opened",
             context=context,
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
             key=f"renewal-{renewal.pk}-opened-{user_id}",
         )
     return renewal
@@ -367,7 +367,8 @@ def send_proposal(*, renewal: Renewal, actor: User | None) -> Renewal:
             to=recipient.email,
             template="renewal_proposal",
             context=client_context(renewal, recipient),
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
+            client_id=retainer.client_id,
             key=f"renewal-{renewal.pk}-proposal-{nonce}-{recipient.key}",
         )
     return renewal
@@ -430,7 +431,7 @@ def accept_renewal(*, renewal: Renewal, contact: Contact | None = None, actor: U
             to=email,
             template="renewal_accepted_consultant",
             context=context,
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
             key=f"renewal-{renewal.pk}-accepted-{user_id}",
         )
     for recipient in _answer_recipients(retainer.client, contact):
@@ -438,7 +439,8 @@ def accept_renewal(*, renewal: Renewal, contact: Contact | None = None, actor: U
             to=recipient.email,
             template="renewal_accepted_client",
             context={**client_context(renewal, recipient, links=False), "next_retainer": next_retainer},
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
+            client_id=retainer.client_id,
             key=f"renewal-{renewal.pk}-accepted-client-{recipient.key}",
         )
     return renewal
@@ -469,7 +471,7 @@ def decline_renewal(
             to=email,
             template="renewal_declined_consultant",
             context=context,
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
             key=f"renewal-{renewal.pk}-declined-{user_id}",
         )
     for recipient in _answer_recipients(retainer.client, contact):
@@ -477,7 +479,8 @@ def decline_renewal(
             to=recipient.email,
             template="renewal_declined_client",
             context=client_context(renewal, recipient, links=False),
-            sender_name=renewal.workspace.name,
+            workspace=renewal.workspace,
+            client_id=retainer.client_id,
             key=f"renewal-{renewal.pk}-declined-client-{recipient.key}",
         )
     return renewal
@@ -563,7 +566,7 @@ def settle_unanswered(*, workspace: Workspace, today: date) -> int:
                 to=email,
                 template="renewal_settled_consultant",
                 context=_context(renewal),
-                sender_name=workspace.name,
+                workspace=workspace,
                 key=f"renewal-{renewal.pk}-settled-{user_id}",
             )
     return settled
@@ -595,6 +598,7 @@ class _Queued(TypedDict):
     to: str
     template: str
     context: dict[str, object]
+    client_id: NotRequired[int]
 
 
 def send_due_reminders(*, workspace: Workspace, today: date) -> int:
@@ -638,7 +642,12 @@ def send_due_reminders(*, workspace: Workspace, today: date) -> int:
             for recipient in client_recipients(client, contacts[client.pk]):
                 key = f"renewal-{renewal.pk}-client-{offset}-{recipient.key}"
                 context = {**client_context(renewal, recipient), "days_left": days_left, "offset": offset}
-                arguments: _Queued = {"to": recipient.email, "template": "renewal_reminder_client", "context": context}
+                arguments: _Queued = {
+                    "to": recipient.email,
+                    "template": "renewal_reminder_client",
+                    "context": context,
+                    "client_id": client.pk,
+                }
                 planned.append((key, arguments))
 
     sent = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))
@@ -646,7 +655,7 @@ def send_due_reminders(*, workspace: Workspace, today: date) -> int:
     for key, arguments in planned:
         if key in sent:
             continue
-        queue_email(**arguments, sender_name=workspace.name, key=key)
+        queue_email(**arguments, workspace=workspace, key=key)
         queued += 1
     return queued
 

@@ -28,6 +28,13 @@ class AccountAdapter(DefaultAccountAdapter):
                 ),
                 None,
             )
+        # allauth's emails (sign-in codes, password resets, address confirmations) each carry a code or a
+        # link that signs someone in: redacted once sent.
         queue_rendered_email(
-            to=email, subject=message.subject, body_text=message.body, body_html=html, sender_name=platform_sender()
+            to=email,
+            subject=message.subject,
+            body_text=message.body,
+            body_html=html,
+            sender_name=platform_sender(),
+            secret=True,
         )

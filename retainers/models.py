@@ -240,6 +240,8 @@ class Email(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=tz.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A working link or code (invitation, password reset, sign-in code): the body is redacted once sent.
+    secret = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -247,8 +249,99 @@ class Email(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status__in=["queued", "sending"]),
                 name="email_due_idx",
-            )
+            ),
+            models.Index(fields=["sent_at"], condition=models.Q(status="sent"), name="email_sent_idx"),  # pruning
         ]
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to} ({self.status})"
+
+
+# What each audit action reads as on the invoice page and the client timeline.
+AUDIT_ACTIONS = {
+    "invoice.issued": "Issued",
+    "invoice.paid": "Paid in full",
+    "invoice.reopened": "Reopened",
+    "invoice.voided": "Voided",
+    "invoice.uncollectible": "Marked uncollectible",
+    "payment.received": "Payment recorded",
+    "charge.attempted": "Card charge started",
+    "charge.failed": "Card charge failed",
+    "refund.recorded": "Refund recorded",
+    "refund.succeeded": "Refund succeeded",
+    "refund.pending": "Refund pending",
+    "refund.failed": "Refund failed",
+    "refund.canceled": "Refund canceled",
+    "refund.asked_back": "Refunded amount asked for again",
+    "credit_note.issued": "Credit note issued",
+    "credit.moved": "Credit moved to another invoice",
+    "credit.applied": "Credit applied from another invoice",
+    "credit.carried": "Credit carried to the next invoice",
+    "terms.amended": "Terms amended",
+    "retainer.paused": "Retainer paused",
+    "retainer.resumed": "Retainer resumed",
+    "retainer.cancelled": "Set to end at period end",
+    "retainer.cancel_undone": "Cancellation undone",
+    "retainer.ended": "Retainer ended",
+    "retainer.collection_changed": "Payment collection changed",
+    "member.invited": "Member invited",
+    "member.invitation_revoked": "Invitation revoked",
+    "member.joined": "Member joined",
+    "member.role_changed": "Role changed",
+    "member.removed": "Member removed",
+    "member.left": "Member left",
+    "settings.workspace_changed": "Workspace settings changed",
+    "settings.billing_changed": "Billing settings changed",
+}
+
+
+class AuditEvent(WorkspaceOwned):
+    """Who did what to which object, and how much money it moved: written by `retainers.audit.record`
+    in the transaction of the change it describes. Append-only: PostgreSQL refuses UPDATE and DELETE
+    (migration 0005), so the trail cannot be rewritten after the fact, whoever connects.
+
+    The object is named by type ("billing.invoice") and id rather than by a foreign key: the audit
+    trail sits in the core and may not point at the apps to its right; `client_id` likewise is a
+    plain id, for the client's timeline. The actor's email is kept beside the key, so the row still
+    says who when the person's account is gone.
+    """
+
+    actor = models.ForeignKey(User, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    client_id = models.BigIntegerField(null=True, blank=True)
+    summary = models.CharField(max_length=255, blank=True)
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["workspace", "client_id", "created_at"], name="audit_client_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(currency="") | models.Q(currency__regex=CURRENCY_CODE),
+                name="auditevent_currency_code",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor=None) | ~models.Q(currency=""), name="auditevent_amount_has_currency"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id} by {self.actor_label or 'the system'}"
+
+    @property
+    def label(self) -> str:
+        return AUDIT_ACTIONS.get(self.action, self.action)
+
+    @property
+    def by(self) -> str:
+        """Who, as the trail shows it: the person's address, or the system (a job, Stripe)."""
+        return self.actor_label or "Retainers (automatic)"

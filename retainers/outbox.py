@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import linebreaks
 from django.utils.safestring import mark_safe
 
-from retainers.models import Email
+from retainers.models import Email, Membership, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,44 @@ SWEEP_BATCH = 200
 
 def platform_sender() -> str:
     return parseaddr(settings.DEFAULT_FROM_EMAIL)[0] or "Retainers"
+
+
+def sender_name(workspace: Workspace | None) -> str:
+    """The From display name: a workspace's emails, to its clients and its own team alike, come from
+    the workspace's name; account emails (no workspace) from the platform."""
+    return workspace.name if workspace is not None else platform_sender()
+
+
+# How a client's thread reply address is made: communication owns reply addresses and registers the
+# function at start-up (CommunicationConfig.ready), as this core module may not import it. Called with
+# (workspace id, client id) inside the queueing transaction; it may create the address.
+type ReplyAddressFn = Callable[[int, int], str]
+_reply_address: ReplyAddressFn | None = None
+
+
+def register_reply_address(function: ReplyAddressFn) -> None:
+    global _reply_address
+    _reply_address = function
+
+
+def owner_address(workspace_id: int) -> str:
+    """The first owner's email: who a client's reply reaches when there is no thread address."""
+    return (
+        Membership.objects.filter(workspace_id=workspace_id, role=Membership.Role.OWNER, user__is_active=True)
+        .order_by("pk")
+        .values_list("user__email", flat=True)
+        .first()
+        or ""
+    )
+
+
+def client_reply_to(*, workspace_id: int, client_id: int, fallback: str = "") -> str:
+    """The Reply-To of every email to a client, so that a reply reaches the consultant: the client's
+    thread address when inbound email is set up (INBOUND_EMAIL_DOMAIN), else `fallback` (the person
+    the email is about, such as a booking's host) or the workspace owner's address."""
+    if settings.INBOUND_EMAIL_DOMAIN and _reply_address is not None:
+        return _reply_address(workspace_id, client_id)
+    return fallback or owner_address(workspace_id)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -51,12 +89,19 @@ def queue_email(
     to: str,
     template: str,
     context: Mapping[str, object],
-    sender_name: str | None = None,
+    workspace: Workspace | None = None,
+    client_id: int | None = None,
     key: str | None = None,
     reply_to: str = "",
     attachments: Iterable[Mapping[str, str]] = (),
+    secret: bool = False,
 ) -> Email:
     """Write one email to the outbox and send it after commit.
+
+    A workspace's email names the workspace as its sender (`sender_name`); one to a client
+    (`client_id`, with its `workspace`) gets the Reply-To that reaches the consultant
+    (`client_reply_to`; an explicit `reply_to` is then only the fallback). A `secret` email (a
+    working link or code) has its body redacted once it is sent.
 
     `template` names a folder under templates/emails/ holding subject.txt, body.txt and
     (optionally) body.html. A `key` makes the call idempotent: queueing the same key twice
@@ -67,15 +112,19 @@ def queue_email(
     context = {"site_url": settings.SITE_URL, **context}
     subject = " ".join(render_text(f"emails/{template}/subject.txt", context).split())
     body_text = render_text(f"emails/{template}/body.txt", context).strip() + "\n"
+    if client_id is not None:
+        assert workspace is not None, "an email to a client is the workspace's"
+        reply_to = client_reply_to(workspace_id=workspace.pk, client_id=client_id, fallback=reply_to)
     return _queue(
         to=to,
         subject=subject,
         body_text=body_text,
         body_html=_render_html(template, context, subject, body_text),
-        sender_name=sender_name or platform_sender(),
+        sender_name=sender_name(workspace),
         key=key,
         reply_to=reply_to,
         attachments=list(attachments),
+        secret=secret,
     )
 
 
@@ -86,7 +135,9 @@ def calendar_invitation(ics: str, *, method: str) -> dict[str, str]:
     return {"content": ics, "filename": "invite.ics", "mimetype": "application/ics", "method": method}
 
 
-def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: str | None, sender_name: str) -> Email:
+def queue_rendered_email(
+    *, to: str, subject: str, body_text: str, body_html: str | None, sender_name: str, secret: bool = False
+) -> Email:
     """Queue an email whose parts are already rendered (allauth's own templates)."""
     subject = " ".join(subject.split())
     return _queue(
@@ -95,6 +146,7 @@ def queue_rendered_email(*, to: str, subject: str, body_text: str, body_html: st
         body_text=body_text,
         body_html=body_html or _html_from_text(subject, body_text),
         sender_name=sender_name,
+        secret=secret,
     )
 
 
@@ -133,6 +185,7 @@ def _queue(
     key: str | None = None,
     reply_to: str = "",
     attachments: list | None = None,
+    secret: bool = False,
 ) -> Email:
     # Header injection: a workspace name is user input and ends up in the From header.
     sender_name = " ".join(sender_name.split())[:120]
@@ -146,6 +199,7 @@ def _queue(
         "body_html": body_html,
         "attachments": attachments or [],
         "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "secret": secret,
     }
     if key:
         email, created = Email.objects.get_or_create(key=key, defaults=fields)
@@ -236,9 +290,11 @@ def send_email(email_id: int) -> bool:
         )
         log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, exc)
         return False
-    Email.objects.filter(pk=email.pk).update(
-        status=Email.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
-    )
+    done = {"status": Email.Status.SENT, "sent_at": timezone.now(), "claimed_until": None, "last_error": ""}
+    if email.secret:
+        # The link or code worked for its reader; kept in the table it would work for anyone who reads that.
+        done |= {"body_text": REDACTED_TEXT, "body_html": _html_from_text(email.subject, REDACTED_TEXT)}
+    Email.objects.filter(pk=email.pk).update(**done)
     return True
 
 
@@ -250,3 +306,24 @@ def send_due_emails(*, limit: int = SWEEP_BATCH) -> int:
     )
     ids = list(Email.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
     return sum(send_email(email_id) for email_id in ids)
+
+
+REDACTED_TEXT = "[Redacted once sent: this email held a working link or code.]\n"
+PRUNED_TEXT = "[Removed after the outbox retention period.]\n"
+
+
+def prune_outbox(*, now: datetime | None = None) -> tuple[int, int]:
+    """Forget sent emails older than OUTBOX_RETENTION_DAYS: (deleted, emptied).
+
+    A row with a `key` stays as a minimal record (to, subject, status, dates, the key) with its
+    body and attachments emptied: the key is what keeps a job from sending the same email again,
+    and the renewal history lists those emails. A row without a key is deleted. Unsent rows are
+    never touched. Idempotent.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    old = Email.objects.filter(status=Email.Status.SENT, sent_at__lt=cutoff)
+    deleted, _ = old.filter(key=None).delete()
+    emptied = (
+        old.exclude(key=None).exclude(body_text=PRUNED_TEXT).update(body_text=PRUNED_TEXT, body_html="", attachments=[])
+    )
+    return deleted, emptied

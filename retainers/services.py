@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from retainers import audit
 from retainers.models import INVITATION_LIFETIME, Invitation, Membership, User, Workspace, hash_secret
 from retainers.outbox import queue_email
 
@@ -45,9 +46,18 @@ def create_workspace(*, owner: User, name: str, timezone_name: str, currency: st
 
 
 @transaction.atomic
-def update_workspace(*, workspace: Workspace, name: str, timezone_name: str, currency: str) -> Workspace:
+def update_workspace(
+    *, workspace: Workspace, name: str, timezone_name: str, currency: str, actor: User | None = None
+) -> Workspace:
+    fields = ["name", "timezone", "currency"]
+    before = {name: getattr(workspace, name) for name in fields}
     workspace.name, workspace.timezone, workspace.currency = name.strip(), timezone_name, currency.upper()
-    workspace.save(update_fields=["name", "timezone", "currency"])
+    workspace.save(update_fields=fields)
+    changes = audit.diff(before, {name: getattr(workspace, name) for name in fields})
+    if changes:
+        audit.record(
+            workspace=workspace, actor=actor, action="settings.workspace_changed", target=workspace, changes=changes
+        )
     return workspace
 
 
@@ -105,8 +115,17 @@ def invite_member(*, actor: Membership, email: str, role: str) -> Invitation:
             "expires_at": invitation.expires_at,
             "path": reverse("invitation_accept", args=[invitation.token(secret)]),
         },
-        sender_name=workspace.name,
+        workspace=workspace,
         reply_to=actor.user.email,
+        secret=True,  # the link lets anyone join
+    )
+    audit.record(
+        workspace=workspace,
+        actor=actor,
+        action="member.invited",
+        target=invitation,
+        summary=email,
+        changes={"email": email, "role": role},
     )
     return invitation
 
@@ -133,9 +152,18 @@ def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
         raise TeamError(f"This invitation is for {invitation.email}. Sign in with that address to accept it.")
     invitation.accepted_at, invitation.accepted_by = now, user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
-    membership, _ = Membership.objects.get_or_create(
+    membership, created = Membership.objects.get_or_create(
         workspace_id=invitation.workspace_id, user=user, defaults={"role": invitation.role}
     )
+    if created:
+        audit.record(
+            workspace=invitation.workspace_id,
+            actor=user,
+            action="member.joined",
+            target=membership,
+            summary=user.email,
+            changes={"role": membership.role, "invitation": invitation.pk},
+        )
     return membership
 
 
@@ -155,7 +183,17 @@ def accept_invitation_as_new_user(*, invitation: Invitation, name: str, password
 def revoke_invitation(*, actor: Membership, invitation: Invitation) -> None:
     if not actor.is_admin:
         raise TeamError("Only owners and admins can revoke invitations.")
-    Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
+    revoked = Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+    if revoked:
+        audit.record(
+            workspace=actor.workspace_id,
+            actor=actor,
+            action="member.invitation_revoked",
+            target=invitation,
+            summary=invitation.email,
+        )
 
 
 def _lock_team(workspace: Workspace) -> list[Membership]:
@@ -175,8 +213,18 @@ def change_role(*, actor: Membership, membership: Membership, role: str) -> Memb
     owners = [m for m in team if m.role == Role.OWNER]
     if membership.role == Role.OWNER and role != Role.OWNER and len(owners) == 1:
         raise TeamError("A workspace needs at least one owner. Make someone else owner first.")
+    changes = audit.diff({"role": membership.role}, {"role": role})
     membership.role = role
     membership.save(update_fields=["role"])
+    if changes:
+        audit.record(
+            workspace=actor.workspace_id,
+            actor=actor,
+            action="member.role_changed",
+            target=membership,
+            summary=membership.user.email,
+            changes=changes,
+        )
     return membership
 
 
@@ -189,4 +237,12 @@ def remove_member(*, actor: Membership, membership: Membership) -> None:
         raise TeamError("You cannot remove this member.")
     if membership.role == Role.OWNER and sum(m.role == Role.OWNER for m in team) == 1:
         raise TeamError("A workspace needs at least one owner. Make someone else owner first.")
+    audit.record(
+        workspace=actor.workspace_id,
+        actor=actor,
+        action="member.left" if leaving else "member.removed",
+        target=membership,
+        summary=membership.user.email,
+        changes={"role": membership.role},
+    )
     membership.delete()

@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "retainers.errors.ErrorPagesMiddleware",
+    "retainers.audit.AuditMiddleware",
 ]
 
 if not DEBUG:
@@ -183,6 +184,10 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-emails": {
         "task": "retainers.tasks.send_due_emails",
         "schedule": crontab(),  # every minute
+    },
+    "outbox-prune": {
+        "task": "retainers.tasks.prune_outbox",
+        "schedule": crontab(hour=3, minute=50),  # daily: sent emails past OUTBOX_RETENTION_DAYS
     },
     "billing-run": {
         "task": "billing.tasks.run_billing",
@@ -275,6 +280,9 @@ MAILERS = {"default": mailer_from_url(EMAIL_URL)}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Retainers <noreply@retainers.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 OUTBOX_MAX_ATTEMPTS = 8
+# Sent emails older than this many days lose their bodies (rows a job's idempotency key needs stay
+# as a minimal record; the rest are deleted) by the daily outbox-prune beat task.
+OUTBOX_RETENTION_DAYS = int(os.environ.get("OUTBOX_RETENTION_DAYS", "90"))
 
 
 def inbound_domain(site_host: str | None) -> str:

@@ -11,3 +11,8 @@ def send_email(email_id: int) -> None:
 @shared_task
 def send_due_emails() -> None:
     outbox.send_due_emails()
+
+
+@shared_task
+def prune_outbox() -> None:
+    outbox.prune_outbox()

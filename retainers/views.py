@@ -65,6 +65,7 @@ def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
             name=form.cleaned_data["workspace_name"],
             timezone_name=form.cleaned_data["timezone"],
             currency=form.cleaned_data["currency"],
+            actor=request.user,
         )
         messages.success(request, "Settings saved.")
         return redirect("workspace_settings", workspace_slug=workspace.slug)

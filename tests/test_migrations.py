@@ -49,6 +49,11 @@ ADDED = {
 }
 
 
+# Tables added after the constraint migrations: the seed at today's schema writes to them and
+# migrating back to BEFORE drops them, so they are not counted.
+LATER = ["retainers.AuditEvent"]
+
+
 def migrate(targets: list[tuple[str, str]]) -> None:
     # Deferred triggers (foreign keys, the data version) queued by the seed would make ALTER TABLE
     # refuse ("pending trigger events"): run them now, as a commit would.
@@ -60,8 +65,11 @@ def migrate(targets: list[tuple[str, str]]) -> None:
 
 
 def row_counts() -> dict[str, int]:
+    later = {apps.get_model(label)._meta.db_table for label in LATER}
     tables = sorted(
-        model._meta.db_table for model in apps.get_models() if model._meta.managed and not model._meta.proxy
+        model._meta.db_table
+        for model in apps.get_models()
+        if model._meta.managed and not model._meta.proxy and model._meta.db_table not in later
     )
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:

@@ -87,6 +87,8 @@ NOT_WRITABLE = {
     "retainers.User": {"password", "email"},
     "retainers.Workspace": {"slug", "timezone", "currency", "locale"},
     "retainers.Invitation": {"email", "secret_hash"},
+    # Written by services from values already checked where they were typed; shown escaped.
+    "retainers.AuditEvent": {"action", "actor_label", "changes", "currency", "object_type", "summary"},
     "retainers.Email": {
         "key", "to", "from_name", "reply_to", "subject", "body_text", "body_html", "attachments", "message_id",
         "last_error",

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from retainers import outbox, tasks
-from retainers.models import Email
+from retainers.models import Email, Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def queue(**overrides) -> Email:
             "client_name": "Acme",
             "path": "/portal/",
         },
-        "sender_name": "Northwind Advisory",
+        "workspace": Workspace(name="Northwind Advisory"),
     }
     return outbox.queue_email(**{**fields, **overrides})
 
@@ -91,7 +91,7 @@ def test_email_without_html_template_gets_an_escaped_html_part(django_capture_on
 
 def test_sender_name_cannot_inject_headers(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        queue(sender_name="Evil\r\nBcc: victim@example.com")
+        queue(workspace=Workspace(name="Evil\r\nBcc: victim@example.com"))
     message = mail.outbox[0].message()
     assert message["Bcc"] is None
     assert "Evil Bcc: victim@example.com" in str(
