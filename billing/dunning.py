@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -20,7 +20,8 @@ from billing.paylinks import client_email
 from billing.services import profile_for
 from clients.models import Retainer
 from delivery import services as delivery
-from retainers.models import Email
+from retainers.daily import claim_days
+from retainers.models import DailyRun, Email, Workspace
 from retainers.outbox import queue_email
 from retainers.services import consultant_recipients
 
@@ -36,9 +37,20 @@ class DunningSummary:
     errors: int = 0
 
 
-def due_charge_ids(as_of: date | None = None) -> list[int]:
+def _today(invoice: Invoice, as_of: date | None, days: dict[int, date] | None) -> date:
+    """The business date an invoice is dunned as of: the command's `--as-of`, the local day its
+    workspace was claimed for, or its workspace's date now."""
+    if as_of is not None:
+        return as_of
+    if days is not None:
+        return days[invoice.workspace_id]
+    return invoice.workspace.today()
+
+
+def due_charge_ids(as_of: date | None = None, *, days: dict[int, date] | None = None) -> list[int]:
     """Open auto-charge invoices whose retry date has come in their workspace (or as of `as_of`),
-    and those whose charge has been in flight so long that its task must have died."""
+    and those whose charge has been in flight so long that its task must have died. With `days`
+    ({workspace id: local date}, the workspaces claimed for today), only those workspaces'."""
     horizon = as_of or (timezone.now().date() + timedelta(days=1))  # no workspace is further ahead than UTC+14h
     stale = Payment.objects.filter(
         method=Payment.Method.CARD,
@@ -55,17 +67,19 @@ def due_charge_ids(as_of: date | None = None) -> list[int]:
         .select_related("workspace")
         .order_by("pk")
     )
+    if days is not None:
+        candidates = candidates.filter(workspace_id__in=list(days))
     return [
         invoice.pk
         for invoice in candidates
-        if invoice.next_charge_on is None or invoice.next_charge_on <= (as_of or invoice.workspace.today())
+        if invoice.next_charge_on is None or invoice.next_charge_on <= _today(invoice, as_of, days)
     ]
 
 
-def retry_due_charges(as_of: date | None = None) -> DunningSummary:
+def retry_due_charges(as_of: date | None = None, *, days: dict[int, date] | None = None) -> DunningSummary:
     """Retry every charge that is due, in this process. Idempotent: a retry done is not due again."""
     summary = DunningSummary()
-    for invoice_id in due_charge_ids(as_of):
+    for invoice_id in due_charge_ids(as_of, days=days):
         try:
             retry_charge(invoice_id, as_of=as_of)
             summary.charges += 1
@@ -82,13 +96,13 @@ def retry_charge(invoice_id: int, *, as_of: date | None = None) -> None:
         Invoice.objects.filter(pk=invoice_id).update(next_charge_on=None)
 
 
-def send_overdue_reminders(as_of: date | None = None) -> DunningSummary:
+def send_overdue_reminders(as_of: date | None = None, *, days: dict[int, date] | None = None) -> DunningSummary:
     """Tell both sides once when an invoice is overdue, remind the client on the workspace's
     offsets (days after due, each once), and pause retainers set to pause on unpaid invoices.
 
     Idempotent and catching up: each notice is claimed with a conditional UPDATE and keyed in
     the outbox. After downtime, only the latest reminder that came due is sent (the ones it
-    replaces are not sent late).
+    replaces are not sent late). With `days`, only the workspaces claimed for those local dates.
     """
     summary = DunningSummary()
     horizon = as_of or (timezone.now().date() + timedelta(days=1))  # no workspace is further ahead than UTC+14h
@@ -98,9 +112,11 @@ def send_overdue_reminders(as_of: date | None = None) -> DunningSummary:
         .select_related("workspace", "client", "retainer")
         .order_by("workspace_id", "pk")
     )
+    if days is not None:
+        overdue = overdue.filter(workspace_id__in=list(days))
     profiles: dict[int, BillingProfile] = {}
     for invoice in overdue.iterator(chunk_size=500):
-        today = as_of or invoice.workspace.today()
+        today = _today(invoice, as_of, days)
         if not invoice.is_overdue(on=today):
             continue
         if invoice.workspace_id not in profiles:
@@ -181,18 +197,26 @@ def _pause_for_unpaid(invoice: Invoice, *, today: date) -> bool:
     return True
 
 
-def run_dunning(*, as_of: date | None = None, inline: bool = False) -> DunningSummary:
-    """The daily dunning run: charge retries (inline, or one task each) and the overdue notices."""
+def run_dunning(*, as_of: date | None = None, inline: bool = False, now: datetime | None = None) -> DunningSummary:
+    """The dunning run: charge retries (inline, or one task each) and the overdue notices.
+
+    Beat runs it hourly: each workspace is processed once per local day, after
+    `DAILY_JOBS_LOCAL_HOUR` in its time zone (`retainers.daily`). With `as_of` (the command's
+    `--as-of`), every workspace is processed as of that date, whatever the hour; each notice and
+    retry is still done once."""
     from billing import tasks
 
+    days = None
+    if as_of is None:
+        days = claim_days(DailyRun.Job.DUNNING, Workspace.objects.values_list("pk", flat=True), now=now)
     summary = DunningSummary()
     if inline:
-        summary = retry_due_charges(as_of)
+        summary = retry_due_charges(as_of, days=days)
     else:
-        for invoice_id in due_charge_ids(as_of):
+        for invoice_id in due_charge_ids(as_of, days=days):
             tasks.retry_charge.delay(invoice_id, as_of.isoformat() if as_of else None)
             summary.charges += 1
-    notices = send_overdue_reminders(as_of)
+    notices = send_overdue_reminders(as_of, days=days)
     summary.overdue_notices, summary.reminders, summary.paused = (
         notices.overdue_notices,
         notices.reminders,

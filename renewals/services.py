@@ -46,7 +46,8 @@ from delivery.models import Period
 from renewals import evidence as proposal
 from renewals import signals
 from renewals.models import Renewal, RenewalSettings
-from retainers.models import Email, User, Workspace
+from retainers.daily import claim_days
+from retainers.models import DailyRun, Email, User, Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
 from retainers.runs import single_run
@@ -708,24 +709,33 @@ def workspaces_to_process() -> list[int]:
     return list(workspaces.order_by("pk").values_list("pk", flat=True))
 
 
-def run_renewals(*, as_of: date | None = None, inline: bool = False) -> RunSummary:
-    """The daily renewals run: one at a time (a session advisory lock; a second run returns at once),
-    fanning out one task per workspace, or processing each inline (the management command)."""
+def run_renewals(*, as_of: date | None = None, inline: bool = False, now: datetime | None = None) -> RunSummary:
+    """The renewals run: one at a time (a session advisory lock; a second run returns at once),
+    fanning out one task per workspace, or processing each inline (the management command).
+
+    Beat runs it hourly: each workspace is processed once per local day, after
+    `DAILY_JOBS_LOCAL_HOUR` in its time zone (`retainers.daily`). With `as_of` (the command's
+    `--as-of`), every workspace is processed as of that date, whatever the hour."""
     from renewals import tasks
 
     with single_run(RUN_LOCK) as started:
         if not started:
             return RunSummary(started=False)
         summary = RunSummary(started=True)
-        for workspace_id in workspaces_to_process():
+        workspace_ids = workspaces_to_process()
+        if as_of is None:
+            days = claim_days(DailyRun.Job.RENEWALS, workspace_ids, now=now)
+        else:
+            days = dict.fromkeys(workspace_ids, as_of)
+        for workspace_id, day in sorted(days.items()):
             summary.workspaces += 1
             if inline:
-                result = process_workspace(workspace_id=workspace_id, as_of=as_of)
+                result = process_workspace(workspace_id=workspace_id, as_of=day)
                 summary.opened += len(result.opened)
                 summary.settled += result.settled
                 summary.reminders += result.reminders
             else:
-                tasks.process_workspace.delay(workspace_id, as_of.isoformat() if as_of else None)
+                tasks.process_workspace.delay(workspace_id, day.isoformat())
         return summary
 
 

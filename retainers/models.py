@@ -210,6 +210,26 @@ class Invitation(WorkspaceOwned):
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
 
 
+class DailyRun(WorkspaceOwned):
+    """The last local date a daily job (dunning, renewals) processed a workspace. The hourly beat
+    claims a workspace's day by moving `done_on` forward in one conditional upsert
+    (`retainers.daily.claim_days`), so each workspace is processed once per local day."""
+
+    class Job(models.TextChoices):
+        DUNNING = "dunning", "Dunning"
+        RENEWALS = "renewals", "Renewals"
+
+    job = models.CharField(max_length=20, choices=Job.choices)
+    done_on = models.DateField()
+    claimed_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "job"], name="dailyrun_one_per_job")]
+
+    def __str__(self) -> str:
+        return f"{self.job} of workspace {self.workspace_id}: {self.done_on}"
+
+
 class Email(models.Model):
     """The outbox: one row per email, written in the transaction that causes it.
 

@@ -199,11 +199,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "dunning": {
         "task": "billing.tasks.run_dunning",
-        "schedule": crontab(hour=7, minute=20),  # daily: retries and reminders as of each workspace's date
+        # Hourly; each workspace is processed once per local day, after DAILY_JOBS_LOCAL_HOUR.
+        "schedule": crontab(minute=20),
     },
     "renewals": {
         "task": "renewals.tasks.run_renewals",
-        "schedule": crontab(hour=6, minute=40),  # daily: open, remind, settle as of each workspace's date
+        "schedule": crontab(minute=40),  # hourly, like dunning: once per workspace and local day
     },
     "reminders": {
         "task": "communication.tasks.send_reminders",
@@ -215,6 +216,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="7-59/15"),  # CalDAV: read busy times, write bookings (one task per calendar)
     },
 }
+
+# The local hour (0-23, in each workspace's time zone) after which the daily jobs, dunning and
+# renewals, process a workspace; beat runs them hourly and each workspace once per local day.
+DAILY_JOBS_LOCAL_HOUR = int(os.environ.get("DAILY_JOBS_LOCAL_HOUR", "8"))
+if not 0 <= DAILY_JOBS_LOCAL_HOUR <= 23:
+    raise ImproperlyConfigured(f"DAILY_JOBS_LOCAL_HOUR must be an hour from 0 to 23, not {DAILY_JOBS_LOCAL_HOUR}.")
 
 # --- Calendars (delivery's bookings) ---------------------------------------------
 

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from io import StringIO
 
 import pytest
-from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -201,7 +200,8 @@ def test_run_dunning_command_runs_once_per_day_and_rejects_bad_dates(acme, djang
         call_command("run_dunning", "--as-of", "2026-02-30")
 
 
-def test_beat_runs_dunning_daily_through_the_task(acme, django_capture_on_commit_callbacks):
+def test_beat_runs_dunning_daily_through_the_task(acme, settings, django_capture_on_commit_callbacks):
+    settings.DAILY_JOBS_LOCAL_HOUR = 0  # whatever the hour the test runs at (tests/billing/test_daily_hour.py)
     entry = settings.CELERY_BEAT_SCHEDULE["dunning"]
     assert entry["task"] == "billing.tasks.run_dunning"
     assert tasks.run_dunning.name == "billing.tasks.run_dunning"
@@ -211,7 +211,10 @@ def test_beat_runs_dunning_daily_through_the_task(acme, django_capture_on_commit
     assert len(subjects("ap@acme.example")) == 2  # overdue notice and the latest reminder
 
 
-def test_beat_task_fans_out_one_retry_task_per_due_charge(declining, acme, django_capture_on_commit_callbacks):
+def test_beat_task_fans_out_one_retry_task_per_due_charge(
+    declining, acme, settings, django_capture_on_commit_callbacks
+):
+    settings.DAILY_JOBS_LOCAL_HOUR = 0
     invoice = open_invoice(acme, auto_charge=True)
     Invoice.objects.filter(pk=invoice.pk).update(charge_attempts=1, next_charge_on=date(2000, 1, 1))
     with django_capture_on_commit_callbacks(execute=True):

@@ -131,13 +131,18 @@ def test_command_refuses_a_bad_date():
 @pytest.mark.parametrize(
     ("zone", "instant_utc", "opened"),
     [
-        ("Asia/Tokyo", "2026-05-31T15:30:00+00:00", True),  # 1 June has begun in Tokyo
+        # Hourly beat, each workspace once per local day after DAILY_JOBS_LOCAL_HOUR (08:00 here).
+        ("Asia/Tokyo", "2026-05-31T23:30:00+00:00", True),  # 08:30 on 1 June in Tokyo
+        ("Asia/Tokyo", "2026-05-31T15:30:00+00:00", False),  # 1 June has begun in Tokyo, but it is 00:30
         ("America/New_York", "2026-06-01T03:30:00+00:00", False),  # still 31 May there
-        ("America/New_York", "2026-06-01T04:30:00+00:00", True),
+        ("America/New_York", "2026-06-01T11:30:00+00:00", False),  # 07:30 on 1 June
+        ("America/New_York", "2026-06-01T12:30:00+00:00", True),
     ],
 )
-def test_the_beat_task_works_on_each_workspaces_local_date(zone, instant_utc, opened):
+def test_the_beat_task_works_on_each_workspaces_local_date(zone, instant_utc, opened, settings):
     from renewals import tasks
+
+    settings.DAILY_JOBS_LOCAL_HOUR = 8
 
     workspace = factories.WorkspaceFactory(timezone=zone)
     factories.make_retainer(workspace=workspace, term_periods=6)
