@@ -270,8 +270,10 @@ def store_invoice_pdf(invoice: Invoice, *, pay_url: str | None = None) -> str:
         return invoice.pdf.name
     data = render_invoice_pdf(invoice, pay_url=pay_url)
     name = default_storage.save(_new_name(invoice), ContentFile(data))
-    Invoice.objects.filter(pk=invoice.pk, pdf="").update(pdf=name)
-    invoice.refresh_from_db(fields=["pdf"])
+    # Scoped by workspace too, as every statement on a tenant table is (docs/scale-out.md).
+    mine = Invoice.objects.filter(pk=invoice.pk, workspace_id=invoice.workspace_id)
+    mine.filter(pdf="").update(pdf=name)
+    invoice.pdf = mine.values_list("pdf", flat=True).get()
     if invoice.pdf.name != name:  # another worker stored one first: keep theirs
         default_storage.delete(name)
     assert invoice.pdf.name  # ours or the other worker's

@@ -109,7 +109,9 @@ def note_create(request: WorkspaceRequest, client_id: int) -> HttpResponse:
 
 
 def _note(request: WorkspaceRequest, note_id: int) -> Note:
-    return get_object_or_404(Note.objects.for_workspace(request.workspace).select_related("client"), pk=note_id)
+    return get_object_or_404(
+        Note.objects.for_workspace(request.workspace).select_related("client", "session"), pk=note_id
+    )
 
 
 @require_http_methods(["GET", "POST"])

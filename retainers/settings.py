@@ -57,6 +57,51 @@ def mailer_from_url(url: str) -> dict[str, object]:
     }
 
 
+def storage_from_url(url: str) -> dict[str, object]:
+    """Translate STORAGE_URL to a STORAGES["default"] entry.
+
+    Empty: the local filesystem under MEDIA_ROOT. `file:///path`: the local filesystem under that
+    path. `s3://bucket?endpoint_url=...&region=...&addressing_style=path&prefix=...`: any S3-API
+    object store; credentials come from the standard AWS variables (AWS_ACCESS_KEY_ID, ...).
+    """
+    parts = urlsplit(url)
+    if not url:
+        # No location option: FileSystemStorage follows MEDIA_ROOT (and a test's override of it).
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if parts.scheme == "file":
+        location = unquote(parts.path)
+        if not location.startswith("/") or parts.netloc:
+            raise ImproperlyConfigured("STORAGE_URL file:// needs an absolute path (file:///var/media)")
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": location}}
+    if parts.scheme != "s3":
+        raise ImproperlyConfigured(f"STORAGE_URL scheme {parts.scheme!r} is not one of file, s3")
+    if not parts.hostname:
+        raise ImproperlyConfigured("STORAGE_URL s3:// needs a bucket name (s3://bucket)")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"endpoint_url", "region", "addressing_style", "prefix"}
+    if unknown:
+        raise ImproperlyConfigured(f"STORAGE_URL has unknown options: {', '.join(sorted(unknown))}")
+    options: dict[str, object] = {
+        "bucket_name": parts.netloc,
+        # Every file is private (PDFs, attachments): downloads stream through our views, which check
+        # permissions, so objects get no public ACL and no URLs are handed out.
+        "default_acl": None,
+        "querystring_auth": True,
+        # Names must never be overwritten (a re-rendered PDF, two logos named alike): Django picks a
+        # free name as it does on disk.
+        "file_overwrite": False,
+    }
+    if "endpoint_url" in query:
+        options["endpoint_url"] = query["endpoint_url"]
+    if "region" in query:
+        options["region_name"] = query["region"]
+    if "addressing_style" in query:
+        options["addressing_style"] = query["addressing_style"]
+    if "prefix" in query:
+        options["location"] = query["prefix"].strip("/")
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
 # --- Core -----------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", True)
@@ -331,8 +376,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+# Where invoice PDFs, logos and attachments live: the local filesystem by default (one host), an
+# S3-API object store for more than one host (see storage_from_url above).
+STORAGE_URL = os.environ.get("STORAGE_URL", "").strip()
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": storage_from_url(STORAGE_URL),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
