@@ -26,7 +26,7 @@ from django.db.models import F, Q
 from django.template import Context, Engine, TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone
-from django.utils.html import linebreaks
+from django.utils.html import linebreaks, urlize
 from django.utils.safestring import mark_safe
 
 from retainers.models import Email, Membership, Workspace
@@ -170,8 +170,9 @@ def _render_html(template: str, context: Mapping[str, object], subject: str, bod
 
 
 def _html_from_text(subject: str, body_text: str) -> str:
-    """Every email has an HTML part: without a template of its own, the escaped text in the layout."""
-    content = mark_safe(linebreaks(body_text, autoescape=True))  # linebreaks escaped the text itself
+    """Every email has an HTML part: without a template of its own, the escaped text in the layout,
+    its web addresses as links."""
+    content = mark_safe(linebreaks(urlize(body_text, autoescape=True)))  # urlize escaped the text itself
     return render_to_string("emails/layout.html", {"subject": subject, "content": content})
 
 

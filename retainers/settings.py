@@ -305,6 +305,7 @@ ACCOUNT_LOGIN_BY_CODE_ENABLED = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # "your password was changed" and the like, to the account's address
 # Rate limits stay at allauth's defaults (on); they are counted in the Redis cache above.
 
 # Rate limits beyond sign-in (retainers.ratelimits), counted in the same cache: "amount/period/per"
