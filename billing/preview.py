@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from billing.services import tax_on
+from billing.tax import tax_on
 from clients.models import Amendment, Retainer, RetainerTerms
 from delivery.figures import PeriodFigures
 from delivery.forecast import ends_with

@@ -29,7 +29,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from billing import paylinks
+from billing import paylinks, tax
 from billing.models import BillingProfile, Invoice
 from billing.preview import NextInvoice, next_invoice
 from clients.models import Amendment, Retainer, RetainerTerms
@@ -154,7 +154,7 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
     ):
         deliverables[deliverable.period_id].append(deliverable)
     profile = BillingProfile.objects.filter(workspace=workspace).first()
-    tax_rate_bp = profile.tax_rate_bp if profile else 0
+    tax_rate_bp = tax.tax_terms(client, profile).rate_bp  # the client's own treatment: exempt, reverse charge…
 
     cards = []
     for retainer in retainers:
