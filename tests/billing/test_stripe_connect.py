@@ -49,6 +49,8 @@ def connect_and_onboard(owner_client, workspace, stripe) -> str:
 
 
 def test_connect_creates_an_express_account_and_sends_the_admin_to_stripe(owner_client, workspace, alice, stripe):
+    page = owner_client.get(path(workspace, "billing_settings")).content.decode()
+    assert "Connect Stripe" in page and 'name="stripe_account_id"' not in page
     response = owner_client.post(path(workspace, "stripe_connect"))
     assert response.status_code == 302 and response["Location"].startswith(f"{stripe.url}/setup/e/acct_")
     [created] = stripe.requests_to("POST", "/v1/accounts")
