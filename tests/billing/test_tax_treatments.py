@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from billing import services
-from billing.models import Invoice
+from billing.models import Invoice, InvoiceSequence
 from billing.pdf import rerender_invoice_pdf
 from billing.tax import REVERSE_CHARGE_MENTION
 from clients.models import Client
@@ -208,3 +208,14 @@ def test_the_portal_shows_the_mention_and_the_next_invoice_without_tax(
     browser = login(user)
     page = browser.get(f"/portal/w/{workspace.slug}/invoices/").content.decode()
     assert REVERSE_CHARGE_MENTION in page and DE_VAT in page
+
+
+def test_a_draft_whose_tax_rose_past_the_largest_amount_is_not_issued(workspace, uk_vat):
+    client = factories.ClientFactory(workspace=workspace, tax_treatment="exempt")
+    draft = services.create_invoice(client=client, lines=[("Project", Decimal("1"), 60_000_000)])
+    Client.objects.filter(pk=client.pk).update(tax_treatment="own_rate", tax_rate_bp=10000)
+    with pytest.raises(services.BillingError, match="Split it into two invoices"):
+        services.issue_invoice(invoice=draft, actor=None)
+    draft.refresh_from_db()
+    assert (draft.status, draft.number, draft.tax_minor) == ("draft", "", 0)
+    assert not InvoiceSequence.objects.filter(workspace=workspace, last_number__gt=0).exists()  # the number given back
