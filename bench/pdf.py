@@ -213,7 +213,7 @@ def make_invoice():
     from django.core.files.base import ContentFile
     from PIL import Image, ImageDraw
 
-    from billing import services
+    from billing import connect, services
     from billing.models import Invoice
     from clients.models import Client
     from retainers.models import Workspace
@@ -240,8 +240,8 @@ def make_invoice():
     profile.address = "1 High Street\nLondon EC1A 1AA\nUnited Kingdom"
     profile.tax_label, profile.tax_rate_bp = "VAT", 2000
     profile.payment_instructions = "Bank transfer: Northwind Advisory Ltd\nSort code 00-00-00, account 12345678"
-    profile.stripe_account_id = "acct_bench"  # with STRIPE_SECRET_KEY set: the PDF offers the card pay link
     profile.save()
+    connect.use_test_account(workspace=workspace, account_id=f"acct_bench{workspace.pk}")  # the card pay link
     client = Client.objects.create(
         workspace=workspace,
         name="Acme Corporation",

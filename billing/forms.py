@@ -7,7 +7,7 @@ integer minor units with retainers.money; choice fields are scoped to one worksp
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, cast
 
 from babel import Locale
@@ -21,7 +21,7 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, largest_amount
+from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, format_percent, largest_amount, parse_percent
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
@@ -205,8 +205,6 @@ LineFormSet = forms.formset_factory(
 
 # --- Billing settings -----------------------------------------------------------------
 
-STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,60}")
-
 # Locales people bill in most; each is a Babel locale, so amounts are written its way.
 LOCALES = [
     "en_US", "en_GB", "en_IE", "en_CA", "en_AU", "en_NZ", "en_IN", "en_SG", "en_ZA",
@@ -293,12 +291,6 @@ class BillingSettingsForm(forms.Form):
         required=False,
         help_text="Comma-separated, e.g. 1, 3, 7. Empty: no retries.",
     )
-    stripe_account_id = forms.CharField(
-        label="Stripe account ID",
-        max_length=64,
-        required=False,
-        help_text="In development and tests enter an account id directly; in production use Connect.",
-    )
     locale = forms.ChoiceField(label="Number format", help_text="How amounts are written on pages and invoices.")
     members_move_money = forms.BooleanField(
         label="Members may move money",
@@ -313,7 +305,6 @@ class BillingSettingsForm(forms.Form):
         if workspace.locale not in LOCALES:  # a locale set some other way stays choosable
             choices.append((workspace.locale, workspace.locale))
         cast(forms.ChoiceField, self.fields["locale"]).choices = choices
-        self.fields["stripe_account_id"].widget.attrs.update({"placeholder": "acct_…", "autocomplete": "off"})
 
     @classmethod
     def initial_for(cls, profile: BillingProfile, workspace: Workspace) -> dict[str, object]:
@@ -328,29 +319,13 @@ class BillingSettingsForm(forms.Form):
             "payment_instructions": profile.payment_instructions,
             "reminder_offsets": profile.reminder_offsets,
             "retry_days": profile.retry_days,
-            "stripe_account_id": profile.stripe_account_id,
             "locale": workspace.locale,
             "members_move_money": profile.members_move_money,
         }
 
     def clean_tax_rate(self) -> int:
         """The percentage as basis points: "20" → 2000, "8.25" → 825."""
-        text = self.cleaned_data["tax_rate"].strip().removesuffix("%").strip()
-        try:
-            percent = Decimal(text)
-        except InvalidOperation:
-            raise forms.ValidationError("Enter a percentage such as 20 or 8.25.", code="invalid") from None
-        if not percent.is_finite() or not 0 <= percent <= 100:
-            raise forms.ValidationError("Enter a percentage from 0 to 100.", code="range")
-        if percent != percent.quantize(Decimal("0.01")):
-            raise forms.ValidationError("Use 2 decimals at most, e.g. 8.25.", code="decimals")
-        return int(percent * 100)
-
-    def clean_stripe_account_id(self) -> str:
-        value = self.cleaned_data["stripe_account_id"].strip()
-        if value and not STRIPE_ACCOUNT.fullmatch(value):
-            raise forms.ValidationError("A Stripe account ID looks like acct_1AbC2dEf3GhI4jKl.", code="invalid")
-        return value
+        return parse_percent(self.cleaned_data["tax_rate"])
 
     def clean_logo(self) -> File | bool | None:
         """A new logo must really be a PNG or JPEG (checked by Pillow, not by its name) of sane size:
@@ -366,8 +341,3 @@ class BillingSettingsForm(forms.Form):
             return ContentFile(logos.prepare_logo(logo), name="logo.png")
         except logos.LogoError as error:
             raise forms.ValidationError(str(error), code=error.code) from None
-
-
-def format_percent(basis_points: int) -> str:
-    """2000 → "20", 825 → "8.25"."""
-    return str(Decimal(basis_points) / 100)  # Decimal division keeps only the decimals it needs

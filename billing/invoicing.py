@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from billing.models import Invoice, InvoiceLine
+from billing.tax import tax_on
 from clients.models import Retainer
 from delivery.models import Deliverable, Period
 from retainers.money import multiply
-
-
-def tax_on(subtotal_minor: int, rate_bp: int) -> int:
-    """The tax on a subtotal at a rate in basis points, rounded half up to the minor unit."""
-    return int((Decimal(subtotal_minor) * rate_bp / 10000).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)

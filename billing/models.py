@@ -39,7 +39,6 @@ class BillingProfile(WorkspaceOwned):
     tax_rate_bp = models.PositiveIntegerField(default=0, help_text="Tax rate in basis points: 2000 = 20%.")
     payment_terms_days = models.PositiveSmallIntegerField(default=14)
     payment_instructions = models.TextField(blank=True, help_text="Bank details for transfers, shown on invoices.")
-    stripe_account_id = models.CharField(max_length=64, blank=True)
     reminder_offsets = models.JSONField(default=default_reminder_offsets, help_text="Days after the due date.")
     retry_days = models.JSONField(default=default_retry_days, help_text="Days after a failed charge to retry.")
     members_move_money = models.BooleanField(
@@ -164,6 +163,12 @@ class Invoice(WorkspaceOwned):
     period_end_on = models.DateField(null=True, blank=True, help_text="Exclusive, like the period's.")
     tax_label = models.CharField(max_length=20, default="Tax")
     tax_rate_bp = models.PositiveIntegerField(default=0)
+    # The client's tax treatment as it was when the invoice was issued (billing/tax.py): a later
+    # change to the client or the billing settings never changes an issued invoice.
+    tax_treatment = models.CharField(max_length=20, choices=Client.TaxTreatment.choices, blank=True)
+    tax_mention = models.TextField(blank=True, help_text="The legal mention printed under the totals.")
+    seller_tax_id = models.CharField("Our tax ID", max_length=50, blank=True)
+    buyer_tax_id = models.CharField("Client's tax ID", max_length=50, blank=True)
     subtotal_minor = models.BigIntegerField(default=0)
     tax_minor = models.BigIntegerField(default=0)
     total_minor = models.BigIntegerField(default=0)
@@ -381,6 +386,31 @@ class StripeCustomer(WorkspaceOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "client"], name="stripecustomer_one_per_client")]
+
+
+class StripeAccount(WorkspaceOwned):
+    """The workspace's Stripe account, connected through Stripe's onboarding (billing/connect.py):
+    its id comes from Stripe's answer, never from a person. The id is the primary key, so one
+    account belongs to one workspace across the platform; a workspace has one account, which a
+    disconnect sets aside (`disconnected_at`) and a reconnect takes up again."""
+
+    account_id = models.CharField(max_length=64, primary_key=True)
+    charges_enabled = models.BooleanField(default=False, help_text="Stripe's word: the account may take payments.")
+    details_submitted = models.BooleanField(default=False, help_text="The onboarding form was completed.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="When Stripe's state was last read.")
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="stripeaccount_one_per_workspace")]
+
+    def __str__(self) -> str:
+        return self.account_id
+
+    @property
+    def connected(self) -> bool:
+        """Payments go through it: not disconnected, and Stripe lets it take charges."""
+        return self.disconnected_at is None and self.charges_enabled
 
 
 class StripeEvent(models.Model):

@@ -18,9 +18,10 @@ from decimal import Decimal
 
 from django.db.models import Exists, OuterRef
 
+from billing import tax
 from billing.invoicing import invoice_lines, invoice_totals
 from billing.models import BillingProfile, Invoice
-from clients.models import Amendment, Retainer, RetainerTerms
+from clients.models import Amendment, Client, Retainer, RetainerTerms
 from delivery import ledger
 from delivery.forecast import ends_with
 from delivery.models import Deliverable, LedgerEntry, Period
@@ -119,6 +120,9 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
         for a in Amendment.objects.filter(workspace_id__in=ws, retainer_id__in=list(active), applied_at=None)
     }
     profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=ws)}
+    clients = {
+        c.pk: c for c in Client.objects.filter(workspace_id__in=ws, pk__in={r.client_id for r in active.values()})
+    }
 
     for rid, retainer in active.items():
         period = open_periods.get(rid)
@@ -145,7 +149,8 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
                 lines = invoice_lines(closed, None, retainer, extras, kind=kind)
                 if not lines:
                     continue
-        totals = invoice_totals(lines, tax_rate_bp=profile.tax_rate_bp)
+        terms = tax.tax_terms(clients[retainer.client_id], profile)  # the client's treatment, as the run applies it
+        totals = invoice_totals(lines, tax_rate_bp=terms.rate_bp)
         result[rid] = NextInvoice(
             retainer_id=rid,
             kind=kind,
@@ -156,8 +161,8 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
             subtotal_minor=totals.subtotal_minor,
             tax_minor=totals.tax_minor,
             total_minor=totals.total_minor,
-            tax_rate_bp=profile.tax_rate_bp,
-            tax_label=profile.tax_label,
+            tax_rate_bp=terms.rate_bp,
+            tax_label=terms.label,
             lines=tuple(
                 PreviewLine(line.description, line.quantity, line.unit_price_minor, line.amount_minor, line.kind)
                 for line in lines

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from billing import tax
 from billing.invoicing import invoice_lines, invoice_totals
 from billing.models import (
     BillingProfile,
@@ -31,7 +32,9 @@ from billing.models import (
     InvoiceSequence,
     Payment,
 )
+from billing.tax import TAX_FIELDS
 from clients.models import Client, Retainer
+from clients.selectors import client_currency
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
 from retainers import audit
@@ -285,6 +288,7 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         return []
     periods = [p for p, _ in due]
     profile = profile_for(workspace)
+    clients = Client.objects.in_bulk({p.retainer.client_id for p in periods})  # their tax treatments
     previous = {
         (p.retainer_id, p.seq): p
         for p in Period.objects.filter(
@@ -319,8 +323,7 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
             due_on=issued_on + timedelta(days=profile.payment_terms_days),
             period_start_on=period.start_on,
             period_end_on=period.end_on,
-            tax_label=profile.tax_label,
-            tax_rate_bp=profile.tax_rate_bp,
+            **tax.tax_terms(clients[retainer.client_id], profile).invoice_fields(),
             auto_charge=retainer.auto_charge,
         )
         lines = invoice_lines(period, previous.get((period.retainer_id, period.seq - 1)), retainer, extras, kind=kind)
@@ -413,8 +416,11 @@ def run_billing(*, as_of: date | None = None, inline: bool = False) -> RunSummar
 
 
 @transaction.atomic
-def create_invoice(*, client: Client, lines: list[tuple[str, Decimal, int]], memo: str = "") -> Invoice:
-    """A draft invoice with manual lines (description, quantity, unit price in minor units)."""
+def create_invoice(
+    *, client: Client, lines: list[tuple[str, Decimal, int]], memo: str = "", currency: str | None = None
+) -> Invoice:
+    """A draft invoice with manual lines (description, quantity, unit price in minor units), in
+    `currency` or else the client's (`clients.selectors.client_currency`), taxed as the client is."""
     if not lines:
         raise BillingError("Add at least one line.")
     profile = profile_for(client.workspace)
@@ -422,9 +428,8 @@ def create_invoice(*, client: Client, lines: list[tuple[str, Decimal, int]], mem
         workspace_id=client.workspace_id,
         client=client,
         kind=Invoice.Kind.MANUAL,
-        currency=client.workspace.currency,
-        tax_label=profile.tax_label,
-        tax_rate_bp=profile.tax_rate_bp,
+        currency=currency or client_currency(client),
+        **tax.tax_terms(client, profile).invoice_fields(),
         memo=memo,
     )
     rows = [
@@ -466,13 +471,34 @@ def issue_invoice(*, invoice: Invoice, actor: User | None) -> Invoice:
         return invoice
     profile = profile_for(workspace)
     now = timezone.now()
+    # The client's tax treatment as it is at issue is the one the invoice keeps.
+    for name, value in tax.tax_terms(invoice.client, profile).invoice_fields().items():
+        setattr(invoice, name, value)
+    _totals(invoice, list(invoice.lines.all()))
+    if invoice.total_minor > MAX_AMOUNT_MINOR:  # the client's rate may have risen since the draft was checked
+        raise BillingError(
+            f"With {invoice.tax_label} the invoice comes to more than {largest_amount(invoice.currency)}, the most "
+            "one card payment can take. Split it into two invoices."
+        )
     invoice.number, invoice.issued_on = numbers[0], today
     invoice.due_on = today + timedelta(days=profile.payment_terms_days)
     invoice.status = Invoice.Status.OPEN if invoice.total_minor > 0 else Invoice.Status.PAID
     invoice.paid_at = None if invoice.total_minor > 0 else now
     invoice.delivery_due_at, invoice.delivered_at = now, None
     invoice.save(
-        update_fields=["number", "issued_on", "due_on", "status", "paid_at", "delivery_due_at", "delivered_at"]
+        update_fields=[
+            "number",
+            "issued_on",
+            "due_on",
+            "status",
+            "paid_at",
+            "delivery_due_at",
+            "delivered_at",
+            *TAX_FIELDS,
+            "subtotal_minor",
+            "tax_minor",
+            "total_minor",
+        ]
     )
     audit_invoice(invoice, "invoice.issued", actor=actor, amount_minor=invoice.total_minor)
     _apply_carried_credits(workspace.pk, [invoice], now=now, locked=[locked[pk] for pk in sources if pk in locked])
@@ -696,6 +722,10 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         due_on=today,
         tax_label=original.tax_label,
         tax_rate_bp=original.tax_rate_bp,
+        tax_treatment=original.tax_treatment,
+        tax_mention=original.tax_mention,
+        seller_tax_id=original.seller_tax_id,
+        buyer_tax_id=original.buyer_tax_id,
         subtotal_minor=-net,
         tax_minor=-(amount_minor - net),
         total_minor=-amount_minor,

@@ -17,7 +17,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from billing.models import BillingProfile
+from billing.models import StripeAccount
 from retainers.models import Workspace
 
 stripe.enable_telemetry = False  # no request metrics sent to Stripe with the next call
@@ -62,9 +62,9 @@ def is_configured(workspace: Workspace) -> bool:
 
 
 def account_id(workspace: Workspace) -> str:
-    return (
-        BillingProfile.objects.filter(workspace=workspace).values_list("stripe_account_id", flat=True).first() or ""
-    ).strip()
+    """The workspace's connected account, when it may take payments (billing/connect.py); else ""."""
+    connected = StripeAccount.objects.filter(workspace=workspace, disconnected_at=None, charges_enabled=True)
+    return connected.values_list("account_id", flat=True).first() or ""
 
 
 @functools.cache
@@ -131,6 +131,36 @@ def _call(method, *args: Any, **kwargs: Any) -> dict[str, Any]:
     except stripe.StripeError as exc:
         raise _translate(exc) from exc
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+# --- Connect: the workspace's own account, made and onboarded by Stripe ------------------------
+# Platform calls (no Stripe-Account header): the account is the platform's to create and to read.
+
+
+def _platform_options(idempotency_key: str | None = None) -> dict[str, Any]:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+def create_express_account(*, workspace_id: int, email: str, idempotency_key: str) -> dict[str, Any]:
+    """A new Express account for a workspace; Stripe's onboarding collects the rest."""
+    params: dict[str, Any] = {
+        "type": "express",
+        "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+        "metadata": {"workspace_id": str(workspace_id)},
+    }
+    if email:
+        params["email"] = email
+    return _call(_client().v1.accounts.create, params, _platform_options(idempotency_key))
+
+
+def create_onboarding_link(*, account: str, refresh_url: str, return_url: str) -> dict[str, Any]:
+    """A single-use link to Stripe's onboarding of `account` (it expires within minutes: redirect at once)."""
+    params = {"account": account, "type": "account_onboarding", "refresh_url": refresh_url, "return_url": return_url}
+    return _call(_client().v1.account_links.create, params, _platform_options())
+
+
+def retrieve_account(*, account: str) -> dict[str, Any]:
+    return _call(_client().v1.accounts.retrieve, account, None, _platform_options())
 
 
 # --- Customers and saved cards ---------------------------------------------------------------

@@ -27,4 +27,8 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/ask-refund-back/", views.invoice_ask_refund_back, name="invoice_ask_refund_back"),
     path("invoices/<int:invoice_id>/pay-link/", views.invoice_pay_link, name="invoice_pay_link"),
     path("settings/billing/", views.billing_settings, name="billing_settings"),
+    path("settings/billing/stripe/connect/", views.stripe_connect, name="stripe_connect"),
+    path("settings/billing/stripe/refresh/", views.stripe_connect_refresh, name="stripe_connect_refresh"),
+    path("settings/billing/stripe/return/", views.stripe_connect_return, name="stripe_connect_return"),
+    path("settings/billing/stripe/disconnect/", views.stripe_disconnect, name="stripe_disconnect"),
 ]

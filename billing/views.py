@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
@@ -27,7 +28,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import charges, csv_export, paylinks, pdf, refunds, sending, services, stripe_api
+from billing import charges, connect, csv_export, paylinks, pdf, refunds, sending, services, stripe_api
 from billing.cards import card_on_file
 from billing.forms import (
     DEFAULT_LINE_ROWS,
@@ -48,6 +49,7 @@ from billing.permissions import REFUSAL, may_move_money
 from billing.selectors import NEWEST_FIRST, annotate_rows, outstanding_totals
 from billing.services import BillingError
 from clients.models import Client
+from clients.selectors import client_currency
 from retainers import audit
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import User, Workspace
@@ -545,24 +547,39 @@ def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LIN
     return formset_class(data, prefix="lines", form_kwargs={"currency": currency})
 
 
+def _client_and_currency(workspace: Workspace, client_id: str | None) -> tuple[Client | None, str]:
+    """The client a new invoice is for (from the query or the post) and the currency it is billed
+    in: the client's (clients.selectors.client_currency), else the workspace's."""
+    client = Client.objects.for_workspace(workspace).filter(pk=_int(client_id)).first()  # type: ignore[misc]  # django-stubs refuses pk=None, a valid lookup (no row)
+    return client, client_currency(client) if client else workspace.currency
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_view
 def invoice_create(request: WorkspaceRequest) -> HttpResponse:
-    """A draft invoice with lines typed by hand; "Save and issue" issues it at once."""
+    """A draft invoice with lines typed by hand, in the client's currency; "Save and issue" issues it at once."""
     workspace = request.workspace
-    currency = workspace.currency
     template = "billing/invoice_create.html"
     if request.method == "GET" and request.htmx and "lines-TOTAL_FORMS" in request.GET:
-        return _line_row(request, currency)
+        return _line_row(request, _client_and_currency(workspace, request.GET.get("client"))[1])
     if request.method == "POST":
+        _, currency = _client_and_currency(workspace, request.POST.get("client"))
         form = InvoiceForm(request.POST, workspace=workspace)
         lines = _line_formset(currency, request.POST)
-        if form.is_valid() and lines.is_valid():
+        if form.is_valid() and request.POST.get("currency", currency) != currency:
+            # The amounts were typed under another currency's label (the client was changed on the
+            # page): read in this one they could mean 100 times more or less. Show them again.
+            client = form.cleaned_data["client"]
+            form.add_error("client", f"{client.name} is billed in {currency}: check the amounts, now in {currency}.")
+        elif form.is_valid() and lines.is_valid():
             issue = request.POST.get("action") == "issue"
             try:
                 with transaction.atomic():  # "Save and issue" saves nothing if issuing fails
                     invoice = services.create_invoice(
-                        client=form.cleaned_data["client"], lines=lines.lines(), memo=form.cleaned_data["memo"]
+                        client=form.cleaned_data["client"],
+                        lines=lines.lines(),
+                        memo=form.cleaned_data["memo"],
+                        currency=currency,
                     )
                     if issue:
                         invoice = services.issue_invoice(invoice=invoice, actor=request.user)
@@ -575,7 +592,7 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
                     messages.success(request, "The draft was saved. Issue it when it is ready.")
                 return _to_detail(request, invoice)
     else:
-        client = Client.objects.for_workspace(workspace).filter(pk=_int(request.GET.get("client"))).first()  # type: ignore[misc]  # django-stubs refuses pk=None, a valid lookup (no row)
+        client, currency = _client_and_currency(workspace, request.GET.get("client"))
         form = InvoiceForm(workspace=workspace, initial={"client": client.pk if client else None})
         lines = _line_formset(currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS)
     return render(request, template, {"form": form, "lines": lines, "currency": currency, "max_lines": MAX_LINES})
@@ -608,7 +625,6 @@ PROFILE_FIELDS = [
     "payment_instructions",
     "reminder_offsets",
     "retry_days",
-    "stripe_account_id",
     "members_move_money",
 ]
 
@@ -663,4 +679,74 @@ def billing_settings(request: WorkspaceRequest) -> HttpResponse:
         _save_billing_settings(workspace=workspace, profile=profile, data=form.cleaned_data, actor=request.user)
         messages.success(request, "Billing settings saved. They apply to invoices issued from now on.")
         return redirect("billing:billing_settings", workspace_slug=workspace.slug)
-    return render(request, "billing/billing_settings.html", {"form": form, "profile": profile})
+    context = {
+        "form": form,
+        "profile": profile,
+        "stripe_account": connect.account_of(workspace),
+        "stripe_available": bool(settings.STRIPE_SECRET_KEY),
+    }
+    return render(request, "billing/billing_settings.html", context)
+
+
+# --- Stripe Connect onboarding (billing/connect.py) ------------------------------------------
+
+
+def _to_stripe_onboarding(request: WorkspaceRequest) -> HttpResponse:
+    slug = request.workspace.slug
+    try:
+        url = connect.start_onboarding(
+            workspace=request.workspace,
+            actor=request.user,
+            refresh_url=settings.SITE_URL + reverse("billing:stripe_connect_refresh", args=[slug]),
+            return_url=settings.SITE_URL + reverse("billing:stripe_connect_return", args=[slug]),
+        )
+    except connect.ConnectError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:billing_settings", workspace_slug=slug)
+    return redirect(url)  # Stripe's onboarding: a single-use link that expires in minutes
+
+
+@require_POST
+@workspace_view(admin=True)
+def stripe_connect(request: WorkspaceRequest) -> HttpResponse:
+    """ "Connect Stripe": create the workspace's account if it has none, then go to Stripe's onboarding."""
+    return _to_stripe_onboarding(request)
+
+
+@require_GET
+@workspace_view(admin=True)
+def stripe_connect_refresh(request: WorkspaceRequest) -> HttpResponse:
+    """Where Stripe sends someone whose onboarding link expired or was used: a fresh link."""
+    return _to_stripe_onboarding(request)
+
+
+@require_GET
+@workspace_view(admin=True)
+def stripe_connect_return(request: WorkspaceRequest) -> HttpResponse:
+    """Back from Stripe's onboarding: read the account and say where it stands."""
+    try:
+        account = connect.finish_onboarding(workspace=request.workspace)
+    except connect.ConnectError as exc:
+        messages.error(request, str(exc))
+    else:
+        if account.charges_enabled:
+            messages.success(request, f"Stripe is connected ({account.account_id}): clients can pay by card.")
+        else:
+            messages.warning(
+                request,
+                "Stripe needs more details before this account can take payments: use “Continue on Stripe”. "
+                "Until then invoices are emailed with your bank details.",
+            )
+    return redirect("billing:billing_settings", workspace_slug=request.workspace.slug)
+
+
+@require_POST
+@workspace_view(admin=True)
+def stripe_disconnect(request: WorkspaceRequest) -> HttpResponse:
+    if connect.disconnect(workspace=request.workspace):
+        messages.success(
+            request,
+            "Stripe is disconnected: no card is charged and invoices are emailed with your bank details. "
+            "“Connect Stripe” connects the same account again.",
+        )
+    return redirect("billing:billing_settings", workspace_slug=request.workspace.slug)

@@ -18,8 +18,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from billing import cards, charges, stripe_api, stripe_ids
-from billing.models import BillingProfile, Invoice, Payment, StripeCustomer, StripeEvent
+from billing import cards, charges, connect, stripe_api, stripe_ids
+from billing.models import Invoice, Payment, StripeAccount, StripeCustomer, StripeEvent
 from billing.refunds import record_stripe_refund
 from clients.models import Client
 from retainers.models import Workspace
@@ -39,6 +39,7 @@ HANDLED = {
     "charge.refund.updated",  # the older name of refund.updated
     "charge.dispute.created",
     "checkout.session.completed",
+    "account.updated",  # the connected account's state (billing/connect.py)
 }
 
 
@@ -83,7 +84,8 @@ def _workspaces_of(event: dict[str, Any]) -> list[int]:
     account = event.get("account") or ""
     if not account:
         return []
-    return list(BillingProfile.objects.filter(stripe_account_id=account).values_list("workspace_id", flat=True))
+    # A disconnected account's events still count: a refund of a payment made before is still money moved.
+    return list(StripeAccount.objects.filter(account_id=account).values_list("workspace_id", flat=True))
 
 
 def _object(event: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +144,8 @@ def _apply(event: dict[str, Any], workspace_ids: list[int], fetched: Any) -> Non
         _refund_changed(obj, workspace_ids)
     elif kind == "charge.dispute.created":
         _dispute_created(obj, workspace_ids)
+    elif kind == "account.updated":
+        connect.account_updated(obj)
     elif kind == "checkout.session.completed":
         if obj.get("mode") == "setup":
             _card_saved(obj, workspace_ids, fetched)

@@ -15,7 +15,7 @@ from django.db.models.functions import Lower
 from clients import services
 from clients.models import Client, Contact, Plan, RetainerTerms
 from retainers.choices import CURRENCIES
-from retainers.fields import MoneyField, example_amount
+from retainers.fields import MoneyField, example_amount, format_percent, parse_percent
 from retainers.forms import QueryFilterForm
 from retainers.models import Workspace
 from retainers.units import format_units
@@ -32,6 +32,20 @@ class ClientForm(forms.Form):
         label="Billing address", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
     )
     tax_id = forms.CharField(label="Tax ID", max_length=50, required=False, help_text="VAT or tax number, if any.")
+    tax_treatment = forms.ChoiceField(
+        label="Tax",
+        choices=Client.TaxTreatment.choices,
+        initial=Client.TaxTreatment.WORKSPACE,
+        required=False,  # left out: the workspace's rate
+        help_text="How their invoices are taxed. Reverse charge (EU business clients abroad) needs their VAT number "
+        "above; the invoice then shows it beside yours (billing settings).",
+    )
+    tax_rate = forms.CharField(
+        label="Their tax rate (%)",
+        max_length=10,
+        required=False,
+        help_text="With “a rate of their own” only, e.g. 8.25.",
+    )
 
     def __init__(self, *args: Any, workspace: Workspace, client: Client | None = None, **kwargs: Any) -> None:
         if client is not None:
@@ -42,10 +56,37 @@ class ClientForm(forms.Form):
                     "billing_email": client.billing_email,
                     "address": client.address,
                     "tax_id": client.tax_id,
+                    "tax_treatment": client.tax_treatment,
+                    "tax_rate": "" if client.tax_rate_bp is None else format_percent(client.tax_rate_bp),
                 },
             )
         super().__init__(*args, **kwargs)
         self.workspace, self.client = workspace, client
+
+    def clean(self) -> dict[str, Any]:
+        """The treatment and what it needs: a rate of their own has a rate, the reverse charge has
+        the client's VAT number (the `client_tax_*` constraints hold the same). Cleaned to
+        `tax_treatment` and `tax_rate_bp` (None unless a rate of their own)."""
+        data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
+        treatment = data.get("tax_treatment") or Client.TaxTreatment.WORKSPACE
+        data["tax_treatment"] = treatment
+        rate_text = (data.pop("tax_rate", "") or "").strip()
+        data["tax_rate_bp"] = None
+        if treatment == Client.TaxTreatment.OWN_RATE:
+            if not rate_text:
+                self.add_error("tax_rate", "Enter their rate, e.g. 8.25, or choose another treatment.")
+            else:
+                try:
+                    data["tax_rate_bp"] = parse_percent(rate_text)
+                except forms.ValidationError as error:
+                    self.add_error("tax_rate", error)
+        if treatment == Client.TaxTreatment.REVERSE_CHARGE and not (data.get("tax_id") or "").strip():
+            if "tax_id" not in self.errors:
+                self.add_error(
+                    "tax_id", "The reverse charge needs the client's VAT number: it is printed on each invoice."
+                )
+        return data
 
     def clean_name(self) -> str:
         # The `client_name_unique` constraint decides; this check gives the friendly error early.

@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from retainers.fields import format_percent
 from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
 from retainers.units import utilisation, utilisation_percent
 
@@ -22,11 +23,23 @@ class Client(WorkspaceOwned):
         ACTIVE = "active", "Active"
         ARCHIVED = "archived", "Archived"
 
+    class TaxTreatment(models.TextChoices):
+        """How the client's invoices are taxed (billing/tax.py applies it)."""
+
+        WORKSPACE = "workspace", "Your tax rate (billing settings)"
+        OWN_RATE = "own_rate", "A rate of their own"
+        EXEMPT = "exempt", "Exempt: no tax"
+        REVERSE_CHARGE = "reverse_charge", "EU reverse charge: no tax, the client accounts for VAT"
+
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     billing_email = models.EmailField(blank=True, help_text="Invoices and receipts go here.")
     address = models.TextField(blank=True)
     tax_id = models.CharField("Tax ID", max_length=50, blank=True)
+    tax_treatment = models.CharField(max_length=20, choices=TaxTreatment.choices, default=TaxTreatment.WORKSPACE)
+    tax_rate_bp = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Their own rate in basis points (2000 = 20%), with the own-rate treatment."
+    )
     checkin_every_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Open a check-in task when there has been no session or message this long."
     )
@@ -35,10 +48,28 @@ class Client(WorkspaceOwned):
     class Meta:
         indexes = [models.Index(fields=["workspace", "status", "name"], name="client_list_idx")]
         # Names are unique per workspace ignoring case: "Acme" and "ACME" are one client to people.
-        constraints = [models.UniqueConstraint("workspace", Lower("name"), name="client_name_unique")]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="client_name_unique"),
+            # A rate of their own has a rate (at most 100%); the other treatments have none.
+            models.CheckConstraint(
+                condition=models.Q(tax_treatment="own_rate", tax_rate_bp__isnull=False, tax_rate_bp__lte=10000)
+                | (~models.Q(tax_treatment="own_rate") & models.Q(tax_rate_bp__isnull=True)),
+                name="client_tax_rate_with_own_rate",
+            ),
+            # Reverse charge names the client's VAT number on every invoice.
+            models.CheckConstraint(
+                condition=~models.Q(tax_treatment="reverse_charge") | ~models.Q(tax_id=""),
+                name="client_reverse_charge_has_tax_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def tax_rate_percent(self) -> str:
+        """Their own tax rate as people write it ("8.25"); empty without one."""
+        return "" if self.tax_rate_bp is None else format_percent(self.tax_rate_bp)
 
 
 class Contact(WorkspaceOwned):

@@ -1,11 +1,11 @@
-"""Clients' read-models for pages other apps compose: the client page's contacts card."""
+"""Clients' read-models for pages other apps compose: the client page's contacts card, the client's currency."""
 
 from __future__ import annotations
 
 from django.db.models.functions import Lower
 
 from clients.forms import ContactForm
-from clients.models import Client, Contact
+from clients.models import Client, Contact, Retainer
 from retainers.http import WorkspaceRequest
 
 
@@ -20,3 +20,12 @@ def contacts_section(
         "contact_form": form or ContactForm(workspace=request.workspace, prefix="contact"),
         "notice": notice,
     }
+
+
+def client_currency(client: Client) -> str:
+    """The currency a client is billed in: its latest live retainer's, else its latest retainer's,
+    else the workspace's. Invoices made by hand use it, so a EUR client is not invoiced in GBP."""
+    retainers = Retainer.objects.for_workspace(client.workspace_id).filter(client=client)
+    latest = retainers.live().order_by("-starts_on", "-pk").values_list("currency", flat=True).first()
+    latest = latest or retainers.order_by("-starts_on", "-pk").values_list("currency", flat=True).first()
+    return latest or client.workspace.currency

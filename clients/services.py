@@ -51,6 +51,19 @@ def _check_client_name(workspace_id: int, name: str, *, exclude: Client | None =
     return name
 
 
+def _check_tax(client: Client) -> None:
+    """What the `client_tax_*` constraints hold, as field errors before the database refuses."""
+    own_rate = client.tax_treatment == Client.TaxTreatment.OWN_RATE
+    if own_rate and (client.tax_rate_bp is None or not 0 <= client.tax_rate_bp <= 10000):
+        raise ClientError("Enter their rate, from 0 to 100%.", field="tax_rate")
+    if not own_rate:
+        client.tax_rate_bp = None
+    if client.tax_treatment == Client.TaxTreatment.REVERSE_CHARGE and not client.tax_id:
+        raise ClientError(
+            "The reverse charge needs the client's VAT number: it is printed on each invoice.", field="tax_id"
+        )
+
+
 def _save_client(client: Client, update_fields: list[str] | None = None) -> Client:
     """Save, turning the `client_name_unique` constraint into the name field's error: the check
     before it is only the friendly path, two people adding "Acme" at once meet here."""
@@ -66,7 +79,14 @@ def _save_client(client: Client, update_fields: list[str] | None = None) -> Clie
 
 @transaction.atomic
 def create_client(
-    *, workspace: Workspace, name: str, billing_email: str = "", address: str = "", tax_id: str = ""
+    *,
+    workspace: Workspace,
+    name: str,
+    billing_email: str = "",
+    address: str = "",
+    tax_id: str = "",
+    tax_treatment: str = Client.TaxTreatment.WORKSPACE,
+    tax_rate_bp: int | None = None,
 ) -> Client:
     """Create an active client. Names are unique per workspace, ignoring case (the `client_name_unique` constraint)."""
     client = Client(
@@ -75,15 +95,30 @@ def create_client(
         billing_email=billing_email.strip(),
         address=address.strip(),
         tax_id=tax_id.strip(),
+        tax_treatment=tax_treatment,
+        tax_rate_bp=tax_rate_bp,
     )
+    _check_tax(client)
     return _save_client(client)
 
 
 @transaction.atomic
-def update_client(*, client: Client, name: str, billing_email: str, address: str, tax_id: str) -> Client:
+def update_client(
+    *,
+    client: Client,
+    name: str,
+    billing_email: str,
+    address: str,
+    tax_id: str,
+    tax_treatment: str = Client.TaxTreatment.WORKSPACE,
+    tax_rate_bp: int | None = None,
+) -> Client:
+    """Change a client's details. Their tax treatment applies to invoices issued from now on."""
     client.name = _check_client_name(client.workspace_id, name, exclude=client)
     client.billing_email, client.address, client.tax_id = billing_email.strip(), address.strip(), tax_id.strip()
-    return _save_client(client, ["name", "billing_email", "address", "tax_id"])
+    client.tax_treatment, client.tax_rate_bp = tax_treatment, tax_rate_bp
+    _check_tax(client)
+    return _save_client(client, ["name", "billing_email", "address", "tax_id", "tax_treatment", "tax_rate_bp"])
 
 
 @transaction.atomic

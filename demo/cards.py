@@ -12,8 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from billing import cards, stripe_api
-from billing import services as billing
+from billing import cards, connect, stripe_api
 from billing.models import StripeCustomer
 from clients.models import Client, Retainer
 from delivery import services as delivery
@@ -37,16 +36,13 @@ def demo_workspace() -> Workspace:
 
 
 def connect_demo(*, account: str = DEMO_ACCOUNT) -> list[StripeCustomer]:
-    """Idempotent: a client whose card is saved keeps it; the account id is set only if there is none."""
+    """Idempotent: a client whose card is saved keeps it; the account is taken up only if there is none."""
     if not settings.STRIPE_SECRET_KEY:
         raise DemoStripeError(
             "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for localstripe), see the README."
         )
     workspace = demo_workspace()
-    profile = billing.profile_for(workspace)
-    if not profile.stripe_account_id:
-        profile.stripe_account_id = account
-        profile.save(update_fields=["stripe_account_id"])
+    connect.use_test_account(workspace=workspace, account_id=account)  # localstripe has no onboarding
     saved = []
     for client in Client.objects.for_workspace(workspace).filter(name__in=CARD_CLIENTS).select_related("workspace"):
         card = cards.card_on_file(client)

@@ -148,3 +148,23 @@ class MoneyField(forms.Field):
         if error := amount_error(minor, self.currency):
             raise forms.ValidationError(error, code="max_value")
         return minor
+
+
+def format_percent(basis_points: int) -> str:
+    """2000 → "20", 825 → "8.25"."""
+    return str(Decimal(basis_points) / 100)  # Decimal division keeps only the decimals it needs
+
+
+def parse_percent(value: str) -> int:
+    """A percentage typed by a person as basis points: "20" → 2000, "8.25 %" → 825; 0 to 100 with
+    2 decimals at most, else a ValidationError saying what to type."""
+    text = value.strip().removesuffix("%").strip()
+    try:
+        percent = Decimal(text)
+    except InvalidOperation:
+        raise forms.ValidationError("Enter a percentage such as 20 or 8.25.", code="invalid") from None
+    if not percent.is_finite() or not 0 <= percent <= 100:
+        raise forms.ValidationError("Enter a percentage from 0 to 100.", code="range")
+    if percent != percent.quantize(Decimal("0.01")):
+        raise forms.ValidationError("Use 2 decimals at most, e.g. 8.25.", code="decimals")
+    return int(percent * 100)

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from billing import services
-from billing.models import Invoice, StripeCustomer
+from billing.models import Invoice, StripeAccount, StripeCustomer
 from clients.models import Client
 from tests import factories
 from tests.billing.stripe_fake import FakeStripe
@@ -82,8 +82,10 @@ def use_stripe(settings, workspace) -> Callable[[str], None]:
         settings.STRIPE_SECRET_KEY = SECRET_KEY
         settings.STRIPE_API_BASE = url
         settings.STRIPE_TIMEOUT_SECONDS = timeout
+        StripeAccount.objects.update_or_create(
+            workspace=workspace, defaults={"account_id": ACCOUNT, "charges_enabled": True, "details_submitted": True}
+        )
         profile = services.profile_for(workspace)
-        profile.stripe_account_id = ACCOUNT
         profile.payment_instructions = "Bank: Northwind Bank\nIBAN: GB00 NWBK 0000 0000 0000 00"
         profile.save()
 

@@ -152,6 +152,12 @@ class FakeStripe:
         session.update(status="complete", payment_status="paid", payment_intent=pi["id"])
         return session
 
+    def complete_onboarding(self, account_id: str, *, charges_enabled: bool = True) -> dict[str, Any]:
+        """What the account holder does on Stripe's onboarding pages: details submitted, charges on."""
+        account = self.objects[account_id]
+        account.update(details_submitted=True, charges_enabled=charges_enabled, payouts_enabled=charges_enabled)
+        return account
+
     # --- The API ---------------------------------------------------------------------------
 
     def _new(self, prefix: str, object_type: str, **fields: Any) -> dict[str, Any]:
@@ -223,6 +229,35 @@ class FakeStripe:
             )
         if r.method == "POST" and r.path == "/v1/payment_intents":
             return self._payment_intent(p)
+        if r.method == "POST" and r.path == "/v1/accounts" and not r.account:  # Connect: platform calls only
+            return 200, self._new(
+                "acct",
+                "account",
+                type=p.get("type"),
+                email=p.get("email"),
+                metadata=p.get("metadata", {}),
+                capabilities={name: "inactive" for name in p.get("capabilities", {})},
+                charges_enabled=False,
+                payouts_enabled=False,
+                details_submitted=False,
+            )
+        if r.method == "GET" and (m := re.fullmatch(r"/v1/accounts/(acct_[^/]+)", r.path)) and not r.account:
+            obj = self.objects.get(m.group(1))
+            return (200, obj) if obj else _missing(m.group(1))
+        if r.method == "POST" and r.path == "/v1/account_links" and not r.account:
+            if p.get("account") not in self.objects or p.get("type") != "account_onboarding":
+                return 400, {"error": {"type": "invalid_request_error", "message": "No such account."}}
+            if not p.get("return_url") or not p.get("refresh_url"):
+                return 400, {
+                    "error": {"type": "invalid_request_error", "message": "Missing return_url or refresh_url."}
+                }
+            created = int(time.time())
+            return 200, {
+                "object": "account_link",
+                "created": created,
+                "expires_at": created + 300,
+                "url": f"{self.url}/setup/e/{p['account']}/{secrets.token_hex(8)}",
+            }
         if r.method == "GET" and r.path == "/v1/payment_intents":
             since = int((p.get("created") or {}).get("gte") or 0)
             data = [

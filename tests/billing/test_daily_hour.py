@@ -82,3 +82,34 @@ def test_as_of_still_runs_every_workspace_whatever_the_hour(
     assert summary.overdue_notices == 1
     assert len(overdue_emails(invoice)) == 2
     assert not DailyRun.objects.exists()  # a replay claims no day: beat still runs that day
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_claim_a_workspaces_day_once(settings):
+    """The claim is one upsert: a second run waits on the first's row and then finds the day taken."""
+    import threading
+
+    from django.db import connection, transaction
+
+    settings.DAILY_JOBS_LOCAL_HOUR = 8
+    workspace = factories.WorkspaceFactory(timezone="Europe/Paris")
+    now = datetime.fromisoformat("2027-03-10T09:30:00+00:00")
+    first_claimed = threading.Event()
+    results: dict[str, dict[int, date]] = {}
+
+    def second_run() -> None:
+        first_claimed.wait(5)
+        try:
+            results["second"] = claim_days(DailyRun.Job.DUNNING, [workspace.pk], now=now)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    with transaction.atomic():
+        results["first"] = claim_days(DailyRun.Job.DUNNING, [workspace.pk], now=now)
+        first_claimed.set()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the first run's row, not claiming beside it
+    thread.join(5)
+    assert results == {"first": {workspace.pk: date(2027, 3, 10)}, "second": {}}

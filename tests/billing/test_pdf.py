@@ -14,7 +14,7 @@ import pytest
 from django.core import mail
 from pypdf import PdfReader
 
-from billing import paylinks, refunds, services
+from billing import connect, paylinks, refunds, services
 from billing import pdf as pdf_module
 from billing.models import Invoice, Payment
 from billing.pdf import render_invoice_pdf, rerender_invoice_pdf, store_invoice_pdf
@@ -281,8 +281,8 @@ def test_credit_note_quantity_price_and_amount_columns_stand_apart(invoice, djan
 
 def connect_stripe(settings, workspace, *, bank_details: str | None = None) -> None:
     settings.STRIPE_SECRET_KEY = "sk_test_pdf"  # nothing is sent to Stripe: the PDF only asks is_configured
+    connect.use_test_account(workspace=workspace, account_id="acct_1Pdf")
     profile = services.profile_for(workspace)
-    profile.stripe_account_id = "acct_1Pdf"
     if bank_details is not None:
         profile.payment_instructions = bank_details
     profile.save()

@@ -27,7 +27,7 @@ from django.db.models import Count, F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import BillingProfile, Invoice, InvoiceLine, Payment
+from billing.models import Invoice, InvoiceLine, Payment, StripeAccount
 from clients import services as client_services
 from clients.models import Amendment, Client, Contact, Plan, Retainer
 from communication import services as communication
@@ -368,7 +368,7 @@ def test_default_demo_bills_its_history_and_collects_all_but_one_overdue_and_one
         assert payment.invoice.issued_on <= local_day(demo, payment.created_at) <= today
         assert payment.created_at <= timezone.now() and payment.recorded_by.email == northwind.OWNER
     assert all(local_day(demo, i.paid_at) <= i.due_on for i in paid)  # the demo's clients pay on time
-    assert BillingProfile.objects.get(workspace=demo).stripe_account_id == ""
+    assert not StripeAccount.objects.filter(workspace=demo).exists()
 
     [overdue] = [i for i in invoices if i.is_overdue(on=today)]
     assert overdue.client.name == "Globex Ltd" and overdue.paid_minor == 0

@@ -71,7 +71,7 @@ HOSTILE_FIELDS: dict[str, tuple[str, ...]] = {
     "delivery.Booking": ("cancel_reason",),
     "delivery.CalendarConnection": ("username", "last_error"),
     "billing.BillingProfile": ("legal_name", "address", "tax_id", "tax_label", "payment_instructions"),
-    "billing.Invoice": ("tax_label", "memo"),
+    "billing.Invoice": ("tax_label", "memo", "seller_tax_id", "buyer_tax_id"),  # tax IDs: copies of typed ones
     "billing.InvoiceLine": ("description",),
     "billing.Payment": ("note", "failure_message"),
     "renewals.Renewal": ("proposal_text", "decline_reason", "deliverables"),
@@ -104,8 +104,9 @@ NOT_WRITABLE = {
     "delivery.Booking": {"unit", "uid", "calendar_href"},
     "delivery.CalendarConnection": {"url", "password_sealed", "calendar_url"},
     "delivery.CalendarFeed": {"secret_hash", "secret_sealed"},
-    "billing.BillingProfile": {"stripe_account_id", "reminder_offsets", "retry_days"},
-    "billing.Invoice": {"number", "currency", "delivery_error"},  # delivery_error: our own words
+    "billing.BillingProfile": {"reminder_offsets", "retry_days"},
+    "billing.StripeAccount": {"account_id"},
+    "billing.Invoice": {"number", "currency", "delivery_error", "tax_mention"},  # delivery_error, tax_mention: our own words
     "billing.Payment": {"currency", "stripe_id"},
     "billing.StripeCustomer": {"customer_id", "payment_method_id", "card_brand", "card_last4", "card_exp"},
     "billing.StripeEvent": {"event_id", "type", "account"},

@@ -12,7 +12,11 @@ class Command(BaseCommand):
     help = "Retry failed card charges that are due, send overdue notices and reminders, pause retainers. Safe to run again."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--as-of", help="Run as if today were this date (YYYY-MM-DD) in every workspace.")
+        parser.add_argument(
+            "--as-of",
+            help="Run as if today were this date (YYYY-MM-DD) in every workspace, whatever the hour. Without it, "
+            "as beat does: each workspace once per local day, after DAILY_JOBS_LOCAL_HOUR in its time zone.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = parse_as_of(options["as_of"])
