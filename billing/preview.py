@@ -70,8 +70,9 @@ def next_invoice(retainer: Retainer, *, today: date) -> NextInvoice | None:
 
 
 def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, NextInvoice | None]:
-    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: five queries,
-    six when a period is not billed yet, however many retainers."""
+    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: six queries
+    (the clients' tax treatments among them), seven when a period is not billed yet, however many
+    retainers."""
     retainers = [r for r in retainers]
     result: dict[int, NextInvoice | None] = {r.pk: None for r in retainers}
     active = {r.pk: r for r in retainers if r.status == Retainer.Status.ACTIVE}
