@@ -105,3 +105,13 @@ def test_workspace_settings_changes_are_audited_with_what_changed(owner_client, 
 def test_saving_unchanged_workspace_settings_records_nothing(workspace, alice):
     services.update_workspace(workspace=workspace, name=workspace.name, timezone_name="Europe/London", currency="GBP")
     assert not AuditEvent.objects.exists()
+
+
+def test_the_admin_lists_audit_events_and_cannot_change_them(workspace, alice, login):
+    event = _event(workspace, alice)
+    staff = login(type(alice).objects.create_superuser(email="root@example.com", password="x"))
+    assert staff.get("/admin/retainers/auditevent/").status_code == 200
+    page = staff.get(f"/admin/retainers/auditevent/{event.pk}/change/")
+    assert page.status_code == 200 and "test.done" in page.content.decode()
+    assert staff.post(f"/admin/retainers/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
