@@ -115,3 +115,13 @@ def test_the_admin_lists_audit_events_and_cannot_change_them(workspace, alice, l
     assert page.status_code == 200 and "test.done" in page.content.decode()
     assert staff.post(f"/admin/retainers/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_history_written_after_the_fact_carries_its_own_time(workspace, alice):
+    from datetime import UTC, datetime
+
+    then = datetime(2025, 11, 3, 9, 30, tzinfo=UTC)
+    with audit.recorded_at(then):
+        backdated = _event(workspace, alice)
+    assert backdated.created_at == then
+    assert _event(workspace, alice).created_at > then  # only inside the block
