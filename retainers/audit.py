@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 
+from allauth.account.adapter import get_adapter
 from django.db import models
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
 from retainers.models import AuditEvent, Membership, User, Workspace
-from retainers.ratelimits import client_ip
 
 _request_ip: ContextVar[str | None] = ContextVar("audit_request_ip", default=None)
 _recorded_at: ContextVar[datetime | None] = ContextVar("audit_recorded_at", default=None)
@@ -56,7 +56,7 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         try:
-            ip = client_ip(request)
+            ip = get_adapter(request).get_client_ip(request)  # whole, where rate limits cut IPv6 to /64
         except Exception:  # a request without a usable address is still served, unattributed
             ip = None
         with request_ip(_valid_ip(ip)):

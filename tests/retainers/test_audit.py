@@ -125,3 +125,12 @@ def test_history_written_after_the_fact_carries_its_own_time(workspace, alice):
         backdated = _event(workspace, alice)
     assert backdated.created_at == then
     assert _event(workspace, alice).created_at > then  # only inside the block
+
+
+def test_an_ipv6_address_is_kept_whole(owner_client, workspace):
+    owner_client.post(
+        reverse("workspace_settings", args=[workspace.slug]),
+        {"workspace_name": "Northwind v6", "timezone": "Europe/London", "currency": "GBP"},
+        REMOTE_ADDR="2001:db8::1234",
+    )
+    assert AuditEvent.objects.get(action="settings.workspace_changed").ip == "2001:db8::1234"
