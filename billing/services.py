@@ -750,6 +750,13 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         amount_minor=amount_minor,
         changes={"credit_note": note.pk, "number": number, "reason": reason.strip()},
     )
+    audit_invoice(
+        note,
+        "credit_note.issued",
+        actor=actor,
+        amount_minor=amount_minor,
+        changes={"credit_for": original.pk, "number": original.number, "reason": reason.strip()},
+    )
     settle_status(original, actor=actor)
     after_money_moved(original, now=now)
     _after_issue([note.pk])

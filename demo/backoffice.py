@@ -38,6 +38,7 @@ from communication.models import Message, Note
 from delivery.models import Period, WorkItem
 from renewals import services as renewals
 from renewals.models import Renewal
+from retainers import audit
 from retainers.models import Email, Membership, User, Workspace
 
 PAYMENT_TERMS_DAYS = 30  # net 30: an invoice of the current period is never overdue yet, whatever today is
@@ -117,7 +118,8 @@ def bill_history(workspace: Workspace, *, rng: random.Random, today: date) -> li
     days = sorted({day for pair in bounds for day in pair if day <= today})
     issued: list[int] = []
     for day in days:  # already delivered on their day: no PDF, email or charge now
-        issued += billing.bill_workspace(workspace_id=workspace.pk, as_of=day, deliver=False).invoices
+        with audit.recorded_at(happened_at(workspace, day, 9)):
+            issued += billing.bill_workspace(workspace_id=workspace.pk, as_of=day, deliver=False).invoices
     invoices = list(
         Invoice.objects.filter(pk__in=issued).select_related("workspace", "client").order_by("issued_on", "pk")
     )
@@ -150,9 +152,10 @@ def collect_payments(
             amount, note = invoice.balance_minor, f"Bank transfer, ref {invoice.number}"
         else:
             continue
-        payment = billing.record_payment(
-            invoice=invoice, amount_minor=amount, method=Payment.Method.BANK_TRANSFER, actor=actor, note=note
-        )
+        with audit.recorded_at(paid_at):
+            payment = billing.record_payment(
+                invoice=invoice, amount_minor=amount, method=Payment.Method.BANK_TRANSFER, actor=actor, note=note
+            )
         Payment.objects.filter(pk=payment.pk).update(created_at=paid_at)
         Invoice.objects.filter(pk=invoice.pk, paid_at__isnull=False).update(paid_at=paid_at)
 

@@ -30,6 +30,7 @@ from clients.models import Client, Plan, Retainer
 from delivery import services
 from delivery.models import Deliverable, WorkItem
 from demo import catalog
+from retainers import audit
 from retainers.models import User
 
 ONE_DAY = timedelta(days=1)
@@ -319,15 +320,18 @@ class ServiceBooks:
         services.set_deliverable_status(deliverable=deliverable, status=status, actor=self.actor, on=on)
 
     def amend(self, *, on: date, changes: dict[str, object], reason: str) -> None:
-        services.amend_retainer(
-            retainer=self.retainer, terms=changes, reason=reason, actor=self.actor, now=self.clock.at(on, 11)
-        )
+        with audit.recorded_at(self.clock.at(on, 11)):
+            services.amend_retainer(
+                retainer=self.retainer, terms=changes, reason=reason, actor=self.actor, now=self.clock.at(on, 11)
+            )
 
     def cancel(self, *, on: date) -> None:
-        services.cancel_at_period_end(retainer=self.retainer)
+        with audit.recorded_at(self.clock.at(on, 11)):
+            services.cancel_at_period_end(retainer=self.retainer)
 
     def pause(self, *, on: date) -> None:
-        services.pause_retainer(retainer=self.retainer, on=on)
+        with audit.recorded_at(self.clock.at(on, 11)):
+            services.pause_retainer(retainer=self.retainer, on=on)
 
     def close(self, *, as_of: date) -> bool:
         services.close_and_open_period(retainer=self.retainer, as_of=as_of, now=self.clock.at(as_of, 1))

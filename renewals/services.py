@@ -46,6 +46,7 @@ from delivery.models import Period
 from renewals import evidence as proposal
 from renewals import signals
 from renewals.models import Renewal, RenewalSettings
+from retainers import audit
 from retainers.daily import claim_days
 from retainers.models import DailyRun, Email, User, Workspace
 from retainers.money import format_money
@@ -425,6 +426,7 @@ def accept_renewal(*, renewal: Renewal, contact: Contact | None = None, actor: U
     renewal.status, renewal.responded_at, renewal.responded_by = Status.ACCEPTED, timezone.now(), contact
     renewal.next_retainer, renewal.term_ends_on = next_retainer, starts_on
     renewal.save(update_fields=["status", "responded_at", "responded_by", "next_retainer", "term_ends_on"])
+    _audit_answer(renewal, retainer, "renewal.accepted", actor=actor, contact=contact, next_retainer=next_retainer.pk)
 
     context = {**_context(renewal), "next_retainer": next_retainer, "recorded_by": actor, "contact": contact}
     for user_id, email in consultant_recipients(renewal.workspace_id):
@@ -447,6 +449,21 @@ def accept_renewal(*, renewal: Renewal, contact: Contact | None = None, actor: U
     return renewal
 
 
+def _audit_answer(
+    renewal: Renewal, retainer: Retainer, action: str, *, actor: User | None, contact: Contact | None, **changes: object
+) -> None:
+    """A change of terms by the client's answer (or a team member recording it): audited on the retainer."""
+    who = f"answered by {contact.name} <{contact.email}>" if contact is not None and actor is None else ""
+    audit.record(
+        workspace=renewal.workspace_id,
+        actor=actor,
+        action=action,
+        target=retainer,
+        summary=" · ".join(filter(None, [retainer.name, who])),
+        changes={"renewal": renewal.pk, **changes},
+    )
+
+
 @transaction.atomic
 def decline_renewal(
     *, renewal: Renewal, reason: str = "", contact: Contact | None = None, actor: User | None = None
@@ -463,6 +480,7 @@ def decline_renewal(
     renewal.status, renewal.responded_at, renewal.responded_by = Status.DECLINED, now, contact
     renewal.decline_reason = reason.strip()[:2000]
     renewal.save(update_fields=["status", "responded_at", "responded_by", "decline_reason"])
+    _audit_answer(renewal, retainer, "renewal.declined", actor=actor, contact=contact, reason=renewal.decline_reason)
     # The follow-up task ("Ask why ... declined") is communication's: its receiver adds it in this
     # transaction (renewals/signals.py).
     signals.renewal_declined.send(sender=Renewal, renewal=renewal, retainer=retainer, actor=actor, declined_at=now)

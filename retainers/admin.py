@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
-from retainers.models import Email, Invitation, Membership, User, Workspace
+from retainers.models import AuditEvent, Email, Invitation, Membership, User, Workspace
 
 
 @admin.register(User)
@@ -42,3 +43,22 @@ class EmailAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["to", "subject"]
     readonly_fields = [f.name for f in Email._meta.fields]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read only: the database refuses to change or delete an audit event anyway."""
+
+    list_display = ["created_at", "workspace", "action", "summary", "amount_minor", "currency", "actor_label", "ip"]
+    list_filter = ["action"]
+    search_fields = ["actor_label", "summary", "action"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

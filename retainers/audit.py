@@ -14,14 +14,17 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 
+from allauth.account.adapter import get_adapter
 from django.db import models
 from django.http import HttpRequest, HttpResponseBase
+from django.utils import timezone
 
 from retainers.models import AuditEvent, Membership, User, Workspace
-from retainers.ratelimits import client_ip
 
 _request_ip: ContextVar[str | None] = ContextVar("audit_request_ip", default=None)
+_recorded_at: ContextVar[datetime | None] = ContextVar("audit_recorded_at", default=None)
 
 
 @contextmanager
@@ -34,6 +37,17 @@ def request_ip(ip: str | None) -> Iterator[None]:
         _request_ip.reset(token)
 
 
+@contextmanager
+def recorded_at(instant: datetime) -> Iterator[None]:
+    """Date the audit rows written inside at `instant` rather than now: for history written after the
+    fact (the demo's months of invoices and payments), never for a change happening now."""
+    token = _recorded_at.set(instant)
+    try:
+        yield
+    finally:
+        _recorded_at.reset(token)
+
+
 class AuditMiddleware:
     """Sets the request's client address for `record` (allauth's reading of it, proxies included)."""
 
@@ -42,7 +56,7 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         try:
-            ip = client_ip(request)
+            ip = get_adapter(request).get_client_ip(request)  # whole, where rate limits cut IPv6 to /64
         except Exception:  # a request without a usable address is still served, unattributed
             ip = None
         with request_ip(_valid_ip(ip)):
@@ -88,6 +102,7 @@ def event(
         currency=currency if amount_minor is not None else "",
         changes=dict(changes or {}),
         ip=_request_ip.get(),
+        created_at=_recorded_at.get() or timezone.now(),
     )
 
 

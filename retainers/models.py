@@ -304,6 +304,8 @@ AUDIT_ACTIONS = {
     "retainer.cancel_undone": "Cancellation undone",
     "retainer.ended": "Retainer ended",
     "retainer.collection_changed": "Payment collection changed",
+    "renewal.accepted": "Renewal accepted",
+    "renewal.declined": "Renewal declined",
     "member.invited": "Member invited",
     "member.invitation_revoked": "Invitation revoked",
     "member.joined": "Member joined",

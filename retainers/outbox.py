@@ -113,7 +113,8 @@ def queue_email(
     subject = " ".join(render_text(f"emails/{template}/subject.txt", context).split())
     body_text = render_text(f"emails/{template}/body.txt", context).strip() + "\n"
     if client_id is not None:
-        assert workspace is not None, "an email to a client is the workspace's"
+        if workspace is None:
+            raise ValueError("an email to a client is sent in its workspace's name: pass workspace=")
         reply_to = client_reply_to(workspace_id=workspace.pk, client_id=client_id, fallback=reply_to)
     return _queue(
         to=to,

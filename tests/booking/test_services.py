@@ -11,6 +11,7 @@ from django.core import mail
 from django.db.models import Sum
 from icalendar import Calendar
 
+from communication.inbound import reply_address
 from delivery import booking, booking_setup, services
 from delivery.booking import BookingError
 from delivery.models import Booking, BookingPolicy, LedgerEntry, Period, WorkItem
@@ -78,7 +79,7 @@ def test_confirmations_go_to_the_contact_and_the_member_with_an_invitation(now, 
     to_carol = Email.objects.get(to=carol.email)
     assert "05:00–06:00 (America/New_York)" in to_carol.body_text  # her own zone
     assert to_carol.key == f"booking-{made.pk}-confirmed-0-contact"
-    assert to_carol.reply_to == bob.email  # her answer reaches her consultant
+    assert to_carol.reply_to == reply_address(retainer.client)  # her answer reaches her consultant's thread
     to_bob = Email.objects.get(to=bob.email)
     assert "09:00–10:00 (Europe/London)" in to_bob.body_text and "Acme Ltd booked" in to_bob.body_text
     (invite,) = invitations(carol.email)

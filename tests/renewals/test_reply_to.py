@@ -12,7 +12,7 @@ import time_machine
 from communication.inbound import reply_address
 from renewals import services
 from renewals.models import Renewal
-from retainers.models import Email
+from retainers.models import AuditEvent, Email
 from tests.renewals.conftest import run
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +55,10 @@ def test_the_declined_confirmation_can_be_answered(proposed, acme, carol):
     with time_machine.travel("2026-06-03T09:00:00+00:00", tick=True):
         services.decline_renewal(renewal=proposed, contact=carol, reason="Budget")
     [email] = client_emails("carol@acme.example", "-declined-client-")
+    # The answer is a change of terms: audited, naming the contact who gave it.
+    [answer] = AuditEvent.objects.filter(action="renewal.declined")
+    assert answer.actor is None and "Carol Chen <carol@acme.example>" in answer.summary
+    assert answer.changes == {"renewal": proposed.pk, "reason": "Budget"}
     assert email.reply_to == reply_address(acme)
     # The consultants' copies are not client email: no thread address, the workspace as sender.
     for consultant in Email.objects.filter(key__contains="-declined-").exclude(to="carol@acme.example"):

@@ -105,3 +105,32 @@ def test_workspace_settings_changes_are_audited_with_what_changed(owner_client, 
 def test_saving_unchanged_workspace_settings_records_nothing(workspace, alice):
     services.update_workspace(workspace=workspace, name=workspace.name, timezone_name="Europe/London", currency="GBP")
     assert not AuditEvent.objects.exists()
+
+
+def test_the_admin_lists_audit_events_and_cannot_change_them(workspace, alice, login):
+    event = _event(workspace, alice)
+    staff = login(type(alice).objects.create_superuser(email="root@example.com", password="x"))
+    assert staff.get("/admin/retainers/auditevent/").status_code == 200
+    page = staff.get(f"/admin/retainers/auditevent/{event.pk}/change/")
+    assert page.status_code == 200 and "test.done" in page.content.decode()
+    assert staff.post(f"/admin/retainers/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_history_written_after_the_fact_carries_its_own_time(workspace, alice):
+    from datetime import UTC, datetime
+
+    then = datetime(2025, 11, 3, 9, 30, tzinfo=UTC)
+    with audit.recorded_at(then):
+        backdated = _event(workspace, alice)
+    assert backdated.created_at == then
+    assert _event(workspace, alice).created_at > then  # only inside the block
+
+
+def test_an_ipv6_address_is_kept_whole(owner_client, workspace):
+    owner_client.post(
+        reverse("workspace_settings", args=[workspace.slug]),
+        {"workspace_name": "Northwind v6", "timezone": "Europe/London", "currency": "GBP"},
+        REMOTE_ADDR="2001:db8::1234",
+    )
+    assert AuditEvent.objects.get(action="settings.workspace_changed").ip == "2001:db8::1234"

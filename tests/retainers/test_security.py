@@ -26,6 +26,7 @@ from clients.services import add_contact
 from retainers import services
 from retainers.models import Email, Membership
 from tests import factories
+from tests.sent import sent_text
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -163,7 +164,7 @@ def site(db, workspace, alice, bob, login, settings, tmp_path, django_capture_on
         acme = factories.ClientFactory(workspace=workspace, name="Acme Corp")
         contact = add_contact(client=acme, name="Carol Chen", email="carol@acme.example", portal_access=True)
         give_every_page_an_object(workspace, acme, alice)
-    invitation_path = re.search(r"/invite/[^/\s]+/", Email.objects.get(to="dana@example.com").body_text).group()
+    invitation_path = re.search(r"/invite/[^/\s]+/", sent_text(Email.objects.get(to="dana@example.com"))).group()
     token = invitation_path.split("/")[2]
 
     # An unconfirmed address gives the confirm-email page its real "Confirm" form.
