@@ -15,8 +15,9 @@ checked as part of it):
   DELETEs FROM must carry `workspace_id = …` or `workspace_id IN (…)` under its own name or alias;
 - a tenant table brought in by a JOIN needs no condition of its own: Django joins along foreign
   keys, and every foreign key between tenant tables stays inside one workspace (a row and the
-  row it points to share `workspace_id`; tests/test_constraints.py), so the join cannot reach
-  another tenant. (On Citus the join condition gains `workspace_id` too, see the doc.)
+  row it points to share `workspace_id`: the services write it so, and the test checks every such
+  link of the data it crawled), so the join cannot reach another tenant. (On Citus the join
+  condition gains `workspace_id` too, and a composite foreign key makes the database hold it.)
 - an INSERT must name the `workspace_id` column (it always does: the column is NOT NULL).
 """
 
@@ -30,6 +31,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -176,6 +178,29 @@ def findings_of(queries: Iterable[dict[str, str]], tenants: set[str], where: str
     return found
 
 
+def cross_workspace_links() -> dict[str, int]:
+    """For each foreign key from a tenant table to another, the rows whose parent is in another
+    workspace (the join rule above rests on there being none)."""
+    found = {}
+    with connection.cursor() as cursor:
+        for model in apps.get_models():
+            if not any(f.name == "workspace" for f in model._meta.concrete_fields):
+                continue
+            for field in model._meta.concrete_fields:
+                parent = field.related_model if field.is_relation and field.many_to_one else None
+                if parent is None or not any(f.name == "workspace" for f in parent._meta.concrete_fields):
+                    continue
+                child_table, parent_table = model._meta.db_table, parent._meta.db_table
+                cursor.execute(
+                    f'SELECT count(*) FROM "{child_table}" c JOIN "{parent_table}" p ON c."{field.column}" = p."{field.target_field.column}" '
+                    'WHERE c."workspace_id" <> p."workspace_id"'
+                )
+                (count,) = cursor.fetchone()
+                if count:
+                    found[f"{child_table}.{field.column}"] = count
+    return found
+
+
 @pytest.fixture
 def demo(db, settings, tmp_path, django_capture_on_commit_callbacks) -> SimpleNamespace:
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -239,6 +264,8 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
         outbox.send_due_emails()
     assert summary.invoices > 0
     found += findings_of(queries.captured_queries, tenants, "billing run", page=False)
+
+    assert cross_workspace_links() == {}
 
     report = "\n".join(f"{f.where}: {', '.join(f.tables)}\n    ...{f.sql[f.sql.find(' FROM ') :][:600]}" for f in found)
     assert not found, f"{len(found)} statements lack a workspace_id condition:\n{report}"
