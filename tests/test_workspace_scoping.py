@@ -3,7 +3,8 @@
 Citus, distributed by `workspace_id`, routes a statement to one node only when it says which
 workspace it is about; PostgreSQL's row-level policies need the same. This test captures every SQL
 statement of a crawl of the demo (every consultant page as the owner, every portal page as a
-client's contact) and of a billing run with its deliveries and emails, and fails on a statement
+client's contact), of a billing run with its deliveries and emails and of the other scheduled jobs
+(dunning, renewals, reminders, closing periods), and fails on a statement
 that reads or writes a tenant table without a `workspace_id` condition, unless it is one of the
 cross-tenant scans allow-listed below, each with its reason. docs/scale-out.md explains the rule.
 
@@ -62,6 +63,7 @@ _KEYWORDS = "(?:WHERE|INNER|LEFT|RIGHT|FULL|CROSS|JOIN|ON|SET|GROUP|ORDER|LIMIT|
 # A table as the statement names it: "name" or "name" ALIAS (Django's aliases: U0, T3, V1, ...).
 _TABLE = rf'"(?P<table>\w+)"(?!\.)(?:\s+(?:AS\s+)?(?P<alias>"[A-Z]\d+"|(?!{_KEYWORDS}\b)[A-Z]\w*))?'
 _ROOTS = re.compile(rf"(?:\bFROM|^\s*UPDATE)\s+{_TABLE}")
+_CURSOR = re.compile(r'^\s*DECLARE\s+"?\w+"?\s+.*?\bCURSOR\s+(?:WITH(?:OUT)?\s+HOLD\s+)?FOR\s+', re.S)
 _INSERT = re.compile(r'^\s*INSERT INTO "(?P<table>\w+)"\s*\((?P<columns>[^)]*)\)')
 
 
@@ -72,6 +74,7 @@ def _scoped(sql: str, name: str) -> bool:
 
 def unscoped_tables(sql: str, tenants: set[str]) -> list[str]:
     """The tenant tables of the statement that are read or written without their workspace."""
+    sql = _CURSOR.sub("", sql, count=1)  # `.iterator()` reads through a server-side cursor
     insert = _INSERT.match(sql)
     if insert:
         if insert["table"] in tenants and '"workspace_id"' not in insert["columns"]:
@@ -119,7 +122,7 @@ class CrossTenantScan:
     name: str
     pattern: str  # a regular expression the statement matches
     reason: str
-    pages: bool  # also allowed while serving a page (else only in the billing run's jobs)
+    pages: bool  # also allowed while serving a page (else only in the scheduled jobs)
 
 
 # The allow-list, each entry with its reason; docs/scale-out.md lists them with what each becomes
@@ -265,6 +268,14 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
     assert summary.invoices > 0
     found += findings_of(queries.captured_queries, tenants, "billing run", page=False)
 
+    # The other scheduled jobs, each as its command runs it (their fan-out tasks run eagerly here).
+    for command in ("run_dunning", "run_renewals", "send_reminders", "close_periods"):
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            call_command(command, stdout=io.StringIO())
+        touched = [q for q in queries.captured_queries if any(f'"{t}"' in q["sql"] for t in tenants)]
+        assert touched, f"{command} read no tenant table: the check would prove nothing"
+        found += findings_of(queries.captured_queries, tenants, command, page=False)
+
     assert cross_workspace_links() == {}
 
     report = "\n".join(f"{f.where}: {', '.join(f.tables)}\n    ...{f.sql[f.sql.find(' FROM ') :][:600]}" for f in found)
@@ -301,6 +312,11 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
         ('INSERT INTO "clients_client" ("workspace_id", "name") VALUES (1, \'x\')', []),
         ('SELECT 1 FROM "retainers_user" WHERE "retainers_user"."id" = 1', []),
         ("SAVEPOINT s1", []),
+        (
+            'DECLARE "_django_curs_1_sync_2" NO SCROLL CURSOR WITH HOLD FOR SELECT "billing_invoice"."id" FROM '
+            '"billing_invoice" WHERE "billing_invoice"."status" = \'open\'',
+            ["billing_invoice"],
+        ),
     ],
 )
 def test_the_rule_flags_exactly_the_unscoped_tables(sql, missing):
