@@ -98,7 +98,9 @@ class TcpProxy:
     """Relays a loopback port to `target`; `cut()` makes it refuse connections until `restore()`."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
+        # A host that is a directory is PostgreSQL's unix socket (the embedded server has no TCP port).
         self.target = (target_host, target_port)
+        self.unix_socket = f"{target_host}/.s.PGSQL.{target_port}" if target_host.startswith("/") else None
         self.port = free_port()
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._lock = threading.Lock()
@@ -143,7 +145,7 @@ class TcpProxy:
                     continue
                 client, _ = listener.accept()
                 try:
-                    server = socket.create_connection(self.target, timeout=5)
+                    server = self._connect()
                 except OSError:
                     client.close()
                     continue
@@ -155,6 +157,14 @@ class TcpProxy:
         finally:
             listener.close()
             closed.set()
+
+    def _connect(self) -> socket.socket:
+        if self.unix_socket is None:
+            return socket.create_connection(self.target, timeout=5)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.settimeout(5)
+        server.connect(self.unix_socket)
+        return server
 
     def _relay(self, pair: tuple[socket.socket, socket.socket]) -> None:
         client, server = pair

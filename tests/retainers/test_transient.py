@@ -45,7 +45,7 @@ def database_refusing() -> Iterator[None]:
     """The test's connection now goes through a proxy that refuses every connection."""
     proxy = TcpProxy(connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"] or 5432))
     proxy.start()
-    port = connection.settings_dict["PORT"]
+    host, port = connection.settings_dict["HOST"], connection.settings_dict["PORT"]
     connection.close()
     connection.settings_dict["HOST"], connection.settings_dict["PORT"] = "127.0.0.1", proxy.port
     proxy.cut()
@@ -53,7 +53,7 @@ def database_refusing() -> Iterator[None]:
         yield
     finally:
         connection.close()
-        connection.settings_dict["PORT"] = port
+        connection.settings_dict["HOST"], connection.settings_dict["PORT"] = host, port
         proxy.stop()
 
 
