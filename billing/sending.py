@@ -31,6 +31,7 @@ from billing.models import Invoice, Payment
 from billing.notices import invoice_context, money, pdf_attachment
 from billing.pdf import current_pdf
 from retainers.outbox import queue_email
+from retainers.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
     """Render the invoice's PDF, then charge the saved card (auto-charge invoices) or email it; once.
     Returns True when it was delivered now. Then its follow-up (a receipt for the charge).
 
-    Raises OSError (storage, Stripe unreachable) for the task to retry; records any other failure
+    Raises OSError (storage, Stripe unreachable) or a database error for the task to retry; records any other failure
     on the invoice for the consultant. `as_of` is the business date of the run that issued it
     (the charge attempt and its retry schedule are dated from it).
     """
@@ -83,7 +84,9 @@ def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
             if not send_invoice_email(invoice):
                 _failed(invoice, NO_RECIPIENT)
                 return False
-    except OSError:
+    except TRANSIENT_ERRORS:
+        # Storage, Stripe or the database away for a moment: the task retries. (With the database
+        # away the claim cannot be released either; the sweep takes it over once its lease is over.)
         Invoice.objects.filter(pk=invoice_id, delivery_claimed_at=now).update(delivery_claimed_at=None)
         raise
     except Exception as exc:
@@ -129,7 +132,7 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
 
 def follow_up(invoice_id: int) -> None:
     """Render the PDF again if money moved since it was rendered, then queue the receipts that are
-    due (they attach it, so they say PAID). Idempotent. Raises OSError for the task to retry."""
+    due (they attach it, so they say PAID). Idempotent. Raises OSError or a database error for the task to retry."""
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
     receipts = list(
         Payment.objects.filter(invoice=invoice, receipt_queued_at=None)
@@ -141,8 +144,8 @@ def follow_up(invoice_id: int) -> None:
     if invoice.pdf or receipts:
         try:
             current_pdf(invoice)  # rendered when missing, again when stale
-        except OSError:
-            raise
+        except TRANSIENT_ERRORS:
+            raise  # the task retries
         except Exception as exc:
             log.exception("rendering invoice %s again failed", invoice_id)
             _failed(invoice, f"{type(exc).__name__}: {exc}")

@@ -7,6 +7,7 @@ from datetime import date
 from celery import shared_task
 
 from billing import charges, dunning, sending, services, stripe_api
+from retainers.transient import DATABASE_UNAVAILABLE, TRANSIENT_ERRORS
 
 
 @shared_task
@@ -15,7 +16,7 @@ def run_billing() -> None:
     services.run_billing()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def bill_workspace(workspace_id: int, as_of: str | None = None) -> None:
     services.bill_workspace(workspace_id=workspace_id, as_of=date.fromisoformat(as_of) if as_of else None)
 
@@ -24,16 +25,17 @@ def _day(as_of: str | None) -> date | None:
     return date.fromisoformat(as_of) if as_of else None
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
 def deliver_invoice(invoice_id: int, as_of: str | None = None) -> None:
     """Render the PDF, then charge the saved card or email the invoice, as of the run's business date."""
     sending.deliver_invoice(invoice_id, as_of=_day(as_of))
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def deliver_invoices(invoice_ids: list[int], as_of: str | None = None) -> None:
     """Deliver a batch of invoices (the billing run queues one task per DELIVERY_BATCH). One that
-    meets an OSError (Stripe or storage unreachable) gets a task of its own, which retries."""
+    meets an OSError (Stripe or storage unreachable) gets a task of its own, which retries; the
+    database unreachable retries the batch (what it already did is not done twice)."""
     for invoice_id in invoice_ids:
         try:
             sending.deliver_invoice(invoice_id, as_of=_day(as_of))
@@ -41,7 +43,7 @@ def deliver_invoices(invoice_ids: list[int], as_of: str | None = None) -> None:
             deliver_invoice.delay(invoice_id, as_of)
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
 def follow_up_invoice(invoice_id: int) -> None:
     """After money moved: render the PDF again, then send the receipts it must go with."""
     sending.follow_up(invoice_id)
@@ -62,13 +64,17 @@ def run_dunning() -> None:
     dunning.run_dunning()
 
 
-@shared_task(acks_late=True, autoretry_for=stripe_api.RETRYABLE, retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True, autoretry_for=stripe_api.RETRYABLE + DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=5
+)
 def retry_charge(invoice_id: int, as_of: str | None = None) -> None:
     """Retry one due charge; a retry after a timeout sends the same idempotency key."""
     dunning.retry_charge(invoice_id, as_of=_day(as_of))
 
 
-@shared_task(acks_late=True, autoretry_for=stripe_api.RETRYABLE, retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True, autoretry_for=stripe_api.RETRYABLE + DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=5
+)
 def charge_with_new_card(client_id: int, seen: dict[str, int]) -> None:
     """A card was saved: charge the client's open auto-charge invoices, each once (`seen` holds the
     attempts each had then, so running twice charges nothing more)."""

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from communication import reminders
 from retainers.models import Workspace
+from retainers.transient import DATABASE_UNAVAILABLE
 
 
 @shared_task
@@ -15,7 +16,7 @@ def send_reminders() -> None:
     reminders.fan_out()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def remind_workspace(workspace_id: int) -> None:
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     if workspace is not None:  # deleted since the sweep

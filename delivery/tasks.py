@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from delivery import caldav_sync
+from retainers.transient import DATABASE_UNAVAILABLE
 
 
 @shared_task
@@ -14,12 +15,12 @@ def sync_calendars() -> None:
     caldav_sync.fan_out()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def sync_calendar(connection_id: int) -> None:
     caldav_sync.sync_connection(connection_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def push_calendar(connection_id: int) -> None:
     """After a booking changed: write it (and anything else behind) to the member's calendar."""
     caldav_sync.push_connection(connection_id)

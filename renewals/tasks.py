@@ -7,6 +7,7 @@ from datetime import date
 from celery import shared_task
 
 from renewals import services
+from retainers.transient import DATABASE_UNAVAILABLE
 
 
 @shared_task
@@ -15,6 +16,6 @@ def run_renewals() -> None:
     services.run_renewals()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=DATABASE_UNAVAILABLE, retry_backoff=True, max_retries=8)
 def process_workspace(workspace_id: int, as_of: str | None = None) -> None:
     services.process_workspace(workspace_id=workspace_id, as_of=date.fromisoformat(as_of) if as_of else None)

@@ -3,7 +3,8 @@
 Citus, distributed by `workspace_id`, routes a statement to one node only when it says which
 workspace it is about; PostgreSQL's row-level policies need the same. This test captures every SQL
 statement of a crawl of the demo (every consultant page as the owner, every portal page as a
-client's contact) and of a billing run with its deliveries and emails, and fails on a statement
+client's contact), of a billing run with its deliveries and emails and of the other scheduled jobs
+(dunning, renewals, reminders, closing periods), and fails on a statement
 that reads or writes a tenant table without a `workspace_id` condition, unless it is one of the
 cross-tenant scans allow-listed below, each with its reason. docs/scale-out.md explains the rule.
 
@@ -15,8 +16,9 @@ checked as part of it):
   DELETEs FROM must carry `workspace_id = …` or `workspace_id IN (…)` under its own name or alias;
 - a tenant table brought in by a JOIN needs no condition of its own: Django joins along foreign
   keys, and every foreign key between tenant tables stays inside one workspace (a row and the
-  row it points to share `workspace_id`; tests/test_constraints.py), so the join cannot reach
-  another tenant. (On Citus the join condition gains `workspace_id` too, see the doc.)
+  row it points to share `workspace_id`: the services write it so, and the test checks every such
+  link of the data it crawled), so the join cannot reach another tenant. (On Citus the join
+  condition gains `workspace_id` too, and a composite foreign key makes the database hold it.)
 - an INSERT must name the `workspace_id` column (it always does: the column is NOT NULL).
 """
 
@@ -30,6 +32,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -60,6 +63,7 @@ _KEYWORDS = "(?:WHERE|INNER|LEFT|RIGHT|FULL|CROSS|JOIN|ON|SET|GROUP|ORDER|LIMIT|
 # A table as the statement names it: "name" or "name" ALIAS (Django's aliases: U0, T3, V1, ...).
 _TABLE = rf'"(?P<table>\w+)"(?!\.)(?:\s+(?:AS\s+)?(?P<alias>"[A-Z]\d+"|(?!{_KEYWORDS}\b)[A-Z]\w*))?'
 _ROOTS = re.compile(rf"(?:\bFROM|^\s*UPDATE)\s+{_TABLE}")
+_CURSOR = re.compile(r'^\s*DECLARE\s+"?\w+"?\s+.*?\bCURSOR\s+(?:WITH(?:OUT)?\s+HOLD\s+)?FOR\s+', re.S)
 _INSERT = re.compile(r'^\s*INSERT INTO "(?P<table>\w+)"\s*\((?P<columns>[^)]*)\)')
 
 
@@ -70,6 +74,7 @@ def _scoped(sql: str, name: str) -> bool:
 
 def unscoped_tables(sql: str, tenants: set[str]) -> list[str]:
     """The tenant tables of the statement that are read or written without their workspace."""
+    sql = _CURSOR.sub("", sql, count=1)  # `.iterator()` reads through a server-side cursor
     insert = _INSERT.match(sql)
     if insert:
         if insert["table"] in tenants and '"workspace_id"' not in insert["columns"]:
@@ -117,7 +122,7 @@ class CrossTenantScan:
     name: str
     pattern: str  # a regular expression the statement matches
     reason: str
-    pages: bool  # also allowed while serving a page (else only in the billing run's jobs)
+    pages: bool  # also allowed while serving a page (else only in the scheduled jobs)
 
 
 # The allow-list, each entry with its reason; docs/scale-out.md lists them with what each becomes
@@ -173,6 +178,29 @@ def findings_of(queries: Iterable[dict[str, str]], tenants: set[str], where: str
         if not tables or any(re.search(scan.pattern, sql, re.S) for scan in scans):
             continue
         found.append(Finding(sql, tables, where))
+    return found
+
+
+def cross_workspace_links() -> dict[str, int]:
+    """For each foreign key from a tenant table to another, the rows whose parent is in another
+    workspace (the join rule above rests on there being none)."""
+    found = {}
+    with connection.cursor() as cursor:
+        for model in apps.get_models():
+            if not any(f.name == "workspace" for f in model._meta.concrete_fields):
+                continue
+            for field in model._meta.concrete_fields:
+                parent = field.related_model if field.is_relation and field.many_to_one else None
+                if parent is None or not any(f.name == "workspace" for f in parent._meta.concrete_fields):
+                    continue
+                child_table, parent_table = model._meta.db_table, parent._meta.db_table
+                cursor.execute(
+                    f'SELECT count(*) FROM "{child_table}" c JOIN "{parent_table}" p ON c."{field.column}" = p."{field.target_field.column}" '
+                    'WHERE c."workspace_id" <> p."workspace_id"'
+                )
+                (count,) = cursor.fetchone()
+                if count:
+                    found[f"{child_table}.{field.column}"] = count
     return found
 
 
@@ -240,6 +268,16 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
     assert summary.invoices > 0
     found += findings_of(queries.captured_queries, tenants, "billing run", page=False)
 
+    # The other scheduled jobs, each as its command runs it (their fan-out tasks run eagerly here).
+    for command in ("run_dunning", "run_renewals", "send_reminders", "close_periods"):
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            call_command(command, stdout=io.StringIO())
+        touched = [q for q in queries.captured_queries if any(f'"{t}"' in q["sql"] for t in tenants)]
+        assert touched, f"{command} read no tenant table: the check would prove nothing"
+        found += findings_of(queries.captured_queries, tenants, command, page=False)
+
+    assert cross_workspace_links() == {}
+
     report = "\n".join(f"{f.where}: {', '.join(f.tables)}\n    ...{f.sql[f.sql.find(' FROM ') :][:600]}" for f in found)
     assert not found, f"{len(found)} statements lack a workspace_id condition:\n{report}"
 
@@ -274,6 +312,11 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
         ('INSERT INTO "clients_client" ("workspace_id", "name") VALUES (1, \'x\')', []),
         ('SELECT 1 FROM "retainers_user" WHERE "retainers_user"."id" = 1', []),
         ("SAVEPOINT s1", []),
+        (
+            'DECLARE "_django_curs_1_sync_2" NO SCROLL CURSOR WITH HOLD FOR SELECT "billing_invoice"."id" FROM '
+            '"billing_invoice" WHERE "billing_invoice"."status" = \'open\'',
+            ["billing_invoice"],
+        ),
     ],
 )
 def test_the_rule_flags_exactly_the_unscoped_tables(sql, missing):
