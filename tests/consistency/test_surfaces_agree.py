@@ -371,7 +371,10 @@ class Simulation:
         dashboard = figures(consultant.get(f"/w/{workspace.slug}/").content.decode())
         weekly = n % 7 == 0
         for index, retainer in enumerate(self.followed()):
-            if index % 2 != n % 2 and not weekly:
+            ends_today = Period.objects.filter(
+                retainer=retainer, status=Period.Status.OPEN, end_on=day + timedelta(days=1)
+            ).exists()  # its next invoice is issued tomorrow: what every surface announces is held against it
+            if index % 2 != n % 2 and not weekly and not ends_today:
                 continue  # each retainer's own pages every other day (the dashboard every day): minutes, not ten
             who = f"{day} {retainer.client.name} · {retainer.name}"
             expected = ledger(retainer)
