@@ -15,8 +15,8 @@ and the statement weekly):
   invoice the billing run then issued;
 - invoice statuses: the consultant's client page and the portal's invoices, against the invoices
   table (status, due date, paid amount);
-- emails: each invoice email states its invoice's total; each low-balance alert the ledger's
-  remaining and available units at the moment it was written.
+- emails: each invoice email states its invoice's total and whether it is paid; each low-balance
+  alert the ledger's remaining and available units at the moment it was written.
 
 The expectations are computed here from the rows, never by the app's helpers, so a template or
 view that computes a figure of its own fails the check of that figure. The simulation runs once
@@ -347,6 +347,8 @@ class Simulation:
                 if invoice is not None:
                     where = f"{day} email to {email.to} about invoice {invoice.number}"
                     self.results.compare("invoice emails", where, issued.group(2), pounds(invoice.total_minor))
+                    says_paid = "It is already paid" in email.body_text
+                    self.results.compare("invoice emails", where + " (paid?)", says_paid, invoice.status == "paid")
             low = re.search(r"“(?P<name>[^”]+)”[^:]*: (?P<left>\S+) of (?P<of>\S+) \S+ left", email.body_text)
             if low:
                 for retainer in self.followed():
