@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from decimal import Decimal
+from importlib import import_module
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -265,3 +266,16 @@ def test_held_invoice_is_shown_with_its_reason_and_issued_once_the_old_one_is_pa
         .get(reverse("dashboard:client_detail", args=[workspace.slug, content.client_id]))
         .content.decode()
     )
+
+
+def test_migration_links_the_next_terms_renewals_signed_before_it(workspace, content, alice, time_machine):
+    from django.apps import apps
+
+    link_terms = import_module("renewals.migrations.0004_renewal_next_terms_link").link_terms
+    next_term = accept(workspace, content, alice, time_machine)
+    Retainer.objects.filter(pk=next_term.pk).update(previous_term=None)  # as an older acceptance left it
+
+    link_terms(apps, None)
+
+    next_term.refresh_from_db()
+    assert next_term.previous_term == content
