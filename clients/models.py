@@ -207,9 +207,55 @@ class Plan(WorkspaceOwned, RetainerTerms):
         return self.name
 
 
+LOW_SHARE = Decimal("0.2")  # under 20% of what the period made available left is "running low"
+
+
+class Health(models.TextChoices):
+    """How a retainer with units stands this period, from its cached balance (deliverables
+    retainers have no units to count: their health is "")."""
+
+    OVER = "over", "Over the allotment"
+    LOW = "low", "Running low"
+    HEALTHY = "healthy", "Healthy"
+
+
+# The one classification of health, in SQL (queryset methods below) and in Python (Retainer.health).
+_UNITS = ~models.Q(model="deliverables")
+_OVER = models.Q(balance__lt=0)
+_LOW = models.Q(period_available__gt=0, balance__gte=0, balance__lt=models.F("period_available") * LOW_SHARE)
+
+
+def health_expression() -> models.Case:
+    """A retainer's health in SQL: "over", "low", "healthy", or "" for a deliverables retainer."""
+    return models.Case(
+        models.When(~_UNITS, then=models.Value("")),
+        models.When(_OVER, then=models.Value(Health.OVER.value)),
+        models.When(_LOW, then=models.Value(Health.LOW.value)),
+        default=models.Value(Health.HEALTHY.value),
+    )
+
+
 class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
     def live(self) -> Self:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
+
+    def over(self) -> Self:
+        """Retainers with units that used more than their balance this period."""
+        return self.filter(_UNITS & _OVER)
+
+    def low(self) -> Self:
+        """Retainers with units under LOW_SHARE of the period's units left (and not over)."""
+        return self.filter(_UNITS & _LOW)
+
+    def low_or_over(self) -> Self:
+        return self.filter(_UNITS & (_OVER | _LOW))
+
+    def healthy(self) -> Self:
+        return self.filter(_UNITS).exclude(_OVER | _LOW)
+
+    def with_health(self) -> Self:
+        """Annotated with `health`: "over", "low", "healthy", or "" for a deliverables retainer."""
+        return self.annotate(health=health_expression())
 
 
 class Retainer(WorkspaceOwned, RetainerTerms):
@@ -255,6 +301,18 @@ class Retainer(WorkspaceOwned, RetainerTerms):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def health_state(self) -> str:
+        """The queryset's `with_health()` in Python, from the same cached figures: "over", "low",
+        "healthy", or "" for a deliverables retainer."""
+        if self.model == RetainerTerms.Model.DELIVERABLES:
+            return ""
+        if self.balance < 0:
+            return Health.OVER
+        if self.period_available > 0 and self.balance < self.period_available * LOW_SHARE:
+            return Health.LOW
+        return Health.HEALTHY
 
     @property
     def utilisation(self) -> Decimal | None:

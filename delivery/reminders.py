@@ -14,16 +14,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
-from clients.models import Contact, Retainer, RetainerTerms
+from clients.models import Contact, Retainer
 from delivery.models import Period
 from retainers.models import Email, Membership, Workspace
 from retainers.outbox import queue_email
 from retainers.units import format_units
 
-LOW_SHARE = Decimal("0.2")  # below 20% of the period's units left is "running low"
 THRESHOLDS = (20, 0)  # percent left; 0 means used up
 
 
@@ -50,8 +49,8 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
     retainers = list(
         Retainer.objects.for_workspace(workspace)
         .live()
-        .exclude(model=RetainerTerms.Model.DELIVERABLES)
-        .filter(period_available__gt=0, balance__lt=F("period_available") * LOW_SHARE)
+        .low_or_over()
+        .filter(period_available__gt=0)
         .annotate(
             period_id=Subquery(open_period.values("pk")[:1]), period_end_on=Subquery(open_period.values("end_on")[:1])
         )
