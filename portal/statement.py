@@ -168,7 +168,7 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
             "number": invoice.number,
             "issued_on": invoice.issued_on,
             "total": money(invoice.total_minor),
-            "status": invoice.get_status_display(),
+            "status": invoice.state(on=today, for_client=True).label,
         }
         for invoice in Invoice.objects.for_workspace(workspace)
         .filter(period=period, client=request.contact.client)
