@@ -7,7 +7,6 @@ becomes a form error next to its field (or a message when there is no form).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -207,7 +206,6 @@ def retainer_context(
         "retainer": retainer,
         "period": period,
         "period_last_on": last_day(period) if period else None,
-        "term_last_on": retainer.term_ends_on - timedelta(days=1),
         "delivered_count": sum(1 for d in deliverables if d.status == Deliverable.Status.DELIVERED),
         "figures": figures,
         "chart": chart,
