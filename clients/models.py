@@ -118,9 +118,30 @@ class RetainerTerms(models.Model):
         SESSIONS = "sessions", "Sessions"
 
     class Cadence(models.TextChoices):
+        """How often a period comes round; the facts about each cadence live here, once."""
+
         MONTHLY = "monthly", "Monthly"
         QUARTERLY = "quarterly", "Quarterly"
         YEARLY = "yearly", "Yearly"
+
+        @property
+        def months(self) -> int:
+            """Months in one period."""
+            return {"monthly": 1, "quarterly": 3, "yearly": 12}[self.value]
+
+        @property
+        def per_year(self) -> int:
+            """Periods in a year."""
+            return 12 // self.months
+
+        @property
+        def noun(self) -> str:
+            """One period, as people say it: “month”, “quarter”, “year”."""
+            return {"monthly": "month", "quarterly": "quarter", "yearly": "year"}[self.value]
+
+        def counted(self, n: int) -> str:
+            """“1 month”, “6 months”, “2 quarters”."""
+            return f"{n} {self.noun}{'s' if n != 1 else ''}"
 
     class Timing(models.TextChoices):
         ADVANCE = "advance", "In advance (at period start)"
@@ -179,6 +200,11 @@ class RetainerTerms(models.Model):
 
     class Meta:
         abstract = True
+
+    @property
+    def cadence_facts(self) -> RetainerTerms.Cadence:
+        """The cadence with its facts (`months`, `per_year`, `noun`, `counted(n)`)."""
+        return self.Cadence(self.cadence)
 
     def terms(self) -> dict[str, object]:
         """The terms as a dict, to copy into another holder of terms."""

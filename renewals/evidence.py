@@ -33,6 +33,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
 from django.template.defaultfilters import pluralize
 
 from billing.models import Invoice
+from clients.models import RetainerTerms
 from delivery.models import Deliverable, LedgerEntry, Period
 from renewals import signals
 from renewals.models import Renewal
@@ -45,8 +46,6 @@ DOWNGRADE_BELOW = Decimal("0.60")
 OVERAGE_PERIODS_FOR_UPGRADE = 2
 TREND_STEP = Decimal("0.10")  # ten points of utilisation either way is a trend, less is noise
 
-CADENCE_NOUN = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
-PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
 
 FIGURES = ("allotted", "rolled_in", "adjusted", "used", "rolled_out", "expired", "overage", "balance")
 
@@ -60,7 +59,7 @@ def percent(ratio: Decimal | None) -> int | None:
 
 def annual_value_minor(price_minor: int, cadence: str) -> int:
     """What a retainer brings in a year at its price per period."""
-    return price_minor * PERIODS_PER_YEAR.get(cadence, 1)
+    return price_minor * RetainerTerms.Cadence(cadence).per_year
 
 
 # --- Per period ------------------------------------------------------------------------
@@ -210,7 +209,7 @@ def suggest(
     Deliverables retainers have no units to size: keep, with what was delivered as the reason.
     """
     keep = Suggestion("keep", "", units_per_period, price_minor)
-    noun = CADENCE_NOUN.get(cadence, "period")
+    noun = RetainerTerms.Cadence(cadence).noun
     if model == "deliverables":
         planned = sum(p.deliverables_planned for p in periods)
         delivered = sum(p.deliverables_delivered for p in periods)
