@@ -26,7 +26,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from clients.forms import terms_initial
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import agenda, booking, charts, ledger, services
-from delivery.figures import last_day, period_figures
+from delivery.figures import last_day, period_figures, time_logged
 from delivery.forms import (
     AdjustForm,
     AmendForm,
@@ -212,6 +212,7 @@ def retainer_context(
         "unit": _unit(retainer),
         "today": today,
         "work_items": work_items,
+        "time_logged": time_logged(work_items),
         "deliverables": deliverables,
         "deliverable_statuses": cast(forms.ChoiceField, DeliverableStatusForm.base_fields["status"]).choices,
         "can_record": can_record,
