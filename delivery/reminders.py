@@ -39,17 +39,17 @@ def _site(path: str) -> str:
 # --- Low-balance alerts -------------------------------------------------------------------------
 
 
-def over_sentence(retainer: Retainer, *, locale: str) -> str:
+def over_sentence(retainer: Retainer, *, rate_minor: int, currency: str, locale: str) -> str:
     """For a retainer used beyond its balance: how far over, and what happens to it by its
     overage policy ("3.00 hours over the 10.00 available. 3.00 hours at £150.00 an hour: £450.00 on
-    the next invoice."), the rate and currency being the open period's (annotated); "" when not over.
+    the next invoice."), at the open period's rate and currency; "" when not over.
     The amount is what closing the period bills (`multiply`, as billing's invoice lines do)."""
     if retainer.balance >= 0:
         return ""
     unit = retainer.get_unit_display().lower()
     over, available = -retainer.balance, retainer.period_available
     said = f"{format_units(over, retainer.unit)} {unit} over the {format_units(available, retainer.unit)} available."
-    rate, currency = retainer.period_overage_rate_minor, retainer.period_currency
+    rate = rate_minor
     if retainer.overage_policy == RetainerTerms.Overage.BILL and rate:
         one = unit.removesuffix("s")
         price = f"{format_money(rate, currency, locale)} {'an' if one == 'hour' else 'a'} {one}"
@@ -108,7 +108,12 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             "unit": retainer.get_unit_display().lower(),
             "last_day": retainer.period_end_on - timedelta(days=1),
             "overage": retainer.get_overage_policy_display().lower(),
-            "over": over_sentence(retainer, locale=workspace.locale or "en_US"),
+            "over": over_sentence(
+                retainer,
+                rate_minor=retainer.period_overage_rate_minor,
+                currency=retainer.period_currency,
+                locale=workspace.locale or "en_US",
+            ),
             "told_client": bool(contacts.get(retainer.client_id)),
         }
         retainer_url = _site(
