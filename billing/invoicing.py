@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 
 from billing.models import Invoice, InvoiceLine
 from billing.tax import tax_on
 from clients.models import Retainer
 from delivery.models import Deliverable, Period
+from retainers.dates import period_range
 from retainers.money import multiply
 
 
@@ -52,11 +52,10 @@ def invoice_lines(
     """
     lines = []
     if kind == Invoice.Kind.SCHEDULED:
-        last_day = period.end_on - timedelta(days=1)
         lines.append(
             InvoiceLine(
                 kind=InvoiceLine.Kind.FEE,
-                description=f"{retainer.name}: {period.start_on:%d %b %Y} – {last_day:%d %b %Y}",
+                description=f"{retainer.name}: {period_range(period.start_on, period.end_on)}",
                 quantity=Decimal("1"),
                 unit_price_minor=period.price_minor,
                 amount_minor=period.price_minor,
@@ -68,8 +67,8 @@ def invoice_lines(
         lines.append(
             InvoiceLine(
                 kind=InvoiceLine.Kind.OVERAGE,
-                description=f"Overage: {usage.overage} {unit} beyond the allotment, {usage.start_on:%d %b} – "
-                f"{usage.end_on - timedelta(days=1):%d %b %Y}",
+                description=f"Overage: {usage.overage} {unit} beyond the allotment, "
+                f"{period_range(usage.start_on, usage.end_on)}",
                 quantity=usage.overage,
                 unit_price_minor=usage.overage_rate_minor,
                 amount_minor=multiply(usage.overage_rate_minor, usage.overage),

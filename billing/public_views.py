@@ -61,7 +61,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
             "balance": format_money(invoice.owed_minor, invoice.currency, locale),
             "payable": payable,
             "card_payments": payable and stripe_api.is_configured(workspace),
-            "is_overdue": invoice.is_overdue(on=workspace.today()),
+            "state": invoice.state(on=workspace.today(), for_client=True),
             "returned_from_checkout": request.GET.get("paid") == "1",
             "token": token,
         },

@@ -152,9 +152,30 @@ class RetainerTerms(models.Model):
         SESSIONS = "sessions", "Sessions"
 
     class Cadence(models.TextChoices):
+        """How often a period comes round; the facts about each cadence live here, once."""
+
         MONTHLY = "monthly", "Monthly"
         QUARTERLY = "quarterly", "Quarterly"
         YEARLY = "yearly", "Yearly"
+
+        @property
+        def months(self) -> int:
+            """Months in one period."""
+            return {"monthly": 1, "quarterly": 3, "yearly": 12}[self.value]
+
+        @property
+        def per_year(self) -> int:
+            """Periods in a year."""
+            return 12 // self.months
+
+        @property
+        def noun(self) -> str:
+            """One period, as people say it: “month”, “quarter”, “year”."""
+            return {"monthly": "month", "quarterly": "quarter", "yearly": "year"}[self.value]
+
+        def counted(self, n: int) -> str:
+            """“1 month”, “6 months”, “2 quarters”."""
+            return f"{n} {self.noun}{'s' if n != 1 else ''}"
 
     class Timing(models.TextChoices):
         ADVANCE = "advance", "In advance (at period start)"
@@ -214,6 +235,11 @@ class RetainerTerms(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def cadence_facts(self) -> RetainerTerms.Cadence:
+        """The cadence with its facts (`months`, `per_year`, `noun`, `counted(n)`)."""
+        return self.Cadence(self.cadence)
+
     def terms(self) -> dict[str, object]:
         """The terms as a dict, to copy into another holder of terms."""
         return {name: getattr(self, name) for name in self.TERM_FIELDS}
@@ -241,6 +267,34 @@ class Plan(WorkspaceOwned, RetainerTerms):
         return self.name
 
 
+LOW_SHARE = Decimal("0.2")  # under 20% of what the period made available left is "running low"
+
+
+class Health(models.TextChoices):
+    """How a retainer with units stands this period, from its cached balance (deliverables
+    retainers have no units to count: their health is "")."""
+
+    OVER = "over", "Over the allotment"
+    LOW = "low", "Running low"
+    HEALTHY = "healthy", "Healthy"
+
+
+# The one classification of health, in SQL (queryset methods below) and in Python (Retainer.health).
+_UNITS = ~models.Q(model="deliverables")
+_OVER = models.Q(balance__lt=0)
+_LOW = models.Q(period_available__gt=0, balance__gte=0, balance__lt=models.F("period_available") * LOW_SHARE)
+
+
+def health_expression() -> models.Case:
+    """A retainer's health in SQL: "over", "low", "healthy", or "" for a deliverables retainer."""
+    return models.Case(
+        models.When(~_UNITS, then=models.Value("")),
+        models.When(_OVER, then=models.Value(Health.OVER.value)),
+        models.When(_LOW, then=models.Value(Health.LOW.value)),
+        default=models.Value(Health.HEALTHY.value),
+    )
+
+
 class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
     def live(self) -> Self:
         return self.filter(status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
@@ -256,6 +310,24 @@ class RetainerQuerySet[M: Retainer](WorkspaceQuerySet[M]):
     def current(self, *, on: date) -> Self:
         """Live retainers whose term covers `on`: started, and not yet replaced by a next term."""
         return self.in_force(on=on).filter(starts_on__lte=on)
+
+    def over(self) -> Self:
+        """Retainers with units that used more than their balance this period."""
+        return self.filter(_UNITS & _OVER)
+
+    def low(self) -> Self:
+        """Retainers with units under LOW_SHARE of the period's units left (and not over)."""
+        return self.filter(_UNITS & _LOW)
+
+    def low_or_over(self) -> Self:
+        return self.filter(_UNITS & (_OVER | _LOW))
+
+    def healthy(self) -> Self:
+        return self.filter(_UNITS).exclude(_OVER | _LOW)
+
+    def with_health(self) -> Self:
+        """Annotated with `health`: "over", "low", "healthy", or "" for a deliverables retainer."""
+        return self.annotate(health=health_expression())
 
 
 class Retainer(WorkspaceOwned, RetainerTerms):
@@ -310,6 +382,18 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     def next_term(self) -> Retainer | None:
         """The accepted renewal's retainer while it has not ended (the term after this one)."""
         return self.next_terms.exclude(status=Retainer.Status.ENDED).order_by("starts_on", "pk").first()
+
+    @property
+    def health_state(self) -> str:
+        """The queryset's `with_health()` in Python, from the same cached figures: "over", "low",
+        "healthy", or "" for a deliverables retainer."""
+        if self.model == RetainerTerms.Model.DELIVERABLES:
+            return ""
+        if self.balance < 0:
+            return Health.OVER
+        if self.period_available > 0 and self.balance < self.period_available * LOW_SHARE:
+            return Health.LOW
+        return Health.HEALTHY
 
     @property
     def utilisation(self) -> Decimal | None:

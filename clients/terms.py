@@ -6,16 +6,10 @@ from clients.models import RetainerTerms
 from retainers.money import format_money
 from retainers.units import format_units
 
-CADENCE_NOUNS: dict[str, str] = {
-    RetainerTerms.Cadence.MONTHLY: "month",
-    RetainerTerms.Cadence.QUARTERLY: "quarter",
-    RetainerTerms.Cadence.YEARLY: "year",
-}
-
 
 def describe_terms(terms: RetainerTerms, *, locale: str = "en_US") -> str:
     """One line for lists, e.g. “10 hours / month · rollover, cap 5, expires after 2 months · £1,500.00”."""
-    noun = CADENCE_NOUNS.get(terms.cadence, terms.cadence)
+    noun = terms.cadence_facts.noun
     unit = terms.get_unit_display().lower()
     if terms.model == RetainerTerms.Model.DELIVERABLES:
         count = len(terms.deliverables)
@@ -31,7 +25,7 @@ def describe_terms(terms: RetainerTerms, *, locale: str = "en_US") -> str:
                 rollover += f", cap {format_units(terms.rollover_cap)}"
             if terms.rollover_expiry_periods:
                 n = terms.rollover_expiry_periods
-                rollover += f", expires after {n} {noun}{'s' if n != 1 else ''}"
+                rollover += f", expires after {terms.cadence_facts.counted(n)}"
             parts.append(rollover)
         else:
             parts.append(f"unused {unit} lapse")

@@ -28,7 +28,7 @@ from clients.forms import (
     ImportUploadForm,
     PlanForm,
 )
-from clients.models import Client, Contact, Plan, Retainer
+from clients.models import Client, Contact, Health, Plan, Retainer
 from clients.selectors import contacts_section
 from clients.terms import describe_terms
 from retainers.http import WorkspaceRequest, workspace_view
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 PER_PAGE = 25
 LIVE = [Retainer.Status.ACTIVE, Retainer.Status.PAUSED]
-LOW_SHARE = Decimal("0.2")  # under 20% of the period's units left is "running low"
 
 
 def _posted(request: WorkspaceRequest) -> QueryDict | None:
@@ -74,12 +73,9 @@ def clients_with_health(workspace: Workspace) -> QuerySet[WithAnnotations[Client
     contacts = Contact.objects.for_workspace(workspace).filter(client=OuterRef("pk"))
     return Client.objects.for_workspace(workspace).annotate(
         health=Case(
-            When(Exists(live.filter(balance__lt=0)), then=Value("over")),
-            When(
-                Exists(live.filter(period_available__gt=0, balance__lt=F("period_available") * LOW_SHARE)),
-                then=Value("low"),
-            ),
-            When(Exists(live), then=Value("healthy")),
+            When(Exists(live.over()), then=Value(Health.OVER.value)),
+            When(Exists(live.low()), then=Value(Health.LOW.value)),
+            When(Exists(live), then=Value(Health.HEALTHY.value)),
             default=Value("none"),
         ),
         utilization=per_client(Max(F("period_used") / F("period_available"), filter=Q(period_available__gt=0))),
@@ -121,10 +117,10 @@ def summarize(retainer: Retainer) -> RetainerSummary:
     available, balance = retainer.period_available, retainer.balance
     if balance < 0:
         over = unit.removesuffix("s") if balance == -1 else unit
-        state, text = "over", f"{format_units(-balance)} {over} over (of {format_units(available)})"
+        text = f"{format_units(-balance)} {over} over (of {format_units(available)})"
     else:
-        state = "low" if balance < available * LOW_SHARE else "healthy"
         text = f"{format_units(balance)} of {format_units(available)} {unit} left"
+    state = retainer.health_state
     used = retainer.utilisation or Decimal(0)
     percent = retainer.utilisation_percent or 0
     bar = min(100, int((used * 20).to_integral_value(ROUND_HALF_UP)) * 5)

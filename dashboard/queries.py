@@ -37,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Lower, TruncDate, TruncMonth
 
 from billing.models import Invoice, InvoiceState, Payment
-from clients.models import Client, Retainer, RetainerTerms
+from clients.models import Client, Retainer, RetainerTerms, health_expression
 from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
 from renewals.models import Renewal
@@ -46,7 +46,6 @@ from retainers.models import Workspace
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
-LOW_SHARE = Decimal("0.2")  # under 20% of the period's units left is "running low", as on the clients list
 QUIET_DAYS = 30  # a client with no session or message this long has gone quiet (unless it has its own cadence)
 RENEWAL_WINDOW_DAYS = 30
 FAILED_PAYMENT_DAYS = 30
@@ -124,12 +123,7 @@ def retainer_rows(
             renewal_id=Subquery(this_term.values("pk")[:1]),
             renewal_status=Subquery(this_term.values("status")[:1]),
             next_term_starts_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]),
-            health=Case(
-                When(~units, then=Value("")),
-                When(balance__lt=0, then=Value("over")),
-                When(period_available__gt=0, balance__lt=F("period_available") * LOW_SHARE, then=Value("low")),
-                default=Value("healthy"),
-            ),
+            health=health_expression(),
             used_share=Case(
                 When(units & Q(period_available__gt=0), then=F("period_used") / F("period_available")),
                 output_field=DecimalField(),
@@ -199,8 +193,7 @@ def over_allotment(workspace: Workspace) -> QuerySet[Retainer]:
     return (
         Retainer.objects.for_workspace(workspace)
         .live()
-        .exclude(model=Model.DELIVERABLES)
-        .filter(balance__lt=0)
+        .over()
         .select_related("client")
         .fetch_mode(FETCH_RAISE)
         .order_by("balance", "pk")
@@ -211,8 +204,7 @@ def low_balance(workspace: Workspace) -> QuerySet[Retainer]:
     return (
         Retainer.objects.for_workspace(workspace)
         .live()
-        .exclude(model=Model.DELIVERABLES)
-        .filter(period_available__gt=0, balance__gte=0, balance__lt=F("period_available") * LOW_SHARE)
+        .low()
         .select_related("client")
         .fetch_mode(FETCH_RAISE)
         .order_by(F("balance") / F("period_available"), "pk")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from retainers.dates import period_range
+
 ZERO = Decimal("0.00")
 
 
@@ -124,7 +126,7 @@ def burndown(
     days_left = max((end_on - today).days, 0)
     # What an even pace would have left by the end of the shown days, to compare with.
     on_pace = available - available * Decimal(shown_days) / Decimal(days)
-    title = f"Burn-down, {_day(start_on)} – {_day(end_on - timedelta(days=1), year=True)}"
+    title = f"Burn-down, {period_range(start_on, end_on)}"
     if last_day is None:
         summary = f"{available} {unit} available; the period has not started yet."
     else:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from clients.models import Retainer, RetainerTerms
 from delivery import ledger
-from delivery.models import LedgerEntry, Period
+from delivery.models import LedgerEntry, Period, WorkItem
 from retainers.units import utilisation, utilisation_percent
 
 Kind = LedgerEntry.Kind
@@ -98,6 +98,12 @@ def period_figures(
         days_left=max((period.end_on - today).days, 0) if is_open else None,
         used_by_day=used_by_day,
     )
+
+
+def time_logged(items: Iterable[WorkItem]) -> Decimal:
+    """The time logged in a period: every work item not removed, billable or not. A deliverables
+    retainer's time is tracked this way, never drawn from a balance, so its ledger says nothing."""
+    return sum((item.quantity for item in items if item.removed_at is None), ZERO)
 
 
 def last_day(period: Period) -> date:

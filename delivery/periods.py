@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 from datetime import date
 
-MONTHS_PER_PERIOD = {"monthly": 1, "quarterly": 3, "yearly": 12}
+from clients.models import RetainerTerms
+
+Cadence = RetainerTerms.Cadence
 
 
 def add_months(anchor: date, months: int) -> date:
@@ -23,13 +25,13 @@ def period_bounds(anchor: date, cadence: str, index: int) -> tuple[date, date]:
     retainer anchored on the 31st gets Jan 31, Feb 28 (29 in leap years), Mar 31…
     rather than drifting to the 28th for ever.
     """
-    step = MONTHS_PER_PERIOD[cadence]
+    step = Cadence(cadence).months
     return add_months(anchor, index * step), add_months(anchor, (index + 1) * step)
 
 
 def index_containing(anchor: date, cadence: str, day: date) -> int:
     """The index of the period that contains `day` (negative before the anchor)."""
-    step = MONTHS_PER_PERIOD[cadence]
+    step = Cadence(cadence).months
     index = ((day.year - anchor.year) * 12 + day.month - anchor.month) // step
     while period_bounds(anchor, cadence, index)[0] > day:
         index -= 1

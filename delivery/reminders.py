@@ -14,16 +14,16 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
 from clients.models import Contact, Retainer, RetainerTerms
 from delivery.models import Period
 from retainers.models import Email, Membership, Workspace
+from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
 from retainers.units import format_units
 
-LOW_SHARE = Decimal("0.2")  # below 20% of the period's units left is "running low"
 THRESHOLDS = (20, 0)  # percent left; 0 means used up
 
 
@@ -39,6 +39,27 @@ def _site(path: str) -> str:
 # --- Low-balance alerts -------------------------------------------------------------------------
 
 
+def over_sentence(retainer: Retainer, *, rate_minor: int, currency: str, locale: str) -> str:
+    """For a retainer used beyond its balance: how far over, and what happens to it by its
+    overage policy ("3.00 hours over the 10.00 available. 3.00 hours at £150.00 an hour: £450.00 on
+    the next invoice."), at the open period's rate and currency; "" when not over.
+    The amount is what closing the period bills (`multiply`, as billing's invoice lines do)."""
+    if retainer.balance >= 0:
+        return ""
+    unit = retainer.get_unit_display().lower()
+    over, available = -retainer.balance, retainer.period_available
+    said = f"{format_units(over, retainer.unit)} {unit} over the {format_units(available, retainer.unit)} available."
+    rate = rate_minor
+    if retainer.overage_policy == RetainerTerms.Overage.BILL and rate:
+        one = unit.removesuffix("s")
+        price = f"{format_money(rate, currency, locale)} {'an' if one == 'hour' else 'a'} {one}"
+        cost = format_money(multiply(rate, over), currency, locale)
+        return f"{said} {format_units(over, retainer.unit)} {unit} at {price}: {cost} on the next invoice."
+    if retainer.overage_policy == RetainerTerms.Overage.CARRY:
+        return f"{said} They are carried into the next period as a negative balance."
+    return said
+
+
 def send_low_balance_alerts(*, workspace: Workspace) -> int:
     """Tell both sides when a live retainer's units run low (<20% left) or out (none left).
 
@@ -50,10 +71,13 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
     retainers = list(
         Retainer.objects.for_workspace(workspace)
         .live()
-        .exclude(model=RetainerTerms.Model.DELIVERABLES)
-        .filter(period_available__gt=0, balance__lt=F("period_available") * LOW_SHARE)
+        .low_or_over()
+        .filter(period_available__gt=0)
         .annotate(
-            period_id=Subquery(open_period.values("pk")[:1]), period_end_on=Subquery(open_period.values("end_on")[:1])
+            period_id=Subquery(open_period.values("pk")[:1]),
+            period_end_on=Subquery(open_period.values("end_on")[:1]),
+            period_overage_rate_minor=Subquery(open_period.values("overage_rate_minor")[:1]),
+            period_currency=Subquery(open_period.values("currency")[:1]),
         )
         .filter(period_id__isnull=False)
         .select_related("client")
@@ -84,6 +108,12 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             "unit": retainer.get_unit_display().lower(),
             "last_day": retainer.period_end_on - timedelta(days=1),
             "overage": retainer.get_overage_policy_display().lower(),
+            "over": over_sentence(
+                retainer,
+                rate_minor=retainer.period_overage_rate_minor,
+                currency=retainer.period_currency,
+                locale=workspace.locale or "en_US",
+            ),
             "told_client": bool(contacts.get(retainer.client_id)),
         }
         retainer_url = _site(

@@ -7,7 +7,6 @@ becomes a form error next to its field (or a message when there is no form).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -27,7 +26,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from clients.forms import terms_initial
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import agenda, booking, charts, ledger, services
-from delivery.figures import last_day, period_figures
+from delivery.figures import last_day, period_figures, time_logged
 from delivery.forms import (
     AdjustForm,
     AmendForm,
@@ -207,13 +206,13 @@ def retainer_context(
         "retainer": retainer,
         "period": period,
         "period_last_on": last_day(period) if period else None,
-        "term_last_on": retainer.term_ends_on - timedelta(days=1),
         "delivered_count": sum(1 for d in deliverables if d.status == Deliverable.Status.DELIVERED),
         "figures": figures,
         "chart": chart,
         "unit": _unit(retainer),
         "today": today,
         "work_items": work_items,
+        "time_logged": time_logged(work_items),
         "deliverables": deliverables,
         "deliverable_statuses": cast(forms.ChoiceField, DeliverableStatusForm.base_fields["status"]).choices,
         "can_record": can_record,

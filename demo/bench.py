@@ -33,7 +33,7 @@ from django.utils.text import slugify
 
 from clients.models import Amendment, Client, Contact, Plan, Retainer, RetainerTerms
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
-from delivery.periods import MONTHS_PER_PERIOD, add_months
+from delivery.periods import Cadence, add_months
 from demo import catalog
 from demo.mirror import COLUMNS, MemoryBooks, term_values
 from demo.story import Story, play
@@ -233,7 +233,7 @@ def build_workspace(
         plan_id, terms = plans[key]
         # Most retainers were running when the history starts; the rest were signed since.
         offset = rng.randint(0, 27) if rng.random() < 0.75 else rng.randint(0, max(history_days, 0))
-        periods = options.months // MONTHS_PER_PERIOD[terms["cadence"]] + 1
+        periods = options.months // Cadence(terms["cadence"]).months + 1
         story = Story(starts_on=anchor + timedelta(days=offset), intensity=rng.uniform(0.45, 1.25))
         roll = rng.random()
         if roll < 0.06:

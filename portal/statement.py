@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET
 from billing.models import BillingProfile, Invoice
 from billing.pdf import render_pdf
 from clients.models import Retainer, RetainerTerms
-from delivery.figures import ZERO, period_figures
+from delivery.figures import ZERO, period_figures, time_logged
 from delivery.forecast import origin_name, origin_periods
 from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
 from portal.http import PortalRequest, portal_view
@@ -109,8 +109,6 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
         lines.append(Line("Used", u(-figures.used), "billable work, listed below"))
         if is_open:
             lines.append(Line("Remaining so far", u(figures.remaining), strong=True))
-    else:
-        lines.append(Line("Time logged", u(figures.used), "billable work, listed below", strong=True))
 
     closing: list[Line] = []
     if is_units and not is_open:
@@ -160,6 +158,10 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
     )
     for item in items:
         item.amount = u(item.quantity)
+    logged = time_logged(items)
+    if not is_units:
+        lines.append(Line("Time logged", u(logged), "the work listed below", strong=True))
+        summary["used"] = u(logged)
     deliverables = list(
         Deliverable.objects.for_workspace(workspace).filter(period=period).order_by("pk").fetch_mode(models.FETCH_RAISE)
     )
@@ -168,7 +170,7 @@ def statement_context(request: PortalRequest, retainer: Retainer, period: Period
             "number": invoice.number,
             "issued_on": invoice.issued_on,
             "total": money(invoice.total_minor),
-            "status": invoice.get_status_display(),
+            "status": invoice.state(on=today, for_client=True).label,
         }
         for invoice in Invoice.objects.for_workspace(workspace)
         .filter(period=period, client=request.contact.client)

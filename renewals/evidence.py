@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
 from django.template.defaultfilters import pluralize
 
 from billing.models import Invoice
+from clients.models import Amendment, RetainerTerms
 from delivery.models import Deliverable, LedgerEntry, Period
 from renewals import signals
 from renewals.models import Renewal
@@ -45,8 +46,6 @@ DOWNGRADE_BELOW = Decimal("0.60")
 OVERAGE_PERIODS_FOR_UPGRADE = 2
 TREND_STEP = Decimal("0.10")  # ten points of utilisation either way is a trend, less is noise
 
-CADENCE_NOUN = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
-PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}
 
 FIGURES = ("allotted", "rolled_in", "adjusted", "used", "rolled_out", "expired", "overage", "balance")
 
@@ -60,7 +59,7 @@ def percent(ratio: Decimal | None) -> int | None:
 
 def annual_value_minor(price_minor: int, cadence: str) -> int:
     """What a retainer brings in a year at its price per period."""
-    return price_minor * PERIODS_PER_YEAR.get(cadence, 1)
+    return price_minor * RetainerTerms.Cadence(cadence).per_year
 
 
 # --- Per period ------------------------------------------------------------------------
@@ -196,8 +195,13 @@ def suggest(
     cadence: str,
     units_per_period: Decimal,
     price_minor: int,
+    amended: bool = False,
 ) -> Suggestion:
     """Keep, upgrade or downgrade, with the reason in words.
+
+    `units_per_period` and `price_minor` are the terms the next term starts from: a pending
+    amendment's when there is one (`amended`), and then each period is measured as if it had
+    made the amended allotment available (what the client already agreed to is the baseline).
 
     Over the last RECENT_PERIODS closed periods (or, before any closed, the open one so far):
     - upgrade when the average utilisation is above 100%, or when the term went into
@@ -210,7 +214,7 @@ def suggest(
     Deliverables retainers have no units to size: keep, with what was delivered as the reason.
     """
     keep = Suggestion("keep", "", units_per_period, price_minor)
-    noun = CADENCE_NOUN.get(cadence, "period")
+    noun = RetainerTerms.Cadence(cadence).noun
     if model == "deliverables":
         planned = sum(p.deliverables_planned for p in periods)
         delivered = sum(p.deliverables_delivered for p in periods)
@@ -221,6 +225,8 @@ def suggest(
         reason += f", and {extra} extra." if extra else "."
         return Suggestion("keep", reason, units_per_period, price_minor)
 
+    if amended:
+        periods = [replace(p, allotted=units_per_period) if p.allotted > 0 else p for p in periods]
     closed = closed_with_units(periods)
     window, partial = closed[-RECENT_PERIODS:], False
     if not window:
@@ -363,6 +369,7 @@ class Evidence:
     payments: Punctuality
     highlights: list[dict[str, str]] = field(default_factory=list)
     suggestion: Suggestion | None = None
+    base_terms: dict[str, object] = field(default_factory=dict)  # the terms the next term starts from
 
     def totals(self) -> dict[str, Decimal]:
         return {name: sum((getattr(p, name) for p in self.periods), ZERO) for name in FIGURES}
@@ -505,13 +512,17 @@ def build_evidence(retainer, *, term_ends_on: date, today: date) -> Evidence:
         payments=payments,
     )
     signals.evidence_built.send(sender=Evidence, retainer=retainer, evidence=evidence, term_starts_on=term_starts_on)
+    # A change of terms already agreed (taking effect by the next term) is where the next term starts from.
+    pending = Amendment.objects.filter(retainer=retainer, applied_at=None, effective_on__lte=term_ends_on).first()
+    evidence.base_terms = pending.terms() if pending is not None else retainer.terms()
     evidence.suggestion = suggest(
         periods=figures,
         model=retainer.model,
         unit=retainer.unit,
         cadence=retainer.cadence,
-        units_per_period=retainer.units_per_period,
-        price_minor=retainer.price_minor,
+        units_per_period=pending.units_per_period if pending is not None else retainer.units_per_period,
+        price_minor=pending.price_minor if pending is not None else retainer.price_minor,
+        amended=pending is not None and pending.units_per_period != retainer.units_per_period,
     )
     return evidence
 

@@ -48,6 +48,7 @@ from renewals import signals
 from renewals.models import Renewal, RenewalSettings
 from retainers import audit
 from retainers.daily import claim_days
+from retainers.dates import last_day
 from retainers.models import DailyRun, Email, User, Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
@@ -236,7 +237,7 @@ def due_retainers(workspace_id: int, today: date) -> QuerySet[Retainer]:
 
 
 def default_proposal_text(retainer: Retainer) -> str:
-    ends = retainer.term_ends_on
+    ends = last_day(retainer.term_ends_on)
     return (
         f"Thank you for working with us this term. Your current term ends on {ends.day} {ends:%B %Y}. "
         "Here is what we propose for the next one, based on how this term went."
@@ -249,7 +250,8 @@ def open_renewal(*, retainer: Retainer, today: date) -> Renewal | None:
     built = proposal.build_evidence(retainer, term_ends_on=retainer.term_ends_on, today=today)
     suggestion = built.suggestion
     assert suggestion is not None  # build_evidence always ends with one
-    terms = {**retainer.terms(), "units_per_period": suggestion.units_per_period, "price_minor": suggestion.price_minor}
+    base = built.base_terms or retainer.terms()  # a pending amendment's terms, when there is one
+    terms = {**base, "units_per_period": suggestion.units_per_period, "price_minor": suggestion.price_minor}
     try:
         with transaction.atomic():
             renewal = Renewal.objects.create(

@@ -252,8 +252,8 @@ def test_detail_shows_header_lines_totals_payments_and_credit_notes(owner_client
 
     body = text(owner_client.get(url(workspace, "invoice_detail", invoice_id=invoice.pk)))
     for expected in (
-        invoice.number, "Acme Corp", "1 January 2026", "15 January 2026", "1 Jan 2026 – 1 Feb 2026",
-        "Advisory retainer: 01 Jan 2026 – 31 Jan 2026", "£1,500.00", "VAT (20%)", "£300.00", "£1,800.00",
+        invoice.number, "Acme Corp", "1 January 2026", "15 January 2026", "1–31 Jan 2026",
+        "Advisory retainer: 1–31 Jan 2026", "£1,500.00", "VAT (20%)", "£300.00", "£1,800.00",
         "Ref ACME-1", "Your card was declined.", ">Failed</span>", note.number, "Two hours billed twice",
         "£1,380.00",  # 1,800 - 300 paid - 120 credited
         ">Overdue</span>",

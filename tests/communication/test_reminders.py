@@ -282,3 +282,15 @@ def test_bad_as_of_exits_non_zero_with_one_line():
         "CommandError: --as-of must be a date like 2026-03-01 or a date and time like 2026-03-01T09:30, "
         "not '2026-02-30'."
     ]
+
+
+def test_the_used_up_alert_says_how_far_over_and_what_the_overage_costs(retainer, alice, carol, run):
+    """A client 3 hours over read "0 of 10 hours left" and nothing about the charge."""
+    deliver(retainer, "13", date(2026, 1, 10), alice)  # 10 h at £150.00 an hour beyond them
+    assert run(at(2026, 1, 20, 12)).low_balance_alerts == 2
+    alerts = [m for m in mail.outbox if "used" in m.subject.lower()]
+    assert sorted(m.to[0] for m in alerts) == ["alice@example.com", "carol@acme.example"]
+    for email in alerts:
+        assert "0 of 10" not in email.body
+        assert "3.00 hours over the 10.00 available" in email.body
+        assert "3.00 hours at £150.00 an hour: £450.00 on the next invoice" in email.body

@@ -469,7 +469,7 @@ def test_history_lists_the_work_period_by_period_newest_first(story, carol_brows
     assert [i for i in page.by_id if i.startswith("period-") and not i.endswith("-heading")] == ids
     january = Period.objects.get(retainer=story.advisory, seq=1)
     text = page.text(f"period-{january.pk}")
-    assert page.text(f"period-{january.pk}-heading").replace(" ,", ",") == "Advisory, 1 Jan – 31 Jan 2026"
+    assert page.text(f"period-{january.pk}-heading").replace(" ,", ",") == "Advisory, 1–31 Jan 2026"
     assert f"{-ledger_sum(january, Q(work_item__isnull=False))} of 10.00 hours used" in text  # 6.50
     assert "Intro call with the new CFO" in text and "Not billed" in text  # billable or not
     assert "Logged by mistake" not in text  # removed

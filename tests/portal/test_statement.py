@@ -86,7 +86,7 @@ def test_statement_of_a_closed_period_matches_its_ledger_and_closed_figures(stor
     assert row(text, "Total billable") == ["10.00"]
     assert "attachment" in response["Content-Disposition"]
     assert f"statement-advisory-{february.start_on:%Y-%m-%d}.pdf" in response["Content-Disposition"]
-    assert "Acme Corp" in text and "Northwind Advisory" in text and "1 February 2026" in text
+    assert "Acme Corp" in text and "Northwind Advisory" in text and "1–28 February 2026" in text
 
 
 def test_statement_work_log_has_billable_and_unbilled_work_but_not_removed_entries(story, carol_browser):

@@ -69,7 +69,7 @@ def test_the_proposal_goes_to_the_portal_contacts_with_a_portal_link_and_signed_
     assert "12 hours / month" in body and "£2,400.00" in body
     assert f"/portal/w/{renewal.workspace.slug}/renewals/{renewal.pk}/" in body
     assert link(email, "accept") and link(email, "decline")
-    assert "If you do not answer by 1 July 2026, your retainer ends." in body
+    assert "If you do not answer by 30 June 2026, your retainer ends." in body
     assert not Email.objects.filter(to="np@acme.example").exists()
 
 

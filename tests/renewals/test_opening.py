@@ -37,7 +37,7 @@ def test_renewal_opens_notice_days_before_the_term_end_and_not_a_day_sooner(work
     assert opened_emails(renewal) == ["alice@example.com"]  # the owner (Bob is a plain member)
     email = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-opened-")
     assert email.from_name == "Northwind Advisory"
-    assert "ends on 1 July 2026" in email.body_text and f"/renewals/{renewal.pk}/" in email.body_text
+    assert "ends on 30 June 2026" in email.body_text and f"/renewals/{renewal.pk}/" in email.body_text
 
 
 def test_each_retainer_uses_its_own_notice_days(workspace, acme):
