@@ -207,6 +207,8 @@ def bookable_for_client(client: Client) -> list[tuple[SessionType, list[Retainer
     retainers = list(
         Retainer.objects.filter(workspace_id=workspace_id, client=client, status=Retainer.Status.ACTIVE)
         .exclude(model=RetainerTerms.Model.DELIVERABLES)
+        # One choice per agreement: an accepted renewal's next term waits while the term it renews is live.
+        .exclude(previous_term__status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
         .select_related("workspace")
         .order_by("starts_on", "pk")
     )
@@ -237,6 +239,7 @@ def can_book(client: Client) -> bool:
     retainers = (
         Retainer.objects.filter(workspace_id=client.workspace_id, client=client, status=Retainer.Status.ACTIVE)
         .exclude(model=RetainerTerms.Model.DELIVERABLES)
+        .exclude(previous_term__status__in=[Retainer.Status.ACTIVE, Retainer.Status.PAUSED])
         .values("pk")
     )
     linked = SessionTypeRetainer.objects.filter(

@@ -22,6 +22,7 @@ from billing import services as billing
 from billing.models import Invoice
 from clients.models import Retainer
 from clients.services import add_contact
+from delivery import booking, booking_setup
 from delivery import services as delivery
 from renewals import services as renewals
 from renewals.models import Renewal
@@ -279,3 +280,27 @@ def test_migration_links_the_next_terms_renewals_signed_before_it(workspace, con
 
     next_term.refresh_from_db()
     assert next_term.previous_term == content
+
+
+def test_portal_booking_offers_the_current_term_only(workspace, content, alice, bob, time_machine):
+    session_type = booking_setup.save_session_type(
+        workspace=workspace,
+        session_type=None,
+        member=bob,
+        name="Content call",
+        duration_minutes=60,
+        hours=Decimal("1"),
+        sessions=1,
+        location="",
+        reminder_minutes=[],
+        all_retainers=True,
+        retainers=[],
+    )
+    next_term = accept(workspace, content, alice, time_machine)
+
+    assert booking.bookable_for_client(content.client) == [(session_type, [content])]
+    assert booking.can_book(content.client)
+
+    time_machine.move_to(at(date(2026, 4, 2)), tick=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    assert booking.bookable_for_client(content.client) == [(session_type, [next_term])]
