@@ -511,11 +511,6 @@ def test_utilization_agrees_everywhere(request):
     _agree(request, "utilization")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 1 (truthA): the dashboard shows the next invoice net of tax, unlabelled; "
-    "the run issues it with tax",
-)
 def test_next_invoice_on_the_dashboard_is_what_the_run_issues(request):
     _agree(request, "next invoice, dashboard row")
 
@@ -532,20 +527,10 @@ def test_invoice_emails_state_the_invoice_total(request):
     _agree(request, "invoice emails")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 5 (truthA, copy): the consultant's used-up alert says '0 of N left' when the "
-    "balance is over, not how far over",
-)
 def test_low_balance_emails_state_the_ledger(request):
     _agree(request, "low-balance emails")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 1 (truthA): the retainer page computes its own percentage with "
-    "{% widthratio %} (rounding half to even) where the other pages round half up",
-)
 def test_retainer_page_rounds_utilization_like_the_other_pages(workspace, owner_client):
     """Found by the suite on a first run seeded on 1 June (Acme, 11 July: 12 % on the retainer page,
     13 % everywhere else); the story as it stands no longer lands on a half, so this pins it."""
