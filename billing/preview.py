@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from billing.services import tax_on
 from clients.models import Amendment, Retainer, RetainerTerms
@@ -30,12 +31,14 @@ def next_invoice(
     delivered_extras: int,
     tax_rate_bp: int,
     locale: str,
+    approved: Decimal = Decimal("0"),
 ) -> NextInvoice | None:
     """An estimate of the retainer's next scheduled invoice, as the billing run will issue it.
 
     In advance: at the period end, the next period's fee (a pending amendment's, if it takes
     effect by then) plus this period's overage and extras so far. In arrears: at the period
-    end, this period's fee, overage and extras. None when no further fee is due.
+    end, this period's fee, overage and extras. None when no further fee is due. Overage counts
+    under "bill", and otherwise as far as the client `approved` it (delivery.approvals).
     """
     if retainer.status != Retainer.Status.ACTIVE:
         return None
@@ -48,8 +51,11 @@ def next_invoice(
     else:
         fee, currency = period.price_minor, period.currency
     extra = 0
-    if figures.overage > 0 and retainer.overage_policy == RetainerTerms.Overage.BILL:
-        extra += multiply(period.overage_rate_minor, figures.overage)
+    billed = (
+        figures.overage if retainer.overage_policy == RetainerTerms.Overage.BILL else min(figures.overage, approved)
+    )
+    if billed > 0:
+        extra += multiply(period.overage_rate_minor, billed)
     extra += delivered_extras * period.extra_deliverable_price_minor
     subtotal = fee + extra
     return NextInvoice(

@@ -29,6 +29,7 @@ from billing.models import (
     InvoiceSequence,
     Payment,
 )
+from billing.overage import approved_overage_lines
 from clients.models import Client, Retainer
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
@@ -168,6 +169,8 @@ def _lines_for(
                 amount_minor=multiply(usage.overage_rate_minor, usage.overage),
             )
         )
+    if usage is not None:
+        lines += approved_overage_lines(usage, retainer)
     if usage is not None and usage.extra_deliverable_price_minor > 0:
         for deliverable in extras.get(usage.pk, []):
             lines.append(
@@ -199,8 +202,8 @@ def due_periods(workspace_id: int, today: date) -> QuerySet[Period]:
 
 
 def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
-    """Last periods of in-advance retainers that ended with overage or extra deliverables
-    still to bill: their next invoice never comes, so a closing invoice carries it."""
+    """Last periods of in-advance retainers that ended with overage (approved or not) or extra
+    deliverables still to bill: their next invoice never comes, so a closing invoice carries it."""
     successor = Period.objects.filter(retainer=OuterRef("retainer"), seq=OuterRef("seq") + 1)
     billed = Invoice.objects.filter(workspace_id=workspace_id, period=OuterRef("pk"), kind=Invoice.Kind.CLOSING)
     extras = Deliverable.objects.filter(period=OuterRef("pk"), extra=True, status=Deliverable.Status.DELIVERED)
@@ -208,7 +211,11 @@ def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
         Period.objects.filter(
             workspace_id=workspace_id, billing_timing="advance", status=Period.Status.CLOSED, end_on__lte=today
         )
-        .filter(Q(overage__gt=0, overage_rate_minor__gt=0) | Q(Exists(extras), extra_deliverable_price_minor__gt=0))
+        .filter(
+            Q(overage__gt=0, overage_rate_minor__gt=0)
+            | Q(approved_overage__gt=0)
+            | Q(Exists(extras), extra_deliverable_price_minor__gt=0)
+        )
         .exclude(Exists(successor))
         .exclude(Exists(billed))
         .select_related("retainer")

@@ -34,6 +34,7 @@ class ClosePlan:
     expired: Decimal = ZERO
     rolled_out: Decimal = ZERO
     overage: Decimal = ZERO
+    approved_overage: Decimal = ZERO
 
 
 def consume(lots: dict[int, Decimal], used: Decimal) -> tuple[dict[int, Decimal], Decimal]:
@@ -85,6 +86,7 @@ def plan_close(
     rollover_cap: Decimal | None,
     rollover_expiry_periods: int | None,
     has_next: bool,
+    approved: Decimal = ZERO,
 ) -> ClosePlan:
     """What closing period `seq` writes so that its balance ends at zero.
 
@@ -94,10 +96,18 @@ def plan_close(
     - rollover retainers: unused units older than K periods expire, then units beyond
       the cap expire (oldest first), and the rest roll into the next period, keeping
       their origin;
-    - with no next period (the retainer ends), nothing rolls and debt is billed.
+    - with no next period (the retainer ends), nothing rolls and debt is billed;
+    - units beyond the balance that the client `approved` come first and are billed whatever the
+      policy (at the approvals' rates, `approved_overage`); only the rest follows the policy.
     """
     plan = ClosePlan()
     remaining, shortfall = consume(lots, used)
+
+    covered = min(shortfall, approved)
+    if covered > 0:
+        plan.moves.append(Move("overage", covered, seq, "Approved overage: billed at the approved rate"))
+        plan.approved_overage = covered
+        shortfall -= covered
 
     if shortfall > 0:
         if overage_policy == "bill" or not has_next:

@@ -18,6 +18,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.urls import reverse
 
 from clients.models import Contact, Retainer, RetainerTerms
+from delivery import approvals
 from delivery.models import Period
 from retainers.models import Email, Membership, Workspace
 from retainers.outbox import queue_email
@@ -70,9 +71,33 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
     ):
         contacts.setdefault(contact.client_id, []).append(contact)
 
+    keys = [
+        f"lowbal-{r.period_id}-{0 if r.balance <= 0 else 20}-contact{c.pk}"
+        for r in retainers
+        for c in contacts.get(r.client_id, [])
+    ]
+    told = set(Email.objects.filter(key__in=keys).values_list("key", flat=True))
     planned: list[tuple[str, dict]] = []
     for retainer in retainers:
         threshold = 0 if retainer.balance <= 0 else 20
+        # Overage that needs approval: the client's alert offers it (the period's waiting request,
+        # opened here when there is none), with how far over and what it costs.
+        approval = offer = None
+        untold = [
+            c
+            for c in contacts.get(retainer.client_id, [])
+            if f"lowbal-{retainer.period_id}-{threshold}-contact{c.pk}" not in told
+        ]
+        if untold and retainer.overage_needs_approval:
+            approval = approvals.offer_overage(retainer=retainer)
+            if approval is not None:
+                retainer.workspace = workspace
+                offer = approvals.overage_offer(
+                    retainer,
+                    approval.period,
+                    balance=retainer.balance,
+                    approved=approvals.approved_units(approval.period),
+                )
         base = {
             "retainer": retainer,
             "client": retainer.client,
@@ -85,6 +110,9 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             "last_day": retainer.period_end_on - timedelta(days=1),
             "overage": retainer.get_overage_policy_display().lower(),
             "told_client": bool(contacts.get(retainer.client_id)),
+            "approval": approval,
+            "offer": offer,
+            "offered_cost": approvals.offered_cost(approval) if approval else "",
         }
         retainer_url = _site(
             reverse("delivery:retainer_detail", kwargs={"workspace_slug": workspace.slug, "retainer_id": retainer.pk})
@@ -100,7 +128,8 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             planned.append((
                 f"lowbal-{retainer.period_id}-{threshold}-contact{contact.pk}",
                 {"to": contact.email, "template": "low_balance_client",
-                 "context": {**base, "recipient_name": contact.name, "url": portal_url}},
+                 "context": {**base, "recipient_name": contact.name, "url": portal_url,
+                             "approve_url": approvals.approval_url(approval, contact) if approval else ""}},
             ))  # fmt: skip
     # One query tells which were sent on an earlier run; those are not rendered again.
     done = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))
