@@ -427,12 +427,6 @@ class CollectionForm(FocusMixin, forms.Form):
         if retainer.model == RetainerTerms.Model.DELIVERABLES:
             del self.fields["overage_needs_approval"], self.fields["overage_block"]
 
-    def clean_overage_block(self) -> Decimal | None:
-        block = self.cleaned_data.get("overage_block")
-        if block is not None and block <= 0:
-            raise ValidationError("Offer more than zero units at once.")
-        return block
-
 
 class EndNowForm(forms.Form):
     confirm = forms.BooleanField(

@@ -170,6 +170,44 @@ def test_low_balance_alerts_once_per_period_and_threshold(workspace, retainer, a
     assert len(emails(f"lowbal-{next_period.pk}-20-")) == 2
 
 
+def test_low_balance_alerts_offer_overage_approval_with_how_far_over_and_its_cost(retainer, alice, carol, run):
+    """A retainer whose overage needs approval: the client's alert carries a signed link to approve
+    up to the block at the rate, and once over, how far and what it costs."""
+    from delivery import approvals
+    from delivery.models import OverageApproval
+    from delivery.services import set_collection
+
+    set_collection(
+        retainer=retainer,
+        auto_charge=False,
+        pause_after_unpaid_days=None,
+        overage_needs_approval=True,
+        overage_block=Decimal("5"),
+    )
+    retainer.refresh_from_db()
+    deliver(retainer, "9", date(2026, 1, 10), alice)
+    mail.outbox.clear()
+    assert run(at(2026, 1, 10, 12)).low_balance_alerts == 2
+    approval = OverageApproval.objects.get(retainer=retainer, status="requested")
+    assert (approval.offered, approval.rate_minor, approval.requested_by) == (Decimal("5"), 15000, None)
+    low = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    assert "up to 5.00 extra hours at £150.00 each (£750.00 for all of them)" in low.body
+    token = next(line for line in low.body.splitlines() if "/overage/" in line).rstrip("/").rsplit("/", 1)[1]
+    with time_machine.travel(at(2026, 1, 11, 9)):  # the link works for 14 days
+        assert approvals.check_token(token).approval == approval
+    team = next(m for m in mail.outbox if m.to == ["alice@example.com"] and "Running low" in m.subject)
+    assert "offered up to 5.00 extra hours" in team.body
+
+    approvals.answer_overage(approval=approval, approve=True, quantity=Decimal("2"), contact=carol, via="link")
+    deliver(retainer, "2.5", date(2026, 1, 12), alice)  # 1.5 over the balance, within the approval
+    mail.outbox.clear()
+    assert run(at(2026, 1, 12, 12)).low_balance_alerts == 2
+    used_up = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    assert "You are 1.50 hours over your balance (£225.00)" in used_up.body
+    # A new request is open for the rest of the period (the approved one is spent as it is used).
+    assert OverageApproval.objects.filter(retainer=retainer, status="requested").count() == 1
+
+
 def test_after_downtime_a_used_up_retainer_gets_the_used_up_alert_only(retainer, alice, carol, run):
     deliver(retainer, "10", date(2026, 1, 10), alice)
     assert run(at(2026, 1, 20, 12)).low_balance_alerts == 2
