@@ -129,6 +129,40 @@ def test_no_check_ins_without_a_cadence_or_for_archived_clients(acme, globex, se
     assert run(at(2026, 6, 1)).check_ins == 0
 
 
+def test_a_check_in_can_also_email_the_client_to_book_once_per_check_in(quiet_acme, retainer, alice, bob, carol, run):
+    communication.set_checkin_cadence(client=quiet_acme, every_days=21, email_client=True)
+    assert run(at(2026, 2, 1, 12)).check_ins == 0
+    assert emails("checkin-client-") == []
+    assert run(at(2026, 2, 2, 8)).check_ins == 1  # three weeks after the session of 12 January
+    [task] = check_ins(quiet_acme)
+    assert emails("checkin-client-") == [(f"checkin-client-{task.pk}-contact{carol.pk}", "carol@acme.example")]
+    [nudge] = [m for m in mail.outbox if m.to == ["carol@acme.example"] and "book" in m.subject]
+    assert nudge.subject == "It has been three weeks — book your next session with Northwind Advisory"
+    # Nothing to book yet: the portal itself.
+    assert f"/portal/w/{quiet_acme.workspace.slug}/\n" in nudge.body + "\n"
+    assert run(at(2026, 2, 3, 8)).check_ins == 0
+    assert len(emails("checkin-client-")) == 1
+
+    # Once a session type can be booked on the retainer, the next check-in links to booking.
+    with time_machine.travel(at(2026, 2, 3, 9), tick=False):
+        communication.complete_task(task=task, actor=alice)
+    from delivery import booking_setup
+
+    booking_setup.save_session_type(
+        workspace=quiet_acme.workspace, session_type=None, member=bob, name="Call", duration_minutes=60,
+        hours=Decimal("1"), sessions=1, location="", reminder_minutes=[], all_retainers=True, retainers=[],
+    )  # fmt: skip
+    assert run(at(2026, 2, 24, 9)).check_ins == 1
+    assert len(emails("checkin-client-")) == 2
+    latest = [m for m in mail.outbox if m.to == ["carol@acme.example"] and "book" in m.subject][-1]
+    assert f"/portal/w/{quiet_acme.workspace.slug}/book/" in latest.body
+
+
+def test_a_check_in_does_not_email_the_client_unless_asked(quiet_acme, carol, run):
+    assert run(at(2026, 1, 26, 8)).check_ins == 1
+    assert emails("checkin-client-") == []
+
+
 def test_two_runs_at_once_open_one_check_in(quiet_acme, alice):
     with time_machine.travel(at(2026, 1, 26, 8), tick=False):
         first = communication.open_check_in(client=quiet_acme, due_at=at(2026, 1, 26, 8), assignee=alice)
