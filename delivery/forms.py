@@ -566,6 +566,9 @@ class OverageAnswerForm(forms.Form):
         kwargs.setdefault("initial", {"quantity": format_quantity(offered, unit)})
         super().__init__(*args, **kwargs)
         cast(QuantityField, self.fields["quantity"]).unit = unit
+        self.fields["quantity"].label = (
+            "Sessions you approve" if unit == RetainerTerms.Unit.SESSIONS else "Hours you approve"
+        )
         self.offered = offered
 
     def clean(self) -> dict[str, Any]:
