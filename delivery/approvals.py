@@ -43,7 +43,7 @@ MAX_MESSAGE = 2000
 
 def link_max_age() -> int:
     """Seconds an emailed approval link works (setting OVERAGE_LINK_MAX_AGE_DAYS, 14 by default)."""
-    return int(getattr(settings, "OVERAGE_LINK_MAX_AGE_DAYS", 14)) * 86400
+    return int(settings.OVERAGE_LINK_MAX_AGE_DAYS) * 86400
 
 
 # --- What is on offer ------------------------------------------------------------------------------
