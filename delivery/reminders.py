@@ -98,6 +98,11 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
                     balance=retainer.balance,
                     approved=approvals.approved_units(approval.period),
                 )
+        elif untold and retainer.balance < 0 and retainer.overage_policy == RetainerTerms.Overage.BILL:
+            # Already over under "bill": how far, and what the next invoice will add for it.
+            retainer.workspace = workspace
+            period = Period.objects.get(pk=retainer.period_id)
+            offer = approvals.overage_offer(retainer, period, balance=retainer.balance, approved=Decimal("0"))
         base = {
             "retainer": retainer,
             "client": retainer.client,

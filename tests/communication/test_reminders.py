@@ -237,9 +237,19 @@ def test_low_balance_alerts_offer_overage_approval_with_how_far_over_and_its_cos
     mail.outbox.clear()
     assert run(at(2026, 1, 12, 12)).low_balance_alerts == 2
     used_up = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
-    assert "You are 1.50 hours over your balance (£225.00)" in used_up.body
+    assert "You are 1.50 hours over your balance: £225.00 at £150.00 each." in used_up.body
     # A new request is open for the rest of the period (the approved one is spent as it is used).
     assert OverageApproval.objects.filter(retainer=retainer, status="requested").count() == 1
+
+
+def test_the_used_up_alert_under_bill_says_how_far_over_and_what_it_costs(retainer, alice, carol, run):
+    deliver(retainer, "12.5", date(2026, 1, 10), alice)
+    mail.outbox.clear()
+    assert run(at(2026, 1, 10, 12)).low_balance_alerts == 2
+    client_email = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    assert "You are 2.50 hours over your balance: £375.00 at £150.00 each, billed on your next invoice." in (
+        client_email.body
+    )
 
 
 def test_after_downtime_a_used_up_retainer_gets_the_used_up_alert_only(retainer, alice, carol, run):

@@ -13,7 +13,7 @@ from django.core import mail
 from clients.services import add_contact
 from delivery import approvals, services
 from delivery.models import OverageApproval
-from retainers.models import Email
+from retainers.models import Email, Membership
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,10 @@ def setup(workspace, alice):
         retainer.refresh_from_db()
         contact = add_contact(client=retainer.client, name="Carol Chen", email="carol@acme.example", portal_access=True)
     return retainer, contact
+
+
+def workspace_owner(workspace):
+    return Membership.objects.get(workspace=workspace, role="owner").user
 
 
 def retainer_url(retainer, path=""):
@@ -173,3 +177,22 @@ def test_the_collection_form_turns_overage_approval_on_with_field_errors(workspa
     assert owner_client.post(url, {"overage_needs_approval": "on", "overage_block": "2:30"}).status_code == 302
     retainer.refresh_from_db()
     assert (retainer.overage_needs_approval, retainer.overage_block) == (True, D("2.5"))
+
+
+def test_the_portals_next_invoice_counts_the_approved_overage_used_so_far(workspace, login):
+    """Under "refuse" only approved overage can happen, and it is billed: the estimate counts it."""
+    with time_machine.travel(NOON, tick=False):
+        retainer = factories.make_retainer(
+            workspace=workspace, model="fixed", units_per_period=D("2"), overage_policy="refuse"
+        )
+        contact = add_contact(client=retainer.client, name="Carol Chen", email="carol@acme.example", portal_access=True)
+        approval = approvals.request_overage(
+            retainer=retainer, offered=D("3"), message="", actor=workspace_owner(workspace)
+        )
+        approvals.answer_overage(approval=approval, approve=True, quantity=D("3"), contact=contact, via="portal")
+        services.record_delivery(
+            retainer=retainer, delivered_on=date(2026, 1, 5), quantity=D("3"), description="Work", actor=None
+        )
+        page = login(contact.user).get(f"/portal/w/{workspace.slug}/").content.decode()
+    # The next fee (£2,000.00) plus the one approved hour used beyond the balance (£150.00).
+    assert "about £2,150.00, with the extra use so far" in page
