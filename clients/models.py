@@ -271,6 +271,12 @@ class Retainer(WorkspaceOwned, RetainerTerms):
         return self.name
 
     @property
+    def limits_overage(self) -> bool:
+        """Whether work (and bookings) stop at the balance plus what the client approved: under
+        "refuse", or when overage needs the client's approval (delivery.approvals)."""
+        return self.overage_policy == RetainerTerms.Overage.REFUSE or self.overage_needs_approval
+
+    @property
     def utilization(self) -> Decimal | None:
         """Share of this period's units used, 0–1 (or more when over)."""
         if self.period_available <= 0:

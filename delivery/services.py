@@ -512,7 +512,7 @@ def _check_balance(retainer: Retainer, period: Period, draw: Decimal, *, reserva
     balance plus the units the client approved for the period (delivery.approvals), less what the
     period's active bookings reserve (other than `reservation`, the booking this draw settles):
     work logged by hand cannot eat the units of a session already booked."""
-    if not (retainer.overage_policy == RetainerTerms.Overage.REFUSE or retainer.overage_needs_approval) or draw <= 0:
+    if not retainer.limits_overage or draw <= 0:
         return
     balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
     approved = OverageApproval.objects.filter(
