@@ -183,3 +183,28 @@ def test_a_request_left_unanswered_lapses_at_period_end(workspace):
     approval.refresh_from_db()
     assert approval.status == "lapsed"
     assert approvals.check_token(token).state == "lapsed"
+
+
+def test_in_arrears_the_periods_own_invoice_carries_the_approval_once(workspace):
+    retainer, contact = needing_approval(workspace, billing_timing="arrears")
+    approval = approvals.offer_overage(retainer=retainer)
+    approvals.answer_overage(approval=approval, approve=True, quantity=D("3"), contact=contact, via="link")
+    log(retainer, "3")
+    for _ in range(2):  # run twice: billed once
+        billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 2, 1), deliver=False)
+    invoice = Invoice.objects.get(retainer=retainer, period__seq=1)
+    [line] = [line for line in invoice.lines.all() if line.kind == "overage"]
+    assert (line.quantity, line.amount_minor) == (D("1"), 15000)
+    assert f"approval #{approval.pk}" in line.description
+
+
+def test_an_ending_retainer_bills_its_approved_overage_on_a_closing_invoice(workspace):
+    retainer, contact = needing_approval(workspace, term_periods=1)
+    approval = approvals.offer_overage(retainer=retainer)
+    approvals.answer_overage(approval=approval, approve=True, quantity=D("2"), contact=contact, via="portal")
+    log(retainer, "4")
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 2, 1), deliver=False)
+    closing = Invoice.objects.get(retainer=retainer, kind="closing")
+    [line] = closing.lines.all()
+    assert (line.quantity, line.unit_price_minor, line.amount_minor) == (D("2"), 15000, 30000)
+    assert line.description.startswith("Approved overage: 2.00 hours")
