@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.models import Invoice, InvoiceLine
+from billing.overage import Covered, approved_overage_lines
 from billing.tax import tax_on
 from clients.models import Retainer
 from delivery.models import Deliverable, Period
@@ -41,6 +42,7 @@ def invoice_lines(
     extras: Mapping[int, Sequence[Deliverable]],
     *,
     kind: str,
+    approvals: Covered,
 ) -> list[InvoiceLine]:
     """The lines (unsaved) of a retainer period's invoice.
 
@@ -48,7 +50,9 @@ def invoice_lines(
     that just ended (`previous`). In arrears: this period's fee, overage and extras, at the
     period's end. A closing invoice bills what the last period of an in-advance retainer used
     beyond its fee, since no next invoice will carry it. `extras` are the delivered extra
-    deliverables by period id; the usage period's `overage` is read as closing set it.
+    deliverables by period id; the usage period's `overage` and `approved_overage` are read as
+    closing set them; approved overage is billed on its own lines (`billing.overage`), one per
+    approval in `approvals` (by period id: each approval with the units it covers).
     """
     lines = []
     if kind == Invoice.Kind.SCHEDULED:
@@ -74,6 +78,8 @@ def invoice_lines(
                 amount_minor=multiply(usage.overage_rate_minor, usage.overage),
             )
         )
+    if usage is not None:
+        lines += approved_overage_lines(usage, retainer, approvals.get(usage.pk, ()))
     if usage is not None and usage.extra_deliverable_price_minor > 0:
         for deliverable in extras.get(usage.pk, []):
             lines.append(

@@ -16,16 +16,18 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from billing import tax
 from billing.invoicing import invoice_lines, invoice_totals
 from billing.models import BillingProfile, Invoice
+from billing.overage import Covered
 from clients.models import Amendment, Client, Retainer, RetainerTerms
 from delivery import ledger
 from delivery.forecast import ends_with
-from delivery.models import Deliverable, LedgerEntry, Period
+from delivery.models import Deliverable, LedgerEntry, OverageApproval, Period
 from delivery.periods import period_bounds
+from delivery.services import approved_quantity
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,9 @@ def next_invoice(retainer: Retainer, *, today: date) -> NextInvoice | None:
 
 
 def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, NextInvoice | None]:
-    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: six queries
-    (the clients' tax treatments among them), seven when a period is not billed yet, however many
-    retainers."""
+    """`next_invoice` for many retainers (of one or more workspaces), by retainer id: seven queries
+    (the clients' tax treatments and the overage approvals among them), eight when a period is not
+    billed yet, however many retainers."""
     retainers = [r for r in retainers]
     result: dict[int, NextInvoice | None] = {r.pk: None for r in retainers}
     active = {r.pk: r for r in retainers if r.status == Retainer.Status.ACTIVE}
@@ -120,6 +122,22 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
         a.retainer_id: a
         for a in Amendment.objects.filter(workspace_id__in=ws, retainer_id__in=list(active), applied_at=None)
     }
+    # Approved overage: an open period's approvals cover what its close would let them (below); a
+    # closed one's what its close did.
+    approvals: dict[int, list[OverageApproval]] = defaultdict(list)
+    settled: dict[int, list[tuple[OverageApproval, Decimal]]] = defaultdict(list)
+    for approval in (
+        OverageApproval.objects.filter(workspace_id__in=ws, status=OverageApproval.Status.APPROVED)
+        .filter(
+            Q(period__in=list(open_periods.values()), closed_at=None)
+            | Q(period__in=list(previous.values()), used__gt=0)
+        )
+        .order_by("answered_at", "pk")
+    ):
+        if approval.closed_at is None:
+            approvals[approval.period_id].append(approval)
+        else:
+            settled[approval.period_id].append((approval, approval.used))
     profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=ws)}
     clients = {
         c.pk: c for c in Client.objects.filter(workspace_id__in=ws, pk__in={r.client_id for r in active.values()})
@@ -133,21 +151,21 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
         invoiced: Period
         if rid in unbilled:
             invoiced, kind, issue_on = period, Invoice.Kind.SCHEDULED, period.start_on
-            lines = invoice_lines(period, previous.get(rid), retainer, extras, kind=kind)
+            lines = invoice_lines(period, previous.get(rid), retainer, extras, kind=kind, approvals=settled)
         else:
             has_next = not ends_with(retainer, period)
-            closed = _as_closed(retainer, period, entries[period.pk], has_next=has_next)
+            closed, covered = _as_closed(retainer, period, entries[period.pk], approvals[period.pk], has_next=has_next)
             issue_on = period.end_on
             if period.billing_timing == RetainerTerms.Timing.ARREARS:
                 invoiced, kind = closed, Invoice.Kind.SCHEDULED
-                lines = invoice_lines(closed, None, retainer, extras, kind=kind)
+                lines = invoice_lines(closed, None, retainer, extras, kind=kind, approvals=covered)
             elif has_next:
                 renewed = _with_next_terms(retainer, period, pending.get(rid))
                 invoiced, kind = _next_period(renewed, period), Invoice.Kind.SCHEDULED
-                lines = invoice_lines(invoiced, closed, renewed, extras, kind=kind)
+                lines = invoice_lines(invoiced, closed, renewed, extras, kind=kind, approvals=covered)
             else:
                 invoiced, kind = closed, Invoice.Kind.CLOSING
-                lines = invoice_lines(closed, None, retainer, extras, kind=kind)
+                lines = invoice_lines(closed, None, retainer, extras, kind=kind, approvals=covered)
                 if not lines:
                     continue
         terms = tax.tax_terms(clients[retainer.client_id], profile)  # the client's treatment, as the run applies it
@@ -173,13 +191,27 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
 
 
 def _as_closed(
-    retainer: Retainer, period: Period, entries: list[tuple[str, Decimal, int, bool]], *, has_next: bool
-) -> Period:
-    """A copy of the open period with the overage closing it today would record (not saved)."""
-    plan = ledger.plan_period_close(retainer=retainer, seq=period.seq, entries=entries, has_next=has_next)
+    retainer: Retainer,
+    period: Period,
+    entries: list[tuple[str, Decimal, int, bool]],
+    approvals: list[OverageApproval],
+    *,
+    has_next: bool,
+) -> tuple[Period, Covered]:
+    """A copy of the open period with the overage and approved overage closing it today would record
+    (not saved), and what each of its `approvals` (approved, oldest answer first) would cover, as
+    `delivery.services._close_round` computes and settles them."""
+    plan = ledger.plan_period_close(
+        retainer=retainer,
+        seq=period.seq,
+        entries=entries,
+        has_next=has_next,
+        approved=approved_quantity(approvals),
+    )
     closed = copy.copy(period)
-    closed.overage, closed.used = plan.overage, plan.used
-    return closed
+    closed.overage, closed.used, closed.approved_overage = plan.overage, plan.used, plan.approved_overage
+    shares = ledger.share_approved([a.quantity for a in approvals], plan.approved_overage)
+    return closed, {period.pk: list(zip(approvals, shares, strict=True))}
 
 
 def _with_next_terms(retainer: Retainer, period: Period, amendment: Amendment | None) -> Retainer:

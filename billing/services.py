@@ -32,6 +32,7 @@ from billing.models import (
     InvoiceSequence,
     Payment,
 )
+from billing.overage import settled_approvals
 from billing.tax import TAX_FIELDS
 from clients.models import Client, Retainer
 from clients.selectors import client_currency
@@ -210,8 +211,8 @@ def held_first_invoices(workspace_id: int, today: date, *, client_id: int | None
 
 
 def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
-    """Last periods of in-advance retainers that ended with overage or extra deliverables
-    still to bill: their next invoice never comes, so a closing invoice carries it."""
+    """Last periods of in-advance retainers that ended with overage (approved or not) or extra
+    deliverables still to bill: their next invoice never comes, so a closing invoice carries it."""
     successor = Period.objects.filter(retainer=OuterRef("retainer"), seq=OuterRef("seq") + 1)
     billed = Invoice.objects.filter(workspace_id=workspace_id, period=OuterRef("pk"), kind=Invoice.Kind.CLOSING)
     extras = Deliverable.objects.filter(period=OuterRef("pk"), extra=True, status=Deliverable.Status.DELIVERED)
@@ -219,7 +220,11 @@ def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
         Period.objects.filter(
             workspace_id=workspace_id, billing_timing="advance", status=Period.Status.CLOSED, end_on__lte=today
         )
-        .filter(Q(overage__gt=0, overage_rate_minor__gt=0) | Q(Exists(extras), extra_deliverable_price_minor__gt=0))
+        .filter(
+            Q(overage__gt=0, overage_rate_minor__gt=0)
+            | Q(approved_overage__gt=0)
+            | Q(Exists(extras), extra_deliverable_price_minor__gt=0)
+        )
         .exclude(Exists(successor))
         .exclude(Exists(billed))
         .select_related("retainer")
@@ -303,6 +308,7 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         workspace=workspace, extra=True, status=Deliverable.Status.DELIVERED, period__in=[*previous.values(), *periods]
     ):
         extras.setdefault(deliverable.period_id, []).append(deliverable)
+    approvals = settled_approvals([workspace.pk], [*previous.values(), *periods])  # closed ones only cover any
 
     invoices, lines_by_invoice = [], []
     for period, kind in due:
@@ -326,7 +332,8 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
             **tax.tax_terms(clients[retainer.client_id], profile).invoice_fields(),
             auto_charge=retainer.auto_charge,
         )
-        lines = invoice_lines(period, previous.get((period.retainer_id, period.seq - 1)), retainer, extras, kind=kind)
+        usage_before = previous.get((period.retainer_id, period.seq - 1))
+        lines = invoice_lines(period, usage_before, retainer, extras, kind=kind, approvals=approvals)
         _totals(invoice, lines)
         invoices.append(invoice)
         lines_by_invoice.append(lines)

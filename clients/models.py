@@ -43,6 +43,9 @@ class Client(WorkspaceOwned):
     checkin_every_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Open a check-in task when there has been no session or message this long."
     )
+    checkin_email_client = models.BooleanField(
+        default=False, help_text="When a check-in opens, also email the client's portal contacts to book a session."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -357,6 +360,15 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     pause_after_unpaid_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Pause delivery when an invoice is this many days overdue."
     )
+    overage_needs_approval = models.BooleanField(
+        default=False, help_text="Work beyond the balance needs the client's approval first, whatever the policy."
+    )
+    overage_block = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("5"),
+        help_text="Units the client is offered to approve at once.",
+    )
     paused_on = models.DateField(null=True, blank=True)
     ended_on = models.DateField(null=True, blank=True)
     # The term this one renews (an accepted renewal signs the next term as its own retainer).
@@ -373,7 +385,10 @@ class Retainer(WorkspaceOwned, RetainerTerms):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "status"], name="retainer_status_idx")]
-        constraints = terms_constraints()
+        constraints = [
+            *terms_constraints(),
+            models.CheckConstraint(condition=models.Q(overage_block__gt=0), name="retainer_overage_block_positive"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -403,6 +418,12 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     @property
     def utilisation_percent(self) -> int | None:
         return utilisation_percent(self.period_used, self.period_available)
+
+    @property
+    def limits_overage(self) -> bool:
+        """Whether work (and bookings) stop at the balance plus what the client approved: under
+        "refuse", or when overage needs the client's approval (delivery.approvals)."""
+        return self.overage_policy == RetainerTerms.Overage.REFUSE or self.overage_needs_approval
 
 
 class Amendment(WorkspaceOwned, RetainerTerms):

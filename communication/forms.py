@@ -156,6 +156,11 @@ class CheckInForm(forms.Form):
         required=False,
         help_text="A check-in task opens when there has been no session or message for this long. Empty: never.",
     )
+    checkin_email_client = forms.BooleanField(
+        label="Also email the client to book their next session",
+        required=False,
+        help_text="Their portal contacts get “It has been … — book your next session” with the booking link.",
+    )
 
 
 class TaskFilterForm(forms.Form):

@@ -3,7 +3,8 @@
 For each workspace, as of one instant `now`:
 
 1. check-ins: a client with a cadence and no session, message or check-in for that many days
-   gets one check-in task (never a second while one is open);
+   gets one check-in task (never a second while one is open), and, when the client asks for it
+   (`checkin_email_client`), its portal contacts one "book your next session" email per check-in;
 2. due tasks: the assignee of each open task whose due time has come is emailed once
    (claimed with a conditional UPDATE of `reminded_at`);
 3. low-balance alerts (delivery.reminders): a live retainer below 20% of this period's units,
@@ -33,10 +34,10 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from clients.models import Client
+from clients.models import Client, Contact
 from communication import services
 from communication.models import Message, Task
-from delivery import booking_reminders
+from delivery import booking, booking_reminders
 from delivery import reminders as delivery_reminders
 from delivery.models import WorkItem
 from retainers.models import Email, Membership, User, Workspace
@@ -174,7 +175,47 @@ def open_check_ins(*, workspace: Workspace, now: datetime) -> int:
             members = {m.user_id: m for m in _members(workspace)}
         task = services.open_check_in(client=client, due_at=now, assignee=_check_in_assignee(client, members))
         opened += task is not None
+        if task is not None and client.checkin_email_client:
+            _nudge_client(workspace, client, task, quiet_since=max(days), today=today)
     return opened
+
+
+def _nudge_client(workspace: Workspace, client: Client, task: Task, *, quiet_since: date, today: date) -> None:
+    """Email the client's portal contacts to book their next session, once per check-in (the key
+    holds the task): with the portal's booking link when there is something to book, else the portal."""
+    contacts = list(Contact.objects.for_workspace(workspace).filter(client=client, portal_access=True).order_by("pk"))
+    if not contacts:
+        return
+    view = "portal:book" if booking.can_book(client) else "portal:overview"
+    url = settings.SITE_URL + reverse(view, kwargs={"workspace_slug": workspace.slug})
+    for contact in contacts:
+        queue_email(
+            to=contact.email,
+            template="checkin_client",
+            context={
+                "recipient_name": contact.name,
+                "workspace": workspace,
+                "client": client,
+                "since": quiet_phrase((today - quiet_since).days),
+                "can_book": view == "portal:book",
+                "url": url,
+            },
+            workspace=workspace,
+            client_id=client.pk,
+            key=f"checkin-client-{task.pk}-contact{contact.pk}",
+        )
+
+
+def quiet_phrase(days: int) -> str:
+    """“three weeks”, “10 days”, “2 months”: how long it has been, as a person says it."""
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+    if days >= 60:
+        months = days // 30
+        return f"{words.get(months, str(months))} months"
+    if days >= 14 and days % 7 == 0:
+        weeks = days // 7
+        return f"{words.get(weeks, str(weeks))} weeks"
+    return f"{days} day{'s' if days != 1 else ''}"
 
 
 def _check_in_assignee(client: WithAnnotations[Client, CheckInRow], members: dict[int, Membership]) -> User | None:

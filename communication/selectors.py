@@ -114,7 +114,13 @@ def client_section(
         "follow_up_form": follow_up_form,
         "has_sessions": bool(sessions),
         "checkin_form": checkin_form
-        or CheckInForm(prefix="checkin", initial={"checkin_every_days": client.checkin_every_days}),
+        or CheckInForm(
+            prefix="checkin",
+            initial={
+                "checkin_every_days": client.checkin_every_days,
+                "checkin_email_client": client.checkin_email_client,
+            },
+        ),
         "reply_address": inbound.shown_reply_address(client),
         "notice": notice,
     }

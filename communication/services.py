@@ -553,11 +553,17 @@ def suggest_follow_up(*, session: WorkItem, days: int, actor: User | None) -> Ta
 
 
 @transaction.atomic
-def set_checkin_cadence(*, client: Client, every_days: int | None) -> Client:
-    """How many quiet days (no session, no message) open a check-in task; None turns it off."""
+def set_checkin_cadence(*, client: Client, every_days: int | None, email_client: bool | None = None) -> Client:
+    """How many quiet days (no session, no message) open a check-in task; None turns it off. With
+    `email_client`, each check-in also emails the client's portal contacts to book their next
+    session (None leaves that as it is)."""
     if every_days is not None and not 1 <= every_days <= 365:
         raise CommunicationError("Choose between 1 and 365 days, or leave it empty.", field="checkin_every_days")
-    Client.objects.filter(pk=client.pk).update(checkin_every_days=every_days)
+    if email_client is not None:
+        client.checkin_email_client = email_client
+    Client.objects.filter(pk=client.pk).update(
+        checkin_every_days=every_days, checkin_email_client=client.checkin_email_client
+    )
     client.checkin_every_days = every_days
     return client
 

@@ -406,10 +406,13 @@ def checkin_update(request: WorkspaceRequest, client_id: int) -> HttpResponse:
     form = CheckInForm(request.POST, prefix="checkin")
     if form.is_valid():
         days = form.cleaned_data["checkin_every_days"]
-        services.set_checkin_cadence(client=client, every_days=days)
+        email_client = form.cleaned_data["checkin_email_client"]
+        services.set_checkin_cadence(client=client, every_days=days, email_client=email_client)
         notice = "Check-ins are off."
         if days:
             notice = f"Check-ins every {days} day{'s' if days != 1 else ''} without contact."
+            if email_client:
+                notice += " The client is emailed to book a session too."
         return _after_section_post(request, client, notice)
     if _from_section(request):
         return _section_response(request, client, checkin_form=form)

@@ -1,7 +1,8 @@
 """Bookings: clients (or members on their behalf) book sessions that draw units from a retainer.
 
 A booking reserves its units while it is `booked` (`booked_units`): under the "refuse" overage
-policy nothing can be booked beyond the balance minus what is already booked; under "bill" the
+policy, or when overage needs the client's approval, nothing can be booked beyond the balance (plus
+the units the client approved, delivery.approvals) minus what is already booked; under "bill" the
 caller can show the price of the excess first (`overage_quote`). Held, a booking becomes a
 delivered work item in the ledger through `services.record_delivery`, in the same transaction.
 
@@ -42,6 +43,7 @@ from delivery.models import (
     CalendarConnection,
     DateOverride,
     LedgerEntry,
+    OverageApproval,
     Period,
     Schedule,
     SessionType,
@@ -367,6 +369,10 @@ def allowance(
     if on < period.end_on:
         start_on, end_on = period.start_on, period.end_on
         balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
+        if retainer.limits_overage:  # units the client approved beyond the balance (delivery.approvals)
+            balance += OverageApproval.objects.filter(
+                workspace_id=retainer.workspace_id, period=period, status=OverageApproval.Status.APPROVED
+            ).aggregate(q=Sum("quantity", default=ZERO))["q"]
         rate, currency = period.overage_rate_minor, period.currency
     else:
         index = index_containing(retainer.anchor_on, retainer.cadence, on)
@@ -391,9 +397,14 @@ class OverageQuote:
 def overage_quote(retainer: Retainer, *, units: Decimal, on: date) -> OverageQuote | None:
     """Under the "bill" policy, what booking `units` on `on` would add as overage; None when it fits
     (or the retainer does not bill overage)."""
-    if retainer.overage_policy != RetainerTerms.Overage.BILL:
+    if not _bills_overage(retainer):
         return None
     return _quote(units, allowance(retainer, on=on))
+
+
+def _bills_overage(retainer: Retainer) -> bool:
+    """Beyond the balance a booking is billed (not refused, nor waiting for the client's approval)."""
+    return retainer.overage_policy == RetainerTerms.Overage.BILL and not retainer.overage_needs_approval
 
 
 def _quote(units: Decimal, left: Allowance) -> OverageQuote | None:
@@ -470,11 +481,11 @@ def offers(
             except RetainerEnds as ends:
                 notes.append(f"This retainer ends on {_day(ends.last_on)}: later times cannot be booked on it.")
                 break
-            if retainer.overage_policy == RetainerTerms.Overage.REFUSE and units > left.bookable:
+            if retainer.limits_overage and units > left.bookable:
                 notes.append(_full_note(retainer, left))
-        if retainer.overage_policy == RetainerTerms.Overage.REFUSE and units > left.bookable:
+        if retainer.limits_overage and units > left.bookable:
             continue
-        quote = _quote(units, left) if retainer.overage_policy == RetainerTerms.Overage.BILL else None
+        quote = _quote(units, left) if _bills_overage(retainer) else None
         times.append(Offer(starts_at=moment, ends_at=moment + duration, overage=quote))
     return Offers(units=units, units_text=f"{_n(units)} {_unit_word(retainer, units)}", times=times, notes=notes)
 
@@ -514,6 +525,8 @@ def describe_left(retainer: Retainer, *, on: date, locale: str = "en_US") -> str
     if left.booked > 0:
         text += f" ({_n(left.booked)} booked already)"
     one = _unit_word(retainer, Decimal(1))
+    if retainer.overage_needs_approval:
+        return f"{text}. Beyond that, extra {_unit_word(retainer, Decimal(2))} need your approval first."
     if retainer.overage_policy == RetainerTerms.Overage.BILL:
         price = format_money(left.overage_rate_minor, left.currency, locale)
         return f"{text}. Beyond that, each extra {one} is billed at {price} on your next invoice."
@@ -589,7 +602,7 @@ def _unit_word(retainer: Retainer, quantity: Decimal) -> str:
 
 
 def _check_units(retainer: Retainer, units: Decimal, *, on: date, exclude: Booking | None = None) -> None:
-    if retainer.overage_policy != RetainerTerms.Overage.REFUSE:
+    if not retainer.limits_overage:
         allowance(retainer, on=on, exclude=exclude)  # still refuses days after the retainer ends
         return
     left = allowance(retainer, on=on, exclude=exclude)

@@ -403,12 +403,31 @@ class CollectionForm(FocusMixin, forms.Form):
         error_messages={"invalid": "A whole number of days, e.g. 14, or leave it empty."},
     )
 
+    overage_needs_approval = forms.BooleanField(
+        label="Overage needs the client's approval",
+        required=False,
+        help_text="Work beyond the balance is refused until the client approves extra units, at the overage rate.",
+    )
+    overage_block = QuantityField(
+        label="Units offered for approval at once",
+        required=False,
+        help_text="The client is offered up to this many extra units when the balance runs low, e.g. 5.",
+    )
+
     def __init__(self, *args: Any, retainer: Retainer, **kwargs: Any) -> None:
         kwargs.setdefault(
             "initial",
-            {"auto_charge": retainer.auto_charge, "pause_after_unpaid_days": retainer.pause_after_unpaid_days},
+            {
+                "auto_charge": retainer.auto_charge,
+                "pause_after_unpaid_days": retainer.pause_after_unpaid_days,
+                "overage_needs_approval": retainer.overage_needs_approval,
+                "overage_block": format_quantity(retainer.overage_block, retainer.unit),
+            },
         )
         super().__init__(*args, **kwargs)
+        cast(QuantityField, self.fields["overage_block"]).unit = retainer.unit
+        if retainer.model == RetainerTerms.Model.DELIVERABLES:
+            del self.fields["overage_needs_approval"], self.fields["overage_block"]
 
 
 class EndNowForm(forms.Form):
@@ -513,3 +532,55 @@ class AmendForm(FocusMixin, TermsForm):
     def terms(self) -> dict[str, object]:
         terms = super().terms()
         return {k: v for k, v in terms.items() if k not in self.fixed_terms()}
+
+
+# --- Overage approval (delivery.approvals) ------------------------------------------------------
+
+
+class OverageRequestForm(FocusMixin, forms.Form):
+    """A consultant asks the client to approve extra units this period."""
+
+    offered = QuantityField(label="Units to ask for", help_text="The client may approve up to this many.")
+    message = forms.CharField(
+        label="Message to the client",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why more is needed, in a sentence or two. It is in the email and the portal.",
+    )
+
+    def __init__(self, *args: Any, retainer: Retainer, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"offered": format_quantity(retainer.overage_block, retainer.unit)})
+        super().__init__(*args, **kwargs)
+        cast(QuantityField, self.fields["offered"]).unit = retainer.unit
+
+
+class OverageAnswerForm(forms.Form):
+    """The client approves up to the offered units, or declines: the button pressed says which."""
+
+    quantity = QuantityField(label="Units you approve", required=False)
+    reason = forms.CharField(
+        label="Reason (if you decline)", required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    answer = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")], widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, unit: str, offered: Decimal, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"quantity": format_quantity(offered, unit)})
+        super().__init__(*args, **kwargs)
+        cast(QuantityField, self.fields["quantity"]).unit = unit
+        self.fields["quantity"].label = (
+            "Sessions you approve" if unit == RetainerTerms.Unit.SESSIONS else "Hours you approve"
+        )
+        self.offered = offered
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("answer") == "approve":
+            quantity = data.get("quantity")
+            if quantity is None:
+                self.add_error("quantity", "Enter how many units you approve.")
+            elif quantity <= 0:
+                self.add_error("quantity", "Approve more than zero, or decline.")
+            elif quantity > self.offered:
+                self.add_error("quantity", f"You may approve up to {format_quantity(self.offered, '')}.")
+        return data

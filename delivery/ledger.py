@@ -38,6 +38,7 @@ class ClosePlan:
     expired: Decimal = ZERO
     rolled_out: Decimal = ZERO
     overage: Decimal = ZERO
+    approved_overage: Decimal = ZERO
     used: Decimal = ZERO  # set by plan_period_close: the units the period's work used
 
 
@@ -90,6 +91,7 @@ def plan_close(
     rollover_cap: Decimal | None,
     rollover_expiry_periods: int | None,
     has_next: bool,
+    approved: Decimal = ZERO,
 ) -> ClosePlan:
     """What closing period `seq` writes so that its balance ends at zero.
 
@@ -99,10 +101,18 @@ def plan_close(
     - rollover retainers: unused units older than K periods expire, then units beyond
       the cap expire (oldest first), and the rest roll into the next period, keeping
       their origin;
-    - with no next period (the retainer ends), nothing rolls and debt is billed.
+    - with no next period (the retainer ends), nothing rolls and debt is billed;
+    - units beyond the balance that the client `approved` come first and are billed whatever the
+      policy (at the approvals' rates, `approved_overage`); only the rest follows the policy.
     """
     plan = ClosePlan()
     remaining, shortfall = consume(lots, used)
+
+    covered = min(shortfall, approved)
+    if covered > 0:
+        plan.moves.append(Move("overage", covered, seq, "Approved overage: billed at the approved rate"))
+        plan.approved_overage = covered
+        shortfall -= covered
 
     if shortfall > 0:
         if overage_policy == "bill" or not has_next:
@@ -149,10 +159,16 @@ def plan_close(
 
 
 def plan_period_close(
-    *, retainer: RetainerTerms, seq: int, entries: Iterable[tuple[str, Decimal, int, bool]], has_next: bool
+    *,
+    retainer: RetainerTerms,
+    seq: int,
+    entries: Iterable[tuple[str, Decimal, int, bool]],
+    has_next: bool,
+    approved: Decimal = ZERO,
 ) -> ClosePlan:
     """`plan_close` for period `seq` of a retainer, from its ledger entries (kind, quantity, origin,
-    is it work) and its terms: what the close writes, and what the next-invoice preview reads."""
+    is it work), its terms and the overage units the client `approved` for the period: what the
+    close writes, and what the next-invoice preview reads."""
     lots, used = lots_of(entries, seq)
     plan = plan_close(
         seq=seq,
@@ -163,9 +179,22 @@ def plan_period_close(
         rollover_cap=retainer.rollover_cap,
         rollover_expiry_periods=retainer.rollover_expiry_periods,
         has_next=has_next,
+        approved=approved,
     )
     plan.used = used
     return plan
+
+
+def share_approved(quantities: Iterable[Decimal], covered: Decimal) -> list[Decimal]:
+    """What each approval covers of the `covered` approved overage (`ClosePlan.approved_overage`),
+    given their approved quantities oldest answer first: each takes what it can in turn. Closing
+    writes these as `OverageApproval.used`; the next-invoice preview bills them before the close."""
+    shares = []
+    for quantity in quantities:
+        taken = min(quantity, covered) if covered > 0 else ZERO
+        shares.append(taken)
+        covered -= taken
+    return shares
 
 
 def expiring_at_close(

@@ -41,6 +41,9 @@ class Period(WorkspaceOwned):
     expired = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     rolled_out = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     overage = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    # Of the units used beyond the balance, those the client approved (delivery.approvals): billed
+    # at each approval's rate, apart from `overage`, which is billed at the period's rate.
+    approved_overage = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     closed_at = models.DateTimeField(null=True, blank=True)
     # The prices in force for this period, copied when it opens, so that billing a period
     # late (after downtime, or after an amendment took effect) uses that period's own terms.
@@ -182,6 +185,80 @@ class Deliverable(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OverageApproval(WorkspaceOwned):
+    """The client's answer to "may we go beyond the balance?" for one period of a retainer.
+
+    Asked by the low-balance alerts or by a consultant (status `requested`, at most one waiting
+    per period), answered once by a contact in the portal or by a signed emailed link: the
+    conditional UPDATE in `delivery.approvals.answer_overage` is what makes a link single use.
+    An approval lets `quantity` units be recorded beyond the balance of its period, even under
+    "refuse"; at the period's close `used` is what it covered (billed at `rate_minor`) and the
+    rest lapses.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Waiting for the client"
+        APPROVED = "approved", "Approved"
+        DECLINED = "declined", "Declined"
+        LAPSED = "lapsed", "Lapsed unanswered"
+
+    class Via(models.TextChoices):
+        PORTAL = "portal", "Portal"
+        LINK = "link", "Emailed link"
+
+    retainer = models.ForeignKey(Retainer, on_delete=models.CASCADE, related_name="overage_approvals")
+    period = models.ForeignKey(Period, on_delete=models.PROTECT, related_name="overage_approvals")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    offered = models.DecimalField(max_digits=8, decimal_places=2, help_text="Most units the client may approve.")
+    quantity = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), help_text="Units approved (0 until approved)."
+    )
+    rate_minor = models.BigIntegerField(help_text="Price of one approved unit, in minor units.")
+    currency = models.CharField(max_length=3)
+    message = models.TextField(blank=True, help_text="The consultant's words to the client.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    answered_by = models.ForeignKey(
+        "clients.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="overage_answers"
+    )
+    answered_name = models.CharField(max_length=320, blank=True, help_text="Who answered, kept if the contact goes.")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_via = models.CharField(max_length=6, choices=Via.choices, blank=True)
+    answered_ip = models.GenericIPAddressField(null=True, blank=True)
+    decline_reason = models.CharField(max_length=500, blank=True)
+    used = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), help_text="Units it covered, set when the period closes."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "period", "status"], name="overage_approval_period_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "period"], condition=models.Q(status="requested"), name="overage_one_waiting"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(offered__gt=0, quantity__gte=0, quantity__lte=models.F("offered"), used__gte=0)
+                & models.Q(used__lte=models.F("quantity"), rate_minor__gte=0),
+                name="overage_approval_quantities",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="approved", quantity__gt=0) | ~models.Q(status="approved"),
+                name="overage_approved_some",
+            ),
+            currency_constraint(),
+        ]
+
+    def __str__(self) -> str:
+        return f"Overage approval #{self.pk} ({self.get_status_display().lower()})"
+
+    @property
+    def unused(self) -> Decimal:
+        return self.quantity - self.used
 
 
 # --- Bookings: session types, availability, bookings, calendars ------------------------------------

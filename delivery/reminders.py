@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
 from clients.models import Contact, Retainer, RetainerTerms
+from delivery import approvals
 from delivery.models import Period
 from retainers.models import Email, Membership, Workspace
 from retainers.money import format_money, multiply
@@ -50,7 +51,9 @@ def over_sentence(retainer: Retainer, *, rate_minor: int, currency: str, locale:
     over, available = -retainer.balance, retainer.period_available
     said = f"{format_units(over, retainer.unit)} {unit} over the {format_units(available, retainer.unit)} available."
     rate = rate_minor
-    if retainer.overage_policy == RetainerTerms.Overage.BILL and rate:
+    # Under "bill", and whatever the policy when overage needs the client's approval: then the units
+    # over are approved ones (no work is recorded beyond), billed at the close.
+    if (retainer.overage_policy == RetainerTerms.Overage.BILL or retainer.overage_needs_approval) and rate:
         one = unit.removesuffix("s")
         price = f"{format_money(rate, currency, locale)} {'an' if one == 'hour' else 'a'} {one}"
         cost = format_money(multiply(rate, over), currency, locale)
@@ -94,9 +97,38 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
     ):
         contacts.setdefault(contact.client_id, []).append(contact)
 
+    keys = [
+        f"lowbal-{r.period_id}-{0 if r.balance <= 0 else 20}-contact{c.pk}"
+        for r in retainers
+        for c in contacts.get(r.client_id, [])
+    ]
+    told = set(Email.objects.filter(key__in=keys).values_list("key", flat=True))
     planned: list[tuple[str, dict]] = []
     for retainer in retainers:
         threshold = 0 if retainer.balance <= 0 else 20
+        # Overage that needs approval: the client's alert offers it (the period's waiting request,
+        # opened here when there is none), with how far over and what it costs.
+        approval = offer = None
+        untold = [
+            c
+            for c in contacts.get(retainer.client_id, [])
+            if f"lowbal-{retainer.period_id}-{threshold}-contact{c.pk}" not in told
+        ]
+        if untold and retainer.overage_needs_approval:
+            approval = approvals.offer_overage(retainer=retainer)
+            if approval is not None:
+                retainer.workspace = workspace
+                offer = approvals.overage_offer(
+                    retainer,
+                    approval.period,
+                    balance=retainer.balance,
+                    approved=approvals.approved_units(approval.period),
+                )
+        elif untold and retainer.balance < 0 and retainer.overage_policy == RetainerTerms.Overage.BILL:
+            # Already over under "bill": how far, and what the next invoice will add for it.
+            retainer.workspace = workspace
+            period = Period.objects.get(pk=retainer.period_id)
+            offer = approvals.overage_offer(retainer, period, balance=retainer.balance, approved=Decimal("0"))
         base = {
             "retainer": retainer,
             "client": retainer.client,
@@ -115,6 +147,9 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
                 locale=workspace.locale or "en_US",
             ),
             "told_client": bool(contacts.get(retainer.client_id)),
+            "approval": approval,
+            "offer": offer,
+            "offered_cost": approvals.offered_cost(approval) if approval else "",
         }
         retainer_url = _site(
             reverse("delivery:retainer_detail", kwargs={"workspace_slug": workspace.slug, "retainer_id": retainer.pk})
@@ -130,7 +165,8 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
             planned.append((
                 f"lowbal-{retainer.period_id}-{threshold}-contact{contact.pk}",
                 {"to": contact.email, "template": "low_balance_client", "client_id": retainer.client_id,
-                 "context": {**base, "recipient_name": contact.name, "url": portal_url}},
+                 "context": {**base, "recipient_name": contact.name, "url": portal_url,
+                             "approve_url": approvals.approval_url(approval, contact) if approval else ""}},
             ))  # fmt: skip
     # One query tells which were sent on an earlier run; those are not rendered again.
     done = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
 from delivery import ledger
-from delivery.models import Booking, Deliverable, LedgerEntry, Period, WorkItem
+from delivery.models import Booking, Deliverable, LedgerEntry, OverageApproval, Period, WorkItem
 from delivery.periods import period_bounds
 from retainers import audit
 from retainers.bulk import update_each
@@ -258,22 +258,49 @@ def cancel_at_period_end(*, retainer: Retainer, cancel: bool = True, actor: User
 
 @transaction.atomic
 def set_collection(
-    *, retainer: Retainer, auto_charge: bool, pause_after_unpaid_days: int | None, actor: User | None = None
+    *,
+    retainer: Retainer,
+    auto_charge: bool,
+    pause_after_unpaid_days: int | None,
+    overage_needs_approval: bool | None = None,
+    overage_block: Decimal | None = None,
+    actor: User | None = None,
 ) -> Retainer:
     """How the retainer's invoices are collected: charge the client's saved card when one is issued
     (invoices keep the setting they were issued with), and pause delivery once one is unpaid this
-    many days past due (read by the daily dunning run)."""
+    many days past due (read by the daily dunning run). With `overage_needs_approval`, work beyond
+    the balance waits for the client's approval, offered in blocks of `overage_block` units
+    (delivery.approvals); None leaves either as it is."""
     retainer = _lock(retainer)
     if retainer.status == Retainer.Status.ENDED:
         raise DeliveryError("This retainer has already ended.")
     if pause_after_unpaid_days is not None and not 1 <= pause_after_unpaid_days <= MAX_UNPAID_DAYS:
         raise DeliveryError(f"Pause after 1 to {MAX_UNPAID_DAYS} days unpaid, or never.")
-    changes = audit.diff(
-        {"auto_charge": retainer.auto_charge, "pause_after_unpaid_days": retainer.pause_after_unpaid_days},
-        {"auto_charge": auto_charge, "pause_after_unpaid_days": pause_after_unpaid_days},
-    )
+    before = {
+        "auto_charge": retainer.auto_charge,
+        "pause_after_unpaid_days": retainer.pause_after_unpaid_days,
+        "overage_needs_approval": retainer.overage_needs_approval,
+        "overage_block": retainer.overage_block,
+    }
+    if overage_block is not None:
+        if not ZERO < overage_block < Decimal("10000"):
+            raise DeliveryError("A block of more than 0 and less than 10,000 units.", field="overage_block")
+        if retainer.unit == RetainerTerms.Unit.SESSIONS and overage_block != overage_block.to_integral_value():
+            raise DeliveryError("Sessions are counted in whole numbers.", field="overage_block")
+        retainer.overage_block = overage_block.quantize(Decimal("0.01"))
+    if overage_needs_approval is not None:
+        retainer.overage_needs_approval = overage_needs_approval
     retainer.auto_charge, retainer.pause_after_unpaid_days = auto_charge, pause_after_unpaid_days
-    retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days"])
+    changes = audit.diff(
+        before,
+        {
+            "auto_charge": retainer.auto_charge,
+            "pause_after_unpaid_days": retainer.pause_after_unpaid_days,
+            "overage_needs_approval": retainer.overage_needs_approval,
+            "overage_block": retainer.overage_block,
+        },
+    )
+    retainer.save(update_fields=["auto_charge", "pause_after_unpaid_days", "overage_needs_approval", "overage_block"])
     if changes:
         _audit(retainer, "retainer.collection_changed", actor=actor, changes=changes)
     return retainer
@@ -387,6 +414,15 @@ def _close_round(
     ):
         unfinished[deliverable.period_id].append(deliverable)
     pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
+    # Approvals of overage: approved ones cover work beyond the balance (oldest answer first), the
+    # rest of them and unanswered requests lapse with the period.
+    approvals: dict[int, list[OverageApproval]] = defaultdict(list)
+    for approval in OverageApproval.objects.filter(
+        period__in=list(ended.values()),
+        status__in=[OverageApproval.Status.APPROVED, OverageApproval.Status.REQUESTED],
+        closed_at=None,
+    ).order_by("answered_at", "pk"):
+        approvals[approval.period_id].append(approval)
 
     closing: list[LedgerEntry] = []
     carried_ids: list[int] = []
@@ -400,15 +436,21 @@ def _close_round(
         ends_term = period.end_on >= retainer.term_ends_on
         has_next = not final and not retainer.cancel_at_period_end and (not ends_term or retainer.auto_renew)
         plan = ledger.plan_period_close(
-            retainer=retainer, seq=period.seq, entries=entries[period.pk], has_next=has_next
+            retainer=retainer,
+            seq=period.seq,
+            entries=entries[period.pk],
+            has_next=has_next,
+            approved=approved_quantity(approvals[period.pk]),
         )
         closing += [_entry(retainer, period, m, now=now) for m in plan.moves if not m.in_next]
-        period.used, period.expired, period.rolled_out, period.overage = (
+        period.used, period.expired, period.rolled_out, period.overage, period.approved_overage = (
             plan.used,
             plan.expired,
             plan.rolled_out,
             plan.overage,
+            plan.approved_overage,
         )
+        _settle_approvals(approvals[period.pk], plan.approved_overage, now=now)
         period.status, period.closed_at = Period.Status.CLOSED, now
         # The closing period's own terms decide whether its unfinished deliverables carry.
         carry = has_next and retainer.deliverables_carry
@@ -435,7 +477,10 @@ def _close_round(
         opening.append((retainer, period, rolled, unfinished[period.pk] if carry else []))
 
     LedgerEntry.objects.bulk_create(closing)
-    update_each(list(ended.values()), ["used", "expired", "rolled_out", "overage", "status", "closed_at"])
+    update_each(
+        list(ended.values()), ["used", "expired", "rolled_out", "overage", "approved_overage", "status", "closed_at"]
+    )
+    update_each([a for group in approvals.values() for a in group], ["status", "used", "closed_at"])
     Deliverable.objects.filter(pk__in=carried_ids).update(status=Deliverable.Status.CARRIED)
     Deliverable.objects.filter(pk__in=lapsed_ids).update(status=Deliverable.Status.LAPSED)
     update_each(applied, ["applied_at"])
@@ -462,6 +507,23 @@ def _close_round(
         ]
     Deliverable.objects.bulk_create(copies)
     return result
+
+
+def approved_quantity(approvals: Iterable[OverageApproval]) -> Decimal:
+    """The overage units a period's approvals let the close bill (`ledger.plan_period_close`'s `approved`)."""
+    return sum((a.quantity for a in approvals if a.status == OverageApproval.Status.APPROVED), ZERO)
+
+
+def _settle_approvals(approvals: list[OverageApproval], covered: Decimal, *, now: datetime) -> None:
+    """Share the approved overage a closing period used among its approvals, oldest answer first
+    (`ledger.share_approved`); requests still unanswered lapse."""
+    approved = [a for a in approvals if a.status == OverageApproval.Status.APPROVED]
+    for approval, used in zip(approved, ledger.share_approved([a.quantity for a in approved], covered), strict=True):
+        approval.used = used
+    for approval in approvals:
+        approval.closed_at = now
+        if approval.status == OverageApproval.Status.REQUESTED:
+            approval.status = OverageApproval.Status.LAPSED
 
 
 def _entry(retainer: Retainer, period: Period, move: ledger.Move, *, now: datetime) -> LedgerEntry:
@@ -519,29 +581,47 @@ def _period_for(retainer: Retainer, delivered_on: date) -> Period:
 
 
 def _check_balance(retainer: Retainer, period: Period, draw: Decimal, *, reservation: Booking | None = None) -> None:
-    """Under "refuse", nothing is drawn beyond the balance less what the period's active bookings
-    reserve (other than `reservation`, the booking this draw settles): work logged by hand cannot
-    eat the units of a session already booked."""
-    if retainer.overage_policy != RetainerTerms.Overage.REFUSE or draw <= 0:
+    """Under "refuse", or when overage needs the client's approval, nothing is drawn beyond the
+    balance plus the units the client approved for the period (delivery.approvals), less what the
+    period's active bookings reserve (other than `reservation`, the booking this draw settles):
+    work logged by hand cannot eat the units of a session already booked."""
+    if not retainer.limits_overage or draw <= 0:
         return
     balance = LedgerEntry.objects.filter(period=period).aggregate(b=Sum("quantity", default=ZERO))["b"]
+    approved = OverageApproval.objects.filter(
+        workspace_id=retainer.workspace_id, period=period, status=OverageApproval.Status.APPROVED
+    ).aggregate(q=Sum("quantity", default=ZERO))["q"]
+    reserved = _reserved(retainer, period, reservation)
+    if draw <= balance + approved - reserved:
+        return
+    unit = retainer.get_unit_display().lower()
+    left = max(balance + approved - reserved, ZERO)
+    booked = f" ({reserved} {unit} are reserved by upcoming bookings)" if reserved > 0 else ""
+    if approved > 0 or retainer.overage_needs_approval:
+        approval = f", counting the {approved} {unit} the client approved beyond the balance" if approved > 0 else ""
+        raise DeliveryError(
+            f"Only {left} {unit} left this period{approval}{booked}. Overage needs the client's approval: "
+            "ask them to approve more from the retainer page.",
+            field="quantity",
+        )
+    if reserved > 0:
+        raise DeliveryError(
+            f"Only {left} {unit} left this period: {reserved} {unit} are reserved "
+            "by upcoming bookings, and this retainer refuses overage.",
+            field="quantity",
+        )
+    raise DeliveryError(f"Only {balance} {unit} left this period, and this retainer refuses overage.", field="quantity")
+
+
+def _reserved(retainer: Retainer, period: Period, reservation: Booking | None) -> Decimal:
+    """Units the period's active bookings reserve, other than `reservation`'s."""
     bookings = Booking.objects.reserving(
         retainer, start_on=period.start_on, end_on=period.end_on, zone=retainer.workspace.tzinfo
     )
     if reservation is not None:
         bookings = bookings.exclude(pk=reservation.pk)
-    reserved = bookings.aggregate(units=Sum("units", default=ZERO))["units"]
-    if draw > balance - reserved:
-        unit = retainer.get_unit_display().lower()
-        if reserved > 0:
-            raise DeliveryError(
-                f"Only {max(balance - reserved, ZERO)} {unit} left this period: {reserved} {unit} are reserved "
-                "by upcoming bookings, and this retainer refuses overage.",
-                field="quantity",
-            )
-        raise DeliveryError(
-            f"Only {balance} {unit} left this period, and this retainer refuses overage.", field="quantity"
-        )
+    reserved: Decimal = bookings.aggregate(units=Sum("units", default=ZERO))["units"]
+    return reserved
 
 
 @transaction.atomic

@@ -16,6 +16,11 @@ urlpatterns = [
     path("retainers/<int:retainer_id>/amend/", views.retainer_amend, name="retainer_amend"),
     path("retainers/<int:retainer_id>/adjust/", views.retainer_adjust, name="retainer_adjust"),
     path("retainers/<int:retainer_id>/collection/", views.retainer_collection, name="retainer_collection"),
+    path(
+        "retainers/<int:retainer_id>/overage/request/",
+        views.retainer_overage_request,
+        name="retainer_overage_request",
+    ),
     path("retainers/<int:retainer_id>/work/<int:work_item_id>/edit/", views.work_edit, name="work_edit"),
     path("retainers/<int:retainer_id>/work/<int:work_item_id>/remove/", views.work_remove, name="work_remove"),
     path("retainers/<int:retainer_id>/deliverables/new/", views.deliverable_add, name="deliverable_add"),

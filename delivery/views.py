@@ -25,7 +25,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from clients.forms import terms_initial
 from clients.models import Amendment, Client, Plan, Retainer, RetainerTerms
-from delivery import agenda, booking, charts, ledger, services
+from delivery import agenda, approvals, booking, charts, ledger, services
 from delivery.figures import last_day, period_figures, time_logged
 from delivery.forms import (
     AdjustForm,
@@ -34,13 +34,14 @@ from delivery.forms import (
     DeliverableAddForm,
     DeliverableStatusForm,
     EndNowForm,
+    OverageRequestForm,
     QuickAddForm,
     RetainerCreateForm,
     WorkEditForm,
     add_service_error,
     workspace_quick_add_form,
 )
-from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from delivery.models import Deliverable, LedgerEntry, OverageApproval, Period, WorkItem
 from delivery.selectors import client_section
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
@@ -54,6 +55,9 @@ LEDGER_PAGE_SIZE = 50
 def _int(value: object) -> int | None:
     text = str(value or "")
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
+OVERAGE_APPROVALS_SHOWN = 20
 
 
 def _get_retainer(request: WorkspaceRequest, retainer_id: int | None) -> Retainer:
@@ -157,6 +161,7 @@ def retainer_context(
     adjust_form: AdjustForm | None = None,
     deliverable_form: DeliverableAddForm | None = None,
     collection_form: CollectionForm | None = None,
+    overage_form: OverageRequestForm | None = None,
     **extra: object,
 ) -> dict[str, object]:
     """Everything the retainer page and its partials show: a fixed number of queries."""
@@ -234,6 +239,19 @@ def retainer_context(
         "adjust_form": adjust_form or (AdjustForm(retainer=retainer) if live and is_open and units_based else None),
         "deliverable_form": deliverable_form or (DeliverableAddForm() if live and is_open else None),
         "collection_form": collection_form or (CollectionForm(retainer=retainer) if live else None),
+        # Overage the client approves first (delivery.approvals): the answers so far and asking for more.
+        "overage_approvals": list(
+            OverageApproval.objects.for_workspace(workspace)
+            .filter(retainer=retainer)
+            .select_related("period", "requested_by")
+            .order_by("-requested_at", "-pk")[:OVERAGE_APPROVALS_SHOWN]
+        ),
+        "overage_offer": approvals.overage_offer(
+            retainer, period, balance=retainer.balance, approved=approvals.approved_units(period)
+        )
+        if period is not None and is_open and units_based
+        else None,
+        "overage_form": overage_form or (OverageRequestForm(retainer=retainer) if can_record and units_based else None),
         "price": _money(request, retainer.price_minor, retainer.currency),
         "overage_rate": _money(request, retainer.overage_rate_minor, retainer.currency),
         "tab": "overview",
@@ -638,6 +656,29 @@ def retainer_collection(request: WorkspaceRequest, retainer_id: int) -> HttpResp
             return _to_retainer(request, retainer)
     form.set_focus()
     return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, collection_form=form))
+
+
+@require_POST
+@workspace_view
+def retainer_overage_request(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
+    """Ask the client to approve extra units this period, with a message."""
+    retainer = _get_retainer(request, retainer_id)
+    form = OverageRequestForm(request.POST, retainer=retainer)
+    if form.is_valid():
+        try:
+            approval = approvals.request_overage(
+                retainer=retainer,
+                offered=form.cleaned_data["offered"],
+                message=form.cleaned_data["message"],
+                actor=request.user,
+            )
+        except services.DeliveryError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Asked the client to approve up to {approval.offered} more.")
+            return _to_retainer(request, retainer)
+    form.set_focus()
+    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, overage_form=form))
 
 
 # --- Creating a retainer ---------------------------------------------------------------------

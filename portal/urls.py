@@ -3,6 +3,7 @@ from django.urls import path
 from portal import booking, cards, login, views
 from portal import invoices as portal_invoices
 from portal import messages as portal_messages
+from portal import overage as portal_overage
 from portal import renewals as portal_renewals
 from portal import statement as portal_statement
 
@@ -38,6 +39,12 @@ urlpatterns = [
         name="renewal_decline",
     ),
     path("w/<slug:workspace_slug>/history/", views.history, name="history"),
+    path("w/<slug:workspace_slug>/overage/", portal_overage.overage_list, name="overage_list"),
+    path(
+        "w/<slug:workspace_slug>/overage/<int:overage_approval_id>/",
+        portal_overage.overage_answer,
+        name="overage_answer",
+    ),
     path("w/<slug:workspace_slug>/book/", booking.book, name="book"),
     path("w/<slug:workspace_slug>/bookings/<int:booking_id>/move/", booking.booking_move, name="booking_move"),
     path("w/<slug:workspace_slug>/bookings/<int:booking_id>/cancel/", booking.booking_cancel, name="booking_cancel"),

@@ -47,7 +47,7 @@ from delivery.forecast import (
     projection,
     rolled_lots,
 )
-from delivery.models import Deliverable, LedgerEntry, Period, WorkItem
+from delivery.models import Deliverable, LedgerEntry, OverageApproval, Period, WorkItem
 from portal.booking import contact_zone
 from portal.http import PortalRequest, portal_contacts, portal_view
 from renewals.models import Renewal
@@ -106,6 +106,9 @@ class RetainerCard:
     unit_one: str = ""  # “hour”, “session”
     overage_rate: str = ""
     booked: Decimal | None = None  # units reserved by sessions booked in this period (delivery.booking)
+    overage_waiting_id: int | None = None  # a request to approve overage waiting for the client
+    overage_waiting_offered: Decimal | None = None
+    overage_approved: Decimal = ZERO  # units the client approved beyond the balance this period
 
     @property
     def is_units(self) -> bool:
@@ -118,11 +121,28 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
     workspace, client = request.workspace, request.contact.client
     open_periods = Period.objects.for_workspace(workspace).filter(status=Period.Status.OPEN)
     next_terms = Retainer.objects.for_workspace(workspace).live().filter(previous_term=OuterRef("pk"))
+    # Overage approval (delivery.approvals): the request waiting for the client, and what it approved.
+    approvals = OverageApproval.objects.for_workspace(workspace).filter(
+        retainer=OuterRef("pk"), period__status=Period.Status.OPEN
+    )
+    waiting = approvals.filter(status=OverageApproval.Status.REQUESTED)
+    approved = (
+        approvals.filter(status=OverageApproval.Status.APPROVED)
+        .order_by()
+        .values("retainer")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
     retainers = list(
         Retainer.objects.for_workspace(workspace)
         .in_force(on=today)
         .filter(client=client)
-        .annotate(next_term_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]))
+        .annotate(
+            next_term_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]),
+            overage_waiting_id=Subquery(waiting.values("pk")[:1]),
+            overage_waiting_offered=Subquery(waiting.values("offered")[:1]),
+            overage_approved=Coalesce(Subquery(approved), ZERO),
+        )
         # One call each: django-stubs types prefetch_related's lookups with a single queryset type.
         .prefetch_related(Prefetch("periods", queryset=open_periods, to_attr="open_periods"))
         .order_by("status", "name", "pk")
@@ -161,7 +181,14 @@ def _retainer_cards(request: PortalRequest, today: date, locale: str) -> list[Re
     for retainer in retainers:
         unit = retainer.get_unit_display().lower()
         period = periods.get(retainer.pk)
-        card = RetainerCard(retainer=retainer, period=period, unit=unit)
+        card = RetainerCard(
+            retainer=retainer,
+            period=period,
+            unit=unit,
+            overage_waiting_id=retainer.overage_waiting_id,
+            overage_waiting_offered=retainer.overage_waiting_offered,
+            overage_approved=retainer.overage_approved,
+        )
         card.next_term_on = retainer.next_term_on
         cards.append(card)
         if period is None:
@@ -305,6 +332,7 @@ def overview(request: PortalRequest) -> HttpResponse:
             .fetch_mode(models.FETCH_RAISE)
         )
         context = {
+            "overage_waiting": [card for card in cards if card.overage_waiting_id],
             "cards": cards,
             "next_invoices": [card for card in cards if card.next_invoice],
             "recent": recent,

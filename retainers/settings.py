@@ -362,6 +362,8 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))  # per call; Celery retries
 # Days a pay link (in invoice PDFs and emails) opens the pay page; an older one offers to email a new link.
 PAY_LINK_DAYS = int(os.environ.get("PAY_LINK_DAYS", "60"))
+# Days an emailed "approve overage" link works (delivery.approvals); after that the portal still does.
+OVERAGE_LINK_MAX_AGE_DAYS = int(os.environ.get("OVERAGE_LINK_MAX_AGE_DAYS", "14"))
 
 # --- Internationalisation and time ------------------------------------------
 

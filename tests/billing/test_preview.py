@@ -14,6 +14,7 @@ from billing import services
 from billing.models import Invoice
 from billing.preview import NextInvoice, next_invoice, next_invoices
 from clients.models import Retainer
+from delivery import approvals
 from delivery import services as delivery
 from demo import northwind
 from retainers.models import Workspace
@@ -165,6 +166,61 @@ def test_a_paused_retainer_has_no_next_invoice(workspace):
 def test_next_invoices_reads_many_retainers_in_a_fixed_number_of_queries(workspace, django_assert_num_queries):
     retainers = [factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 1)) for _ in range(5)]
     bill(workspace, date(2026, 1, 1))
-    with django_assert_num_queries(6):
+    # Seven: the open periods, their ledger entries, extras, amendments, billing profiles, clients (tax
+    # treatments) and the approved overage (delivery.approvals) the close would bill.
+    with django_assert_num_queries(7):
         previews = next_invoices(retainers, today=date(2026, 1, 5))
     assert len([p for p in previews.values() if p is not None]) == 5
+
+
+def approved_twice(workspace, **terms) -> Retainer:
+    """A retainer whose overage needs approval, 3 hours over its 2 this period: the first approval
+    (2 hours) is used up, the second (3 hours) covers 1, as the close shares them."""
+    retainer = factories.make_retainer(
+        workspace=workspace, model="fixed", units_per_period=D("2"), overage_rate_minor=15000, **terms
+    )
+    delivery.set_collection(
+        retainer=retainer,
+        auto_charge=False,
+        pause_after_unpaid_days=None,
+        overage_needs_approval=True,
+        overage_block=D("3"),
+    )
+    retainer.refresh_from_db()
+    contact = factories.ContactFactory(client=retainer.client, workspace=workspace, portal_access=True)
+    for quantity, hours in ((D("2"), D("4")), (D("3"), D("1"))):
+        approval = approvals.offer_overage(retainer=retainer)
+        approvals.answer_overage(approval=approval, approve=True, quantity=quantity, contact=contact, via="portal")
+        delivery.record_delivery(
+            retainer=retainer, delivered_on=date(2026, 1, 20), quantity=hours, description="x", actor=None
+        )
+    retainer.refresh_from_db()
+    assert retainer.balance == D("-3")
+    return retainer
+
+
+@pytest.mark.parametrize(
+    ("terms", "kind"),
+    [
+        ({"billing_timing": "advance"}, Invoice.Kind.SCHEDULED),
+        ({"billing_timing": "arrears"}, Invoice.Kind.SCHEDULED),
+        ({"billing_timing": "advance", "term_periods": 1, "auto_renew": False}, Invoice.Kind.CLOSING),
+    ],
+)
+def test_approved_overage_used_in_the_open_period_is_previewed_as_the_run_then_bills_it(workspace, terms, kind):
+    """Before the period closes no approval has its `used` set: the preview shares the approved
+    overage among the approvals as the close will, so it shows the approval lines the run issues."""
+    taxed(workspace)
+    retainer = approved_twice(workspace, **terms)
+    bill(workspace, date(2026, 1, 1))  # an in-advance period's own invoice; nothing for arrears yet
+    preview = next_invoice(retainer, today=date(2026, 1, 21))
+    assert preview is not None and preview.kind == kind
+    usage = [line for line in preview.lines if line.kind == "overage"]
+    assert [(line.quantity, line.unit_price_minor, line.amount_minor) for line in usage] == [
+        (D("2.00"), 15000, 30000),
+        (D("1.00"), 15000, 15000),
+    ]
+    assert all(line.description.startswith("Approved overage:") for line in usage)
+    invoices = [i for i in bill(workspace, date(2026, 2, 1)) if i.kind == kind and i.issued_on == preview.issue_on]
+    [invoice] = invoices
+    assert_issued_as_previewed(preview, invoice)

@@ -256,6 +256,32 @@ def test_under_bill_the_overage_price_is_shown_before_booking(now, session_type,
     assert (half.units, half.amount_minor) == (D("1.5"), 22500)
 
 
+def test_approved_overage_can_be_booked_and_held_and_approval_needed_refuses_booking_beyond(
+    now, session_type, acme, carol, alice
+):
+    """Overage the client approved can be booked (and then held) beyond the balance; with approval
+    needed, even a "bill" retainer offers no time beyond the balance and quotes no price."""
+    from delivery import approvals
+
+    tight = make(acme, overage_policy="bill", units_per_period=D("1"))
+    services.set_collection(
+        retainer=tight, auto_charge=False, pause_after_unpaid_days=None, overage_needs_approval=True
+    )
+    tight.refresh_from_db()
+    book(session_type, tight, carol, at(10, 9))
+    assert booking.overage_quote(tight, units=D("1"), on=date(2026, 3, 11)) is None
+    with pytest.raises(BookingError, match="only 0 hours can still be booked"):
+        book(session_type, tight, carol, at(11, 9))
+    approval = approvals.offer_overage(retainer=tight)
+    approvals.answer_overage(approval=approval, approve=True, quantity=D("1"), contact=carol, via="portal")
+    second = book(session_type, tight, carol, at(11, 9))
+    with pytest.raises(BookingError):
+        book(session_type, tight, carol, at(12, 9))
+    booking.mark_held(booking=second, actor=alice, now=at(11, 10, 30))
+    assert balance(tight) == D("0")  # held: the allotted hour; the approved one stays reserved by the first booking
+    assert Booking.objects.filter(retainer=tight, status="booked").count() == 1
+
+
 # --- Rescheduling -------------------------------------------------------------------------------------
 
 

@@ -129,6 +129,40 @@ def test_no_check_ins_without_a_cadence_or_for_archived_clients(acme, globex, se
     assert run(at(2026, 6, 1)).check_ins == 0
 
 
+def test_a_check_in_can_also_email_the_client_to_book_once_per_check_in(quiet_acme, retainer, alice, bob, carol, run):
+    communication.set_checkin_cadence(client=quiet_acme, every_days=21, email_client=True)
+    assert run(at(2026, 2, 1, 12)).check_ins == 0
+    assert emails("checkin-client-") == []
+    assert run(at(2026, 2, 2, 8)).check_ins == 1  # three weeks after the session of 12 January
+    [task] = check_ins(quiet_acme)
+    assert emails("checkin-client-") == [(f"checkin-client-{task.pk}-contact{carol.pk}", "carol@acme.example")]
+    [nudge] = [m for m in mail.outbox if m.to == ["carol@acme.example"] and "book" in m.subject]
+    assert nudge.subject == "It has been three weeks — book your next session with Northwind Advisory"
+    # Nothing to book yet: the portal itself.
+    assert f"/portal/w/{quiet_acme.workspace.slug}/\n" in nudge.body + "\n"
+    assert run(at(2026, 2, 3, 8)).check_ins == 0
+    assert len(emails("checkin-client-")) == 1
+
+    # Once a session type can be booked on the retainer, the next check-in links to booking.
+    with time_machine.travel(at(2026, 2, 3, 9), tick=False):
+        communication.complete_task(task=task, actor=alice)
+    from delivery import booking_setup
+
+    booking_setup.save_session_type(
+        workspace=quiet_acme.workspace, session_type=None, member=bob, name="Call", duration_minutes=60,
+        hours=Decimal("1"), sessions=1, location="", reminder_minutes=[], all_retainers=True, retainers=[],
+    )  # fmt: skip
+    assert run(at(2026, 2, 24, 9)).check_ins == 1
+    assert len(emails("checkin-client-")) == 2
+    latest = [m for m in mail.outbox if m.to == ["carol@acme.example"] and "book" in m.subject][-1]
+    assert f"/portal/w/{quiet_acme.workspace.slug}/book/" in latest.body
+
+
+def test_a_check_in_does_not_email_the_client_unless_asked(quiet_acme, carol, run):
+    assert run(at(2026, 1, 26, 8)).check_ins == 1
+    assert emails("checkin-client-") == []
+
+
 def test_two_runs_at_once_open_one_check_in(quiet_acme, alice):
     with time_machine.travel(at(2026, 1, 26, 8), tick=False):
         first = communication.open_check_in(client=quiet_acme, due_at=at(2026, 1, 26, 8), assignee=alice)
@@ -168,6 +202,57 @@ def test_low_balance_alerts_once_per_period_and_threshold(workspace, retainer, a
     next_period = Period.objects.get(retainer=retainer, status="open")
     assert run(at(2026, 2, 3, 12)).low_balance_alerts == 2
     assert len(emails(f"lowbal-{next_period.pk}-20-")) == 2
+
+
+def test_low_balance_alerts_offer_overage_approval_with_how_far_over_and_its_cost(retainer, alice, carol, run):
+    """A retainer whose overage needs approval: the client's alert carries a signed link to approve
+    up to the block at the rate, and once over, how far and what it costs."""
+    from delivery import approvals
+    from delivery.models import OverageApproval
+    from delivery.services import set_collection
+
+    set_collection(
+        retainer=retainer,
+        auto_charge=False,
+        pause_after_unpaid_days=None,
+        overage_needs_approval=True,
+        overage_block=Decimal("5"),
+    )
+    retainer.refresh_from_db()
+    deliver(retainer, "9", date(2026, 1, 10), alice)
+    mail.outbox.clear()
+    assert run(at(2026, 1, 10, 12)).low_balance_alerts == 2
+    approval = OverageApproval.objects.get(retainer=retainer, status="requested")
+    assert (approval.offered, approval.rate_minor, approval.requested_by) == (Decimal("5"), 15000, None)
+    low = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    assert "up to 5.00 extra hours at £150.00 each (£750.00 for all of them)" in low.body
+    token = next(line for line in low.body.splitlines() if "/overage/" in line).rstrip("/").rsplit("/", 1)[1]
+    with time_machine.travel(at(2026, 1, 11, 9)):  # the link works for 14 days
+        assert approvals.check_token(token).approval == approval
+    team = next(m for m in mail.outbox if m.to == ["alice@example.com"] and "Running low" in m.subject)
+    assert "offered up to 5.00 extra hours" in team.body
+
+    approvals.answer_overage(approval=approval, approve=True, quantity=Decimal("2"), contact=carol, via="link")
+    deliver(retainer, "2.5", date(2026, 1, 12), alice)  # 1.5 over the balance, within the approval
+    mail.outbox.clear()
+    assert run(at(2026, 1, 12, 12)).low_balance_alerts == 2
+    used_up = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    # How far over and what it costs, in the alert's one sentence (reminders.over_sentence).
+    assert "1.50 hours over the 10.00 available. 1.50 hours at £150.00 an hour: £225.00 on the next invoice." in (
+        used_up.body
+    )
+    # A new request is open for the rest of the period (the approved one is spent as it is used).
+    assert OverageApproval.objects.filter(retainer=retainer, status="requested").count() == 1
+
+
+def test_the_used_up_alert_under_bill_says_how_far_over_and_what_it_costs(retainer, alice, carol, run):
+    deliver(retainer, "12.5", date(2026, 1, 10), alice)
+    mail.outbox.clear()
+    assert run(at(2026, 1, 10, 12)).low_balance_alerts == 2
+    client_email = next(m for m in mail.outbox if m.to == ["carol@acme.example"])
+    assert "2.50 hours over the 10.00 available. 2.50 hours at £150.00 an hour: £375.00 on the next invoice." in (
+        client_email.body
+    )
 
 
 def test_after_downtime_a_used_up_retainer_gets_the_used_up_alert_only(retainer, alice, carol, run):

@@ -202,6 +202,19 @@ def test_check_in_cadence_is_set_on_the_client_page(workspace, acme, owner_clien
     assert "has-error" in response.content.decode()
 
 
+def test_the_check_in_can_also_email_the_client(workspace, acme, owner_client):
+    url = team_url(workspace, "checkin_update", client_id=acme.pk)
+    data = {"origin": "client", "checkin-checkin_every_days": "21", "checkin-checkin_email_client": "on"}
+    response = owner_client.post(url, data, **HTMX)
+    assert "The client is emailed to book a session too." in response.content.decode()
+    assert 'name="checkin-checkin_email_client"' in response.content.decode()
+    acme.refresh_from_db()
+    assert (acme.checkin_every_days, acme.checkin_email_client) == (21, True)
+    owner_client.post(url, {"checkin-checkin_every_days": "21"})
+    acme.refresh_from_db()
+    assert not acme.checkin_email_client
+
+
 def test_task_list_of_one_client(workspace, other_workspace, acme, globex, bob, member_client):
     make_task(acme, title="For Acme", assignee=bob)
     make_task(globex, title="For Globex", assignee=bob)

@@ -29,7 +29,7 @@ from billing.services import record_payment, run_billing
 from clients import services as clients
 from communication import services as communication
 from communication.models import Note
-from delivery import booking, booking_setup
+from delivery import approvals, booking, booking_setup
 from delivery import services as delivery
 from renewals import services as renewals
 from retainers import services as workspaces
@@ -51,6 +51,8 @@ class Seeded:
     invoice_id: int
     renewal_id: int
     booking_id: int
+    overage_approval_id: int
+    overage_token: str
     consultant_session: str
     contact_session: str
 
@@ -146,6 +148,9 @@ def _seed() -> Seeded:
         session_type=session_type, first=today + timedelta(days=2), last=today + timedelta(days=8)
     )[0]
     made = booking.book(session_type=session_type, retainer=retainer, starts_at=start, actor=carol.user, contact=carol)
+    approval = approvals.request_overage(
+        retainer=retainer, offered=Decimal(5), message="The supplier talks need another afternoon.", actor=alice
+    )
     return Seeded(
         slug=workspace.slug,
         client_id=acme.pk,
@@ -153,6 +158,8 @@ def _seed() -> Seeded:
         invoice_id=latest.pk,
         renewal_id=renewal.pk,
         booking_id=made.pk,
+        overage_approval_id=approval.pk,
+        overage_token=approvals.approval_token(approval, carol),
         consultant_session=_session_cookie(alice),
         contact_session=_session_cookie(carol.user),
     )
@@ -189,6 +196,7 @@ ANONYMOUS = {
     "login": lambda s: reverse("account_login"),
     "signup": lambda s: reverse("account_signup"),
     "portal-login": lambda s: reverse("portal:login"),
+    "overage-link": lambda s: reverse("delivery_public:overage_answer", args=[s.overage_token]),
 }
 CONSULTANT = {
     "dashboard": lambda s: reverse("dashboard", args=[s.slug]),
@@ -213,6 +221,8 @@ CONTACT = {
     "portal-renewal": lambda s: reverse("portal:renewal_detail", args=[s.slug, s.renewal_id]),
     "portal-booking": lambda s: reverse("portal:book", args=[s.slug]),
     "portal-booking-cancel": lambda s: reverse("portal:booking_cancel", args=[s.slug, s.booking_id]),
+    "portal-overage": lambda s: reverse("portal:overage_answer", args=[s.slug, s.overage_approval_id]),
+    "portal-overage-list": lambda s: reverse("portal:overage_list", args=[s.slug]),
 }
 PAGES = [(name, None, url) for name, url in ANONYMOUS.items()]
 PAGES += [(name, "consultant", url) for name, url in CONSULTANT.items()]

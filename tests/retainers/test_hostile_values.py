@@ -39,7 +39,7 @@ from clients import services as clients
 from clients.models import Client, Contact
 from communication import services as communication
 from communication.models import Note
-from delivery import booking, booking_setup, feeds
+from delivery import approvals, booking, booking_setup, feeds
 from delivery import services as delivery
 from delivery.encryption import seal
 from delivery.models import CalendarConnection
@@ -69,6 +69,7 @@ HOSTILE_FIELDS: dict[str, tuple[str, ...]] = {
     "delivery.Deliverable": ("name",),
     "delivery.SessionType": ("name", "location"),
     "delivery.Booking": ("cancel_reason",),
+    "delivery.OverageApproval": ("message", "answered_name", "decline_reason"),
     "delivery.CalendarConnection": ("username", "last_error"),
     "billing.BillingProfile": ("legal_name", "address", "tax_id", "tax_label", "payment_instructions"),
     "billing.Invoice": ("tax_label", "memo", "seller_tax_id", "buyer_tax_id"),  # tax IDs: copies of typed ones
@@ -102,6 +103,7 @@ NOT_WRITABLE = {
     "delivery.SessionType": {"reminder_minutes"},
     "delivery.Schedule": {"timezone"},
     "delivery.Booking": {"unit", "uid", "calendar_href"},
+    "delivery.OverageApproval": {"currency"},
     "delivery.CalendarConnection": {"url", "password_sealed", "calendar_url"},
     "delivery.CalendarFeed": {"secret_hash", "secret_sealed"},
     "billing.BillingProfile": {"reminder_offsets", "retry_days"},
@@ -207,12 +209,18 @@ def add_what_the_demo_lacks(workspace: Workspace, owner: User, member: User, acm
         last_error="401 Unauthorized",
     )  # fmt: skip  # connecting needs a server; the page reads the row
     feed = feeds.regenerate_feed(workspace=workspace, member=owner)
+    # Overage approval: one declined (with its reason) and one waiting, whose emailed link is walked.
+    contact = Contact.objects.for_workspace(workspace).filter(client=acme, portal_access=True).order_by("pk").first()
+    declined = approvals.request_overage(retainer=retainer, offered=Decimal("3"), message="More hours", actor=owner)
+    approvals.answer_overage(approval=declined, approve=False, reason="Not now", contact=contact, via="portal")
+    waiting = approvals.request_overage(retainer=retainer, offered=Decimal("2"), message="Please", actor=owner)
     owner_membership = Membership.objects.get(workspace=workspace, user=owner)
     workspaces.invite_member(actor=owner_membership, email="dana@example.com", role="member")
     invitation_text = Email.objects.filter(to="dana@example.com").latest("pk").body_text
     return {
         "invitation_accept": re.search(r"/invite/([^/\s]+)/", invitation_text).group(1),
         "delivery_public:calendar_feed": feeds.feed_url(feed).rsplit("/", 1)[1].removesuffix(".ics"),
+        "delivery_public:overage_answer": approvals.approval_token(waiting, contact),
     }
 
 

@@ -104,7 +104,7 @@ def give_every_page_an_object(workspace, client, alice) -> None:
     from billing import services as billing
     from clients.models import Plan
     from communication import services as communication
-    from delivery import booking_setup
+    from delivery import approvals, booking_setup
     from delivery import services as delivery
     from renewals import services as renewals
 
@@ -121,6 +121,7 @@ def give_every_page_an_object(workspace, client, alice) -> None:
         actor=alice,
     )
     delivery.add_deliverable(retainer=retainer, name="Board pack", actor=alice)
+    approvals.request_overage(retainer=retainer, offered=Decimal("2"), message="The audit ran long.", actor=alice)
     [invoice_id] = billing.bill_workspace(workspace_id=workspace.pk, as_of=today).invoices
     billing.record_payment(
         invoice=billing.Invoice.objects.get(pk=invoice_id), amount_minor=1000, method="bank_transfer"
