@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.core import mail
 
+from billing import services as billing
 from clients.services import add_contact
 from delivery import approvals, services
 from delivery.models import OverageApproval
@@ -185,6 +186,8 @@ def test_the_portals_next_invoice_counts_the_approved_overage_used_so_far(worksp
         retainer = factories.make_retainer(
             workspace=workspace, model="fixed", units_per_period=D("2"), overage_policy="refuse"
         )
+        # January's own invoice is issued: the next one is February's, carrying January's use.
+        billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 1, 1), deliver=False)
         contact = add_contact(client=retainer.client, name="Carol Chen", email="carol@acme.example", portal_access=True)
         approval = approvals.request_overage(
             retainer=retainer, offered=D("3"), message="", actor=workspace_owner(workspace)
@@ -194,5 +197,6 @@ def test_the_portals_next_invoice_counts_the_approved_overage_used_so_far(worksp
             retainer=retainer, delivered_on=date(2026, 1, 5), quantity=D("3"), description="Work", actor=None
         )
         page = login(contact.user).get(f"/portal/w/{workspace.slug}/").content.decode()
-    # The next fee (£2,000.00) plus the one approved hour used beyond the balance (£150.00).
-    assert "about £2,150.00, with the extra use so far" in page
+    # The next fee (£2,000.00) plus the one approved hour used beyond the balance (£150.00), as the
+    # billing run will issue it (billing.preview).
+    assert "1 February: £2,150.00, with the extra use so far" in page
