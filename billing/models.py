@@ -219,6 +219,11 @@ class Invoice(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "due_on"], name="invoice_status_idx"),
             models.Index(fields=["workspace", "client", "issued_on"], name="invoice_client_idx"),
+            # Search finds an invoice by the start of its number (LIKE '2026-00%'): pattern ops make
+            # that an index range, whatever the database's collation.
+            models.Index(
+                fields=["workspace", "number"], opclasses=["int8_ops", "varchar_pattern_ops"], name="invoice_number_idx"
+            ),
             # The delivery sweep's few candidates among millions of delivered invoices.
             models.Index(
                 fields=["delivery_due_at"],

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from dashboard import clients, views
+from dashboard import clients, search, views
 
 # The client pages have the "dashboard" namespace (dashboard:client_detail); the dashboard itself
 # is plain "dashboard", as the project has always linked to it.
@@ -14,5 +14,6 @@ client_patterns = (
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("search/", search.search, name="search"),
     path("", include(client_patterns)),
 ]
