@@ -59,7 +59,7 @@ class Found[M: models.Model]:
     """The best rows of one kind for a query, and how many matched in all (one query gives both)."""
 
     total: int
-    rows: list[M]
+    rows: Sequence[M]
 
 
 NOTHING: Found = Found(total=0, rows=[])

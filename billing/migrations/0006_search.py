@@ -4,17 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0005_money_constraints'),
-        ('clients', '0009_search'),
-        ('delivery', '0006_ledger_and_price_constraints'),
-        ('retainers', '0004_currency_code'),
+        ("billing", "0005_money_constraints"),
+        ("clients", "0009_search"),
+        ("delivery", "0006_ledger_and_price_constraints"),
+        ("retainers", "0004_currency_code"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='invoice',
-            index=models.Index(fields=['workspace', 'number'], name='invoice_number_idx', opclasses=['int8_ops', 'varchar_pattern_ops']),
+            model_name="invoice",
+            index=models.Index(
+                fields=["workspace", "number"], name="invoice_number_idx", opclasses=["int8_ops", "varchar_pattern_ops"]
+            ),
         ),
     ]

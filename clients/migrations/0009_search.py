@@ -8,24 +8,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clients', '0008_terms_and_client_name_constraints'),
-        ('retainers', '0004_currency_code'),
+        ("clients", "0008_terms_and_client_name_constraints"),
+        ("retainers", "0004_currency_code"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='client',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('name', config='simple', weight='A'), '||', django.contrib.postgres.search.SearchVector(django.db.models.functions.text.Replace('billing_email', models.Value('@'), models.Value(' ')), config='simple', weight='B'), django.contrib.postgres.search.SearchConfig('simple')), name='client_search_idx'),
+            model_name="client",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.search.CombinedSearchVector(
+                    django.contrib.postgres.search.SearchVector("name", config="simple", weight="A"),
+                    "||",
+                    django.contrib.postgres.search.SearchVector(
+                        django.db.models.functions.text.Replace("billing_email", models.Value("@"), models.Value(" ")),
+                        config="simple",
+                        weight="B",
+                    ),
+                    django.contrib.postgres.search.SearchConfig("simple"),
+                ),
+                name="client_search_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='contact',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('name', config='simple', weight='A'), '||', django.contrib.postgres.search.SearchVector(django.db.models.functions.text.Replace('email', models.Value('@'), models.Value(' ')), config='simple', weight='B'), django.contrib.postgres.search.SearchConfig('simple')), '||', django.contrib.postgres.search.SearchVector('role', config='simple', weight='C'), django.contrib.postgres.search.SearchConfig('simple')), name='contact_search_idx'),
+            model_name="contact",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.search.CombinedSearchVector(
+                    django.contrib.postgres.search.CombinedSearchVector(
+                        django.contrib.postgres.search.SearchVector("name", config="simple", weight="A"),
+                        "||",
+                        django.contrib.postgres.search.SearchVector(
+                            django.db.models.functions.text.Replace("email", models.Value("@"), models.Value(" ")),
+                            config="simple",
+                            weight="B",
+                        ),
+                        django.contrib.postgres.search.SearchConfig("simple"),
+                    ),
+                    "||",
+                    django.contrib.postgres.search.SearchVector("role", config="simple", weight="C"),
+                    django.contrib.postgres.search.SearchConfig("simple"),
+                ),
+                name="contact_search_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='retainer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('name', config='simple'), name='retainer_search_idx'),
+            model_name="retainer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.search.SearchVector("name", config="simple"), name="retainer_search_idx"
+            ),
         ),
     ]

@@ -2,37 +2,40 @@
 
 import django.contrib.postgres.indexes
 import django.contrib.postgres.search
-from django.conf import settings
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
+    # Only its own app: the stored column must not go when an older clients schema is migrated to.
     dependencies = [
-        ('clients', '0009_search'),
-        ('communication', '0003_task_due_at_in_range'),
-        ('delivery', '0006_ledger_and_price_constraints'),
-        ('retainers', '0004_currency_code'),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        ("communication", "0003_task_due_at_in_range"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='search',
-            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.SearchVector('body', config='simple'), output_field=django.contrib.postgres.search.SearchVectorField()),
+            model_name="message",
+            name="search",
+            field=models.GeneratedField(
+                db_persist=True,
+                expression=django.contrib.postgres.search.SearchVector("body", config="simple"),
+                output_field=django.contrib.postgres.search.SearchVectorField(),
+            ),
         ),
         migrations.AddField(
-            model_name='note',
-            name='search',
-            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.SearchVector('body', config='simple'), output_field=django.contrib.postgres.search.SearchVectorField()),
+            model_name="note",
+            name="search",
+            field=models.GeneratedField(
+                db_persist=True,
+                expression=django.contrib.postgres.search.SearchVector("body", config="simple"),
+                output_field=django.contrib.postgres.search.SearchVectorField(),
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['search'], name='message_search_idx'),
+            model_name="message",
+            index=django.contrib.postgres.indexes.GinIndex(fields=["search"], name="message_search_idx"),
         ),
         migrations.AddIndex(
-            model_name='note',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['search'], name='note_search_idx'),
+            model_name="note",
+            index=django.contrib.postgres.indexes.GinIndex(fields=["search"], name="note_search_idx"),
         ),
     ]

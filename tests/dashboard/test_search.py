@@ -31,11 +31,7 @@ def results(response) -> dict[str, list[tuple[str, str]]]:
             continue
         kind = section.attrs["aria-labelledby"].removeprefix("results-")
         found[kind] = [
-            (a.text(), a.attrs["href"])
-            for li in section.iter()
-            if li.tag == "li"
-            for a in li.iter()
-            if a.tag == "a"
+            (a.text(), a.attrs["href"]) for li in section.iter() if li.tag == "li" for a in li.iter() if a.tag == "a"
         ]
     return found
 
