@@ -50,6 +50,7 @@ class Note(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx"),
             GinIndex(fields=["search"], name="note_search_idx"),
+            models.Index(fields=["workspace", "created_at"], name="note_recent_idx"),  # search's newest matches
         ]
 
     def __str__(self) -> str:
@@ -95,6 +96,7 @@ class Message(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx"),
             GinIndex(fields=["search"], name="message_search_idx"),
+            models.Index(fields=["workspace", "created_at"], name="message_recent_idx"),  # search's newest matches
         ]
 
     def __str__(self) -> str:

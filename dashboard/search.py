@@ -52,6 +52,7 @@ class Hits:
     label: str
     total: int
     items: Sequence[Hit]
+    capped: bool = False  # `total` is a floor: only the newest matches were ranked
 
     @property
     def more(self) -> int:
@@ -129,7 +130,7 @@ def _notes(workspace: Workspace, text: str, query_words: list[str]) -> Hits:
         )
         for note in found.rows
     ]
-    return Hits("notes", "Notes", found.total, items)
+    return Hits("notes", "Notes", found.total, items, found.capped)
 
 
 def _messages(workspace: Workspace, text: str, query_words: list[str]) -> Hits:
@@ -144,7 +145,7 @@ def _messages(workspace: Workspace, text: str, query_words: list[str]) -> Hits:
         )
         for message in found.rows
     ]
-    return Hits("messages", "Messages", found.total, items)
+    return Hits("messages", "Messages", found.total, items, found.capped)
 
 
 KINDS: Sequence[Callable[[Workspace, str, list[str]], Hits]] = (

@@ -224,3 +224,16 @@ def test_the_top_bar_has_the_search_box_on_workspace_pages(workspace, owner_clie
     page = search(owner_client, workspace, "acme")
     box = next(node for node in parse(page.content).iter() if node.attrs.get("id") == "topbar-q")
     assert box.attrs["value"] == "acme"
+
+
+def test_notes_are_ranked_among_the_newest_matches_and_the_total_says_so(workspace, owner_client, monkeypatch):
+    monkeypatch.setattr("retainers.search.RECENT", 3)
+    acme = factories.ClientFactory(workspace=workspace, name="Acme")
+    oldest = note(acme, "Budget budget budget budget: the oldest and most about it.")
+    Note.objects.filter(pk=oldest.pk).update(created_at=oldest.created_at.replace(year=2020))
+    for i in range(3):
+        note(acme, f"Budget line {i}.")
+    page = search(owner_client, workspace, "budget")
+    text = parse(page.content).text()
+    assert "Notes 3+" in text and "The best 3 of the newest 3" in text
+    assert "the oldest and most about it" not in text
