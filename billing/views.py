@@ -608,6 +608,7 @@ PROFILE_FIELDS = [
     "retry_days",
     "stripe_account_id",
     "members_move_money",
+    "accent_color",
 ]
 
 
