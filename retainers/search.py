@@ -3,8 +3,7 @@
 One text-search configuration, `simple` (no stemming, no stop words): names, invoice memos and
 notes are in any language, and "acme" must find "Acme" whatever the workspace writes in. Each
 word typed is a prefix (`acm` finds "Acme"), and every word must match. The indexes each app
-declares (a GIN index on the same `to_tsvector('simple', …)` expression, or a stored generated
-tsvector column) are what make these queries fast; `bench/search.py` checks it.
+declares (a GIN index on the same `to_tsvector('simple', …)` expression) are what make these queries fast; `bench/search.py` checks it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import models
-from django.db.models import Count, F, QuerySet, Window
+from django.db.models import Count, QuerySet, Window
 from django.db.models.expressions import Combinable
 
 SEARCH_CONFIG = "simple"
@@ -65,7 +64,7 @@ class Found[M: models.Model]:
 
 
 NOTHING: Found = Found(total=0, rows=[])
-RECENT = 1000  # notes and messages: the best of the newest this many matches
+RECENT = 500  # notes and messages: the best of the newest this many matches
 
 
 def ranked[M: models.Model](
@@ -82,16 +81,18 @@ def ranked[M: models.Model](
 
 
 def ranked_recent[M: models.Model](
-    queryset: QuerySet[M], column: str, query: SearchQuery, *, limit: int, newest: str = "created_at"
+    queryset: QuerySet[M], vector: Combinable, query: SearchQuery, *, limit: int, newest: str = "created_at"
 ) -> Found[M]:
-    """Like `ranked`, for a table of texts with a stored tsvector `column`: the best of the newest
-    RECENT matches. A word in a third of 100k notes would otherwise rank 30,000 rows for ten; with
-    the cap PostgreSQL walks the (workspace, newest) index until it has RECENT matches, or takes the
-    GIN index when the words are rare, and ranks at most RECENT rows either way."""
-    newest_matches = queryset.filter(**{column: query}).order_by(f"-{newest}").values("pk")[:RECENT]
+    """Like `ranked`, for a table of texts: the best of the newest RECENT matches. A word in a third
+    of 100k notes would otherwise rank 30,000 rows for ten; with the cap PostgreSQL walks the
+    (workspace, newest) index until it has RECENT matches, or takes the GIN index when the words
+    are rare, and ranks at most RECENT rows either way."""
+    newest_matches = (
+        queryset.annotate(search_match=vector).filter(search_match=query).order_by(f"-{newest}").values("pk")[:RECENT]
+    )
     rows = list(
         queryset.filter(pk__in=newest_matches)
-        .annotate(search_rank=SearchRank(F(column), query), search_total=Window(Count("pk")))
+        .annotate(search_rank=SearchRank(vector, query), search_total=Window(Count("pk")))
         .order_by("-search_rank", f"-{newest}")[:limit]
     )
     total = getattr(rows[0], "search_total", 0) if rows else 0

@@ -102,7 +102,7 @@ NOT_WRITABLE = {
     "delivery.Booking": {"unit", "uid", "calendar_href"},
     "delivery.CalendarConnection": {"url", "password_sealed", "calendar_url"},
     "delivery.CalendarFeed": {"secret_hash", "secret_sealed"},
-    "billing.BillingProfile": {"stripe_account_id", "reminder_offsets", "retry_days"},
+    "billing.BillingProfile": {"stripe_account_id", "reminder_offsets", "retry_days", "accent_color"},
     "billing.Invoice": {"number", "currency", "delivery_error"},  # delivery_error: our own words
     "billing.Payment": {"currency", "stripe_id"},
     "billing.StripeCustomer": {"customer_id", "payment_method_id", "card_brand", "card_last4", "card_exp"},
@@ -341,6 +341,7 @@ def route_urls(hostile: Hostile) -> list[tuple[str, str]]:
     common = {
         "workspace_slug": workspace.slug,
         "membership_id": Membership.objects.get(workspace=workspace, user=hostile.member).pk,
+        "template": "invoice_issued",  # an email type's preview (the workspace's hostile name is on it)
     }
     urls = []
     for route in _routes():
