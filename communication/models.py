@@ -8,6 +8,8 @@ on): the move to this app changed no data (see migrations clients 0006 and commu
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.utils import timezone
 
@@ -16,6 +18,12 @@ from delivery.models import WorkItem
 from renewals.models import Renewal
 from retainers.fields import EARLIEST_INSTANT, LATEST_INSTANT
 from retainers.models import WorkspaceOwned
+from retainers.search import SEARCH_CONFIG
+
+# What notes and messages are searched by (retainers.search): the GIN indexes below are on this
+# very expression, so a query that uses it uses the index. An expression index, not a stored
+# generated column: a GeneratedField makes `manage.py check` connect to the database.
+BODY_SEARCH = SearchVector("body", config=SEARCH_CONFIG)
 
 
 class Note(WorkspaceOwned):
@@ -35,7 +43,11 @@ class Note(WorkspaceOwned):
 
     class Meta:
         db_table = "clients_note"
-        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx"),
+            GinIndex(BODY_SEARCH, name="note_body_search_idx"),
+            models.Index(fields=["workspace", "created_at"], name="note_recent_idx"),  # search's newest matches
+        ]
 
     def __str__(self) -> str:
         return self.body[:60]
@@ -76,7 +88,11 @@ class Message(WorkspaceOwned):
 
     class Meta:
         db_table = "clients_message"
-        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx"),
+            GinIndex(BODY_SEARCH, name="message_body_search_idx"),
+            models.Index(fields=["workspace", "created_at"], name="message_recent_idx"),  # search's newest matches
+        ]
 
     def __str__(self) -> str:
         return self.body[:60]
