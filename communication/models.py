@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -18,12 +18,13 @@ from delivery.models import WorkItem
 from renewals.models import Renewal
 from retainers.fields import EARLIEST_INSTANT, LATEST_INSTANT
 from retainers.models import WorkspaceOwned
-from retainers.search import SEARCH_CONFIG
 
-# What notes and messages are searched by (retainers.search): the GIN indexes below are on this
-# very expression, so a query that uses it uses the index. An expression index, not a stored
-# generated column: a GeneratedField makes `manage.py check` connect to the database.
-BODY_SEARCH = SearchVector("body", config=SEARCH_CONFIG)
+
+def search_column() -> SearchVectorField[str | None, str | None]:
+    """The text's tsvector, kept by a trigger (migration 0007_search_column) on every insert and
+    update, so ranking and rechecking read it rather than parse each body again; not a
+    GeneratedField, which makes `manage.py check` connect to the database."""
+    return SearchVectorField(null=True, editable=False)
 
 
 class Note(WorkspaceOwned):
@@ -40,12 +41,13 @@ class Note(WorkspaceOwned):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    search = search_column()
 
     class Meta:
         db_table = "clients_note"
         indexes = [
             models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx"),
-            GinIndex(BODY_SEARCH, name="note_body_search_idx"),
+            GinIndex(fields=["search"], name="note_search_column_idx"),
             models.Index(fields=["workspace", "created_at"], name="note_recent_idx"),  # search's newest matches
         ]
 
@@ -85,12 +87,13 @@ class Message(WorkspaceOwned):
     read_by_team_at = models.DateTimeField(null=True, blank=True)
     read_by_client_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    search = search_column()
 
     class Meta:
         db_table = "clients_message"
         indexes = [
             models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx"),
-            GinIndex(BODY_SEARCH, name="message_body_search_idx"),
+            GinIndex(fields=["search"], name="message_search_column_idx"),
             models.Index(fields=["workspace", "created_at"], name="message_recent_idx"),  # search's newest matches
         ]
 

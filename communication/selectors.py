@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from clients.models import Client
 from communication import inbound, services
 from communication.forms import CheckInForm, FollowUpForm, NoteForm, SessionChoiceField, TaskForm, recent_sessions
 from communication.markdown import render_markdown
-from communication.models import BODY_SEARCH, Attachment, Message, Note, Task
+from communication.models import Attachment, Message, Note, Task
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
 from retainers.search import NOTHING, Found, prefix_query, ranked_recent
@@ -129,7 +129,7 @@ def search_notes(workspace: Workspace, text: str, *, limit: int) -> Found[Note]:
     if query is None:
         return NOTHING
     notes = Note.objects.for_workspace(workspace).select_related("client")
-    return ranked_recent(notes, BODY_SEARCH, query, limit=limit)
+    return ranked_recent(notes, F("search"), query, limit=limit)
 
 
 def search_messages(workspace: Workspace, text: str, *, limit: int) -> Found[Message]:
@@ -138,4 +138,4 @@ def search_messages(workspace: Workspace, text: str, *, limit: int) -> Found[Mes
     if query is None:
         return NOTHING
     messages = Message.objects.for_workspace(workspace).select_related("client", "sent_by_contact", "sent_by_user")
-    return ranked_recent(messages, BODY_SEARCH, query, limit=limit)
+    return ranked_recent(messages, F("search"), query, limit=limit)

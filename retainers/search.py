@@ -3,7 +3,8 @@
 One text-search configuration, `simple` (no stemming, no stop words): names, invoice memos and
 notes are in any language, and "acme" must find "Acme" whatever the workspace writes in. Each
 word typed is a prefix (`acm` finds "Acme"), and every word must match. The indexes each app
-declares (a GIN index on the same `to_tsvector('simple', …)` expression) are what make these queries fast; `bench/search.py` checks it.
+declares (a GIN index on the same `to_tsvector('simple', …)` expression, or on a stored tsvector column
+that a trigger keeps) are what make these queries fast; `bench/search.py` checks it.
 """
 
 from __future__ import annotations

@@ -237,3 +237,13 @@ def test_notes_are_ranked_among_the_newest_matches_and_the_total_says_so(workspa
     text = parse(page.content).text()
     assert "Notes 3+" in text and "The best 3 of the newest 3" in text
     assert "the oldest and most about it" not in text
+
+
+def test_an_edited_note_is_found_by_its_new_words_only(workspace, owner_client):
+    acme = factories.ClientFactory(workspace=workspace, name="Acme")
+    edited = note(acme, "Draft agenda for the offsite")
+    edited.body = "Final programme for the retreat"
+    edited.save()
+    Note.objects.filter(pk=edited.pk).update(body="Final programme for the retreat, with dinner")  # any writer
+    assert "notes" not in results(search(owner_client, workspace, "offsite"))
+    assert len(results(search(owner_client, workspace, "retreat dinner"))["notes"]) == 1
