@@ -14,7 +14,10 @@ from retainers.outbox import DEFAULT_ACCENT, Branding
 
 
 def workspace_branding(sender: type[Workspace], *, workspace: Workspace, **kwargs: Any) -> Branding:
-    """One query: the profile's logo and colour, if the workspace has a profile yet."""
+    """One query: the profile's logo and colour, if the workspace has a profile yet (an unsaved
+    workspace, as a test or preview builds, has none)."""
+    if workspace.pk is None:
+        return Branding(name=workspace.name)
     profile = BillingProfile.objects.filter(workspace=workspace).only("logo", "accent_color").first()
     if profile is None:
         return Branding(name=workspace.name)
