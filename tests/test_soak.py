@@ -27,6 +27,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from billing import connect
 from billing import services as billing
 from billing.models import Invoice, Payment, StripeCustomer
 from clients.models import Retainer
@@ -115,9 +116,8 @@ def make_books(stripe: FakeStripe, today: date) -> list[Retainer]:
     retainers = []
     for w in range(WORKSPACES):
         workspace = factories.WorkspaceFactory(name=f"Soak {w}", timezone="UTC", currency="GBP")
-        profile = billing.profile_for(workspace)
-        profile.stripe_account_id = ACCOUNT
-        profile.save()
+        billing.profile_for(workspace)
+        connect.use_test_account(workspace=workspace, account_id=f"{ACCOUNT}{w}")  # one account per workspace
         for c in range(CLIENTS):
             client = factories.ClientFactory(
                 workspace=workspace, name=f"Client {w}-{c}", billing_email=f"ap-{w}-{c}@example.com"
