@@ -21,7 +21,7 @@ from retainers.models import WorkspaceOwned
 
 
 def search_column() -> SearchVectorField[str | None, str | None]:
-    """The text's tsvector, kept by a trigger (migration 0007_search_column) on every insert and
+    """The text's tsvector, kept by a trigger (migration 0004_search) on every insert and
     update, so ranking and rechecking read it rather than parse each body again; not a
     GeneratedField, which makes `manage.py check` connect to the database."""
     return SearchVectorField(null=True, editable=False)
