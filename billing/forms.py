@@ -264,6 +264,14 @@ class BillingSettingsForm(forms.Form):
             "kept at up to 600 × 200 pixels."
         ),
     )
+    accent_color = forms.CharField(
+        label="Accent colour",
+        max_length=7,
+        required=False,
+        help_text="A colour as #rrggbb, e.g. #0f766e: the buttons and the band on the emails your clients get. "
+        "Empty: ours.",
+        widget=forms.TextInput(attrs={"placeholder": "#2f5bd3", "autocomplete": "off", "spellcheck": "false"}),
+    )
     tax_label = forms.CharField(label="Tax label", max_length=20, initial="Tax", help_text="E.g. VAT, GST, Sales tax.")
     tax_rate = forms.CharField(
         label="Tax rate (%)",
@@ -321,11 +329,27 @@ class BillingSettingsForm(forms.Form):
             "retry_days": profile.retry_days,
             "locale": workspace.locale,
             "members_move_money": profile.members_move_money,
+            "accent_color": profile.accent_color,
         }
 
     def clean_tax_rate(self) -> int:
         """The percentage as basis points: "20" → 2000, "8.25" → 825."""
         return parse_percent(self.cleaned_data["tax_rate"])
+
+    def clean_accent_color(self) -> str:
+        """ "#0F766E" or "0f766e" → "#0f766e"; a colour white text stays readable on, or an error."""
+        value = self.cleaned_data["accent_color"].strip().lower()
+        if not value:
+            return ""
+        if not value.startswith("#"):
+            value = "#" + value
+        if not ACCENT_COLOR.fullmatch(value):
+            raise forms.ValidationError("Enter a colour as #rrggbb, e.g. #0f766e.", code="invalid")
+        if contrast_with_white(value) < 3:
+            raise forms.ValidationError(
+                "White text on this colour is hard to read: choose a darker one.", code="too_light"
+            )
+        return value
 
     def clean_logo(self) -> File | bool | None:
         """A new logo must really be a PNG or JPEG (checked by Pillow, not by its name) of sane size:
@@ -341,3 +365,18 @@ class BillingSettingsForm(forms.Form):
             return ContentFile(logos.prepare_logo(logo), name="logo.png")
         except logos.LogoError as error:
             raise forms.ValidationError(str(error), code=error.code) from None
+
+
+ACCENT_COLOR = re.compile(r"#[0-9a-f]{6}")
+
+
+def contrast_with_white(color: str) -> float:
+    """WCAG contrast ratio of white on `color` (#rrggbb): 3 is the floor for large text and buttons."""
+
+    def channel(hex_pair: str) -> float:
+        c = int(hex_pair, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(color[i : i + 2]) for i in (1, 3, 5))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 1.05 / (luminance + 0.05)

@@ -45,9 +45,19 @@ class BillingProfile(WorkspaceOwned):
         default=False,
         help_text="Members may void, credit, write off, refund and charge now (owners and admins always may).",
     )
+    accent_color = models.CharField(
+        max_length=7, blank=True, help_text="#rrggbb, lower case: buttons and the band on emails. Empty: ours."
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace"], name="billingprofile_one_per_workspace")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="billingprofile_one_per_workspace"),
+            # It is written into emails' style attributes: only a colour may ever be there.
+            models.CheckConstraint(
+                condition=Q(accent_color="") | Q(accent_color__regex=r"^#[0-9a-f]{6}$"),
+                name="billingprofile_accent_color_hex",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.legal_name or f"Billing profile {self.workspace_id}"
@@ -224,6 +234,11 @@ class Invoice(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "due_on"], name="invoice_status_idx"),
             models.Index(fields=["workspace", "client", "issued_on"], name="invoice_client_idx"),
+            # Search finds an invoice by the start of its number (LIKE '2026-00%'): pattern ops make
+            # that an index range, whatever the database's collation.
+            models.Index(
+                fields=["workspace", "number"], opclasses=["int8_ops", "varchar_pattern_ops"], name="invoice_number_idx"
+            ),
             # The delivery sweep's few candidates among millions of delivered invoices.
             models.Index(
                 fields=["delivery_due_at"],

@@ -3,18 +3,20 @@ invoice rows as lists show them, the client page's billing section, and how a wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When, Window
 
 from billing import cards, csv_export, services, stripe_api
 from billing.models import OWED, BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
+from retainers.search import NOTHING, Found
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -103,3 +105,29 @@ def payment_options(workspace: Workspace, *, profile: BillingProfile | None = No
     return PaymentOptions(
         card=stripe_api.is_configured(workspace), bank_transfer=bool(instructions), instructions=instructions
     )
+
+
+INVOICE_NUMBER = re.compile(r"[A-Za-z0-9][\w/-]{0,19}")
+
+
+def search_invoices(workspace: Workspace, text: str, *, limit: int) -> Found[Invoice]:
+    """The workspace's invoices whose number is `text` or starts with it (exact first, newest next);
+    a bare serial ("12") also finds that serial in every year ("2025-0012", "2026-0012")."""
+    term = text.strip()
+    if not INVOICE_NUMBER.fullmatch(term):
+        return NOTHING
+    matches = Q(number__startswith=term)
+    if term.isdigit() and len(term) <= 4:
+        matches |= Q(number__endswith=f"-{int(term):04d}")
+    rows = list(
+        Invoice.objects.for_workspace(workspace)
+        .exclude(number="")
+        .filter(matches)
+        .select_related("client")
+        .annotate(
+            search_exact=Case(When(number=term, then=Value(0)), default=Value(1)),
+            search_total=Window(Count("pk")),
+        )
+        .order_by("search_exact", "-number")[:limit]
+    )
+    return Found(total=getattr(rows[0], "search_total", 0) if rows else 0, rows=rows)

@@ -626,6 +626,7 @@ PROFILE_FIELDS = [
     "reminder_offsets",
     "retry_days",
     "members_move_money",
+    "accent_color",
 ]
 
 

@@ -8,14 +8,36 @@ from functools import cached_property
 from typing import ClassVar, Self
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
-from django.db.models import Exists, OuterRef
-from django.db.models.functions import Lower
+from django.db.models import Exists, OuterRef, Value
+from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
 from retainers.fields import format_percent
 from retainers.models import WorkspaceOwned, WorkspaceQuerySet, currency_constraint
+from retainers.search import SEARCH_CONFIG
 from retainers.units import utilisation, utilisation_percent
+
+
+def email_words(field: str) -> Replace:
+    """An address as words for full-text search: "carol@acme.example" → "carol acme.example", so
+    "acme" finds it (to_tsvector keeps a whole address as one token)."""
+    return Replace(field, Value("@"), Value(" "))
+
+
+# What each model is searched by (retainers.search): the GIN index below is on the same expression,
+# and a query must use this very expression for PostgreSQL to use the index.
+CLIENT_SEARCH = SearchVector("name", weight="A", config=SEARCH_CONFIG) + SearchVector(
+    email_words("billing_email"), weight="B", config=SEARCH_CONFIG
+)
+CONTACT_SEARCH = (
+    SearchVector("name", weight="A", config=SEARCH_CONFIG)
+    + SearchVector(email_words("email"), weight="B", config=SEARCH_CONFIG)
+    + SearchVector("role", weight="C", config=SEARCH_CONFIG)
+)
+RETAINER_SEARCH = SearchVector("name", config=SEARCH_CONFIG)
 
 
 class Client(WorkspaceOwned):
@@ -49,7 +71,10 @@ class Client(WorkspaceOwned):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "status", "name"], name="client_list_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "status", "name"], name="client_list_idx"),
+            GinIndex(CLIENT_SEARCH, name="client_search_idx"),
+        ]
         # Names are unique per workspace ignoring case: "Acme" and "ACME" are one client to people.
         constraints = [
             models.UniqueConstraint("workspace", Lower("name"), name="client_name_unique"),
@@ -98,6 +123,7 @@ class Contact(WorkspaceOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint("workspace", Lower("email"), name="contact_email_unique")]
+        indexes = [GinIndex(CONTACT_SEARCH, name="contact_search_idx")]
 
     def zone_name(self, workspace_timezone: str) -> str:
         """The zone this person reads times in."""
@@ -384,7 +410,10 @@ class Retainer(WorkspaceOwned, RetainerTerms):
     objects: ClassVar = RetainerQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "status"], name="retainer_status_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "status"], name="retainer_status_idx"),
+            GinIndex(RETAINER_SEARCH, name="retainer_search_idx"),
+        ]
         constraints = [
             *terms_constraints(),
             models.CheckConstraint(condition=models.Q(overage_block__gt=0), name="retainer_overage_block_positive"),

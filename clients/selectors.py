@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.db.models.functions import Lower
 
 from clients.forms import ContactForm
-from clients.models import Client, Contact, Retainer
+from clients.models import CLIENT_SEARCH, CONTACT_SEARCH, RETAINER_SEARCH, Client, Contact, Retainer
 from retainers.http import WorkspaceRequest
+from retainers.models import Workspace
+from retainers.search import NOTHING, Found, prefix_query, ranked
 
 
 def contacts_section(
@@ -29,3 +31,29 @@ def client_currency(client: Client) -> str:
     latest = retainers.live().order_by("-starts_on", "-pk").values_list("currency", flat=True).first()
     latest = latest or retainers.order_by("-starts_on", "-pk").values_list("currency", flat=True).first()
     return latest or client.workspace.currency
+
+
+def search_clients(workspace: Workspace, text: str, *, limit: int) -> Found[Client]:
+    """The workspace's clients whose name or billing address matches, best first."""
+    query = prefix_query(text)
+    if query is None:
+        return NOTHING
+    return ranked(Client.objects.for_workspace(workspace), CLIENT_SEARCH, query, limit=limit, then="name")
+
+
+def search_contacts(workspace: Workspace, text: str, *, limit: int) -> Found[Contact]:
+    """The workspace's contacts whose name, address or role matches, best first, with their client."""
+    query = prefix_query(text)
+    if query is None:
+        return NOTHING
+    contacts = Contact.objects.for_workspace(workspace).select_related("client")
+    return ranked(contacts, CONTACT_SEARCH, query, limit=limit, then="name")
+
+
+def search_retainers(workspace: Workspace, text: str, *, limit: int) -> Found[Retainer]:
+    """The workspace's retainers whose name matches, best first, with their client."""
+    query = prefix_query(text)
+    if query is None:
+        return NOTHING
+    retainers = Retainer.objects.for_workspace(workspace).select_related("client")
+    return ranked(retainers, RETAINER_SEARCH, query, limit=limit, then="name")

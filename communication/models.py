@@ -8,6 +8,8 @@ on): the move to this app changed no data (see migrations clients 0006 and commu
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -16,6 +18,13 @@ from delivery.models import WorkItem
 from renewals.models import Renewal
 from retainers.fields import EARLIEST_INSTANT, LATEST_INSTANT
 from retainers.models import WorkspaceOwned
+
+
+def search_column() -> SearchVectorField[str | None, str | None]:
+    """The text's tsvector, kept by a trigger (migration 0004_search) on every insert and
+    update, so ranking and rechecking read it rather than parse each body again; not a
+    GeneratedField, which makes `manage.py check` connect to the database."""
+    return SearchVectorField(null=True, editable=False)
 
 
 class Note(WorkspaceOwned):
@@ -32,10 +41,15 @@ class Note(WorkspaceOwned):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    search = search_column()
 
     class Meta:
         db_table = "clients_note"
-        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "client", "created_at"], name="note_client_idx"),
+            GinIndex(fields=["search"], name="note_search_column_idx"),
+            models.Index(fields=["workspace", "created_at"], name="note_recent_idx"),  # search's newest matches
+        ]
 
     def __str__(self) -> str:
         return self.body[:60]
@@ -73,10 +87,15 @@ class Message(WorkspaceOwned):
     read_by_team_at = models.DateTimeField(null=True, blank=True)
     read_by_client_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    search = search_column()
 
     class Meta:
         db_table = "clients_message"
-        indexes = [models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "client", "created_at"], name="message_client_idx"),
+            GinIndex(fields=["search"], name="message_search_column_idx"),
+            models.Index(fields=["workspace", "created_at"], name="message_recent_idx"),  # search's newest matches
+        ]
 
     def __str__(self) -> str:
         return self.body[:60]

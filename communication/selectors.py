@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from clients.models import Client
@@ -17,6 +17,7 @@ from communication.markdown import render_markdown
 from communication.models import Attachment, Message, Note, Task
 from retainers.http import WorkspaceRequest
 from retainers.models import Workspace
+from retainers.search import NOTHING, Found, prefix_query, ranked_recent
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -124,3 +125,23 @@ def client_section(
         "reply_address": inbound.shown_reply_address(client),
         "notice": notice,
     }
+
+
+def search_notes(workspace: Workspace, text: str, *, limit: int) -> Found[Note]:
+    """The workspace's notes whose text matches, the best of the newest RECENT first, with their client.
+
+    Private notes are the team's: every member sees them, as on the client page."""
+    query = prefix_query(text)
+    if query is None:
+        return NOTHING
+    notes = Note.objects.for_workspace(workspace).select_related("client")
+    return ranked_recent(notes, F("search"), query, limit=limit)
+
+
+def search_messages(workspace: Workspace, text: str, *, limit: int) -> Found[Message]:
+    """The workspace's messages whose text matches, the best of the newest RECENT first, with client and sender."""
+    query = prefix_query(text)
+    if query is None:
+        return NOTHING
+    messages = Message.objects.for_workspace(workspace).select_related("client", "sent_by_contact", "sent_by_user")
+    return ranked_recent(messages, F("search"), query, limit=limit)

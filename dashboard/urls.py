@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from dashboard import clients, views
+from dashboard import clients, emails, search, views
 
 # The client pages have the "dashboard" namespace (dashboard:client_detail); the dashboard itself
 # is plain "dashboard", as the project has always linked to it.
@@ -14,5 +14,9 @@ client_patterns = (
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("search/", search.search, name="search"),
+    path("settings/emails/", emails.email_previews, name="email_previews"),
+    path("settings/emails/<slug:template>/", emails.email_preview, name="email_preview"),
+    path("settings/emails/<slug:template>/frame/", emails.email_preview_frame, name="email_preview_frame"),
     path("", include(client_patterns)),
 ]

@@ -141,7 +141,7 @@ def make_row(
         share = Decimal(done) / total if total else None
         remaining = f"{done} of {total} delivered" if total else "No deliverables"
     else:
-        share = retainer.used_share
+        share = retainer.utilisation  # retainers.units.utilisation, as every page shows it
         balance = retainer.balance
         remaining = f"{_units(-balance, retainer)} over" if balance < 0 else f"{_units(balance, retainer)} left"
     if share is None:

@@ -7,10 +7,12 @@ picked up (worker down). A rolled-back transaction leaves no row, so sends nothi
 
 from __future__ import annotations
 
+import base64
 import logging
 import smtplib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
@@ -23,6 +25,7 @@ from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.template import Context, Engine, TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone
@@ -79,6 +82,82 @@ def client_reply_to(*, workspace_id: int, client_id: int, fallback: str = "") ->
     return fallback or owner_address(workspace_id)
 
 
+# --- Branding: the workspace's name, logo and colour on its emails ------------------------------
+
+DEFAULT_ACCENT = "#2f5bd3"
+LOGO_CID = "workspace-logo"
+
+
+@dataclass(frozen=True)
+class Branding:
+    """Who an email looks like it comes from: a name, an accent colour (#rrggbb) and a logo (a PNG
+    in default storage, or none)."""
+
+    name: str
+    accent: str = DEFAULT_ACCENT
+    logo_path: str = ""
+
+
+@dataclass(frozen=True)
+class Brand:
+    """What the email layout shows: the branding, with the logo as the image source the email
+    can use (`cid:` in a sent email, a `data:` URI in a preview)."""
+
+    name: str
+    accent: str
+    logo_src: str = ""
+
+
+# Sent with sender=Workspace and workspace=…; a receiver returns that workspace's Branding. The
+# billing app holds the logo and the colour (BillingProfile) and answers (billing.apps); the
+# outbox cannot import it, being below it.
+email_branding = Signal()
+
+
+def branding_for(workspace: Workspace | None) -> Branding:
+    """The workspace's branding, or the product's own for platform emails (sign-in, sign-up)."""
+    if workspace is None:
+        return Branding(name=platform_sender())
+    for _receiver, answer in email_branding.send(sender=Workspace, workspace=workspace):
+        if isinstance(answer, Branding):
+            return answer
+    return Branding(name=workspace.name)
+
+
+def logo_data_uri(branding: Branding) -> str:
+    """The logo inline as a data: URI, for a page that shows an email (the CSP allows data: images)."""
+    if not branding.logo_path:
+        return ""
+    with default_storage.open(branding.logo_path, "rb") as handle:
+        return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body_text: str
+    body_html: str
+
+
+def render_email(template: str, context: Mapping[str, object], *, branding: Branding, logo_src: str) -> RenderedEmail:
+    """One email type's parts from its templates (emails/<template>/subject.txt, body.txt and an
+    optional body.html in the branded layout): what `queue_email` sends and the previews show."""
+    brand = Brand(name=branding.name, accent=branding.accent, logo_src=logo_src if branding.logo_path else "")
+    context = {"site_url": settings.SITE_URL, **context, "brand": brand}
+    subject = " ".join(render_text(f"emails/{template}/subject.txt", context).split())
+    body_text = render_text(f"emails/{template}/body.txt", context).strip() + "\n"
+    return RenderedEmail(subject, body_text, _render_html(template, context, subject, body_text, brand))
+
+
+def _workspace_of(context: Mapping[str, object]) -> Workspace | None:
+    """The workspace an email speaks for: named in its context, or its client's."""
+    workspace = context.get("workspace")
+    if isinstance(workspace, Workspace):
+        return workspace
+    client_workspace = getattr(context.get("client"), "workspace", None)
+    return client_workspace if isinstance(client_workspace, Workspace) else None
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Backoff after the n-th failed attempt: 1, 2, 4 … minutes, capped at an hour."""
     return timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
@@ -108,23 +187,29 @@ def queue_email(
     returns the first email and sends nothing more. `attachments` are dicts with the
     default-storage `path`, a `filename` and a `mimetype`, or small text kept in the row
     (`content` instead of `path`), such as a `calendar_invitation`.
+
+    The HTML part carries the branding of `workspace` (by default the context's `workspace`, or
+    its `client`'s): name, accent colour, and the logo as an inline part the HTML shows by cid.
     """
-    context = {"site_url": settings.SITE_URL, **context}
-    subject = " ".join(render_text(f"emails/{template}/subject.txt", context).split())
-    body_text = render_text(f"emails/{template}/body.txt", context).strip() + "\n"
+    workspace = workspace or _workspace_of(context)
+    branding = branding_for(workspace)
+    rendered = render_email(template, context, branding=branding, logo_src=f"cid:{LOGO_CID}")
+    parts = list(attachments)
+    if branding.logo_path:
+        parts.append({"path": branding.logo_path, "filename": "logo.png", "mimetype": "image/png", "cid": LOGO_CID})
     if client_id is not None:
         if workspace is None:
             raise ValueError("an email to a client is sent in its workspace's name: pass workspace=")
         reply_to = client_reply_to(workspace_id=workspace.pk, client_id=client_id, fallback=reply_to)
     return _queue(
         to=to,
-        subject=subject,
-        body_text=body_text,
-        body_html=_render_html(template, context, subject, body_text),
+        subject=rendered.subject,
+        body_text=rendered.body_text,
+        body_html=rendered.body_html,
         sender_name=sender_name(workspace),
         key=key,
         reply_to=reply_to,
-        attachments=list(attachments),
+        attachments=parts,
         secret=secret,
     )
 
@@ -162,19 +247,22 @@ def render_text(name: str, context: Mapping[str, object]) -> str:
     return str.__str__(rendered)  # a copy as a plain str: str(rendered) would keep it marked safe
 
 
-def _render_html(template: str, context: Mapping[str, object], subject: str, body_text: str) -> str:
+def _render_html(template: str, context: Mapping[str, object], subject: str, body_text: str, brand: Brand) -> str:
     try:
         html = get_template(f"emails/{template}/body.html")
     except TemplateDoesNotExist:
-        return _html_from_text(subject, body_text)
+        return _html_from_text(subject, body_text, brand)
     return html.render({**context, "subject": subject})
 
 
-def _html_from_text(subject: str, body_text: str) -> str:
+def _html_from_text(subject: str, body_text: str, brand: Brand | None = None) -> str:
     """Every email has an HTML part: without a template of its own, the escaped text in the layout,
     its web addresses as links."""
+    if brand is None:
+        branding = branding_for(None)
+        brand = Brand(name=branding.name, accent=branding.accent)
     content = mark_safe(linebreaks(urlize(body_text, autoescape=True)))  # urlize escaped the text itself
-    return render_to_string("emails/layout.html", {"subject": subject, "content": content})
+    return render_to_string("emails/layout.html", {"subject": subject, "content": content, "brand": brand})
 
 
 def _queue(
@@ -241,6 +329,17 @@ class _Message(EmailMultiAlternatives):
         return message
 
 
+def _inline_image(data: bytes, attachment: Mapping[str, str]) -> MIMEPart:
+    """An image the HTML part shows as cid:<cid>: inline, with its Content-ID."""
+    part = MIMEPart(policy=email_policy.default)
+    maintype, _, subtype = attachment["mimetype"].partition("/")
+    part.set_content(
+        data, maintype=maintype, subtype=subtype, disposition="inline", filename=attachment["filename"],
+        cid=f"<{attachment['cid']}>",
+    )  # fmt: skip
+    return part
+
+
 def _claim(email_id: int, *, now: datetime) -> bool:
     """Take the row for sending: queued and due, or a claim whose worker died."""
     due = Q(status=Email.Status.QUEUED, next_attempt_at__lte=now) | Q(
@@ -273,6 +372,10 @@ def send_email(email_id: int) -> bool:
     )
     message.attach_alternative(email.body_html, "text/html")
     for attachment in email.attachments:
+        if "cid" in attachment:  # shown inside the HTML (the logo), not offered as a file
+            with default_storage.open(attachment["path"], "rb") as handle:
+                message.attach(_inline_image(handle.read(), attachment))
+            continue
         if "content" in attachment:
             message.attach(attachment["filename"], attachment["content"].encode(), attachment["mimetype"])
             if "method" in attachment:

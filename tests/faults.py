@@ -242,6 +242,15 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def keep_running(self) -> bool:
+        """What a supervisor does (compose's `restart: unless-stopped`, systemd's `Restart=`): start
+        the worker again if it exited. True when it had to. (Celery's worker can exit on its own
+        when Redis goes away while it holds unacknowledged tasks: kombu's "Unrecoverable error".)"""
+        if self.process is not None and self.process.poll() is None:
+            return False
+        self.start()
+        return True
+
     def check_alive(self) -> None:
         if self.process is None or self.process.poll() is not None:
             raise AssertionError(f"the Celery worker is not running:\n{self.log_tail()}")

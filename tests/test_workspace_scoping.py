@@ -36,6 +36,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from billing import paylinks, sending
 from billing import services as billing
@@ -271,7 +272,9 @@ def test_every_query_of_the_crawl_and_the_billing_run_names_its_workspace(
     # The other scheduled jobs, each as its command runs it (their fan-out tasks run eagerly here).
     for command in ("run_dunning", "run_renewals", "send_reminders", "close_periods"):
         with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
-            call_command(command, stdout=io.StringIO())
+            # --as-of: dunning and renewals then take every workspace, whatever its local hour now.
+            as_of = ["--as-of", timezone.localdate().isoformat()] if command in ("run_dunning", "run_renewals") else []
+            call_command(command, *as_of, stdout=io.StringIO())
         touched = [q for q in queries.captured_queries if any(f'"{t}"' in q["sql"] for t in tenants)]
         assert touched, f"{command} read no tenant table: the check would prove nothing"
         found += findings_of(queries.captured_queries, tenants, command, page=False)

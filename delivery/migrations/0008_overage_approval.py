@@ -12,7 +12,7 @@ from retainers.pagecache import track
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clients", "0011_overage_approval"),
+        ("clients", "0012_overage_approval"),
         ("delivery", "0007_period_invoice_held_on"),
         ("retainers", "0004_currency_code"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

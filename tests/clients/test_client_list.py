@@ -171,7 +171,7 @@ def test_htmx_request_gets_only_the_rows(workspace, owner_client):
 
 def test_live_search_markup_degrades_to_a_plain_form(workspace, owner_client):
     html = owner_client.get(url(workspace, "client_list")).content.decode()
-    search = re.search(r"<input type=\"search\"[^>]*>", html, re.S).group()
+    search = re.search(r"<input type=\"search\" id=\"client-search\"[^>]*>", html, re.S).group()  # not the top bar's
     assert 'hx-trigger="input changed delay:300ms, search"' in search
     assert 'hx-target="#client-rows"' in search and 'hx-push-url="true"' in search
     assert re.search(r'<form method="get" action="/w/[^"]+/clients/"', html)

@@ -16,19 +16,27 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 from django.db import connection
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
+from retainers.models import Email
 from tests.e2e.support import ARTIFACTS, BrowserWatch, wait_until
 
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -91,11 +99,37 @@ def _redis_db_url(url: str, db: int) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
 
 
-class Worker:
-    """A `celery worker` subprocess; its output goes to artifacts/e2e-worker.log."""
+class Mailbox:
+    """What the worker sent, received by an SMTP server on loopback: the outbox table keeps no
+    working link or code once a secret email is sent (retainers.outbox), the mailbox does."""
 
-    def __init__(self, process: subprocess.Popen, log: Path, broker_url: str, queue: str) -> None:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+        # With the default policy the parser builds EmailMessage objects (typeshed says Message).
+        self.messages.append(
+            cast(email.message.EmailMessage, email.message_from_bytes(content, policy=email.policy.default))
+        )
+        return "250 OK"
+
+    def text_of(self, row: Email) -> str:
+        """The text part of the message sent for an outbox row."""
+        for message in reversed(self.messages):
+            if message["Message-ID"] == row.message_id:
+                body = message.get_body(preferencelist=("plain",))
+                assert body is not None, row.subject
+                return str(body.get_content())
+        raise AssertionError(f"{row.subject!r} to {row.to} was not received")
+
+
+class Worker:
+    """A `celery worker` subprocess; its output goes to artifacts/e2e-worker.log, its email to `mailbox`."""
+
+    def __init__(self, process: subprocess.Popen, log: Path, broker_url: str, queue: str, mailbox: Mailbox) -> None:
         self.process, self.log, self.broker_url, self.queue = process, log, broker_url, queue
+        self.mailbox = mailbox
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -128,6 +162,12 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
     broker.delete(queue)  # what an interrupted earlier run left
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "e2e-worker.log"
+    mailbox = Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "retainers.settings",
@@ -135,7 +175,7 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
         "REDIS_URL": broker_url,
         "CELERY_BROKER_URL": broker_url,  # not the memory:// every other test process has (tests/conftest.py)
         "E2E_CELERY_QUEUE": queue,
-        "EMAIL_URL": "console://",  # the tests read emails from the outbox table
+        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",  # the tests read what was sent from `mailbox`
         "SITE_URL": app_server.url,
         "MEDIA_ROOT": str(media_root),
         "DEBUG": "1",
@@ -168,8 +208,9 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    worker = Worker(process, log, broker_url, queue)
+    worker = Worker(process, log, broker_url, queue, mailbox)
     yield worker
+    smtp.stop()
     process.terminate()
     try:
         process.wait(timeout=10)

@@ -72,8 +72,8 @@ def sign_up(page: Page, worker) -> Workspace:
     page.get_by_label(label("Business name")).fill(BUSINESS["name"])
     page.get_by_label(label("Time zone")).select_option(BUSINESS["timezone"])
     page.get_by_label(label("Default currency")).select_option(BUSINESS["currency"])
-    page.get_by_role("button", name="Sign up").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Verify")
+    page.get_by_role("button", name="Create my workspace").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Confirm your email address")
 
     # The confirmation link, from the email the worker sent.
     email = worker.wait_until(

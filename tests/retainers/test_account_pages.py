@@ -21,6 +21,7 @@ from tests import factories
 from tests.factories import PASSWORD
 from tests.retainers.test_accounts import page_text, parse, signup_data
 from tests.retainers.test_security import csp_problems
+from tests.sent import sent_html, sent_text
 
 pytestmark = pytest.mark.django_db
 
@@ -56,18 +57,18 @@ def emails_to(address: str) -> list[Email]:
 
 def assert_our_email(row: Email) -> None:
     for default in ALLAUTH_DEFAULTS:
-        assert default not in row.subject and default not in row.body_text, default
+        assert default not in row.subject and default not in sent_text(row), default
     assert "Retainers" in row.subject
-    assert row.body_text.startswith("Hello,\n")
-    assert row.body_text.rstrip().endswith(f"Retainers\n{SITE_URL}")
+    assert sent_text(row).startswith("Hello,\n")
+    assert sent_text(row).rstrip().endswith(f"Retainers\n{SITE_URL}")
     assert row.from_name == "Retainers"
-    assert "<html" in row.body_html and f'<a href="{SITE_URL}' in row.body_html  # links are links
-    for url in re.findall(r"https?://\S+", row.body_text):
+    assert "<html" in sent_html(row) and f'<a href="{SITE_URL}' in sent_html(row)  # links are links
+    for url in re.findall(r"https?://\S+", sent_text(row)):
         assert url.startswith(SITE_URL), url
 
 
 def only_url(row: Email, path_start: str) -> str:
-    [url] = [u for u in re.findall(r"https?://\S+", row.body_text) if path_start in u]
+    [url] = [u for u in re.findall(r"https?://\S+", sent_text(row)) if path_start in u]
     return url.removeprefix(SITE_URL)
 
 
@@ -153,8 +154,8 @@ def test_password_reset_for_an_unknown_address_emails_our_words(client, django_c
     [row] = emails_to("nobody@example.com")
     assert_our_email(row)
     assert row.subject == "No Retainers account uses this address"
-    assert f"{SITE_URL}/accounts/signup/" in row.body_text
-    assert f"{SITE_URL}/portal/login/" in row.body_text
+    assert f"{SITE_URL}/accounts/signup/" in sent_text(row)
+    assert f"{SITE_URL}/portal/login/" in sent_text(row)
 
 
 def test_sign_in_by_code_walk(client, dana, django_capture_on_commit_callbacks):
@@ -167,9 +168,9 @@ def test_sign_in_by_code_walk(client, dana, django_capture_on_commit_callbacks):
     [row] = emails_to("dana@example.com")
     assert_our_email(row)
     assert row.subject == "Your Retainers sign-in code"
-    code = re.search(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", row.body_text, re.MULTILINE)
-    assert code, row.body_text
-    assert "your client portal" not in row.body_text
+    code = re.search(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", sent_text(row), re.MULTILINE)
+    assert code, sent_text(row)
+    assert "your client portal" not in sent_text(row)
     response = client.post("/accounts/login/code/confirm/", {"code": code.group(1)})
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(dana.pk)
@@ -192,10 +193,10 @@ def test_portal_code_email_speaks_of_the_client_portal(client, workspace, django
     assert response.status_code == 302
     [row] = emails_to("carol@acme.example")
     assert row.subject == "Your code to sign in to your client portal"
-    assert "Your code to sign in to your client portal is:" in row.body_text
-    assert f"The portal: {SITE_URL}/portal/login/" in row.body_text
+    assert "Your code to sign in to your client portal is:" in sent_text(row)
+    assert f"The portal: {SITE_URL}/portal/login/" in sent_text(row)
     for default in ALLAUTH_DEFAULTS:
-        assert default not in row.body_text
+        assert default not in sent_text(row)
 
 
 def test_signup_confirmation_email_and_already_exists_email(client, dana, django_capture_on_commit_callbacks):
@@ -214,7 +215,7 @@ def test_signup_confirmation_email_and_already_exists_email(client, dana, django
     [row] = emails_to("dana@example.com")
     assert_our_email(row)
     assert row.subject == "You already have a Retainers account"
-    assert f"Sign in: {SITE_URL}/accounts/login/" in row.body_text
+    assert f"Sign in: {SITE_URL}/accounts/login/" in sent_text(row)
 
 
 def test_two_factor_sign_in_page_and_the_notification(client, dana, django_capture_on_commit_callbacks):
@@ -246,5 +247,5 @@ def test_changing_the_password_sends_our_notification(client, dana, django_captu
     [row] = emails_to("dana@example.com")
     assert_our_email(row)
     assert row.subject == "Your Retainers password was changed"
-    assert "The password of your Retainers account was changed." in row.body_text
-    assert f"choose a new one now at\n{SITE_URL}/accounts/password/reset/" in row.body_text
+    assert "The password of your Retainers account was changed." in sent_text(row)
+    assert f"choose a new one now at\n{SITE_URL}/accounts/password/reset/" in sent_text(row)

@@ -106,7 +106,7 @@ NOT_WRITABLE = {
     "delivery.OverageApproval": {"currency"},
     "delivery.CalendarConnection": {"url", "password_sealed", "calendar_url"},
     "delivery.CalendarFeed": {"secret_hash", "secret_sealed"},
-    "billing.BillingProfile": {"reminder_offsets", "retry_days"},
+    "billing.BillingProfile": {"reminder_offsets", "retry_days", "accent_color"},
     "billing.StripeAccount": {"account_id"},
     "billing.Invoice": {"number", "currency", "delivery_error", "tax_mention"},  # delivery_error, tax_mention: our own words
     "billing.Payment": {"currency", "stripe_id"},
@@ -352,6 +352,7 @@ def route_urls(hostile: Hostile) -> list[tuple[str, str]]:
     common = {
         "workspace_slug": workspace.slug,
         "membership_id": Membership.objects.get(workspace=workspace, user=hostile.member).pk,
+        "template": "invoice_issued",  # an email type's preview (the workspace's hostile name is on it)
     }
     urls = []
     for route in _routes():

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clients", "0010_tax_treatment"),
+        ("clients", "0011_search"),
         ("retainers", "0004_currency_code"),
     ]
 
