@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from billing import paylinks, refunds, services
 from billing import pdf as pdf_module
-from billing.models import Invoice, Payment
+from billing.models import BillingProfile, Invoice, Payment
 from billing.pdf import render_invoice_pdf, rerender_invoice_pdf, store_invoice_pdf
 from billing.selectors import PaymentOptions, payment_options
 from tests import factories
@@ -89,6 +89,20 @@ def test_invoice_email_carries_the_pdf_once(invoice, django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=True):
         send_invoice_email(invoice)
     assert len(mail.outbox) == 1
+
+
+def test_invoice_email_offers_a_card_only_when_the_workspace_takes_cards(invoice, settings):
+    # Without Stripe the pay page shows bank details: the email must not promise a card payment.
+    [message] = mail.outbox
+    [(html_body, _)] = message.alternatives
+    for body in (message.body, html_body):
+        assert "How to pay" in body and "by card" not in body
+    from billing.notices import invoice_context
+
+    settings.STRIPE_SECRET_KEY = "sk_test_cards"
+    BillingProfile.objects.filter(workspace=invoice.workspace).update(stripe_account_id="acct_cards")
+    context = invoice_context(invoice)
+    assert context["card_payments"] and context["pay_label"] == "Pay"
 
 
 # --- What the PDF says depends on the invoice's state at render time (issue 11, item 8) ---------

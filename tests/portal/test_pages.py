@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import paylinks
 from billing import services as billing
-from billing.models import Invoice
+from billing.models import BillingProfile, Invoice
 from clients.models import Client, Contact, Retainer
 from clients.services import add_contact
 from communication.models import Note
@@ -416,6 +416,17 @@ def test_overview_shows_what_is_outstanding_with_a_pay_button_each(story, carol_
         assert paylinks.pay_url(invoice) in page.links
     assert paylinks.pay_url(story.globex_invoice) not in page.links
     assert page.text(f"next-invoice-{story.advisory.pk}") == "1 May: about £2,000.00"
+
+
+@pytest.mark.parametrize("path", ["", "invoices/"])
+def test_pay_buttons_promise_a_card_payment_only_when_the_workspace_takes_cards(story, carol_browser, settings, path):
+    # The Card page says card payments are not taken: a "Pay" button beside it was a broken promise.
+    page = read(carol_browser.get(portal_url(story, path))).text()
+    assert "How to pay invoice" in page and "Pay invoice" not in page
+    settings.STRIPE_SECRET_KEY = "sk_test_portal"
+    BillingProfile.objects.update_or_create(workspace=story.workspace, defaults={"stripe_account_id": "acct_portal"})
+    page = read(carol_browser.get(portal_url(story, path))).text()
+    assert "Pay invoice" in page and "How to pay" not in page
 
 
 def test_overview_shows_the_latest_shared_notes_and_never_a_private_one(story, carol_browser):
