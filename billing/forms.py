@@ -75,6 +75,15 @@ class PaymentForm(forms.Form):
 
     def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        today = invoice.workspace.today()
+        earliest = invoice.issued_on or today
+        self.fields["received_on"] = forms.DateField(
+            label="Received on",
+            initial=today,
+            required=False,  # empty: today, as it was before the field existed
+            widget=forms.DateInput(attrs={"type": "date", "min": earliest.isoformat(), "max": today.isoformat()}),
+            help_text="The day the money arrived, e.g. the bank statement's date.",
+        )
         self.fields["amount"] = MoneyField(
             label=f"Amount ({invoice.currency})",
             currency=invoice.currency,
@@ -82,7 +91,7 @@ class PaymentForm(forms.Form):
             initial=max(invoice.owed_minor, 0),
             help_text="Less than the balance records a partial payment; the invoice stays open.",
         )
-        self.order_fields(["amount", "method", "note"])
+        self.order_fields(["amount", "received_on", "method", "note"])
 
 
 class CreditNoteForm(forms.Form):

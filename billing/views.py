@@ -289,6 +289,7 @@ def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpRe
             method=form.cleaned_data["method"],
             note=form.cleaned_data["note"],
             actor=request.user,
+            received_on=form.cleaned_data["received_on"],
         )
     except BillingError as exc:
         return _refused(request, invoice, exc, payment_form=form)
