@@ -21,7 +21,7 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, largest_amount
+from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, largest_amount, localize_money_fields
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
@@ -73,11 +73,11 @@ class PaymentForm(forms.Form):
         label="Note", required=False, max_length=255, help_text="E.g. the bank reference. Only your team sees it."
     )
 
-    def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, invoice: Invoice, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         today = invoice.workspace.today()
         earliest = invoice.issued_on or today
-        self.fields["received_on"] = forms.DateField(
+        self.fields["received_on"] = DateField(
             label="Received on",
             initial=today,
             required=False,  # empty: today, as it was before the field existed
@@ -92,6 +92,7 @@ class PaymentForm(forms.Form):
             help_text="Less than the balance records a partial payment; the invoice stays open.",
         )
         self.order_fields(["amount", "received_on", "method", "note"])
+        localize_money_fields(self, locale)
 
 
 class CreditNoteForm(forms.Form):
@@ -99,7 +100,9 @@ class CreditNoteForm(forms.Form):
         label="Reason", max_length=200, help_text="Printed on the credit note, e.g. “2 hours billed twice”."
     )
 
-    def __init__(self, *args: Any, invoice: Invoice, creditable_minor: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, invoice: Invoice, creditable_minor: int, locale: str = "en_US", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
             label=f"Amount to credit ({invoice.currency}, tax included)",
@@ -108,6 +111,7 @@ class CreditNoteForm(forms.Form):
             initial=max(creditable_minor, 0),
         )
         self.order_fields(["amount", "reason"])
+        localize_money_fields(self, locale)
 
 
 class RefundForm(forms.Form):
@@ -115,7 +119,9 @@ class RefundForm(forms.Form):
         label="Reason", required=False, max_length=200, help_text="Optional; kept with the refund."
     )
 
-    def __init__(self, *args: Any, payment: Payment, refundable_minor: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, payment: Payment, refundable_minor: int, locale: str = "en_US", **kwargs: Any
+    ) -> None:
         kwargs.setdefault("prefix", f"refund-{payment.pk}")  # one form per payment on the page
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
@@ -125,6 +131,7 @@ class RefundForm(forms.Form):
             initial=refundable_minor,
         )
         self.order_fields(["amount", "reason"])
+        localize_money_fields(self, locale)
 
 
 # --- An invoice by hand ----------------------------------------------------------------
@@ -159,10 +166,12 @@ class LineForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "1"}),
     )
 
-    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, currency: str, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.currency = currency
-        self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
+        self.fields["unit_price"] = MoneyField(
+            label=f"Unit price ({currency})", currency=currency, allow_zero=True, locale=locale
+        )
 
     def clean_quantity(self) -> Decimal:
         quantity = self.cleaned_data["quantity"]

@@ -184,7 +184,7 @@ def _detail(
 ) -> HttpResponse:
     """The invoice page; an action whose form was refused renders it with that form (status 200)."""
     workspace = request.workspace
-    today = workspace.today()
+    today, locale = workspace.today(), workspace.locale or "en_US"
     payment_rows = cast(
         "list[WithAnnotations[Payment, PaymentRow]]",  # with the refund form set below
         list(
@@ -204,7 +204,7 @@ def _detail(
         if refund_form and refund_form[0] == payment.pk:
             payment.refund_form = refund_form[1]
         elif refundable := _refundable(payment):
-            payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable)
+            payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable, locale=locale)
     status = invoice.status
     is_invoice = invoice.kind != Invoice.Kind.CREDIT_NOTE
     free_credit = invoice.credit_balance_minor - invoice.carry_credit_minor if is_invoice else 0
@@ -243,9 +243,9 @@ def _detail(
         "credit_notes": credit_notes,
         "can": can,
         "recipient": sending.recipient(invoice) if can["send"] or can["pay_link"] else "",
-        "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
+        "payment_form": payment_form or (PaymentForm(invoice=invoice, locale=locale) if can["pay"] else None),
         "credit_form": credit_form
-        or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
+        or (CreditNoteForm(invoice=invoice, creditable_minor=creditable, locale=locale) if can["credit"] else None),
     }
     return render(request, "billing/invoice_detail.html", context)
 
@@ -279,7 +279,7 @@ def _issued_message(invoice: Invoice) -> str:
 def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     """Mark paid by hand (a bank transfer or other), in full or in part."""
     invoice = _invoice(request, invoice_id)
-    form = PaymentForm(request.POST, invoice=invoice)
+    form = PaymentForm(request.POST, invoice=invoice, locale=request.workspace.locale)
     if not form.is_valid():
         return _detail(request, invoice, payment_form=form)
     try:
@@ -346,7 +346,12 @@ def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpRespon
     invoice = _invoice(request, invoice_id)
     _may_move_money(request)
     credit_notes = Invoice.objects.for_workspace(request.workspace).filter(credit_for=invoice)
-    form = CreditNoteForm(request.POST, invoice=invoice, creditable_minor=_creditable(invoice, credit_notes))
+    form = CreditNoteForm(
+        request.POST,
+        invoice=invoice,
+        creditable_minor=_creditable(invoice, credit_notes),
+        locale=request.workspace.locale,
+    )
     if not form.is_valid():
         return _detail(request, invoice, credit_form=form)
     try:
@@ -374,7 +379,7 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
     if not refundable:
         messages.error(request, "Only a payment that went through, and is not refunded yet, can be refunded.")
         return _to_detail(request, invoice)
-    form = RefundForm(request.POST, payment=payment, refundable_minor=refundable)
+    form = RefundForm(request.POST, payment=payment, refundable_minor=refundable, locale=request.workspace.locale)
     if not form.is_valid():
         return _detail(request, invoice, refund_form=(payment.pk, form))
     try:
@@ -539,9 +544,11 @@ def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponseBase:
 # --- An invoice by hand ------------------------------------------------------------------
 
 
-def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS) -> BaseLineFormSet:
+def _line_formset(
+    currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS, locale: str = "en_US"
+) -> BaseLineFormSet:
     formset_class = type("LineFormSet", (LineFormSet,), {"extra": max(1, min(rows, MAX_LINES)) - 1})
-    return formset_class(data, prefix="lines", form_kwargs={"currency": currency})
+    return formset_class(data, prefix="lines", form_kwargs={"currency": currency, "locale": locale})
 
 
 @require_http_methods(["GET", "POST"])
@@ -555,7 +562,7 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
         return _line_row(request, currency)
     if request.method == "POST":
         form = InvoiceForm(request.POST, workspace=workspace)
-        lines = _line_formset(currency, request.POST)
+        lines = _line_formset(currency, request.POST, locale=workspace.locale)
         if form.is_valid() and lines.is_valid():
             issue = request.POST.get("action") == "issue"
             try:
@@ -576,7 +583,9 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
     else:
         client = Client.objects.for_workspace(workspace).filter(pk=_int(request.GET.get("client"))).first()  # type: ignore[misc]  # django-stubs refuses pk=None, a valid lookup (no row)
         form = InvoiceForm(workspace=workspace, initial={"client": client.pk if client else None})
-        lines = _line_formset(currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS)
+        lines = _line_formset(
+            currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS, locale=workspace.locale
+        )
     return render(request, template, {"form": form, "lines": lines, "currency": currency, "max_lines": MAX_LINES})
 
 
@@ -585,7 +594,13 @@ def _line_row(request: WorkspaceRequest, currency: str) -> HttpResponse:
     index = _int(request.GET.get("lines-TOTAL_FORMS"))
     if index is None or not 0 <= index < MAX_LINES:
         return HttpResponse(status=204)
-    row = LineForm(prefix=f"lines-{index}", currency=currency, empty_permitted=True, use_required_attribute=False)
+    row = LineForm(
+        prefix=f"lines-{index}",
+        currency=currency,
+        locale=request.workspace.locale,
+        empty_permitted=True,
+        use_required_attribute=False,
+    )
     return render(request, "billing/invoice_create.html#line-row", {"line": row, "total_forms": index + 1})
 
 

@@ -379,6 +379,17 @@ def test_payment_day_refusals_show_next_to_the_field_and_change_nothing(
     assert not Payment.objects.exists()
 
 
+def test_a_german_workspace_types_payments_with_a_decimal_comma(owner_client, workspace, invoice):
+    Workspace.objects.filter(pk=workspace.pk).update(locale="de_DE")
+    body = text(owner_client.get(url(workspace, "invoice_detail", invoice_id=invoice.pk)))
+    assert 'value="1500,00"' in body  # the balance, as a German reads it
+    owner_client.post(
+        url(workspace, "invoice_record_payment", invoice_id=invoice.pk),
+        {"amount": "1.000,50", "method": "bank_transfer"},
+    )
+    assert Payment.objects.get(invoice=invoice).amount_minor == 100050
+
+
 def test_payment_on_a_void_invoice_is_refused_as_a_message(owner_client, workspace, invoice):
     services.void_invoice(invoice=invoice, actor=None)
     response = owner_client.post(
