@@ -16,19 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from clients.models import Retainer, RetainerTerms
-from dashboard import charts, queries
+from dashboard import charts, onboarding, queries
 from dashboard.forms import RowFilterForm
 from delivery import agenda
 from delivery.forms import workspace_quick_add_form
+from retainers import services as core
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
 from retainers.pagecache import PageCache
@@ -547,6 +548,8 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "today": today,
             "quick_form": form,
             "next_url": request.get_full_path(),
+            # In a list: the page cache takes None for a miss, and a finished checklist is None.
+            "onboarding": parts.get("dashboard-onboarding", [], lambda: [onboarding.checklist(request.workspace)])[0],
             **filters_context(request),
             "rows_html": rows_html(request, parts, today=today),
             **attention_part(request, parts, today=today),
@@ -556,3 +559,11 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
         response = render(request, "dashboard/dashboard.html", context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or one of its parts
     return response
+
+
+@require_POST
+@workspace_view
+def onboarding_dismiss(request: WorkspaceRequest) -> HttpResponse:
+    """Close the getting-started checklist for the whole workspace."""
+    core.dismiss_onboarding(workspace=request.workspace)
+    return redirect("dashboard", request.workspace.slug)
