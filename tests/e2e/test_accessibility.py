@@ -374,3 +374,32 @@ def test_portal_pages_fit_a_phone_screen(seeded, browser_context, app_server, wa
     for section in ("Overview", "Invoices", "Messages"):
         expect(page.get_by_role("navigation", name="Portal").get_by_role("link", name=section)).to_be_visible()
     watch.assert_clean()
+
+
+# --- Phones ------------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize(("name", "who", "url"), PAGES, ids=[name for name, _, _ in PAGES])
+def test_page_fits_a_phone_without_scrolling_sideways(seeded, browser, app_server, name, who, url):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    session = {"consultant": seeded.consultant_session, "contact": seeded.contact_session}.get(who)
+    if session:
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": app_server.url}])
+    try:
+        page = context.new_page()
+        assert page.goto(url(seeded)).status == 200
+        # The page itself must not scroll sideways; a table may, inside its own .table-wrap.
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                             && !e.parentElement.closest('.table-wrap, nav')
+                             && getComputedStyle(e).position !== 'fixed')
+                .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                                    + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ')[0] : ''))"""
+        )
+        assert width <= PHONE["width"], f"{name}: {width}px wide at {PHONE['width']}px; too wide: {wide}"
+    finally:
+        context.close()
