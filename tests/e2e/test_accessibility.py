@@ -403,3 +403,44 @@ def test_page_fits_a_phone_without_scrolling_sideways(seeded, browser, app_serve
         assert width <= PHONE["width"], f"{name}: {width}px wide at {PHONE['width']}px; too wide: {wide}"
     finally:
         context.close()
+
+
+def test_on_a_phone_the_main_navigation_opens_from_a_menu_without_javascript(seeded, browser, app_server):
+    for viewport, folded in ((PHONE, True), ({"width": 1280, "height": 900}, False)):
+        context = browser.new_context(viewport=viewport, base_url=app_server.url, java_script_enabled=False)
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.consultant_session, "url": app_server.url}]
+        )
+        try:
+            page = context.new_page()
+            page.goto(CONSULTANT["dashboard"](seeded))
+            nav = page.get_by_role("navigation", name="Main")
+            menu = page.locator(".nav-menu > summary")
+            if folded:
+                expect(nav.get_by_role("link", name="Invoices")).to_be_hidden()
+                menu.click()
+            else:
+                expect(menu).to_be_hidden()
+            for link in nav.get_by_role("link").all():
+                expect(link).to_be_visible()
+                box = link.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], link.inner_text()
+        finally:
+            context.close()
+
+
+def test_on_a_phone_the_portal_navigation_shows_every_item(seeded, browser, app_server):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.contact_session, "url": app_server.url}]
+    )
+    try:
+        page = context.new_page()
+        page.goto(CONTACT["portal-overview"](seeded))
+        links = page.get_by_role("navigation", name="Portal").get_by_role("link").all()
+        assert {"Card", "Renewal", "Invoices"} <= {link.inner_text() for link in links}
+        for link in links:
+            box = link.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
+    finally:
+        context.close()
