@@ -444,3 +444,24 @@ def test_on_a_phone_the_portal_navigation_shows_every_item(seeded, browser, app_
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
     finally:
         context.close()
+
+
+def test_on_a_phone_the_dashboard_rows_show_every_figure_stacked(seeded, browser, app_server):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.consultant_session, "url": app_server.url}]
+    )
+    try:
+        page = context.new_page()
+        page.goto(CONSULTANT["dashboard"](seeded))
+        row = page.locator("#retainer-rows tbody tr").first
+        cells = row.locator("th, td").all()
+        assert len(cells) == 6  # client, used, remaining, days left, next invoice, renewal
+        for cell in cells:
+            expect(cell).to_be_visible()
+            box = cell.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], cell.inner_text()
+        labels = [cell.get_attribute("data-label") for cell in cells[1:]]
+        assert labels == ["Used", "Remaining", "Days left", "Next invoice", "Renewal"]
+    finally:
+        context.close()
