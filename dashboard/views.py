@@ -548,8 +548,11 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "today": today,
             "quick_form": form,
             "next_url": request.get_full_path(),
-            # In a list: the page cache takes None for a miss, and a finished checklist is None.
-            "onboarding": parts.get("dashboard-onboarding", [], lambda: [onboarding.checklist(request.workspace)])[0],
+            # For owners and admins, who can take every step. In a list: the page cache takes None for
+            # a miss, and a finished checklist is None.
+            "onboarding": parts.get("dashboard-onboarding", [], lambda: [onboarding.checklist(request.workspace)])[0]
+            if request.membership.is_admin
+            else None,
             **filters_context(request),
             "rows_html": rows_html(request, parts, today=today),
             **attention_part(request, parts, today=today),
@@ -562,7 +565,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
 
 
 @require_POST
-@workspace_view
+@workspace_view(admin=True)
 def onboarding_dismiss(request: WorkspaceRequest) -> HttpResponse:
     """Close the getting-started checklist for the whole workspace."""
     core.dismiss_onboarding(workspace=request.workspace)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from billing.models import BillingProfile
 from clients.models import Contact
 from dashboard.onboarding import checklist
 from delivery.models import CalendarConnection
-from retainers.models import Workspace
+from retainers.models import Membership, Workspace
 from tests.clients.helpers import make_plan
 from tests.factories import ClientFactory, ContactFactory, make_retainer
 
@@ -80,14 +81,24 @@ def test_another_workspaces_data_ticks_nothing(workspace, other_workspace, charl
     assert not any(ticked(workspace).values())
 
 
-def test_dismissing_hides_it_for_the_whole_workspace_and_is_stored(workspace, owner_client, member_client):
+def test_members_who_cannot_take_the_steps_see_no_checklist_and_cannot_dismiss_it(workspace, member_client):
+    page = member_client.get(reverse("dashboard", args=[workspace.slug])).content.decode()
+    assert 'id="onboarding"' not in page and "settings/billing/" not in page
+    assert member_client.post(reverse("dashboard:onboarding_dismiss", args=[workspace.slug])).status_code == 403
+    assert Workspace.objects.get(pk=workspace.pk).onboarding_dismissed_at is None
+
+
+def test_dismissing_hides_it_for_the_whole_workspace_and_is_stored(workspace, owner_client, bob):
     url = reverse("dashboard:onboarding_dismiss", args=[workspace.slug])
     assert owner_client.get(url).status_code == 405
     response = owner_client.post(url)
     assert response.status_code == 302 and response.url == reverse("dashboard", args=[workspace.slug])
     dismissed_at = Workspace.objects.get(pk=workspace.pk).onboarding_dismissed_at
     assert dismissed_at is not None
-    for browser in (owner_client, member_client):
+    Membership.objects.filter(workspace=workspace, user=bob).update(role=Membership.Role.ADMIN)
+    admin_client = HttpClient()
+    admin_client.force_login(bob)
+    for browser in (owner_client, admin_client):  # hidden for the other admin too
         page = browser.get(reverse("dashboard", args=[workspace.slug])).content.decode()
         assert 'id="onboarding"' not in page
     owner_client.post(url)  # twice: the first dismissal's time stays
