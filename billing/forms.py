@@ -21,7 +21,15 @@ from billing import logos
 from billing.models import BillingProfile, Invoice, InvoiceState, Payment
 from clients.models import Client
 from retainers import money
-from retainers.fields import MAX_AMOUNT_MINOR, DateField, MoneyField, format_percent, largest_amount, parse_percent
+from retainers.fields import (
+    MAX_AMOUNT_MINOR,
+    DateField,
+    MoneyField,
+    format_percent,
+    largest_amount,
+    localize_money_fields,
+    parse_percent,
+)
 from retainers.models import Workspace
 
 # --- The invoices page -------------------------------------------------------------------
@@ -73,8 +81,17 @@ class PaymentForm(forms.Form):
         label="Note", required=False, max_length=255, help_text="E.g. the bank reference. Only your team sees it."
     )
 
-    def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, invoice: Invoice, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        today = invoice.workspace.today()
+        earliest = invoice.issued_on or today
+        self.fields["received_on"] = DateField(
+            label="Received on",
+            initial=today,
+            required=False,  # empty: today, as it was before the field existed
+            widget=forms.DateInput(attrs={"type": "date", "min": earliest.isoformat(), "max": today.isoformat()}),
+            help_text="The day the money arrived, e.g. the bank statement's date.",
+        )
         self.fields["amount"] = MoneyField(
             label=f"Amount ({invoice.currency})",
             currency=invoice.currency,
@@ -82,7 +99,8 @@ class PaymentForm(forms.Form):
             initial=max(invoice.owed_minor, 0),
             help_text="Less than the balance records a partial payment; the invoice stays open.",
         )
-        self.order_fields(["amount", "method", "note"])
+        self.order_fields(["amount", "received_on", "method", "note"])
+        localize_money_fields(self, locale)
 
 
 class CreditNoteForm(forms.Form):
@@ -90,7 +108,9 @@ class CreditNoteForm(forms.Form):
         label="Reason", max_length=200, help_text="Printed on the credit note, e.g. “2 hours billed twice”."
     )
 
-    def __init__(self, *args: Any, invoice: Invoice, creditable_minor: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, invoice: Invoice, creditable_minor: int, locale: str = "en_US", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
             label=f"Amount to credit ({invoice.currency}, tax included)",
@@ -99,6 +119,7 @@ class CreditNoteForm(forms.Form):
             initial=max(creditable_minor, 0),
         )
         self.order_fields(["amount", "reason"])
+        localize_money_fields(self, locale)
 
 
 class RefundForm(forms.Form):
@@ -106,7 +127,9 @@ class RefundForm(forms.Form):
         label="Reason", required=False, max_length=200, help_text="Optional; kept with the refund."
     )
 
-    def __init__(self, *args: Any, payment: Payment, refundable_minor: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, payment: Payment, refundable_minor: int, locale: str = "en_US", **kwargs: Any
+    ) -> None:
         kwargs.setdefault("prefix", f"refund-{payment.pk}")  # one form per payment on the page
         super().__init__(*args, **kwargs)
         self.fields["amount"] = MoneyField(
@@ -116,6 +139,7 @@ class RefundForm(forms.Form):
             initial=refundable_minor,
         )
         self.order_fields(["amount", "reason"])
+        localize_money_fields(self, locale)
 
 
 # --- An invoice by hand ----------------------------------------------------------------
@@ -150,10 +174,12 @@ class LineForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "1"}),
     )
 
-    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, currency: str, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.currency = currency
-        self.fields["unit_price"] = MoneyField(label=f"Unit price ({currency})", currency=currency, allow_zero=True)
+        self.fields["unit_price"] = MoneyField(
+            label=f"Unit price ({currency})", currency=currency, allow_zero=True, locale=locale
+        )
 
     def clean_quantity(self) -> Decimal:
         quantity = self.cleaned_data["quantity"]

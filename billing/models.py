@@ -363,6 +363,9 @@ class Payment(WorkspaceOwned):
     )
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    # The day the money arrived when someone records it by hand (a bank transfer entered days later);
+    # empty for payments recorded as they happen, whose day is created_at's in the workspace's zone.
+    received_on = models.DateField(null=True, blank=True)
     # A card payment's receipt is queued after the invoice's PDF says PAID (billing/sending.py).
     receipt_due_at = models.DateTimeField(null=True, blank=True)
     receipt_queued_at = models.DateTimeField(null=True, blank=True)

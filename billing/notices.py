@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.models import Invoice, Payment
 from billing.paylinks import client_email, pay_url, seller_name
+from billing.selectors import payment_options
 from retainers.money import format_money
 from retainers.outbox import queue_email
 from retainers.services import consultant_recipients
@@ -68,6 +69,7 @@ def invoice_context(invoice: Invoice) -> dict[str, object]:
     (refunds are not asked back); `state` its status in the one vocabulary (Invoice.state)."""
     locale = locale_of(invoice)
     state = invoice.state(on=invoice.workspace.today(), for_client=True)
+    options = payment_options(invoice.workspace)
     return {
         "invoice": invoice,
         "workspace": invoice.workspace,
@@ -78,6 +80,8 @@ def invoice_context(invoice: Invoice) -> dict[str, object]:
         "state": state,
         "state_label": state.label,
         "pay_url": pay_url(invoice),
+        "card_payments": options.card,  # the pay link offers a card only when Stripe is connected
+        "pay_label": options.pay_label,
         "portal_url": settings.SITE_URL + reverse("portal:home"),
         "invoice_url": invoice_admin_url(invoice),  # for the consultant's emails
     }

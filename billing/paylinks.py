@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import BillingProfile, Invoice
+from billing.selectors import payment_options
 from billing.services import BillingError
 from billing.stripe_ids import invoice_metadata
 from retainers.models import Workspace
@@ -103,6 +104,7 @@ def send_pay_link(invoice: Invoice) -> str:
             "seller": seller_name(workspace),
             "balance": format_money(invoice.owed_minor, invoice.currency, locale),
             "pay_url": pay_url(invoice),
+            "pay_label": payment_options(workspace).pay_label,  # "Pay" only where a card is taken
             "days": settings.PAY_LINK_DAYS,
         },
         workspace=workspace,

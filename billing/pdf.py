@@ -198,7 +198,7 @@ def invoice_context(invoice: Invoice, *, pay_url: str = "") -> dict[str, object]
     settlements = [
         Settlement(
             "Refunded" if m.kind == Payment.Kind.REFUND else "Paid",
-            local_day(m.created_at),
+            m.received_on or local_day(m.created_at),
             how(m),
             fmt(-m.amount_minor if m.kind == Payment.Kind.REFUND else m.amount_minor),
         )

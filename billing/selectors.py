@@ -95,6 +95,12 @@ class PaymentOptions:
     bank_transfer: bool  # the billing profile has payment instructions (bank details)
     instructions: str  # those instructions, as typed
 
+    @property
+    def pay_label(self) -> str:
+        """The words on a button or link to an invoice's pay page: "Pay" promises a way to pay
+        there and then, which only a card is; otherwise the page shows how to pay."""
+        return "Pay" if self.card else "How to pay"
+
 
 def payment_options(workspace: Workspace, *, profile: BillingProfile | None = None) -> PaymentOptions:
     """The one answer to "how can this workspace be paid?": a card only when Stripe is connected,

@@ -620,8 +620,10 @@ def record_payment(
     stripe_id: str = "",
     note: str = "",
     receipt: bool = False,
+    received_on: date | None = None,
 ) -> Payment:
     """A payment received (bank transfer marked by hand, or a card payment Stripe confirmed).
+    `received_on` dates a payment recorded after the fact: from the invoice's issue day to today.
 
     Partial payments leave the invoice open. With a Stripe id, recording twice records once;
     money Stripe took is recorded even beyond the balance (an overpayment, see book_payment),
@@ -638,6 +640,15 @@ def record_payment(
             return existing
     elif amount_minor > invoice.owed_minor:
         raise BillingError("That is more than the invoice's balance.", field="amount")
+    if received_on is not None:
+        today = Workspace.objects.get(pk=invoice.workspace_id).today()
+        if received_on > today:
+            raise BillingError("A payment cannot be received in the future.", field="received_on")
+        if invoice.issued_on and received_on < invoice.issued_on:
+            raise BillingError(
+                f"The invoice was issued on {invoice.issued_on:%-d %B %Y}: enter that day or later.",
+                field="received_on",
+            )
     payment = Payment.objects.create(
         workspace_id=invoice.workspace_id,
         invoice=invoice,
@@ -650,6 +661,7 @@ def record_payment(
         stripe_id=stripe_id,
         note=note,
         recorded_by=actor,
+        received_on=received_on,
     )
     book_payment(invoice, payment, receipt=receipt, actor=actor)
     return payment

@@ -187,7 +187,7 @@ def _detail(
 ) -> HttpResponse:
     """The invoice page; an action whose form was refused renders it with that form (status 200)."""
     workspace = request.workspace
-    today = workspace.today()
+    today, locale = workspace.today(), workspace.locale or "en_US"
     payment_rows = cast(
         "list[WithAnnotations[Payment, PaymentRow]]",  # with the refund form set below
         list(
@@ -207,7 +207,7 @@ def _detail(
         if refund_form and refund_form[0] == payment.pk:
             payment.refund_form = refund_form[1]
         elif refundable := _refundable(payment):
-            payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable)
+            payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable, locale=locale)
     status = invoice.status
     is_invoice = invoice.kind != Invoice.Kind.CREDIT_NOTE
     free_credit = invoice.credit_balance_minor - invoice.carry_credit_minor if is_invoice else 0
@@ -246,9 +246,9 @@ def _detail(
         "credit_notes": credit_notes,
         "can": can,
         "recipient": sending.recipient(invoice) if can["send"] or can["pay_link"] else "",
-        "payment_form": payment_form or (PaymentForm(invoice=invoice) if can["pay"] else None),
+        "payment_form": payment_form or (PaymentForm(invoice=invoice, locale=locale) if can["pay"] else None),
         "credit_form": credit_form
-        or (CreditNoteForm(invoice=invoice, creditable_minor=creditable) if can["credit"] else None),
+        or (CreditNoteForm(invoice=invoice, creditable_minor=creditable, locale=locale) if can["credit"] else None),
         "audit_events": list(audit.for_object(workspace, invoice)),
     }
     return render(request, "billing/invoice_detail.html", context)
@@ -283,7 +283,7 @@ def _issued_message(invoice: Invoice) -> str:
 def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpResponse:
     """Mark paid by hand (a bank transfer or other), in full or in part."""
     invoice = _invoice(request, invoice_id)
-    form = PaymentForm(request.POST, invoice=invoice)
+    form = PaymentForm(request.POST, invoice=invoice, locale=request.workspace.locale)
     if not form.is_valid():
         return _detail(request, invoice, payment_form=form)
     try:
@@ -293,6 +293,7 @@ def invoice_record_payment(request: WorkspaceRequest, invoice_id: int) -> HttpRe
             method=form.cleaned_data["method"],
             note=form.cleaned_data["note"],
             actor=request.user,
+            received_on=form.cleaned_data["received_on"],
         )
     except BillingError as exc:
         return _refused(request, invoice, exc, payment_form=form)
@@ -349,7 +350,12 @@ def credit_note_create(request: WorkspaceRequest, invoice_id: int) -> HttpRespon
     invoice = _invoice(request, invoice_id)
     _may_move_money(request)
     credit_notes = Invoice.objects.for_workspace(request.workspace).filter(credit_for=invoice)
-    form = CreditNoteForm(request.POST, invoice=invoice, creditable_minor=_creditable(invoice, credit_notes))
+    form = CreditNoteForm(
+        request.POST,
+        invoice=invoice,
+        creditable_minor=_creditable(invoice, credit_notes),
+        locale=request.workspace.locale,
+    )
     if not form.is_valid():
         return _detail(request, invoice, credit_form=form)
     try:
@@ -377,7 +383,7 @@ def payment_refund(request: WorkspaceRequest, invoice_id: int, payment_id: int) 
     if not refundable:
         messages.error(request, "Only a payment that went through, and is not refunded yet, can be refunded.")
         return _to_detail(request, invoice)
-    form = RefundForm(request.POST, payment=payment, refundable_minor=refundable)
+    form = RefundForm(request.POST, payment=payment, refundable_minor=refundable, locale=request.workspace.locale)
     if not form.is_valid():
         return _detail(request, invoice, refund_form=(payment.pk, form))
     try:
@@ -542,9 +548,11 @@ def invoice_pdf(request: WorkspaceRequest, invoice_id: int) -> HttpResponseBase:
 # --- An invoice by hand ------------------------------------------------------------------
 
 
-def _line_formset(currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS) -> BaseLineFormSet:
+def _line_formset(
+    currency: str, data: object = None, *, rows: int = DEFAULT_LINE_ROWS, locale: str = "en_US"
+) -> BaseLineFormSet:
     formset_class = type("LineFormSet", (LineFormSet,), {"extra": max(1, min(rows, MAX_LINES)) - 1})
-    return formset_class(data, prefix="lines", form_kwargs={"currency": currency})
+    return formset_class(data, prefix="lines", form_kwargs={"currency": currency, "locale": locale})
 
 
 def _client_and_currency(workspace: Workspace, client_id: str | None) -> tuple[Client | None, str]:
@@ -565,7 +573,7 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
     if request.method == "POST":
         _, currency = _client_and_currency(workspace, request.POST.get("client"))
         form = InvoiceForm(request.POST, workspace=workspace)
-        lines = _line_formset(currency, request.POST)
+        lines = _line_formset(currency, request.POST, locale=workspace.locale)
         if form.is_valid() and request.POST.get("currency", currency) != currency:
             # The amounts were typed under another currency's label (the client was changed on the
             # page): read in this one they could mean 100 times more or less. Show them again.
@@ -594,7 +602,9 @@ def invoice_create(request: WorkspaceRequest) -> HttpResponse:
     else:
         client, currency = _client_and_currency(workspace, request.GET.get("client"))
         form = InvoiceForm(workspace=workspace, initial={"client": client.pk if client else None})
-        lines = _line_formset(currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS)
+        lines = _line_formset(
+            currency, rows=_int(request.GET.get("lines")) or DEFAULT_LINE_ROWS, locale=workspace.locale
+        )
     return render(request, template, {"form": form, "lines": lines, "currency": currency, "max_lines": MAX_LINES})
 
 
@@ -603,7 +613,13 @@ def _line_row(request: WorkspaceRequest, currency: str) -> HttpResponse:
     index = _int(request.GET.get("lines-TOTAL_FORMS"))
     if index is None or not 0 <= index < MAX_LINES:
         return HttpResponse(status=204)
-    row = LineForm(prefix=f"lines-{index}", currency=currency, empty_permitted=True, use_required_attribute=False)
+    row = LineForm(
+        prefix=f"lines-{index}",
+        currency=currency,
+        locale=request.workspace.locale,
+        empty_permitted=True,
+        use_required_attribute=False,
+    )
     return render(request, "billing/invoice_create.html#line-row", {"line": row, "total_forms": index + 1})
 
 

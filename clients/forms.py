@@ -294,10 +294,11 @@ class TermsForm(forms.Form):
             del self.fields["currency"]
             chosen = currency
         self.currency = chosen  # type: ignore[assignment]  # django-stubs: the form's metaclass takes the declared field off the class
-        example = example_amount(chosen)
+        example = example_amount(chosen, workspace.locale)
         for name in MONEY_FIELDS:
             field = cast(MoneyField, self.fields[name])
             field.currency = chosen  # amounts are checked against its minor unit
+            field.locale = workspace.locale or "en_US"
             if currency is not None:
                 field.label = f"{field.label} ({currency})"
                 field.widget.attrs["placeholder"] = example

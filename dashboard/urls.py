@@ -8,6 +8,7 @@ client_patterns = (
     [
         path("clients/<int:client_id>/", clients.client_detail, name="client_detail"),
         path("clients/<int:client_id>/timeline/", clients.client_timeline, name="client_timeline"),
+        path("onboarding/dismiss/", views.onboarding_dismiss, name="onboarding_dismiss"),
     ],
     "dashboard",
 )

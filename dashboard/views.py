@@ -16,20 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from billing.preview import NextInvoice, next_invoices
 from clients.models import Retainer, RetainerTerms
-from dashboard import charts, queries
+from dashboard import charts, onboarding, queries
 from dashboard.forms import RowFilterForm
 from delivery import agenda
 from delivery.forms import workspace_quick_add_form
+from retainers import services as core
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.money import format_money
 from retainers.pagecache import PageCache
@@ -568,6 +569,11 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "today": today,
             "quick_form": form,
             "next_url": request.get_full_path(),
+            # For owners and admins, who can take every step. In a list: the page cache takes None for
+            # a miss, and a finished checklist is None.
+            "onboarding": parts.get("dashboard-onboarding", [], lambda: [onboarding.checklist(request.workspace)])[0]
+            if request.membership.is_admin
+            else None,
             **filters_context(request),
             "rows_html": rows_html(request, parts, today=today),
             **attention_part(request, parts, today=today),
@@ -577,3 +583,11 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
         response = render(request, "dashboard/dashboard.html", context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or one of its parts
     return response
+
+
+@require_POST
+@workspace_view(admin=True)
+def onboarding_dismiss(request: WorkspaceRequest) -> HttpResponse:
+    """Close the getting-started checklist for the whole workspace."""
+    core.dismiss_onboarding(workspace=request.workspace)
+    return redirect("dashboard", request.workspace.slug)

@@ -136,6 +136,8 @@ def _quick_add_form(
     period: Period | None,
     has_deliverables: bool,
     data: QueryDict | None = None,
+    *,
+    focus: bool = False,
 ) -> QuickAddForm:
     workspace = request.workspace
     deliverables = None
@@ -148,7 +150,10 @@ def _quick_add_form(
         deliverables=deliverables,
         today=workspace.today(),
     )
-    form.set_focus("quantity")
+    if focus or data is not None:
+        # Only after a save or an error: on a page load, autofocus scrolls the page down to the form
+        # and hides the title and the period's figures.
+        form.set_focus("quantity")
     return form
 
 
@@ -204,7 +209,7 @@ def retainer_context(
     is_open = period is not None and period.status == Period.Status.OPEN
     can_record = retainer.status == Retainer.Status.ACTIVE and is_open
     if quick_form is None and can_record:
-        quick_form = _quick_add_form(request, retainer, period, bool(deliverables))
+        quick_form = _quick_add_form(request, retainer, period, bool(deliverables), focus=bool(extra.get("saved")))
     live = retainer.status != Retainer.Status.ENDED
     units_based = retainer.model != RetainerTerms.Model.DELIVERABLES
     context: dict[str, object] = {

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from billing import paylinks
 from billing.models import OWED, Invoice
 from billing.pdf import current_pdf
+from billing.selectors import payment_options
 from portal.http import PortalRequest, portal_view
 from retainers.money import format_money
 
@@ -88,7 +89,13 @@ def invoice_list(request: PortalRequest) -> HttpResponse:
         .order_by("currency")
     )
     outstanding = [format_money(t["due"], t["currency"], locale) for t in totals if t["due"] > 0]
-    return render(request, "portal/invoices.html", {"page": page, "rows": rows, "outstanding": outstanding})
+    context = {
+        "page": page,
+        "rows": rows,
+        "outstanding": outstanding,
+        "pay_label": payment_options(workspace).pay_label,
+    }
+    return render(request, "portal/invoices.html", context)
 
 
 @cache_control(private=True, no_store=True)  # a client's money: kept by no shared or browser cache

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 from billing import paylinks
 from billing.models import Invoice
 from billing.preview import NextInvoice, next_invoices
+from billing.selectors import payment_options
 from clients.models import Retainer, RetainerTerms
 from communication.models import Note
 from communication.selectors import with_html
@@ -324,6 +325,7 @@ def overview(request: PortalRequest) -> HttpResponse:
         for item in recent:
             item.unit_label = item.retainer.get_unit_display().lower()
         to_pay, outstanding = open_invoices(request, today, locale)
+        options = payment_options(workspace)
         renewals = list(
             Renewal.objects.for_workspace(workspace)
             .filter(retainer__client=client, status=Renewal.Status.PROPOSAL_SENT, term_ends_on__gt=today)
@@ -338,6 +340,7 @@ def overview(request: PortalRequest) -> HttpResponse:
             "recent": recent,
             "to_pay": to_pay,
             "outstanding": outstanding,
+            "pay_label": options.pay_label,
             "notes": shared_notes(request, limit=LATEST_NOTES),
             "renewals": renewals,
             "today": today,

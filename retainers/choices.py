@@ -33,3 +33,23 @@ CURRENCIES = [
 def timezone_choices() -> list[tuple[str, str]]:
     names = sorted(n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/")))
     return [("UTC", "UTC"), *((n, n.replace("_", " ")) for n in names)]
+
+
+@cache
+def currency_by_region() -> dict[str, str]:
+    """The currency each region (ISO 3166 code, as in a browser's "de-AT") uses today, where it is
+    one we bill in: what sign-up preselects from the browser's locale ("en-GB" → GBP)."""
+    import datetime
+
+    from babel.core import get_global
+    from babel.numbers import get_territory_currencies
+
+    offered = {code for code, _ in CURRENCIES}
+    found: dict[str, str] = {}
+    for region in sorted(get_global("territory_currencies")):
+        if not (len(region) == 2 and region.isalpha()):
+            continue
+        current = [c for c in get_territory_currencies(region, datetime.date(2026, 1, 1)) if c in offered]
+        if current:
+            found[region] = current[0]
+    return found

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 from django import forms
 
 from retainers import money
@@ -81,9 +82,24 @@ def amount_error(minor: int, currency: str, *, what: str = "That amount") -> str
     return f"{what} is too large: {largest_amount(currency)} at most, the most one card payment can take."
 
 
-def example_amount(currency: str) -> str:
+def example_amount(currency: str, locale: str = "en_US") -> str:
+    """1,500.00 as people of `locale` write it in `currency` ("1.500,00" in de_DE, "1,500" for JPY)."""
     places = money.precision(currency)
-    return "1,500" + ("." + "0" * places if places else "")
+    return format_decimal(1500, format="#,##0" + ("." + "0" * places if places else ""), locale=locale)
+
+
+def canonical_amount(text: str, locale: str) -> str:
+    """A typed amount (whitespace removed) in the one notation AMOUNT reads: dot for decimals,
+    commas between thousands. In a decimal-comma locale the comma is the decimal mark and the dot
+    groups thousands ("1.500,50" → "1,500.50"), as quantities already read it; a lone dot not
+    followed by exactly three digits is a decimal mark all the same ("1500.50" → "1500.50"), since
+    it cannot be a thousands dot."""
+    decimal, group = get_decimal_symbol(locale), get_group_symbol(locale)
+    if decimal != ",":
+        return text if group in {",", ""} or group.isspace() else text.replace(group, ",")
+    if "," not in text and text.count(".") == 1 and not re.search(r"\.\d{3}$", text):
+        return text
+    return text.replace(".", "\0").replace(",", ".").replace("\0", ",")
 
 
 class MoneyField(forms.Field):
@@ -97,9 +113,10 @@ class MoneyField(forms.Field):
 
     widget = forms.TextInput
 
-    def __init__(self, *, currency: str = "USD", allow_zero: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, currency: str = "USD", allow_zero: bool = True, locale: str = "en_US", **kwargs: Any) -> None:
         self.currency = currency
         self.allow_zero = allow_zero
+        self.locale = locale  # the workspace's: how its people write decimals (localize_money_fields)
         super().__init__(**kwargs)
 
     def widget_attrs(self, widget: forms.Widget) -> dict[str, str]:
@@ -107,7 +124,7 @@ class MoneyField(forms.Field):
 
     def prepare_value(self, value: object) -> object:
         if isinstance(value, int):  # stored minor units given as the initial value
-            return f"{money.from_minor(value, self.currency)}"
+            return f"{money.from_minor(value, self.currency)}".replace(".", get_decimal_symbol(self.locale))
         return value
 
     def to_python(self, value: object) -> int | None:
@@ -117,16 +134,19 @@ class MoneyField(forms.Field):
         if len(text) > 30:
             raise forms.ValidationError("That amount is too long.", code="max_length")
         text = re.sub(r"\s+", "", text)
-        text = re.sub(rf"^(?:{self.currency}|[^\d.,\-])+|(?:{self.currency}|[^\d.])+$", "", text, flags=re.I)
+        decimal = get_decimal_symbol(self.locale)
+        trailing = "." if decimal == "." else ".,"
+        text = re.sub(rf"^(?:{self.currency}|[^\d.,\-])+|(?:{self.currency}|[^\d{trailing}])+$", "", text, flags=re.I)
         if text.startswith("-"):
             raise forms.ValidationError(
                 "Enter zero or more." if self.allow_zero else "Enter an amount above zero.", code="negative"
             )
-        example = example_amount(self.currency)
+        example = example_amount(self.currency, self.locale)
+        text = canonical_amount(text, self.locale)
         if not AMOUNT.fullmatch(text):
+            marks = "a dot for decimals, commas" if decimal == "." else "a comma for decimals, dots or spaces"
             raise forms.ValidationError(
-                f"Enter an amount in {self.currency}, like {example} "
-                "(a dot for decimals, commas only between thousands).",
+                f"Enter an amount in {self.currency}, like {example} ({marks} only between thousands).",
                 code="invalid",
             )
         try:
@@ -168,3 +188,10 @@ def parse_percent(value: str) -> int:
     if percent != percent.quantize(Decimal("0.01")):
         raise forms.ValidationError("Use 2 decimals at most, e.g. 8.25.", code="decimals")
     return int(percent * 100)
+
+
+def localize_money_fields(form: forms.Form, locale: str) -> None:
+    """Read and show the form's amounts as people of `locale` (the workspace's) write them."""
+    for field in form.fields.values():
+        if isinstance(field, MoneyField):
+            field.locale = locale or "en_US"

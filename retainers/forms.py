@@ -4,6 +4,7 @@ currencies and time zones in retainers.choices."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
@@ -14,7 +15,7 @@ from django.forms.renderers import TemplatesSetting
 from django.http import HttpRequest
 
 from retainers import services
-from retainers.choices import CURRENCIES, timezone_choices
+from retainers.choices import CURRENCIES, currency_by_region, timezone_choices
 from retainers.models import Membership, User
 
 
@@ -54,6 +55,16 @@ class SignupForm(WorkspaceFieldsMixin, AllauthSignupForm):
     name = forms.CharField(label="Your name", max_length=150)
 
     field_order = ["name", "email", "password1", "password2", "workspace_name", "timezone", "currency"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            # static/js/detect.js preselects the browser's time zone and its region's currency; both
+            # stay editable, and without JavaScript the defaults (UTC, USD) are there to change.
+            self.fields["timezone"].widget.attrs["data-detect"] = "timezone"
+            self.fields["currency"].widget.attrs.update(
+                {"data-detect": "currency", "data-currency-by-region": json.dumps(currency_by_region())}
+            )
 
     def save(self, request: HttpRequest) -> User:
         with transaction.atomic():

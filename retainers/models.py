@@ -89,6 +89,8 @@ class Workspace(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     locale = models.CharField(max_length=10, default="en_US", help_text="How amounts are written, e.g. en_GB, de_DE.")
     created_at = models.DateTimeField(default=tz.now)
+    # The dashboard's getting-started checklist was closed by hand before it was complete.
+    onboarding_dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [currency_constraint()]

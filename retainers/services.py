@@ -35,6 +35,13 @@ def unique_slug(name: str) -> str:
     return slug
 
 
+def dismiss_onboarding(*, workspace: Workspace) -> None:
+    """Hide the dashboard's getting-started checklist for good. Idempotent: the first dismissal's time stays."""
+    Workspace.objects.filter(pk=workspace.pk, onboarding_dismissed_at=None).update(
+        onboarding_dismissed_at=timezone.now()
+    )
+
+
 @transaction.atomic
 def create_workspace(*, owner: User, name: str, timezone_name: str, currency: str) -> Workspace:
     """Create a workspace and make `owner` its owner."""

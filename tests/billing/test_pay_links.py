@@ -87,6 +87,7 @@ def test_an_expired_link_emails_a_new_one_that_works(invoice, client, django_cap
         [email] = Email.objects.filter(to="ap@acme.example")
         assert email.subject == f"A new link to pay invoice {invoice.number} from Northwind Advisory"
         assert "The link works for 60 days" in email.body_text
+        assert "How to pay £" in email.body_html and ">Pay £" not in email.body_html  # no card without Stripe
         [link] = re.findall(r"https?://\S+/pay/\S+/", email.body_text)
         fresh = link.rsplit("/pay/", 1)[1].rstrip("/")
         assert fresh != token

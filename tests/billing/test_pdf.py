@@ -91,6 +91,20 @@ def test_invoice_email_carries_the_pdf_once(invoice, django_capture_on_commit_ca
     assert len(mail.outbox) == 1
 
 
+def test_invoice_email_offers_a_card_only_when_the_workspace_takes_cards(invoice, settings):
+    # Without Stripe the pay page shows bank details: the email must not promise a card payment.
+    [message] = mail.outbox
+    [(html_body, _)] = message.alternatives
+    for body in (message.body, html_body):
+        assert "How to pay" in body and "by card" not in body
+    from billing.notices import invoice_context
+
+    settings.STRIPE_SECRET_KEY = "sk_test_cards"
+    connect.use_test_account(workspace=invoice.workspace, account_id="acct_cards")
+    context = invoice_context(invoice)
+    assert context["card_payments"] and context["pay_label"] == "Pay"
+
+
 # --- What the PDF says depends on the invoice's state at render time (issue 11, item 8) ---------
 
 PAID_AT = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)

@@ -336,6 +336,63 @@ def test_payment_refusals_show_next_to_the_amount_and_change_nothing(owner_clien
     assert not Payment.objects.exists()
 
 
+def test_payment_form_asks_for_the_day_received_defaulting_to_today(owner_client, workspace, invoice):
+    body = text(owner_client.get(url(workspace, "invoice_detail", invoice_id=invoice.pk)))
+    field = re.search(r'<input type="date" name="received_on"[^>]*>', body)
+    assert field is not None
+    assert 'value="2026-03-10"' in field[0] and 'max="2026-03-10"' in field[0] and 'min="2026-03-10"' in field[0]
+
+
+def test_a_transfer_recorded_days_later_keeps_the_day_it_arrived(owner_client, workspace, acme):
+    with time_machine.travel(datetime(2026, 3, 2, 12, 0, tzinfo=ZoneInfo("UTC")), tick=False):
+        invoice = manual_invoice(acme, 150000)
+    owner_client.post(
+        url(workspace, "invoice_record_payment", invoice_id=invoice.pk),
+        {"amount": "1500", "method": "bank_transfer", "received_on": "2026-03-05"},
+    )
+    payment = Payment.objects.get(invoice=invoice)
+    assert payment.received_on == date(2026, 3, 5)
+    body = text(owner_client.get(url(workspace, "invoice_detail", invoice_id=invoice.pk)))
+    assert "5 Mar 2026" in body
+    from billing.pdf import invoice_context
+
+    [settlement] = invoice_context(Invoice.objects.get(pk=invoice.pk))["settlements"]
+    assert settlement.on == date(2026, 3, 5)
+
+
+@pytest.mark.parametrize(
+    ("received_on", "error"),
+    [
+        ("2026-03-11", "cannot be received in the future"),
+        ("2026-03-09", "The invoice was issued on 10 March 2026"),
+        ("yesterday", "Enter a valid date"),
+        ("9999-99-99", "Enter a valid date"),
+    ],
+)
+def test_payment_day_refusals_show_next_to_the_field_and_change_nothing(
+    owner_client, workspace, invoice, received_on, error
+):
+    response = owner_client.post(
+        url(workspace, "invoice_record_payment", invoice_id=invoice.pk),
+        {"amount": "100", "method": "bank_transfer", "received_on": received_on},
+    )
+    assert response.status_code == 200
+    assert error in text(response)
+    assert response.context["payment_form"].errors["received_on"]
+    assert not Payment.objects.exists()
+
+
+def test_a_german_workspace_types_payments_with_a_decimal_comma(owner_client, workspace, invoice):
+    Workspace.objects.filter(pk=workspace.pk).update(locale="de_DE")
+    body = text(owner_client.get(url(workspace, "invoice_detail", invoice_id=invoice.pk)))
+    assert 'value="1500,00"' in body  # the balance, as a German reads it
+    owner_client.post(
+        url(workspace, "invoice_record_payment", invoice_id=invoice.pk),
+        {"amount": "1.000,50", "method": "bank_transfer"},
+    )
+    assert Payment.objects.get(invoice=invoice).amount_minor == 100050
+
+
 def test_payment_on_a_void_invoice_is_refused_as_a_message(owner_client, workspace, invoice):
     services.void_invoice(invoice=invoice, actor=None)
     response = owner_client.post(

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 # Built afresh (the page cache off, as after any change in the workspace): session, user,
 # membership; the quick-add's options; the rows' count and page; ten kinds of "needs attention"
 # (one query each, with a window count); MRR; collected by month; this week's bookings; the workspace
-# switcher in base.html; the next invoices' approved overage (one query, below).
-PAGE_QUERIES = 28
+# switcher in base.html; the next invoices' approved overage (one query, below); the getting-started checklist (one query).
+PAGE_QUERIES = 29
 # session, user, membership; count and page; the page's next invoices (billing.preview.next_invoices:
 # seven queries, the approved overage the close would bill among them; eight when a period is not
 # billed yet, as here)

@@ -231,6 +231,13 @@ def test_retainer_page_shows_the_period_figures(workspace, owner_client, retaine
     assert 'id="stat-days-left">22' in page
 
 
+def test_retainer_page_load_puts_no_autofocus_anywhere(workspace, owner_client, retainer):
+    # An autofocused Quantity scrolled the page 555 px down on load, hiding the title and figures.
+    page = html(owner_client.get(url(workspace, f"retainers/{retainer.pk}/")))
+    assert 'name="quantity"' in page
+    assert "autofocus" not in page
+
+
 def test_expiring_soon_counts_rolled_units_at_the_end_of_their_life(workspace, owner_client):
     retainer = make_retainer(workspace=workspace, starts_on=date(2025, 11, 1), rollover_expiry_periods=1)
     services.close_and_open_period(retainer=retainer, as_of=date(2026, 1, 1))  # Nov and Dec closed

@@ -384,3 +384,94 @@ def test_portal_pages_fit_a_phone_screen(seeded, browser_context, app_server, wa
     for section in ("Overview", "Invoices", "Messages"):
         expect(page.get_by_role("navigation", name="Portal").get_by_role("link", name=section)).to_be_visible()
     watch.assert_clean()
+
+
+# --- Phones ------------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize(("name", "who", "url"), PAGES, ids=[name for name, _, _ in PAGES])
+def test_page_fits_a_phone_without_scrolling_sideways(seeded, browser, app_server, name, who, url):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    session = {"consultant": seeded.consultant_session, "contact": seeded.contact_session}.get(who)
+    if session:
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": app_server.url}])
+    try:
+        page = context.new_page()
+        assert page.goto(url(seeded)).status == 200
+        # The page itself must not scroll sideways; a table may, inside its own .table-wrap.
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                             && !e.parentElement.closest('.table-wrap, nav')
+                             && getComputedStyle(e).position !== 'fixed')
+                .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                                    + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ')[0] : ''))"""
+        )
+        assert width <= PHONE["width"], f"{name}: {width}px wide at {PHONE['width']}px; too wide: {wide}"
+    finally:
+        context.close()
+
+
+def test_on_a_phone_the_main_navigation_opens_from_a_menu_without_javascript(seeded, browser, app_server):
+    for viewport, folded in ((PHONE, True), ({"width": 1280, "height": 900}, False)):
+        context = browser.new_context(viewport=viewport, base_url=app_server.url, java_script_enabled=False)
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.consultant_session, "url": app_server.url}]
+        )
+        try:
+            page = context.new_page()
+            page.goto(CONSULTANT["dashboard"](seeded))
+            nav = page.get_by_role("navigation", name="Main")
+            menu = page.locator(".nav-menu > summary")
+            if folded:
+                expect(nav.get_by_role("link", name="Invoices")).to_be_hidden()
+                menu.click()
+            else:
+                expect(menu).to_be_hidden()
+            for link in nav.get_by_role("link").all():
+                expect(link).to_be_visible()
+                box = link.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], link.inner_text()
+        finally:
+            context.close()
+
+
+def test_on_a_phone_the_portal_navigation_shows_every_item(seeded, browser, app_server):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.contact_session, "url": app_server.url}]
+    )
+    try:
+        page = context.new_page()
+        page.goto(CONTACT["portal-overview"](seeded))
+        links = page.get_by_role("navigation", name="Portal").get_by_role("link").all()
+        assert {"Card", "Renewal", "Invoices"} <= {link.inner_text() for link in links}
+        for link in links:
+            box = link.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
+    finally:
+        context.close()
+
+
+def test_on_a_phone_the_dashboard_rows_show_every_figure_stacked(seeded, browser, app_server):
+    context = browser.new_context(viewport=PHONE, base_url=app_server.url)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": seeded.consultant_session, "url": app_server.url}]
+    )
+    try:
+        page = context.new_page()
+        page.goto(CONSULTANT["dashboard"](seeded))
+        row = page.locator("#retainer-rows tbody tr").first
+        cells = row.locator("th, td").all()
+        assert len(cells) == 6  # client, used, remaining, days left, next invoice, renewal
+        for cell in cells:
+            expect(cell).to_be_visible()
+            box = cell.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], cell.inner_text()
+        labels = [cell.get_attribute("data-label") for cell in cells[1:]]
+        assert labels == ["Used", "Remaining", "Days left", "Next invoice", "Renewal"]
+    finally:
+        context.close()

@@ -20,7 +20,7 @@ from django.db import connection
 from django.db.models import Q, Sum
 from django.test.utils import CaptureQueriesContext
 
-from billing import paylinks
+from billing import connect, paylinks
 from billing import services as billing
 from billing.models import Invoice
 from clients.models import Client, Contact, Retainer
@@ -418,6 +418,17 @@ def test_overview_shows_what_is_outstanding_with_a_pay_button_each(story, carol_
     assert page.text(f"next-invoice-{story.advisory.pk}") == "1 May: £2,000.00"
 
 
+@pytest.mark.parametrize("path", ["", "invoices/"])
+def test_pay_buttons_promise_a_card_payment_only_when_the_workspace_takes_cards(story, carol_browser, settings, path):
+    # The Card page says card payments are not taken: a "Pay" button beside it was a broken promise.
+    page = read(carol_browser.get(portal_url(story, path))).text()
+    assert "How to pay invoice" in page and "Pay invoice" not in page
+    settings.STRIPE_SECRET_KEY = "sk_test_portal"
+    connect.use_test_account(workspace=story.workspace, account_id="acct_portal")
+    page = read(carol_browser.get(portal_url(story, path))).text()
+    assert "Pay invoice" in page and "How to pay" not in page
+
+
 def test_overview_shows_the_latest_shared_notes_and_never_a_private_one(story, carol_browser):
     page = read(carol_browser.get(portal_url(story)))
     assert "Welcome to the portal!" in page.text(f"note-{story.shared_client_note.pk}")
@@ -771,9 +782,10 @@ def test_every_portal_page_makes_the_same_queries_for_10_or_1000_clients(
     # And they stay small: the overview is the widest page (with the booked units, the client's sessions
     # and whether it can book: three queries more than before bookings, when its parts are rebuilt; and
     # the next invoices built as the billing run builds them, billing.preview's seven with the approved
-    # overage the close would bill).
-    assert small[portal_url(story)] <= 21, small
-    assert max(small.values()) <= 21, small
+    # overage the close would bill; the workspace's payment options, so its buttons say "Pay" only where a
+    # card is taken: one more).
+    assert small[portal_url(story)] <= 22, small
+    assert max(small.values()) <= 22, small
 
 
 def test_the_cached_overview_is_rebuilt_after_any_change_and_cheap_until_then(story, carol_browser):
