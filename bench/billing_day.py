@@ -386,6 +386,8 @@ def _figures(t0: float, finished: float, inspected: dict, accepted: list, intent
         "charges": len(charges),
         "charge_seconds": (charged[-1] - t0) if charged else 0.0,
         "first": (min(deliveries) - t0) if deliveries else None,
+        "first_email": (emails[0] - t0) if emails else None,
+        "first_charge": (charged[0] - t0) if charged else None,
         "last": (max(deliveries) - t0) if deliveries else None,
         "waited": finished - t0,
     }
@@ -431,6 +433,10 @@ def _checks(inspected: dict, due: int, accepted: list, intents: list, errors: in
     ]  # fmt: skip
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else "-"
+
+
 def report(args, prepared, start, figures, checks, rss, load, timings) -> str:
     out = []
     last = figures["last"]
@@ -450,6 +456,10 @@ def report(args, prepared, start, figures, checks, rss, load, timings) -> str:
             f"{args.stripe_latency * 1000:.0f} ms (load before: {load})",
             [
                 ("time to first delivery", f"{figures['first']:.1f} s" if figures["first"] is not None else "-"),
+                (
+                    "  first email accepted / first charge recorded",
+                    " / ".join(_seconds(figures[key]) for key in ("first_email", "first_charge")),
+                ),
                 (
                     "time to last delivery (email accepted or charge recorded)",
                     f"{last:.1f} s" if last is not None else "-",
