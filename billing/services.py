@@ -739,12 +739,7 @@ def create_credit_note(*, invoice: Invoice, amount_minor: int, reason: str, acto
         currency=original.currency,
         issued_on=today,
         due_on=today,
-        tax_label=original.tax_label,
-        tax_rate_bp=original.tax_rate_bp,
-        tax_treatment=original.tax_treatment,
-        tax_mention=original.tax_mention,
-        seller_tax_id=original.seller_tax_id,
-        buyer_tax_id=original.buyer_tax_id,
+        **{field: getattr(original, field) for field in TAX_FIELDS},  # the original's tax, as issued
         subtotal_minor=-net,
         tax_minor=-(amount_minor - net),
         total_minor=-amount_minor,
