@@ -29,9 +29,12 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from billing.models import Invoice, Payment
+from billing.selectors import payment_options
 from clients.models import Client, Contact, Retainer
 from clients.terms import describe_terms
 from communication.models import Message, Task
+from delivery.approvals import overage_offer
+from delivery.models import OverageApproval, Period
 from renewals.models import Renewal
 from retainers.http import WorkspaceRequest, workspace_view
 from retainers.models import User, Workspace
@@ -82,6 +85,29 @@ class Demo:
             total_minor=180_000,
             memo="Hours beyond the allotment were billed twice in May.",
         )
+        first_day = self.today.replace(day=1)
+        self.period = Period(
+            workspace=workspace,
+            retainer=self.retainer,
+            seq=12,
+            start_on=first_day,
+            end_on=(first_day + timedelta(days=32)).replace(day=1),
+            currency=workspace.currency,
+            overage_rate_minor=15_000,
+        )
+        self.approval = OverageApproval(
+            workspace=workspace,
+            retainer=self.retainer,
+            period=self.period,
+            status=OverageApproval.Status.APPROVED,
+            offered=Decimal("5"),
+            quantity=Decimal("3"),
+            rate_minor=15_000,
+            currency=workspace.currency,
+            message="We are close to launch: a few more hours this month would see it through.",
+            answered_name=self.contact.name,
+            answered_at=self.now,
+        )
         self.renewal = Renewal(
             workspace=workspace,
             retainer=self.retainer,
@@ -111,6 +137,7 @@ class Demo:
 
 
 def _invoice_context(d: Demo) -> dict[str, Any]:
+    options = payment_options(d.workspace)  # what the workspace takes, worded as the real emails word it
     return {
         **d.common(),
         "invoice": d.invoice,
@@ -121,6 +148,8 @@ def _invoice_context(d: Demo) -> dict[str, Any]:
         "invoice_url": d.url("invoices/"),
         "seller_name": d.workspace.name,
         "seller": d.workspace.name,
+        "pay_label": options.pay_label,
+        "card_payments": options.card,
     }
 
 
@@ -163,6 +192,32 @@ def _task(d: Demo) -> Task:
     return Task(workspace=d.workspace, client=d.client, title="Send the quarterly report", due_at=d.now)
 
 
+def _overage_request(d: Demo) -> dict[str, Any]:
+    offer = overage_offer(d.retainer, d.period, balance=Decimal("-1.5"), approved=Decimal("0"))
+    return {
+        **d.common(),
+        "recipient_name": d.contact.name,
+        "retainer": d.retainer,
+        "approval": d.approval,
+        "offer": offer,
+        "offered": "5.00",
+        "offered_cost": d.money(5 * d.approval.rate_minor),
+        "url": f"{settings.SITE_URL}/overage/…/",
+    }
+
+
+def _overage_answered(d: Demo) -> dict[str, Any]:
+    return {
+        **d.common(),
+        "retainer": d.retainer,
+        "approval": d.approval,
+        "quantity": "3.00",
+        "unit": "hours",
+        "cost": d.money(3 * d.approval.rate_minor),
+        "url": d.url(f"retainers/{d.retainer.pk}/"),
+    }
+
+
 TYPES: list[EmailType] = [
     EmailType("invoice_issued", "Invoice issued", "client", lambda w, d: _invoice_context(d)),
     EmailType("invoice_overdue", "Invoice overdue", "client", lambda w, d: {**_invoice_context(d), "days_overdue": 5}),
@@ -195,6 +250,20 @@ TYPES: list[EmailType] = [
                 number=f"{d.today.year}-0043", credit_for=d.invoice, memo=d.invoice.memo, client=d.client
             ),
             "total": d.money(-30_000),
+        },
+    ),
+    EmailType("overage_request", "Overage approval asked (to the client)", "client", lambda w, d: _overage_request(d)),
+    EmailType("overage_answered", "Overage approval answered", "team", lambda w, d: _overage_answered(d)),
+    EmailType(
+        "checkin_client",
+        "Book your next session (check-in)",
+        "client",
+        lambda w, d: {
+            **d.common(),
+            "recipient_name": d.contact.name,
+            "since": "three weeks",
+            "can_book": True,
+            "url": d.portal() + "book/",
         },
     ),
     EmailType(
