@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from decimal import Decimal
 
 from billing.models import InvoiceLine
 from clients.models import Retainer
 from delivery.models import OverageApproval, Period
+from retainers.dates import period_range
 from retainers.money import multiply
 
 # By period id: the period's approvals, oldest answer first, each with the units it covers.
@@ -46,7 +46,6 @@ def approved_overage_lines(
     if usage.approved_overage <= 0:
         return []
     unit = retainer.get_unit_display().lower()
-    last_day = usage.end_on - timedelta(days=1)
     lines = []
     for approval, quantity in covered:
         if quantity <= 0:
@@ -57,7 +56,7 @@ def approved_overage_lines(
             InvoiceLine(
                 kind=InvoiceLine.Kind.OVERAGE,
                 description=(
-                    f"Approved overage: {quantity} {unit}, {usage.start_on:%d %b} – {last_day:%d %b %Y} "
+                    f"Approved overage: {quantity} {unit}, {period_range(usage.start_on, usage.end_on)} "
                     f"(approval #{approval.pk} by {who} on {approval.answered_at:%d %b %Y})"
                 )[:255],
                 quantity=quantity,

@@ -31,6 +31,7 @@ from django.utils import timezone
 from clients.models import Contact, Retainer, RetainerTerms
 from delivery.models import OverageApproval, Period
 from delivery.services import ZERO, DeliveryError, _lock
+from retainers import audit
 from retainers.models import Membership, User, Workspace
 from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
@@ -195,6 +196,15 @@ def _open_request(
     approval.message = message.strip()[:MAX_MESSAGE]
     approval.requested_by, approval.requested_at = actor, now
     approval.save()
+    audit.record(
+        workspace=retainer.workspace_id,
+        actor=actor,
+        action="overage.requested",
+        target=approval,
+        client_id=retainer.client_id,
+        summary=f"{retainer.name}: up to {format_units(approval.offered, retainer.unit)}",
+        changes={"offered": str(approval.offered), "rate_minor": approval.rate_minor},
+    )
     return approval
 
 
@@ -311,6 +321,17 @@ def answer_overage(
     if changed != 1:  # unreachable under the lock, kept as the guard that makes a link single use
         raise DeliveryError("This request was already answered.")
     approval.refresh_from_db()
+    audit.record(  # the client's answer: no member acted; the summary says who, and the request's IP where
+        workspace=retainer.workspace_id,
+        actor=None,
+        action="overage.approved" if approve else "overage.declined",
+        target=approval,
+        client_id=retainer.client_id,
+        summary=f"{retainer.name}: {format_units(approval.quantity, retainer.unit)} by {contact.name} ({via})"
+        if approve
+        else f"{retainer.name}: declined by {contact.name} ({via})",
+        changes={"quantity": str(approval.quantity)},
+    )
     workspace = retainer.workspace
     url = settings.SITE_URL + reverse(
         "delivery:retainer_detail", kwargs={"workspace_slug": workspace.slug, "retainer_id": retainer.pk}

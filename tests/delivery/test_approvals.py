@@ -15,7 +15,7 @@ from billing import services as billing
 from billing.models import Invoice
 from delivery import approvals, services
 from delivery.models import OverageApproval, Period
-from retainers.models import Email
+from retainers.models import AuditEvent, Email
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +208,21 @@ def test_an_ending_retainer_bills_its_approved_overage_on_a_closing_invoice(work
     [line] = closing.lines.all()
     assert (line.quantity, line.unit_price_minor, line.amount_minor) == (D("2"), 15000, 30000)
     assert line.description.startswith("Approved overage: 2.00 hours")
+
+
+def test_asking_and_answering_are_on_the_audit_trail(workspace, alice):
+    retainer, contact = needing_approval(workspace)
+    approval = approvals.request_overage(retainer=retainer, offered=D("4"), message="", actor=alice)
+    approvals.answer_overage(approval=approval, approve=True, quantity=D("3"), contact=contact, via="link")
+    trail = list(
+        AuditEvent.objects.filter(workspace=workspace, object_type="delivery.overageapproval", object_id=approval.pk)
+        .order_by("pk")
+        .values_list("action", "actor_id", "client_id", "summary")
+    )
+    assert trail == [
+        ("overage.requested", alice.pk, retainer.client_id, f"{retainer.name}: up to 4.00"),
+        ("overage.approved", None, retainer.client_id, f"{retainer.name}: 3.00 by {contact.name} (link)"),
+    ]
+    declined = approvals.request_overage(retainer=retainer, offered=D("2"), message="", actor=alice)
+    approvals.answer_overage(approval=declined, approve=False, contact=contact, via="portal")
+    assert AuditEvent.objects.filter(object_id=declined.pk, action="overage.declined").exists()
