@@ -53,6 +53,9 @@ class NextInvoice:
     tax_rate_bp: int
     tax_label: str
     lines: tuple[PreviewLine, ...]
+    # A renewed term's first invoice the run held (billing.services.held_first_invoices): it is
+    # issued, with these lines, by the first run after the previous term's unpaid invoice is paid.
+    held: bool = False
 
     @property
     def tax_note(self) -> str:
@@ -149,8 +152,11 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
             continue
         profile = profiles.get(retainer.workspace_id) or BillingProfile(workspace_id=retainer.workspace_id)
         invoiced: Period
+        held = False
         if rid in unbilled:
             invoiced, kind, issue_on = period, Invoice.Kind.SCHEDULED, period.start_on
+            if period.invoice_held_on is not None:  # dated the day it is released, as the run dates it
+                held, issue_on = True, max(period.start_on, today)
             lines = invoice_lines(period, previous.get(rid), retainer, extras, kind=kind, approvals=settled)
         else:
             has_next = not ends_with(retainer, period)
@@ -186,6 +192,7 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
                 PreviewLine(line.description, line.quantity, line.unit_price_minor, line.amount_minor, line.kind)
                 for line in lines
             ),
+            held=held,
         )
     return result
 

@@ -120,6 +120,7 @@ class Row:
     invoice_on: str  # "1 Apr 2026", or "" when there is no next invoice…
     invoice_amount: str  # "£1,500.00"
     invoice_note: str  # …and why not
+    invoice_held: bool  # the first invoice of a renewed term, waiting for the previous term's to be paid
     renewal_on: str
     renewal_label: str
     renewal_badge: str
@@ -185,6 +186,7 @@ def make_row(
         invoice_on=f"{invoice_on.day} {invoice_on:%b %Y}" if invoice_on else "",
         invoice_amount=amount,
         invoice_note="Paused" if paused else "None: the term ends",
+        invoice_held=next_invoice is not None and next_invoice.held,
         renewal_on=f"{retainer.term_ends_on.day} {retainer.term_ends_on:%b %Y}",
         renewal_label=label,
         renewal_badge=badge,

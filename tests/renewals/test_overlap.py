@@ -10,6 +10,7 @@ revenue is £6,800, whichever term of Bluebell's is in force. Bluebell accepts t
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from decimal import Decimal
 from importlib import import_module
@@ -20,6 +21,7 @@ from django.urls import reverse
 
 from billing import services as billing
 from billing.models import Invoice
+from billing.preview import next_invoice
 from clients.models import Retainer
 from clients.services import add_contact
 from delivery import booking, booking_setup
@@ -252,12 +254,24 @@ def test_held_invoice_is_shown_with_its_reason_and_issued_once_the_old_one_is_pa
         f"invoice {unpaid.number} of the previous term is unpaid, 18 days past due." in text
     )
 
+    # The preview knows: held, dated the day it would be released, and the dashboard says so.
+    waiting = next_invoice(next_term, today=date(2026, 4, 2))
+    assert waiting is not None and waiting.held and waiting.issue_on == date(2026, 4, 2)
+    page = login(alice).get(dashboard_url(workspace)).content.decode()
+    row = re.search(rf'<tr data-retainer="{next_term.pk}">.*?</tr>', page, re.S)
+    assert row is not None and ">Held</span>" in row[0]
+
     time_machine.move_to(at(date(2026, 4, 6)), tick=False)
     billing.record_payment(invoice=unpaid, amount_minor=unpaid.total_minor, method="bank_transfer", actor=alice)
+    announced = next_invoice(next_term, today=date(2026, 4, 6))
     billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 6), deliver=False)
 
     released = first_invoice(next_term)
     assert released is not None
+    assert announced is not None and (announced.issue_on, announced.total_minor) == (
+        released.issued_on,
+        released.total_minor,
+    )
     # Dated the day it was released: the client gets its full payment terms.
     assert (released.issued_on, released.due_on) == (date(2026, 4, 6), date(2026, 4, 20))
     assert released.period.invoice_held_on == date(2026, 4, 2)
