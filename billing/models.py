@@ -267,6 +267,12 @@ class Invoice(WorkspaceOwned):
         """What was paid beyond the invoice: to refund, or to apply to the client's next invoice."""
         return max(-self.balance_minor, 0)
 
+    @property
+    def free_credit_minor(self) -> int:
+        """The credit balance not already set aside for the client's next invoice (`carry_credit_minor`):
+        what can still be refunded or applied elsewhere."""
+        return self.credit_balance_minor - self.carry_credit_minor
+
     def is_overdue(self, *, on: date) -> bool:
         return self.status == self.Status.OPEN and self.due_on is not None and self.due_on < on
 

@@ -228,7 +228,7 @@ def refund_excess(*, invoice: Invoice, actor: User | None) -> list[Payment]:
     transaction. Raises BillingError when there is nothing to refund or Stripe refuses (what was
     refunded before the refusal stays refunded; the rest is still a credit balance)."""
     invoice = Invoice.objects.get(pk=invoice.pk)
-    excess = invoice.credit_balance_minor - invoice.carry_credit_minor
+    excess = invoice.free_credit_minor
     if invoice.kind == Invoice.Kind.CREDIT_NOTE or excess <= 0:
         raise BillingError("This invoice has no credit balance left to refund.")
     made = []

@@ -898,7 +898,7 @@ def apply_credit_balance(*, invoice: Invoice, actor: User | None) -> Invoice | N
     with transaction.atomic():
         locked = _lock_invoices(invoice.pk, *([target_id] if target_id else []))
         source = locked[invoice.pk]
-        free = source.credit_balance_minor - source.carry_credit_minor
+        free = source.free_credit_minor
         if source.kind == Invoice.Kind.CREDIT_NOTE or free <= 0:
             raise BillingError("This invoice has no credit balance left to apply.")
         target = locked.get(target_id) if target_id else None
@@ -907,7 +907,7 @@ def apply_credit_balance(*, invoice: Invoice, actor: User | None) -> Invoice | N
         now = timezone.now()
         if target is not None:
             _move_credit(source, target, amount=min(free, target.owed_minor), actor=actor, now=now)
-            free = source.credit_balance_minor - source.carry_credit_minor
+            free = source.free_credit_minor
         if free > 0:
             audit_invoice(source, "credit.carried", actor=actor, amount_minor=free)
             source.carry_credit_minor += free

@@ -210,7 +210,7 @@ def _detail(
             payment.refund_form = RefundForm(payment=payment, refundable_minor=refundable, locale=locale)
     status = invoice.status
     is_invoice = invoice.kind != Invoice.Kind.CREDIT_NOTE
-    free_credit = invoice.credit_balance_minor - invoice.carry_credit_minor if is_invoice else 0
+    free_credit = invoice.free_credit_minor if is_invoice else 0
     can = {
         "issue": status == Invoice.Status.DRAFT,
         "pay": is_invoice and status in {Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE},
