@@ -79,7 +79,7 @@ def test_every_stacked_table_labels_its_figure_cells():
         for table in re.findall(r"<table\b[^>]*stack-on-phone[^>]*>.*?</table>", text, re.S):
             for row in re.findall(r"<tr\b[^>]*>(.*?)</tr>", table, re.S):
                 cells = re.findall(r"<(td|th)\b([^>]*)>(.*?)</\1>", row, re.S)
-                header_and_one = len(cells) == 2 and cells[0][0] == "th" and "scope=\"row\"" in cells[0][1]
+                header_and_one = len(cells) == 2 and cells[0][0] == "th" and 'scope="row"' in cells[0][1]
                 for index, (kind, attrs, body) in enumerate(cells):
                     if kind != "td" or index == 0 or header_and_one or "data-label" in attrs:
                         continue

@@ -23,7 +23,7 @@ from billing.models import Invoice
 from clients.models import Client, Contact, Plan, Retainer
 from retainers.models import Workspace
 from tests.billing.conftest import localstripe  # noqa: F401 (a fixture)
-from tests.booking.conftest import RADICALE_PASSWORD, RADICALE_USER, caldav_settings, radicale  # noqa: F401
+from tests.booking.conftest import RADICALE_PASSWORD, RADICALE_USER, Radicale, caldav_settings, radicale  # noqa: F401
 from tests.e2e.support import assert_accessible, latest_email, screenshot
 from tests.e2e.test_flow import label, sign_up
 
@@ -36,7 +36,14 @@ CONTACT = {"name": "Carol Chen", "email": "carol@acme.example"}
 
 
 def test_a_new_consultant_follows_the_checklist_to_a_first_invoice(
-    transactional_db, worker, page: Page, watch, settings, localstripe, radicale, caldav_settings  # noqa: F811
+    transactional_db,
+    worker,
+    page: Page,
+    watch,
+    settings,
+    localstripe,  # noqa: F811 (the fixtures imported above)
+    radicale,  # noqa: F811
+    caldav_settings,  # noqa: F811
 ):
     # Stripe is set up on this server (pointed at localstripe): the Stripe step has a page to show.
     settings.STRIPE_SECRET_KEY = "sk_test_first_hour"
@@ -186,10 +193,10 @@ def connect_stripe(page: Page, workspace: Workspace) -> None:
     go_to_dashboard(page, workspace)
 
 
-def connect_a_calendar(page: Page, radicale) -> None:
-    radicale.new_calendar()
+def connect_a_calendar(page: Page, server: Radicale) -> None:
+    server.new_calendar()
     follow(page, "calendar", "calendar")
-    page.get_by_label(label("CalDAV address")).fill(radicale.url)
+    page.get_by_label(label("CalDAV address")).fill(server.url)
     page.get_by_label(label("Username")).fill(RADICALE_USER)
     page.get_by_label(label("App password")).fill(RADICALE_PASSWORD)
     page.get_by_role("button", name="Connect calendar").click()
@@ -204,7 +211,8 @@ def first_invoice(page: Page, worker, workspace: Workspace, retainer: Retainer) 
     invoice = Invoice.objects.for_workspace(workspace).get(client=retainer.client)
     assert invoice.number and invoice.total_minor == 150000
     worker.wait_until(
-        "the worker to email the first invoice", lambda: latest_email(to=CLIENT["billing_email"], subject=invoice.number)
+        "the worker to email the first invoice",
+        lambda: latest_email(to=CLIENT["billing_email"], subject=invoice.number),
     )
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Invoices").click()
     expect(page.get_by_role("main")).to_contain_text(invoice.number)
