@@ -129,7 +129,11 @@ def _seed() -> Seeded:
         client=acme, author=alice, body="Agreed: supplier shortlist by the 5th.", visibility=Note.Visibility.SHARED
     )
     communication.create_task(
-        client=acme, title="Send the supplier shortlist", due_at=timezone.now() + timedelta(days=3), actor=alice
+        client=acme,
+        title="Send the supplier shortlist",
+        due_at=timezone.now() + timedelta(days=3),
+        actor=alice,
+        assignee=alice,  # the task list opens on "Mine"
     )
     renewal = renewals.open_renewal(retainer=retainer, today=today)
     renewals.send_proposal(renewal=renewal, actor=alice)
@@ -456,6 +460,7 @@ def test_page_fits_a_phone_without_scrolling_sideways(seeded, browser, app_serve
     try:
         page = context.new_page()
         assert page.goto(url(seeded)).status == 200
+        assert page.url == app_server.url + url(seeded), f"{name} redirected to {page.url}"  # not a sign-in page
         # The page itself must not scroll sideways; a table may, inside its own .table-wrap.
         width = page.evaluate("() => document.documentElement.scrollWidth")
         wide = page.evaluate(
