@@ -148,7 +148,7 @@ def test_marking_held_on_the_retainer_page_refreshes_its_figures_too(week, works
     assert re.search(r'<section id="period-stats"[^>]*hx-swap-oob="true"', body)
     assert re.search(r'id="stat-remaining">9.00 ', body) and re.search(r'id="stat-booked">3.00<', body)
     work_list = body[body.index('<section id="work-list"') :]
-    assert 'hx-swap-oob="true"' in work_list[:200] and "<td>Coaching call</td>" in work_list
+    assert 'hx-swap-oob="true"' in work_list[:200] and '<td data-label="Work">Coaching call</td>' in work_list
 
 
 def test_without_javascript_settling_comes_back_to_the_page_with_a_message(week, workspace, owner_client, acme):

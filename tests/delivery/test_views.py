@@ -594,8 +594,9 @@ def test_amend_saves_terms_pending_from_the_next_period(workspace, owner_client,
     assert (amendment.created_by, amendment.model, amendment.currency) == (alice, "rollover", "GBP")
     page = html(owner_client.get(url(workspace, f"retainers/{retainer.pk}/")))
     assert "Pending from 1 Feb 2026" in page
-    assert '<th scope="row">Units per period</th><td>10</td><td>20</td>' in page
-    assert '<th scope="row">Fee per period</th><td>£2,000.00</td><td>£2,500.00</td>' in page
+    now, later = '<td data-label="Now">', '<td data-label="From 1 Feb">'  # each figure's label, on a phone
+    assert f'<th scope="row">Units per period</th>{now}10</td>{later}20</td>' in page
+    assert f'<th scope="row">Fee per period</th>{now}£2,000.00</td>{later}£2,500.00</td>' in page
     retainer.refresh_from_db()
     assert retainer.units_per_period == D("10")
 
