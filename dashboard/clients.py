@@ -107,9 +107,16 @@ def _tab_context(request: WorkspaceRequest, client: Client, tab: str) -> dict[st
             "bookings_section": agenda.client_section(request, client),
         }
     if tab == "billing":
-        return {"billing_section": billing.client_section(request, client, page=page, payments_page=request.GET.get("payments"))}
+        return {
+            "billing_section": billing.client_section(
+                request, client, page=page, payments_page=request.GET.get("payments")
+            )
+        }
     if tab == "communication":
-        return {**contacts_section(request, client), "communication_section": communication.client_section(request, client)}
+        return {
+            **contacts_section(request, client),
+            "communication_section": communication.client_section(request, client),
+        }
     if tab == "renewals":
         return {"renewals_section": renewals.client_section(request, client, page=page)}
     choices = timeline.kind_choices()

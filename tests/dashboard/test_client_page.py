@@ -48,7 +48,10 @@ def page_url(workspace, client_id: int, tab: str | None = None) -> str:
 
 
 def current_tab(html: str) -> list[str]:
-    return re.findall(r'<a href="[^"]+" hx-get="[^"]+" hx-target="#client-tabs" hx-push-url="true" aria-current="page">(\w+)</a>', html)
+    return re.findall(
+        r'<a href="[^"]+" hx-get="[^"]+" hx-target="#client-tabs" hx-push-url="true" aria-current="page">(\w+)</a>',
+        html,
+    )
 
 
 def test_client_page_shows_the_summary_and_the_work_tab(workspace, owner_client):
@@ -148,7 +151,11 @@ def test_the_summary_of_a_client_without_anything(workspace, owner_client):
 def test_the_deliveries_are_paginated_in_the_work_tabs_url(workspace, owner_client, alice):
     client = factories.ClientFactory(workspace=workspace, name="Acme")
     retainer = make_retainer(
-        workspace=workspace, client=client, name="Advisory", units_per_period=Decimal("100"), starts_on=TODAY.replace(day=1)
+        workspace=workspace,
+        client=client,
+        name="Advisory",
+        units_per_period=Decimal("100"),
+        starts_on=TODAY.replace(day=1),
     )
     for n in range(RECENT_DELIVERIES + 2):
         delivery.record_delivery(
@@ -202,7 +209,11 @@ def _fill(client, alice, n: int) -> None:
     """n more of everything the page lists: work, invoices, notes, messages, tasks, renewals."""
     workspace = client.workspace
     retainer = make_retainer(
-        workspace=workspace, client=client, name=f"Term {n}", units_per_period=Decimal("100"), starts_on=TODAY.replace(day=1)
+        workspace=workspace,
+        client=client,
+        name=f"Term {n}",
+        units_per_period=Decimal("100"),
+        starts_on=TODAY.replace(day=1),
     )
     make_renewal(retainer)
     for k in range(n):
