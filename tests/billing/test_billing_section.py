@@ -34,12 +34,13 @@ def acme(workspace):
 
 
 def page(client, workspace, acme) -> str:
-    """The billing section of the client page (the other apps test their own sections)."""
+    """The billing section of the client page's Billing tab (the other apps test their own sections)."""
     kwargs = {"workspace_slug": workspace.slug, "client_id": acme.pk}
-    response = client.get(reverse("dashboard:client_detail", kwargs=kwargs))
+    response = client.get(reverse("dashboard:client_billing", kwargs=kwargs))
     assert response.status_code == 200
     html = response.content.decode()
-    return html[html.index('<section id="client-billing"') : html.index('<section id="client-communication"')]
+    start = html.index('<section id="client-billing"')
+    return html[start : html.index("</section>", start)]
 
 
 def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
@@ -47,11 +48,16 @@ def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
     return services.issue_invoice(invoice=invoice, actor=None) if issue else invoice
 
 
-def test_the_client_page_shows_billings_section_after_the_retainers(owner_client, workspace, acme):
-    response = owner_client.get(reverse("dashboard:client_detail", args=[workspace.slug, acme.pk]))
+def test_the_client_pages_billing_tab_shows_billings_section(owner_client, workspace, acme):
+    manual_invoice(acme, 30000)
+    response = owner_client.get(reverse("dashboard:client_billing", args=[workspace.slug, acme.pk]))
     used = [t.name for t in response.templates]
-    assert used.index("delivery/_client_section.html") < used.index("billing/_client_section.html")
-    assert response.context["billing_section"] == client_section(response.wsgi_request, acme)
+    assert "billing/_client_section.html" in used and "delivery/_client_section.html" not in used
+    shown, fresh = response.context["billing_section"], client_section(response.wsgi_request, acme)
+    assert [list(shown[k]) for k in ("invoices", "payments")] == [list(fresh[k]) for k in ("invoices", "payments")]
+    assert [shown[k] for k in ("client", "totals", "card", "held")] == [
+        fresh[k] for k in ("client", "totals", "card", "held")
+    ]
 
 
 def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_is_owed(owner_client, workspace, acme):
