@@ -146,8 +146,8 @@ def _page(request: WorkspaceRequest, client_id: int, tab: str) -> HttpResponse:
     template = "dashboard/client_detail.html"
     htmx = request.htmx
     if htmx and not htmx.boosted and not htmx.history_restore_request:
-        if htmx.target == TABS_TARGET:
-            return render(request, f"{template}#client-tabs", context)
+        if htmx.target == TABS_TARGET:  # with a <title> htmx puts on the document
+            return render(request, f"{template}#client-tabs", {**context, "tabs_only": True})
         if tab == "timeline":  # "Load more" and the filter swap the timeline's events only
             return render(request, "dashboard/_client_timeline.html#timeline-page", context)
     context["summary"] = client_summary(request, client)

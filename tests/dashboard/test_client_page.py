@@ -95,6 +95,8 @@ def test_with_htmx_a_tab_swaps_only_the_tabs(tab, workspace, owner_client):
     assert "<html" not in html and 'id="client-summary"' not in html
     assert current_tab(html) == [tab.capitalize()]
     assert f'data-tab="{tab}"' in html
+    title = re.search(r"<title>(.*?)</title>", html)[1]  # htmx puts it on the document
+    assert title.startswith("Acme · " if tab == "work" else f"{tab.capitalize()} · Acme · ")
 
 
 def test_a_history_restore_gets_the_whole_page(workspace, owner_client):

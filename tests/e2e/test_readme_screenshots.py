@@ -206,6 +206,8 @@ def test_the_client_page_tabs_swap_with_htmx_and_keep_their_url(demo, browser_co
         expect(tabs.get_by_role("link", name=label)).to_have_attribute("aria-current", "page")
         expect(page.locator(shows)).to_be_visible()
         expect(page.locator("#client-summary")).to_be_visible()
+        expect(page).to_have_title(re.compile(rf"^{label} · {client.name} · "))
+        expect(tabs.get_by_role("link", name=label)).to_be_focused()  # kept on the tab just chosen
         assert tabs.locator("[aria-current]").count() == 1
         assert_accessible(page, f"client-{label.lower()}")
     assert page.evaluate("window.__e2eNoReload") is True, "a tab reloaded the page"
