@@ -68,6 +68,8 @@ CONSULTANT_PAGES = [
     ("dashboard", {}),
     ("clients:client_list", {}),
     ("dashboard:client_detail", {"client_id": None}),
+    # The client page's other tabs (the bare URL above is the summary and the Work tab).
+    *((f"dashboard:client_{tab}", {"client_id": None}) for tab in ("billing", "communication", "renewals", "timeline")),
     ("billing:invoice_list", {}),
 ]
 PORTAL_FIRST = "portal:overview"

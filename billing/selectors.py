@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, TypedDict, cast
 
+from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When, Window
 
 from billing import cards, csv_export, services, stripe_api
@@ -21,7 +22,7 @@ from retainers.search import NOTHING, Found
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
-SECTION_ROWS = 20  # newest invoices and payments on the client page; the rest on the invoices page
+SECTION_ROWS = 20  # a page of invoices, and of payments, on the client page's Billing tab
 NEWEST_FIRST = (F("issued_on").desc(nulls_first=True), "-number", "-pk")  # drafts (no date yet) on top
 
 
@@ -59,27 +60,27 @@ def annotate_rows(invoices: list[Invoice], today: date) -> list[WithAnnotations[
     return rows
 
 
-def client_section(request: WorkspaceRequest, client: Client) -> dict[str, object]:
-    """Payment history of one client, the card it has saved, and its held first invoices: five
-    queries however much there is."""
+def client_section(
+    request: WorkspaceRequest, client: Client, *, page: str | None = None, payments_page: str | None = None
+) -> dict[str, object]:
+    """Page `page` of one client's invoices and page `payments_page` of its payments, the card it
+    has saved, and its held first invoices: seven queries however much there is."""
     workspace = request.workspace
     today = workspace.today()
     invoices = Invoice.objects.for_workspace(workspace).filter(client=client)
-    recent_invoices = annotate_rows(
-        list(invoices.select_related("credit_for").order_by(*NEWEST_FIRST)[: SECTION_ROWS + 1]), today
-    )
-    recent_payments = list(
+    invoice_page = Paginator(invoices.select_related("credit_for").order_by(*NEWEST_FIRST), SECTION_ROWS).get_page(page)
+    invoice_page.object_list = annotate_rows(list(invoice_page.object_list), today)
+    payment_page = Paginator(
         Payment.objects.for_workspace(workspace)
         .filter(client=client)
         .select_related("invoice")
-        .order_by("-created_at", "-pk")[: SECTION_ROWS + 1]
-    )
+        .order_by("-created_at", "-pk"),
+        SECTION_ROWS,
+    ).get_page(payments_page)
     return {
         "client": client,
-        "invoices": recent_invoices[:SECTION_ROWS],
-        "more_invoices": len(recent_invoices) > SECTION_ROWS,
-        "payments": recent_payments[:SECTION_ROWS],
-        "more_payments": len(recent_payments) > SECTION_ROWS,
+        "invoices": invoice_page,
+        "payments": payment_page,
         "totals": outstanding_totals(invoices, today=today),
         "card": cards.card_on_file(client),
         # Renewed terms' first invoices that wait for the previous term's to be paid, with why.

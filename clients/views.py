@@ -242,7 +242,8 @@ def _contacts_done(request: WorkspaceRequest, client: Client, notice: str, *, er
         context["notice_error"] = error
         return render(request, "clients/_contacts.html#contacts", context)
     (messages.error if error else messages.success)(request, notice)
-    return redirect("dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=client.pk)
+    # The contacts card is on the client page's Communication tab.
+    return redirect("dashboard:client_communication", workspace_slug=request.workspace.slug, client_id=client.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -284,7 +285,7 @@ def contact_edit(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         else:
             messages.success(request, f"{contact.name} was saved.")
             return redirect(
-                "dashboard:client_detail", workspace_slug=request.workspace.slug, client_id=contact.client_id
+                "dashboard:client_communication", workspace_slug=request.workspace.slug, client_id=contact.client_id
             )
     return render(request, "clients/contact_form.html", {"form": form, "client": contact.client, "contact": contact})
 

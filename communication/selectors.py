@@ -4,10 +4,11 @@ htmx with this section again)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from django.db.models import F, Prefetch
+from django.db.models import Count, F, Prefetch, Q
 from django.utils import timezone
 
 from clients.models import Client
@@ -125,6 +126,34 @@ def client_section(
         "reply_address": inbound.shown_reply_address(client),
         "notice": notice,
     }
+
+
+@dataclass(frozen=True)
+class OpenTasks:
+    open: int
+    overdue: int  # of those, due before now
+
+
+def open_tasks(workspace: Workspace, client: Client) -> OpenTasks:
+    """How many of the client's tasks are open and how many of those are overdue (due before now),
+    as the section marks them: one query."""
+    counts = (
+        Task.objects.for_workspace(workspace)
+        .filter(client=client, status=Task.Status.OPEN)
+        .aggregate(open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lt=timezone.now())))
+    )
+    return OpenTasks(open=counts["open"], overdue=counts["overdue"])
+
+
+def last_message(workspace: Workspace, client: Client) -> Message | None:
+    """The latest message of the client's thread, either way, with who sent it: one query."""
+    return (
+        Message.objects.for_workspace(workspace)
+        .filter(client=client)
+        .select_related("sent_by_user", "sent_by_contact")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def search_notes(workspace: Workspace, text: str, *, limit: int) -> Found[Note]:

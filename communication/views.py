@@ -54,7 +54,10 @@ def _client(request: WorkspaceRequest, client_id: int) -> Client:
 
 def _client_url(request: WorkspaceRequest, client: Client | int) -> str:
     client_id = client if isinstance(client, int) else client.pk
-    url = reverse("dashboard:client_detail", kwargs={"workspace_slug": request.workspace.slug, "client_id": client_id})
+    # The client page's Communication tab, where the section lives.
+    url = reverse(
+        "dashboard:client_communication", kwargs={"workspace_slug": request.workspace.slug, "client_id": client_id}
+    )
     return url + "#client-communication"
 
 

@@ -78,7 +78,7 @@ def _contacts(workspace: Workspace, text: str, query_words: list[str]) -> Hits:
         Hit(
             title=contact.name,
             detail=" · ".join(part for part in (contact.email, contact.role, contact.client.name) if part),
-            url=reverse("dashboard:client_detail", args=[workspace.slug, contact.client_id]) + "#contacts",
+            url=reverse("dashboard:client_communication", args=[workspace.slug, contact.client_id]) + "#contacts",
         )
         for contact in found.rows
     ]

@@ -7,6 +7,11 @@ from dashboard import clients, emails, search, views
 client_patterns = (
     [
         path("clients/<int:client_id>/", clients.client_detail, name="client_detail"),
+        # The client page's tabs: each a URL of its own (the bare URL shows the first, Work).
+        path("clients/<int:client_id>/work/", clients.client_work, name="client_work"),
+        path("clients/<int:client_id>/billing/", clients.client_billing, name="client_billing"),
+        path("clients/<int:client_id>/communication/", clients.client_communication, name="client_communication"),
+        path("clients/<int:client_id>/renewals/", clients.client_renewals, name="client_renewals"),
         path("clients/<int:client_id>/timeline/", clients.client_timeline, name="client_timeline"),
         path("onboarding/dismiss/", views.onboarding_dismiss, name="onboarding_dismiss"),
     ],

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, TypedDict, cast
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 
 from clients.models import Client, Retainer
 from delivery.forms import QuickAddForm
 from delivery.models import Period, WorkItem
 from retainers.http import WorkspaceRequest
+from retainers.models import Workspace
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
-RECENT_DELIVERIES = 10
+RECENT_DELIVERIES = 10  # a page of the client page's deliveries (`?page=` on its Work tab)
 
 
 class RetainerRow(TypedDict):
@@ -35,8 +37,10 @@ def client_section(
     form: QuickAddForm | None = None,
     saved: str | None = None,
     next_url: str | None = None,
+    page: str | None = None,
 ) -> dict[str, object]:
-    """The client page's "Retainers" section: a fixed number of queries however much data there is."""
+    """The client page's "Retainers" section, with page `page` of the client's deliveries: a fixed
+    number of queries however much data there is."""
     workspace = request.workspace
     open_period = Period.objects.for_workspace(workspace).filter(retainer=OuterRef("pk"), status=Period.Status.OPEN)
     rows = list(
@@ -56,12 +60,13 @@ def client_section(
         retainer.days_left = max((retainer.period_end_on - today).days, 0) if retainer.period_end_on else None
         retainer.utilisation_pct = retainer.utilisation_percent
         retainer.unit_label = retainer.get_unit_display().lower()
-    recent = list(
+    recent: Page = Paginator(
         WorkItem.objects.for_workspace(workspace)
         .filter(retainer__client=client, removed_at=None)
         .select_related("retainer", "delivered_by")
-        .order_by("-delivered_on", "-created_at", "-pk")[:RECENT_DELIVERIES]
-    )
+        .order_by("-delivered_on", "-created_at", "-pk"),
+        RECENT_DELIVERIES,
+    ).get_page(page)
     # Work is logged to the term in force: an accepted renewal's next term is not offered until it starts.
     # (Retainer.objects.in_force's rule, on the rows already read: the client's terms are all here.)
     started_next = {r.previous_term_id for r in retainers if r.previous_term_id and r.starts_on <= today}
@@ -87,3 +92,14 @@ def client_section(
         "saved": saved,
         "next_url": next_url or request.get_full_path(),
     }
+
+
+def last_session(workspace: Workspace, client: Client) -> WorkItem | None:
+    """The client's latest delivered work (not removed), with its retainer: one query."""
+    return (
+        WorkItem.objects.for_workspace(workspace)
+        .filter(retainer__client=client, removed_at=None)
+        .select_related("retainer")
+        .order_by("-delivered_on", "-created_at", "-pk")
+        .first()
+    )

@@ -34,12 +34,13 @@ def acme(workspace):
 
 
 def page(client, workspace, acme) -> str:
-    """The billing section of the client page (the other apps test their own sections)."""
+    """The billing section of the client page's Billing tab (the other apps test their own sections)."""
     kwargs = {"workspace_slug": workspace.slug, "client_id": acme.pk}
-    response = client.get(reverse("dashboard:client_detail", kwargs=kwargs))
+    response = client.get(reverse("dashboard:client_billing", kwargs=kwargs))
     assert response.status_code == 200
     html = response.content.decode()
-    return html[html.index('<section id="client-billing"') : html.index('<section id="client-communication"')]
+    start = html.index('<section id="client-billing"')
+    return html[start : html.index("</section>", start)]
 
 
 def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
@@ -47,11 +48,16 @@ def manual_invoice(client, amount_minor: int, *, issue: bool = True) -> Invoice:
     return services.issue_invoice(invoice=invoice, actor=None) if issue else invoice
 
 
-def test_the_client_page_shows_billings_section_after_the_retainers(owner_client, workspace, acme):
-    response = owner_client.get(reverse("dashboard:client_detail", args=[workspace.slug, acme.pk]))
+def test_the_client_pages_billing_tab_shows_billings_section(owner_client, workspace, acme):
+    manual_invoice(acme, 30000)
+    response = owner_client.get(reverse("dashboard:client_billing", args=[workspace.slug, acme.pk]))
     used = [t.name for t in response.templates]
-    assert used.index("delivery/_client_section.html") < used.index("billing/_client_section.html")
-    assert response.context["billing_section"] == client_section(response.wsgi_request, acme)
+    assert "billing/_client_section.html" in used and "delivery/_client_section.html" not in used
+    shown, fresh = response.context["billing_section"], client_section(response.wsgi_request, acme)
+    assert [list(shown[k]) for k in ("invoices", "payments")] == [list(fresh[k]) for k in ("invoices", "payments")]
+    assert [shown[k] for k in ("client", "totals", "card", "held")] == [
+        fresh[k] for k in ("client", "totals", "card", "held")
+    ]
 
 
 def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_is_owed(owner_client, workspace, acme):
@@ -82,12 +88,17 @@ def test_section_shows_invoices_payments_refunds_failures_credit_notes_and_what_
         assert expected in section, expected
 
 
-def test_section_shows_the_newest_twenty_and_links_to_the_rest(owner_client, workspace, acme):
+def test_section_shows_the_newest_twenty_and_pages_to_the_rest(owner_client, workspace, acme):
     invoices = [manual_invoice(acme, 1000 + n) for n in range(22)]
     body = page(owner_client, workspace, acme)
     assert invoices[-1].number in body and invoices[2].number in body
     assert invoices[1].number not in body and invoices[0].number not in body
-    assert "All invoices of Acme Corp" in body
+    billing_tab = reverse("dashboard:client_billing", args=[workspace.slug, acme.pk])
+    assert f'href="{billing_tab}?page=2"' in body  # the next page, in the Billing tab's own URL
+    assert "Filter and export the invoices of Acme Corp" in body
+    html = owner_client.get(billing_tab, {"page": "2"}).content.decode()
+    rest = html[html.index('<section id="client-billing"') :]
+    assert invoices[1].number in rest and invoices[0].number in rest and invoices[2].number not in rest
 
 
 def test_section_is_empty_but_helpful_for_a_new_client(owner_client, workspace, acme):
@@ -139,10 +150,12 @@ def test_section_makes_the_same_few_queries_however_much_history(
     request.user = alice
     request.membership = Membership.objects.select_related("workspace").get(workspace=workspace, user=alice)
     request.workspace = request.membership.workspace
-    # invoices, payments, totals, the saved card, held first invoices; rendering adds none
-    with django_assert_num_queries(5):
+    # invoices and payments (each a count and a page), totals, the saved card, held first invoices;
+    # rendering adds none
+    with django_assert_num_queries(7):
         context = client_section(request, acme)
         html = render_to_string("billing/_client_section.html", {"section": context, "request": request})
     assert len(context["invoices"]) == len(context["payments"]) == min(20, 2 * count)
     assert html.count("<tr>") == 2 + 2 * min(20, 2 * count)  # two header rows
     assert "No card on file: the client can save one in the portal." in html
+    assert ("?page=2" in html) == (count == 60) and ("?payments=2" in html) == (count == 60)

@@ -106,7 +106,7 @@ def test_a_part_paid_invoice_reads_part_paid_on_every_surface(
     listing = owner_client.get(reverse("billing:invoice_list", args=[slug])).content.decode()
     assert badge in listing
     assert badge in owner_client.get(reverse("billing:invoice_detail", args=[slug, invoice.pk])).content.decode()
-    assert badge in owner_client.get(reverse("dashboard:client_detail", args=[slug, acme.pk])).content.decode()
+    assert badge in owner_client.get(reverse("dashboard:client_billing", args=[slug, acme.pk])).content.decode()
     filtered = owner_client.get(reverse("billing:invoice_list", args=[slug]), {"status": "part_paid"})
     assert invoice.number in filtered.content.decode()
     csv = b"".join(owner_client.get(reverse("billing:invoice_export", args=[slug])).streaming_content).decode()

@@ -141,7 +141,7 @@ def test_reverse_charge_without_the_clients_vat_number_is_a_field_error(workspac
     assert response.status_code == 302
     client.refresh_from_db()
     assert (client.tax_treatment, client.tax_rate_bp) == ("own_rate", 550)
-    page = owner_client.get(reverse("dashboard:client_detail", args=[workspace.slug, client.pk])).content.decode()
+    page = owner_client.get(reverse("dashboard:client_billing", args=[workspace.slug, client.pk])).content.decode()
     assert "A rate of their own: 5.5%" in page
 
 

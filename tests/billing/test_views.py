@@ -926,6 +926,7 @@ def test_billing_pages_obey_the_csp(owner_client, workspace, book, acme):
         url(workspace, "billing_settings"),
         *(url(workspace, "invoice_detail", invoice_id=invoice.pk) for invoice in book.values()),
         f"/w/{workspace.slug}/clients/{acme.pk}/",
+        f"/w/{workspace.slug}/clients/{acme.pk}/billing/",
     ]
     for page in pages:
         response = owner_client.get(page)

@@ -27,7 +27,7 @@ def add(owner_client, workspace, client, **data):
 
 def test_add_contact_redirects_to_the_client_page(workspace, owner_client, acme):
     response = add(owner_client, workspace, acme, email="Carol@Acme.example")
-    assert response.url == url(workspace, "dashboard:client_detail", client_id=acme.pk)
+    assert response.url == url(workspace, "dashboard:client_communication", client_id=acme.pk)
     contact = Contact.objects.get(client=acme)
     assert (contact.name, contact.email, contact.role, contact.workspace_id) == (
         "Carol Chen",
@@ -94,7 +94,7 @@ def test_edit_contact(workspace, owner_client, acme):
         url(workspace, "contact_edit", contact_id=contact.pk),
         {"name": "Carol Chen", "email": "c.chen@acme.example", "role": "CFO"},
     )
-    assert response.url == url(workspace, "dashboard:client_detail", client_id=acme.pk)
+    assert response.url == url(workspace, "dashboard:client_communication", client_id=acme.pk)
     contact.refresh_from_db()
     assert (contact.name, contact.email, contact.role) == ("Carol Chen", "c.chen@acme.example", "CFO")
 
@@ -131,7 +131,7 @@ def test_email_of_a_contact_with_portal_access_cannot_change(workspace, owner_cl
 def test_remove_contact(workspace, owner_client, acme):
     contact = factories.ContactFactory(client=acme)
     response = owner_client.post(url(workspace, "contact_remove", contact_id=contact.pk))
-    assert response.url == url(workspace, "dashboard:client_detail", client_id=acme.pk)
+    assert response.url == url(workspace, "dashboard:client_communication", client_id=acme.pk)
     assert not Contact.objects.filter(pk=contact.pk).exists()
     assert owner_client.get(url(workspace, "contact_remove", contact_id=contact.pk)).status_code == 405
 

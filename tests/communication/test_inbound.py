@@ -130,7 +130,7 @@ def test_reply_address_domain_defaults_to_the_site_host_or_localhost():
 
 
 def test_the_client_page_shows_the_reply_address_and_makes_a_new_one(workspace, acme, owner_client):
-    page = team_url(workspace, "dashboard:client_detail", client_id=acme.pk)
+    page = team_url(workspace, "dashboard:client_communication", client_id=acme.pk)
     assert "an address is made with the first email" in owner_client.get(page).content.decode()
     old = inbound.reply_address(acme)
     assert old in owner_client.get(page).content.decode()
@@ -231,7 +231,7 @@ def test_markup_in_a_plain_reply_is_shown_as_text_on_both_sides(
     for html in (
         owner_client.get(team_url(workspace, "message_thread", client_id=acme.pk)).content.decode(),
         carol_browser.get(portal_url(workspace, "message_list")).content.decode(),
-        owner_client.get(team_url(workspace, "dashboard:client_detail", client_id=acme.pk)).content.decode(),
+        owner_client.get(team_url(workspace, "dashboard:client_communication", client_id=acme.pk)).content.decode(),
     ):
         assert "&lt;script&gt;" in html
         assert_neutralised(html)

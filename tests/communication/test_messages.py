@@ -97,7 +97,7 @@ def test_opening_the_thread_marks_the_other_sides_messages_read(
     assert communication.unread_by_team(workspace).count() == 1
     assert communication.unread_by_client(workspace, acme).count() == 1
 
-    page = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/").content.decode()
+    page = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/communication/").content.decode()
     assert "1 unread" in page
 
     html = owner_client.get(thread_url(workspace, acme)).content.decode()
@@ -111,7 +111,7 @@ def test_opening_the_thread_marks_the_other_sides_messages_read(
     carol_browser.get(portal_url(workspace, "message_list"))
     from_team.refresh_from_db()
     assert from_team.read_by_client_at is not None
-    assert "1 unread" not in owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/").content.decode()
+    assert "1 unread" not in owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/communication/").content.decode()
 
 
 def test_portal_contact_sees_only_their_own_clients_thread(workspace, acme, globex, alice, carol, gil, carol_browser):
@@ -233,7 +233,7 @@ def test_xss_in_messages_is_neutralised_in_pages_and_emails(
         communication.send_team_message(client=acme, author=alice, body=f"From team {payload}")
         communication.send_contact_message(contact=carol, body=f"From client {payload}")
     pages = {
-        "client page": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/"),
+        "client page": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/communication/"),
         "thread": owner_client.get(thread_url(workspace, acme)),
         "timeline": owner_client.get(team_url(workspace, "dashboard:client_timeline", client_id=acme.pk)),
         "portal thread": carol_browser.get(portal_url(workspace, "message_list")),

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.django_db
 
 
 def client_page(workspace, client) -> str:
-    return f"/w/{workspace.slug}/clients/{client.pk}/"
+    """The client page's Communication tab, where the notes are."""
+    return f"/w/{workspace.slug}/clients/{client.pk}/communication/"
 
 
 # --- Services -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def test_communication_pages_obey_the_csp(workspace, acme, history, owner_client
     note, task = history["note"], history["task"]
     responses = {
         "client page": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/"),
+        "client page, communication": owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/communication/"),
         "notes": owner_client.get(team_url(workspace, "note_list", client_id=acme.pk)),
         "new note": owner_client.get(team_url(workspace, "note_create", client_id=acme.pk)),
         "new note errors": owner_client.post(team_url(workspace, "note_create", client_id=acme.pk), {}),

@@ -173,7 +173,7 @@ def test_suggest_follow_up_is_due_n_days_after_the_session_at_nine_local(workspa
 
 
 def test_follow_up_form_on_the_client_page(workspace, acme, session, owner_client):
-    page = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/").content.decode()
+    page = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/communication/").content.decode()
     assert "Follow up after a session" in page and "Strategy workshop" in page
     data = {"origin": "client", "follow-session": session.pk, "follow-days": "3"}
     response = owner_client.post(team_url(workspace, "follow_up_create", client_id=acme.pk), data, **HTMX)
@@ -238,7 +238,8 @@ def test_a_due_time_outside_sane_years_is_a_field_error(workspace, acme, owner_c
 
 PAGES_WITH_TASKS = [
     ("dashboard", {}),
-    ("dashboard:client_detail", {"client_id": "client"}),
+    ("dashboard:client_detail", {"client_id": "client"}),  # the summary counts the open tasks
+    ("dashboard:client_communication", {"client_id": "client"}),
     ("dashboard:client_timeline", {"client_id": "client"}),
     ("communication:task_list", {}),
     ("communication:task_edit", {"task_id": "task"}),

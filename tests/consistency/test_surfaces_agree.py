@@ -6,15 +6,17 @@ inline), with sessions recorded, an amendment, an accepted renewal, a pause and 
 and payments (one part payment, one client never paying) along the way. Every simulated day the
 pages are rendered and their figures READ FROM THE HTML (`data-figure` attributes), for a handful
 of retainers (the dashboard every day, each retainer's own pages every other day, the client page
-and the statement weekly):
+and the statement weekly, the client page also the evening before an invoice is issued):
 
-- remaining and used: the dashboard row, the client page, the retainer page, the portal overview
-  and (weekly) the period statement, against the open period's ledger entries;
+- remaining and used: the dashboard row, the client page (its summary and its Work tab), the
+  retainer page, the portal overview and (weekly) the period statement, against the open
+  period's ledger entries;
 - utilization: the same pages, against used ÷ available of the ledger, rounded half up;
-- next invoice: what the dashboard and the portal announced the evening before, against the
-  invoice the billing run then issued;
-- invoice statuses: the consultant's client page and the portal's invoices, against the invoices
-  table (status, due date, paid amount);
+- next invoice: what the dashboard, the client page's summary and the portal announced the evening
+  before, against the invoice the billing run then issued;
+- outstanding and overdue money: the client page's summary, against the client's open invoices;
+- invoice statuses: the consultant's client page (its Billing tab) and the portal's invoices,
+  against the invoices table (status, due date, paid amount);
 - emails: each invoice email states its invoice's total and whether it is paid; each low-balance
   alert the ledger's remaining and available units at the moment it was written.
 
@@ -390,12 +392,18 @@ class Simulation:
             overview = figures(portal_browser.get(f"/portal/w/{workspace.slug}/").content.decode())
             card = {f.name: f.text for f in overview if f.retainer == retainer.pk}
             surfaces = {"dashboard row": row, "retainer page": page, "portal overview": card}
+            if weekly or ends_today:
+                html = consultant.get(f"/w/{workspace.slug}/clients/{retainer.client_id}/").content.decode()
+                summary = figures(html[html.index('id="client-summary"') : html.index('id="client-tabs"')])
+                work_tab = figures(html[html.index('id="client-tabs"') :])
+                surfaces["client page summary"] = {f.name: f.text for f in summary if f.retainer == retainer.pk}
+                surfaces["client page"] = {f.name: f.text for f in work_tab if f.retainer == retainer.pk}
+                self.check_money(day, retainer.client, summary)
             if weekly:
-                client_page = figures(
-                    consultant.get(f"/w/{workspace.slug}/clients/{retainer.client_id}/").content.decode()
+                billing_tab = figures(
+                    consultant.get(f"/w/{workspace.slug}/clients/{retainer.client_id}/billing/").content.decode()
                 )
-                surfaces["client page"] = {f.name: f.text for f in client_page if f.retainer == retainer.pk}
-                self.check_statuses(day, retainer.client, client_page, portal_browser)
+                self.check_statuses(day, retainer.client, billing_tab, portal_browser)
                 period = Period.objects.filter(retainer=retainer, status=Period.Status.OPEN).first()
                 if period is not None and units:
                     pdf = portal_browser.get(
@@ -416,7 +424,29 @@ class Simulation:
                 self.predicted[retainer.pk]["dashboard row"] = (day, row["next-invoice"])
             if "next-invoice" in card:
                 self.predicted[retainer.pk]["portal overview"] = (day, card["next-invoice"])
+            summary_row = surfaces.get("client page summary", {})
+            if "next-invoice" in summary_row and summary_row.get("next-invoice-on"):
+                self.predicted[retainer.pk]["client page summary"] = (day, summary_row["next-invoice"])
         results.story["days checked"] += 1
+
+    def check_money(self, day: date, client: Client, summary: list[Figure]) -> None:
+        """The client page summary's outstanding and overdue money, against the client's open invoices."""
+        owed = overdue = 0
+        for invoice in Invoice.objects.filter(workspace=self.workspace, client=client, status=Invoice.Status.OPEN):
+            if invoice.kind == Invoice.Kind.CREDIT_NOTE:
+                continue
+            left = max(invoice.total_minor - invoice.credited_minor - invoice.paid_minor - invoice.refunded_minor, 0)
+            owed += left
+            if invoice.due_on is not None and invoice.due_on < day:
+                overdue += left
+        shown = {f.name: f.text for f in summary if f.retainer is None}
+        where = f"{day} {client.name}, client page summary"
+        self.results.compare(
+            "outstanding", where, money(shown.get("outstanding", "")), Decimal(owed) / 100 if owed else None
+        )
+        self.results.compare(
+            "overdue", where, money(shown.get("overdue", "")), Decimal(overdue) / 100 if overdue else None
+        )
 
     def check_statuses(self, day: date, client: Client, client_page: list[Figure], portal_browser) -> None:
         portal_page = figures(portal_browser.get(f"/portal/w/{self.workspace.slug}/invoices/").content.decode())
@@ -490,8 +520,9 @@ def test_the_simulation_lives_through_the_whole_story(request):
     for figure in ("remaining", "used", "utilization", "invoice status"):
         assert results.checks[figure] > 20, (figure, dict(results.checks))
     assert results.checks["invoice emails"] > 10 and results.checks["low-balance emails"] >= 2, dict(results.checks)
-    for surface in ("dashboard row", "portal overview"):
+    for surface in ("dashboard row", "portal overview", "client page summary"):
         assert results.checks[f"next invoice, {surface}"] >= 4, dict(results.checks)
+    assert results.checks["outstanding"] > 20 and results.checks["overdue"] > 20, dict(results.checks)
 
 
 def _agree(request, figure: str) -> None:
@@ -517,6 +548,18 @@ def test_next_invoice_on_the_dashboard_is_what_the_run_issues(request):
 
 def test_next_invoice_in_the_portal_is_what_the_run_issues(request):
     _agree(request, "next invoice, portal overview")
+
+
+def test_next_invoice_on_the_client_page_is_what_the_run_issues(request):
+    _agree(request, "next invoice, client page summary")
+
+
+def test_outstanding_on_the_client_page_is_what_open_invoices_owe(request):
+    _agree(request, "outstanding")
+
+
+def test_overdue_on_the_client_page_is_what_is_past_due(request):
+    _agree(request, "overdue")
 
 
 def test_invoice_status_agrees_everywhere(request):

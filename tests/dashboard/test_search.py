@@ -78,7 +78,9 @@ def test_each_kind_is_found_and_links_to_its_page(workspace, owner_client, book)
     acme = book["acme"]
     found = results(search(owner_client, workspace, "acme"))
     assert found["clients"] == [("Acme Widgets", f"/w/{slug}/clients/{acme.pk}/")]
-    assert found["contacts"] == [("Carol Danvers", f"/w/{slug}/clients/{acme.pk}/#contacts")]  # by her address
+    assert found["contacts"] == [
+        ("Carol Danvers", f"/w/{slug}/clients/{acme.pk}/communication/#contacts")
+    ]  # by her address
 
     found = results(search(owner_client, workspace, "2026-0042"))
     assert found == {"invoices": [("Invoice 2026-0042", f"/w/{slug}/invoices/{book['invoice'].pk}/")]}

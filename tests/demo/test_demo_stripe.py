@@ -72,10 +72,10 @@ def test_the_demo_month_charges_two_cards_and_emails_the_rest(on_localstripe, dj
     owner = Membership.objects.get(workspace=workspace, role="owner").user
     browser = HttpClient()
     browser.force_login(owner)
-    page = browser.get(f"/w/{workspace.slug}/clients/{acme.pk}/").content.decode()
+    page = browser.get(f"/w/{workspace.slug}/clients/{acme.pk}/billing/").content.decode()
     charged = next(i for i in issued if i.client == acme)
     row = page[page.index(f">{charged.number}</a>") :]
     assert row.index("Paid") < row.index("</tr>")
     payments = page[page.index('id="client-payments-heading"') :]
-    assert f">{charged.number}</a></td>" in payments and "<td>Card</td>" in payments
+    assert f">{charged.number}</a></td>" in payments and '<td data-label="Method">Card</td>' in payments
     assert "Card on file: Visa •••• 4242, expires 12/2030" in page

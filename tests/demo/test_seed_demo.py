@@ -509,7 +509,7 @@ def test_default_demo_pages_show_the_history_on_its_dates_and_no_raw_markdown(de
         return response.content.decode()
 
     since = timezone.localtime(acme.created_at, demo.tzinfo)
-    assert f"{since.day} {since:%B %Y}" in page(alice, "dashboard:client_detail", client_id=acme.pk)
+    assert f"{since.day} {since:%B %Y}" in page(alice, "dashboard:client_billing", client_id=acme.pk)
     ledger = page(alice, "delivery:retainer_ledger", retainer_id=retainer.pk)
     assert len(set(re.findall(r"<td>\d{1,2} ([A-Z][a-z]{2} \d{4})</td>", ledger))) >= 2  # not all on one day
     timeline = page(alice, "dashboard:client_timeline", client_id=acme.pk)

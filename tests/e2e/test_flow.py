@@ -100,6 +100,10 @@ def create_client_and_contact(page: Page, workspace: Workspace) -> Client:
     expect(page.get_by_role("heading", level=1)).to_contain_text(CLIENT["name"])
     client = Client.objects.for_workspace(workspace).get(name=CLIENT["name"])
 
+    # The contacts are on the client page's Communication tab.
+    page.get_by_role("navigation", name=f"Sections of {CLIENT['name']}").get_by_role(
+        "link", name="Communication"
+    ).click()
     contacts = page.locator("#contacts")
     contacts.get_by_text("Add a contact").click()
     contacts.get_by_label(label("Name")).fill(CONTACT["name"])
@@ -176,7 +180,7 @@ def bill_and_see_the_invoice(page: Page, worker, workspace: Workspace, client: C
     expect(page.get_by_role("heading", level=1)).to_contain_text(invoice.number)
     screenshot(page, "invoice")
 
-    page.goto(f"/w/{workspace.slug}/clients/{client.pk}/")
+    page.goto(f"/w/{workspace.slug}/clients/{client.pk}/billing/")  # the client page's Billing tab
     expect(page.get_by_role("main")).to_contain_text(invoice.number)
     screenshot(page, "client")
 

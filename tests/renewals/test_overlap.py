@@ -247,7 +247,7 @@ def test_held_invoice_is_shown_with_its_reason_and_issued_once_the_old_one_is_pa
     unpaid = march_invoice(content)
     assert first_invoice(next_term) is None
 
-    page = login(alice).get(reverse("dashboard:client_detail", args=[workspace.slug, content.client_id]))
+    page = login(alice).get(reverse("dashboard:client_billing", args=[workspace.slug, content.client_id]))
     text = " ".join(page.content.decode().split())
     assert (
         "Held: the first invoice of Content Retainer (from 1 Apr 2026) waits because "
@@ -278,7 +278,7 @@ def test_held_invoice_is_shown_with_its_reason_and_issued_once_the_old_one_is_pa
     assert (
         "Held:"
         not in login(alice)
-        .get(reverse("dashboard:client_detail", args=[workspace.slug, content.client_id]))
+        .get(reverse("dashboard:client_billing", args=[workspace.slug, content.client_id]))
         .content.decode()
     )
 

@@ -195,7 +195,7 @@ def test_recording_an_answer_from_the_page(workspace, book, owner_client):
 
 
 def test_client_page_lists_the_clients_renewals(workspace, book, acme, owner_client):
-    response = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/")
+    response = owner_client.get(f"/w/{workspace.slug}/clients/{acme.pk}/renewals/")
     assert response.status_code == 200
     html = response.content.decode()
     section = html[html.index('id="client-renewals"') :]
