@@ -67,6 +67,7 @@ def stack(tmp_path, settings, monkeypatch) -> Iterator[dict]:
         "REDIS_URL": redis_server.url,
         "CELERY_BROKER_URL": redis_server.url,
         "SOAK_CELERY_QUEUE": queue,
+        "OUTBOX_QUEUE": "",  # the emails too go to the test's queue, which is all its worker takes
         "EMAIL_URL": f"{smtp.url}?timeout=5",
         "STRIPE_SECRET_KEY": SECRET_KEY,
         "STRIPE_API_BASE": stripe.url,
@@ -82,6 +83,7 @@ def stack(tmp_path, settings, monkeypatch) -> Iterator[dict]:
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = redis_server.url
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.OUTBOX_QUEUE = ""  # the emails too (retainers/queues.py)
     monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url)
     settings.MEDIA_ROOT = media
     settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE = SECRET_KEY, stripe.url
