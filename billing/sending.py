@@ -1,6 +1,7 @@
-"""What happens to an invoice once issued: its PDF is rendered, then it is charged or emailed
-(its *delivery*); and once money moves on it, its PDF is rendered again and the receipt sent (its
-*follow-up*).
+"""What happens to an invoice once issued: it is charged, or emailed with its PDF (its
+*delivery*); and once money moves on it, its PDF is rendered (again) and the receipt sent (its
+*follow-up*). A charged invoice's PDF is rendered once, after the charge, by the follow-up its
+delivery runs (the follow-up task queued by the charge leaves it to the delivery under way).
 
 A task queued on commit does each; `deliver_due` (the sweep: `manage.py deliver_invoices`, and
 beat every 10 minutes) does what a lost task did not. Every step is idempotent, so a task run
@@ -64,8 +65,9 @@ def _claim_delivery(invoice_id: int, *, now: datetime) -> bool:
 
 
 def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
-    """Render the invoice's PDF, then charge the saved card (auto-charge invoices) or email it; once.
-    Returns True when it was delivered now. Then its follow-up (a receipt for the charge).
+    """Charge the saved card (auto-charge invoices) or email the invoice with its PDF; once.
+    Returns True when it was delivered now. Then its follow-up: a charged invoice's PDF, rendered
+    after the charge, and the receipt for it.
 
     Raises OSError (storage, Stripe unreachable) or a database error for the task to retry; records any other failure
     on the invoice for the consultant. `as_of` is the business date of the run that issued it
@@ -78,12 +80,11 @@ def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
         return False
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
     try:
-        current_pdf(invoice)
         # Also when no longer open: a task run twice must not email an invoice its first run charged.
-        if not (invoice.auto_charge and charge_invoice(invoice, as_of=as_of)):
-            if not send_invoice_email(invoice):
-                _failed(invoice, NO_RECIPIENT)
-                return False
+        charged = invoice.auto_charge and charge_invoice(invoice, as_of=as_of)
+        if not charged and not send_invoice_email(invoice):  # renders the PDF it attaches
+            _failed(invoice, NO_RECIPIENT)
+            return False
     except TRANSIENT_ERRORS:
         # Storage, Stripe or the database away for a moment: the task retries. (With the database
         # away the claim cannot be released either; the sweep takes it over once its lease is over.)
@@ -94,6 +95,8 @@ def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
         _failed(invoice, f"{type(exc).__name__}: {exc}")
         return False
     Invoice.objects.filter(pk=invoice_id, delivered_at=None).update(delivered_at=timezone.now(), delivery_error="")
+    # A charged invoice's PDF is rendered here, after the charge: once, saying PAID (or how to pay,
+    # after a decline). Rendered before the charge it would be stale at once and rendered again.
     follow_up(invoice_id)
     return True
 
@@ -130,18 +133,37 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
 # --- Follow-up: after money moved --------------------------------------------------------------
 
 
+def follow_up_unless_delivering(invoice_id: int, *, now: datetime | None = None) -> bool:
+    """The follow-up task's work: `follow_up`, unless the invoice's delivery is under way (claimed
+    by a live worker, not delivered yet), which follows up itself once it is done: a charge made by
+    the delivery moves money before the PDF is rendered, and this task, run at once by another
+    worker, would render it a second time beside the delivery. A delivery that failed (its error
+    recorded) is not under way. If the delivery dies, the sweep does both once its lease is over.
+    Returns whether it followed up."""
+    now = now or timezone.now()
+    delivering = Invoice.objects.filter(
+        pk=invoice_id, delivered_at=None, delivery_error="", delivery_claimed_at__gte=now - DELIVERY_LEASE
+    ).exclude(status__in=UNDELIVERABLE)
+    if delivering.exists():
+        return False
+    follow_up(invoice_id)
+    return True
+
+
 def follow_up(invoice_id: int) -> None:
-    """Render the PDF again if money moved since it was rendered, then queue the receipts that are
-    due (they attach it, so they say PAID). Idempotent. Raises OSError or a database error for the task to retry."""
+    """Render the PDF again if money moved since it was rendered (for the first time if the invoice
+    was delivered without one: charged), then queue the receipts that are due (they attach it, so
+    they say PAID). Idempotent. Raises OSError or a database error for the task to retry."""
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
     receipts = list(
         Payment.objects.filter(invoice=invoice, receipt_queued_at=None)
         .exclude(receipt_due_at=None)
         .order_by("created_at", "pk")
     )
-    if invoice.pdf_stale_at is None and not receipts:
+    unrendered = not invoice.pdf and invoice.delivered_at is not None
+    if invoice.pdf_stale_at is None and not receipts and not unrendered:
         return
-    if invoice.pdf or receipts:
+    if invoice.pdf or receipts or unrendered:
         try:
             current_pdf(invoice)  # rendered when missing, again when stale
         except TRANSIENT_ERRORS:
@@ -149,7 +171,11 @@ def follow_up(invoice_id: int) -> None:
         except Exception as exc:
             log.exception("rendering invoice %s again failed", invoice_id)
             _failed(invoice, f"{type(exc).__name__}: {exc}")
+            if unrendered:  # marked for the sweep, which looks for stale PDFs
+                Invoice.objects.filter(pk=invoice.pk, pdf_stale_at=None).update(pdf_stale_at=timezone.now())
             return  # the receipts wait for a PDF that says what is true; the sweep tries again
+        if unrendered and invoice.pdf_stale_at is not None:  # rendered as it stood when read: not stale
+            Invoice.objects.filter(pk=invoice.pk, pdf_stale_at=invoice.pdf_stale_at).update(pdf_stale_at=None)
         # A delivered invoice's error was this rendering's: it worked now.
         Invoice.objects.filter(pk=invoice.pk).exclude(delivered_at=None).exclude(delivery_error="").update(
             delivery_error=""

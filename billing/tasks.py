@@ -45,8 +45,9 @@ def deliver_invoices(invoice_ids: list[int], as_of: str | None = None) -> None:
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
 def follow_up_invoice(invoice_id: int) -> None:
-    """After money moved: render the PDF again, then send the receipts it must go with."""
-    sending.follow_up(invoice_id)
+    """After money moved: render the PDF again, then send the receipts it must go with (left to the
+    invoice's delivery while one is under way)."""
+    sending.follow_up_unless_delivering(invoice_id)
 
 
 @shared_task

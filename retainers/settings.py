@@ -225,6 +225,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
+# The outbox's sends go to a queue of their own (retainers/queues.py), so that emails are not
+# queued behind the billing run's delivery batches; empty puts them on the default queue.
+CELERY_TASK_ROUTES = ("retainers.queues.route_task",)
+OUTBOX_QUEUE = os.environ.get("OUTBOX_QUEUE", "email")
 CELERY_BEAT_SCHEDULE = {
     "send-due-emails": {
         "task": "retainers.tasks.send_due_emails",

@@ -60,6 +60,8 @@ WEB_HOST, WEB_PORT = "127.0.0.1", 8000
 STOP_TIMEOUT = 10  # seconds a child gets to exit after SIGTERM before SIGKILL
 # How the children of `run` say they are ready (Celery's own log lines at -l info).
 WORKER_READY = re.compile(r"celery@\S+ ready\.")
+# The Celery queues (retainers/queues.py): the default one and the outbox's; `run`'s one worker takes both.
+QUEUES = "celery,email"
 BEAT_READY = re.compile(r"beat: Starting\.\.\.")
 READY_TIMEOUT = 60  # seconds to wait for them before showing the logins anyway
 
@@ -535,7 +537,7 @@ def run_commands(*, schedule: Path) -> list[tuple[str, list[str], re.Pattern[str
         ("web", [python, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}"], None),  # ready: its port answers
         (
             "worker",
-            [python, "-m", "celery", "-A", "retainers", "worker", "-l", "info", "--concurrency", "2"],
+            [python, "-m", "celery", "-A", "retainers", "worker", "-l", "info", "--concurrency", "2", "-Q", QUEUES],
             WORKER_READY,
         ),
         ("beat", [python, "-m", "celery", "-A", "retainers", "beat", "-l", "info", "-s", str(schedule)], BEAT_READY),
@@ -551,7 +553,7 @@ def purge_queues(env: dict[str, str]) -> None:
     renewals) find whatever real work a discarded task stood for and do it, idempotently.
     """
     result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "retainers", "purge", "--force"],
+        [sys.executable, "-m", "celery", "-A", "retainers", "purge", "--force", "-Q", QUEUES],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -76,9 +76,9 @@ def private_redis(tmp_path) -> Iterator[str]:
 
 
 def queued(url: str) -> int:
-    """Messages waiting in the default Celery queue of the broker at `url`."""
+    """Messages waiting in the Celery queues (the default one and the emails') of the broker at `url`."""
     with redis.Redis.from_url(url) as client:
-        return int(client.llen("celery"))
+        return int(client.llen("celery")) + int(client.llen("email"))
 
 
 def database_url() -> str:
@@ -226,7 +226,7 @@ def test_run_empties_the_queue_of_tasks_it_did_not_queue(dev, private_redis, cap
     assert queued(private_redis) == 2
     dev.purge_queues(env)
     assert queued(private_redis) == 0
-    assert "dev: celery purge: Purged 2 messages from 1 known task queue." in capfd.readouterr().out
+    assert "dev: celery purge: Purged 2 messages from 2 known task queues." in capfd.readouterr().out
 
 
 def test_run_says_in_one_line_when_the_queue_cannot_be_emptied(dev):

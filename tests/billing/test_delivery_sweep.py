@@ -270,3 +270,89 @@ def test_a_receipt_waits_for_its_pdf_and_the_sweep_sends_it_once_the_pdf_renders
     assert (invoice.delivery_error, invoice.pdf_stale_at) == ("", None)
     [receipt] = mail.outbox
     assert receipt.subject.startswith("Receipt:") and "PAID" in attachment_text(receipt)
+
+
+def test_a_charged_invoice_renders_its_pdf_once_after_the_charge_saying_paid(
+    acme, fake_stripe, use_stripe, monkeypatch, django_capture_on_commit_callbacks
+):
+    use_stripe(fake_stripe.url)
+    save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
+    invoice = open_invoice(acme, auto_charge=True)
+    rendered = []
+    render = pdf.render_invoice_pdf
+    monkeypatch.setattr(pdf, "render_invoice_pdf", lambda inv, **kw: rendered.append(inv.status) or render(inv, **kw))
+
+    with django_capture_on_commit_callbacks(execute=True):  # the follow-up task the charge queues runs too
+        assert sending.deliver_invoice(invoice.pk) is True
+    assert rendered == ["paid"]  # once, after the charge: not before it and again for the receipt
+    invoice.refresh_from_db()
+    assert invoice.pdf and invoice.pdf_stale_at is None and invoice.delivered_at is not None
+    [receipt] = mail.outbox
+    assert receipt.subject.startswith("Receipt:") and "PAID" in attachment_text(receipt)
+
+
+def test_a_declined_charge_still_gets_its_pdf_asking_for_payment(
+    acme, fake_stripe, use_stripe, django_capture_on_commit_callbacks
+):
+    use_stripe(fake_stripe.url)
+    declining = fake_stripe.add_card()
+    fake_stripe.declining.add(declining)
+    save_card(acme, customer_id="cus_acme", payment_method_id=declining)
+    invoice = open_invoice(acme, auto_charge=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.deliver_invoice(invoice.pk) is True
+    invoice.refresh_from_db()
+    assert invoice.charge_attempts == 1 and invoice.status == "open" and invoice.delivered_at is not None
+    assert invoice.pdf and invoice.pdf_stale_at is None
+    with invoice.pdf.open("rb") as handle:
+        text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(handle.read())).pages)
+    assert "PAID" not in text
+
+
+def test_a_charged_invoice_whose_first_pdf_fails_is_rendered_by_the_sweep_then_receipted(
+    acme, fake_stripe, use_stripe, monkeypatch, django_capture_on_commit_callbacks
+):
+    use_stripe(fake_stripe.url)
+    save_card(acme, customer_id="cus_acme", payment_method_id=fake_stripe.add_card())
+    invoice = open_invoice(acme, auto_charge=True)
+
+    def broken(*args, **kwargs):
+        raise TemplateSyntaxError("Unclosed tag 'if'")
+
+    monkeypatch.setattr(pdf, "render_invoice_pdf", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        sending.deliver_invoice(invoice.pk)  # charged once; no PDF could be rendered
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and invoice.delivered_at is not None and not invoice.pdf
+    assert invoice.delivery_error.startswith("TemplateSyntaxError") and invoice.pdf_stale_at is not None
+    assert not mail.outbox
+
+    monkeypatch.undo()
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=16)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        sending.deliver_due(inline=True)
+        sending.deliver_due(inline=True)
+    invoice.refresh_from_db()
+    assert (invoice.delivery_error, invoice.pdf_stale_at) == ("", None) and invoice.pdf
+    [receipt] = mail.outbox
+    assert "PAID" in attachment_text(receipt)
+    assert len(fake_stripe.of_type("payment_intent")) == 1
+
+
+def test_the_follow_up_task_leaves_an_invoice_to_its_delivery_under_way(acme, monkeypatch):
+    invoice = open_invoice(acme)
+    followed = []
+    monkeypatch.setattr(sending, "follow_up", followed.append)
+    now = timezone.now()
+    Invoice.objects.filter(pk=invoice.pk).update(delivery_claimed_at=now)
+    tasks.follow_up_invoice(invoice.pk)
+    assert followed == []  # the delivery follows up itself when it is done
+    Invoice.objects.filter(pk=invoice.pk).update(delivery_error="RuntimeError: boom")
+    tasks.follow_up_invoice(invoice.pk)  # a failed delivery is not under way
+    Invoice.objects.filter(pk=invoice.pk).update(delivery_error="", delivery_claimed_at=now - sending.DELIVERY_LEASE)
+    tasks.follow_up_invoice(invoice.pk)  # nor one whose worker died (its lease is over)
+    Invoice.objects.filter(pk=invoice.pk).update(delivery_claimed_at=now, delivered_at=now)
+    tasks.follow_up_invoice(invoice.pk)  # nor one delivered
+    assert followed == [invoice.pk] * 3

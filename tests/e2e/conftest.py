@@ -175,6 +175,7 @@ def celery_worker(django_db_setup, app_server, media_root) -> Iterator[Worker]:
         "REDIS_URL": broker_url,
         "CELERY_BROKER_URL": broker_url,  # not the memory:// every other test process has (tests/conftest.py)
         "E2E_CELERY_QUEUE": queue,
+        "OUTBOX_QUEUE": "",  # the emails too go to the test's queue, which is all this worker takes
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",  # the tests read what was sent from `mailbox`
         "SITE_URL": app_server.url,
         "MEDIA_ROOT": str(media_root),
@@ -231,6 +232,7 @@ def worker(celery_worker, settings, monkeypatch) -> Iterator[Worker]:
     # sets it to memory:// for the whole run: point it at the worker's broker too, for this test only.
     monkeypatch.setenv("CELERY_BROKER_URL", celery_worker.broker_url)
     settings.CELERY_TASK_DEFAULT_QUEUE = celery_worker.queue
+    settings.OUTBOX_QUEUE = ""  # the emails too (retainers/queues.py)
     _forget_broker_connections(app)
     celery_worker.check_alive()
     yield celery_worker

@@ -1,0 +1,26 @@
+"""Which Celery queue a task goes to (CELERY_TASK_ROUTES names `route_task`).
+
+Two queues: the default one (`celery`: the billing run, the invoices' delivery batches, every
+scheduled job) and the outbox's (OUTBOX_QUEUE, `email` by default): the sends of emails, which are
+short and wait on SMTP. On the default queue they would wait behind every delivery batch (on
+billing day, behind minutes of PDF rendering); on their own, a worker that takes only them sends
+each as soon as it is queued. Every worker must consume both (`-Q celery,email`) unless another
+worker takes the email queue; README, "Celery queues and workers".
+
+Decided at each send from the setting (not a table Celery builds once), so a test or a worker app
+can put everything on one queue: OUTBOX_QUEUE empty sends the emails to the default queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+OUTBOX_TASKS = frozenset({"retainers.tasks.send_email", "retainers.tasks.send_due_emails"})
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str] | None:
+    if name in OUTBOX_TASKS and settings.OUTBOX_QUEUE:
+        return {"queue": settings.OUTBOX_QUEUE}
+    return None  # the default queue
