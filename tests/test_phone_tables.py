@@ -22,11 +22,6 @@ STAYS_A_TABLE = {
     # PDFs (WeasyPrint on an A4 page), never a screen.
     "billing/invoice_pdf.html": "PDF",
     "portal/statement_pdf.html": "PDF",
-    # The client page is being rebuilt as sections (issue 17, item 2): its tables stack there.
-    "billing/_client_section.html": "client page",
-    "clients/_contacts.html": "client page",
-    "delivery/_client_section.html": "client page",
-    "renewals/_client_section.html": "client page",
     # allauth's own pages fill this element's cells, so there is no data-label to give them.
     "allauth/elements/table.html": "allauth element",
     # Two columns (the month and its amount), shown only when the chart's <details> is opened.

@@ -451,8 +451,6 @@ STACKED_TABLES = """() => {
   }
   return problems;
 }"""
-# The client page is being rebuilt as sections (issue 17, item 2); its tables stack there.
-TABLES_CHECKED_ELSEWHERE = {"client"}
 
 
 @pytest.mark.parametrize(("name", "who", "url"), PAGES, ids=[name for name, _, _ in PAGES])
@@ -477,9 +475,8 @@ def test_page_fits_a_phone_without_scrolling_sideways(seeded, browser, app_serve
         )
         assert width <= PHONE["width"], f"{name}: {width}px wide at {PHONE['width']}px; too wide: {wide}"
         screenshot(page, f"phone-390-{name}")
-        if name not in TABLES_CHECKED_ELSEWHERE:
-            problems = page.evaluate(STACKED_TABLES)
-            assert not problems, f"{name} at {PHONE['width']}px:\n  " + "\n  ".join(problems)
+        problems = page.evaluate(STACKED_TABLES)
+        assert not problems, f"{name} at {PHONE['width']}px:\n  " + "\n  ".join(problems)
     finally:
         context.close()
 
