@@ -12,6 +12,7 @@ Invoice.owed_minor), unless the consultant asks for it again (services.ask_refun
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -222,7 +223,25 @@ def _tell_failed(invoice: Invoice, refund: Payment) -> None:
         )
 
 
-def refund_excess(*, invoice: Invoice, actor: User | None) -> list[Payment]:
+@dataclass(frozen=True)
+class ExcessRefund:
+    """What one click on "refund the excess" did: the refunds it made, in order, and their sums."""
+
+    refunds: list[Payment]
+    currency: str
+
+    @property
+    def refunded_minor(self) -> int:
+        """What is on its way back to the client: the refunds that count (pending or succeeded)."""
+        return sum(r.amount_minor for r in self.refunds if r.status in ACTIVE)
+
+    @property
+    def failed_minor(self) -> int:
+        """What Stripe would not refund (failed or canceled at once): still a credit balance."""
+        return sum(r.amount_minor for r in self.refunds if r.status not in ACTIVE)
+
+
+def refund_excess(*, invoice: Invoice, actor: User | None) -> ExcessRefund:
     """Refund an overpaid invoice's credit balance (what is not carried to the next invoice) in one
     click: from the payment that overpaid, then the ones before it. Never call it inside a
     transaction. Raises BillingError when there is nothing to refund or Stripe refuses (what was
@@ -236,4 +255,4 @@ def refund_excess(*, invoice: Invoice, actor: User | None) -> list[Payment]:
         made.append(refund_payment(payment=payment, amount_minor=amount, actor=actor, reason="Overpayment"))
     if not made:
         raise BillingError("No payment of this invoice can be refunded: record the refund by hand.")
-    return made
+    return ExcessRefund(refunds=made, currency=invoice.currency)

@@ -444,15 +444,22 @@ def invoice_refund_excess(request: WorkspaceRequest, invoice_id: int) -> HttpRes
     invoice = _invoice(request, invoice_id)
     _may_move_money(request)
     try:
-        made = refunds.refund_excess(invoice=invoice, actor=request.user)
+        done = refunds.refund_excess(invoice=invoice, actor=request.user)
     except BillingError as exc:
         messages.error(request, str(exc))
         return _to_detail(request, invoice)
-    total = _money(request, sum(r.amount_minor for r in made), invoice.currency)
-    if any(r.status == Payment.Status.FAILED for r in made):
-        messages.error(request, f"The refund of {total} failed: see the payments below.")
+    refunded, failed = (
+        _money(request, done.refunded_minor, done.currency),
+        _money(request, done.failed_minor, done.currency),
+    )
+    if done.failed_minor and done.refunded_minor:
+        messages.error(
+            request, f"{refunded} is being refunded, but the refund of {failed} failed: see the payments below."
+        )
+    elif done.failed_minor:
+        messages.error(request, f"The refund of {failed} failed: see the payments below.")
     else:
-        messages.success(request, f"The overpayment of {total} is being refunded.")
+        messages.success(request, f"The overpayment of {refunded} is being refunded.")
     return _to_detail(request, invoice)
 
 

@@ -22,13 +22,26 @@ from django.core.validators import validate_email
 from django.db.models.functions import Lower
 
 from clients.models import Client, Contact
+from retainers.fields import format_percent, parse_percent
 
 if TYPE_CHECKING:
     from retainers.models import Workspace
 
 MAX_BYTES = 1024 * 1024
 MAX_ROWS = 2000
-COLUMNS = ("name", "billing_email", "address", "tax_id", "contact_name", "contact_email", "contact_role")
+COLUMNS = (
+    "name",
+    "billing_email",
+    "address",
+    "tax_id",
+    "tax_treatment",
+    "tax_rate",
+    "contact_name",
+    "contact_email",
+    "contact_role",
+)
+Treatment = Client.TaxTreatment
+TREATMENTS = ", ".join(Treatment.values)  # what the tax_treatment column takes, as the error lists it
 # The model fields' max_length, so a long value is a row error and not a database error.
 MAX_LENGTHS = {
     "name": 200,
@@ -52,6 +65,17 @@ class ImportRow:
     number: int
     values: dict[str, str]
     errors: list[str] = field(default_factory=list)
+    tax_rate_bp: int | None = None  # the tax_rate column read, with the own_rate treatment only
+
+    @property
+    def tax_summary(self) -> str:
+        """The row's tax treatment as the preview shows it; empty for the workspace's rate (the default)."""
+        treatment = self.values["tax_treatment"]
+        if treatment not in Treatment.values or treatment == Treatment.WORKSPACE:
+            return ""
+        if treatment == Treatment.OWN_RATE and self.tax_rate_bp is not None:
+            return f"Tax {format_percent(self.tax_rate_bp)}% (their own rate)"
+        return str(Treatment(treatment).label)
 
     @property
     def ok(self) -> bool:
@@ -143,7 +167,35 @@ def _row(number: int, keys: list[str], record: list[str]) -> ImportRow:
             row.errors.append(f"{key} “{values[key]}” is not a valid email address.")
     if row.has_contact and not (values["contact_name"] and values["contact_email"]):
         row.errors.append("A contact needs both contact_name and contact_email.")
+    _check_tax(row)
     return row
+
+
+def _check_tax(row: ImportRow) -> None:
+    """The tax_treatment and tax_rate columns, as the client form checks them (the `client_tax_*`
+    constraints hold the same): the treatment's value, normalised; a rate with own_rate and only
+    then; a VAT number with reverse_charge. A rate with no treatment means a rate of their own."""
+    values = row.values
+    given, rate = values["tax_treatment"], values["tax_rate"]
+    treatment = _header_key(given) if given else (Treatment.OWN_RATE if rate else Treatment.WORKSPACE)
+    values["tax_treatment"] = treatment
+    if treatment not in Treatment.values:
+        row.errors.append(f"tax_treatment “{given}” is not one of: {TREATMENTS}. Leave it empty for your tax rate.")
+        return
+    if treatment != Treatment.OWN_RATE:
+        if rate:
+            row.errors.append(f"tax_rate is only for the own_rate treatment, not {treatment}: leave it empty.")
+    elif not rate:
+        row.errors.append("tax_rate is missing: own_rate needs their rate, e.g. 8.25.")
+    else:
+        try:
+            row.tax_rate_bp = parse_percent(rate)
+        except ValidationError as error:  # parse_percent says what to type
+            row.errors.append(f"tax_rate “{rate}”: {' '.join(error.messages)}")
+    if treatment == Treatment.REVERSE_CHARGE and not values["tax_id"]:
+        row.errors.append(
+            "tax_treatment reverse_charge needs the client's VAT number in tax_id: it is on each invoice."
+        )
 
 
 def _is_email(value: str) -> bool:

@@ -302,6 +302,8 @@ def import_clients(*, workspace: Workspace, text: str, skip_invalid: bool) -> Im
                     billing_email=row.values["billing_email"],
                     address=row.values["address"],
                     tax_id=row.values["tax_id"],
+                    tax_treatment=row.values["tax_treatment"],
+                    tax_rate_bp=row.tax_rate_bp,
                     created_at=now,
                 )
                 for row in valid

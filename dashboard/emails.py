@@ -458,7 +458,7 @@ def _email_type(template: str) -> EmailType:
 
 
 @require_GET
-@workspace_view
+@workspace_view(admin=True)  # settings pages are for owners and admins
 def email_previews(request: WorkspaceRequest) -> HttpResponse:
     """The list of every email type, for the client and for the team."""
     groups = [
@@ -469,7 +469,7 @@ def email_previews(request: WorkspaceRequest) -> HttpResponse:
 
 
 @require_GET
-@workspace_view
+@workspace_view(admin=True)  # settings pages are for owners and admins
 def email_preview(request: WorkspaceRequest, template: str) -> HttpResponse:
     """One email: its subject, sender, text part, and the HTML part in a sandboxed frame."""
     email_type = _email_type(template)
@@ -497,7 +497,7 @@ EMAIL_FRAME_CSP: dict[str, list[str] | str] = {
 
 
 @require_GET
-@workspace_view
+@workspace_view(admin=True)
 @csp_override(EMAIL_FRAME_CSP)
 @xframe_options_sameorigin
 def email_preview_frame(request: WorkspaceRequest, template: str) -> HttpResponse:

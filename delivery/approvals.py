@@ -229,6 +229,7 @@ def _email_client(approval: OverageApproval, contacts: list[Contact], *, balance
             workspace=retainer.workspace,
             client_id=retainer.client_id,
             key=f"overage-ask-{approval.pk}-{stamp}-contact{contact.pk}",
+            secret=True,  # the link approves or declines without signing in
         )
 
 

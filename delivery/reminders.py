@@ -166,7 +166,9 @@ def send_low_balance_alerts(*, workspace: Workspace) -> int:
                 f"lowbal-{retainer.period_id}-{threshold}-contact{contact.pk}",
                 {"to": contact.email, "template": "low_balance_client", "client_id": retainer.client_id,
                  "context": {**base, "recipient_name": contact.name, "url": portal_url,
-                             "approve_url": approvals.approval_url(approval, contact) if approval else ""}},
+                             "approve_url": approvals.approval_url(approval, contact) if approval else ""},
+                 # The approval link answers without signing in: the body is redacted once sent.
+                 "secret": approval is not None},
             ))  # fmt: skip
     # One query tells which were sent on an earlier run; those are not rendered again.
     done = set(Email.objects.filter(key__in=[key for key, _ in planned]).values_list("key", flat=True))

@@ -374,6 +374,7 @@ def send_proposal(*, renewal: Renewal, actor: User | None) -> Renewal:
             workspace=renewal.workspace,
             client_id=retainer.client_id,
             key=f"renewal-{renewal.pk}-proposal-{nonce}-{recipient.key}",
+            secret=True,  # its accept and decline links act without signing in
         )
     return renewal
 
@@ -620,6 +621,7 @@ class _Queued(TypedDict):
     template: str
     context: dict[str, object]
     client_id: NotRequired[int]
+    secret: NotRequired[bool]
 
 
 def send_due_reminders(*, workspace: Workspace, today: date) -> int:
@@ -668,6 +670,7 @@ def send_due_reminders(*, workspace: Workspace, today: date) -> int:
                     "template": "renewal_reminder_client",
                     "context": context,
                     "client_id": client.pk,
+                    "secret": "accept_url" in context,  # the proposal's links act without signing in
                 }
                 planned.append((key, arguments))
 

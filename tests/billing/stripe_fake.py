@@ -49,6 +49,7 @@ class FakeStripe:
     requiring_action: set[str] = field(default_factory=set)
     processing: set[str] = field(default_factory=set)  # cards whose payments stay "processing"
     refund_status: str = "succeeded"  # what a new refund says: "pending" is common for some cards
+    refund_statuses: dict[str, str] = field(default_factory=dict)  # by PaymentIntent id, over refund_status
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -387,7 +388,7 @@ class FakeStripe:
             currency=pi["currency"],
             payment_intent=pi["id"],
             charge=pi["latest_charge"],
-            status=self.refund_status,
+            status=self.refund_statuses.get(pi["id"], self.refund_status),
             metadata=p.get("metadata", {}),
         )
 

@@ -96,6 +96,41 @@ def test_the_excess_is_refunded_in_one_click_from_the_payment_that_overpaid(
     assert len(fake_stripe.of_type("refund")) == 1
 
 
+def test_refund_excess_returns_what_it_refunded(overpaid, fake_stripe, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        done = refunds.refund_excess(invoice=overpaid, actor=None)
+    [refund] = Payment.objects.filter(kind="refund")
+    assert (done.refunds, done.refunded_minor, done.failed_minor, done.currency) == ([refund], 108000, 0, "GBP")
+
+
+def test_a_refund_of_the_excess_that_partly_fails_says_what_went_back_and_what_did_not(
+    overpaid, fake_stripe, workspace, owner_client, django_capture_on_commit_callbacks
+):
+    """Paid three times: the excess (£1,580) comes back from the newest payment (£500, refunded)
+    and the one before it (£1,080, which Stripe fails). The message names each part, not the sum."""
+    third = fake_stripe._new(
+        "pi", "payment_intent", status="succeeded", amount=50000, amount_received=50000, currency="gbp"
+    )
+    third["latest_charge"] = "ch_third"
+    with django_capture_on_commit_callbacks(execute=True):
+        charges.record_charge_success(overpaid.pk, intent=succeeded(overpaid, third["id"], 50000), attempt=None)
+    before = Payment.objects.filter(kind="payment", status="succeeded").order_by("-created_at", "-pk")
+    newest, middle = before[0], before[1]
+    assert newest.stripe_id == third["id"]
+    fake_stripe.refund_statuses[middle.stripe_id] = "failed"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            reverse("billing:invoice_refund_excess", args=[workspace.slug, overpaid.pk]), follow=True
+        )
+    page = response.content.decode()
+    assert "£500.00 is being refunded, but the refund of £1,080.00 failed: see the payments below." in page
+    assert "The refund of £1,580.00 failed" not in page
+    refunds_made = {r.refund_of_id: (r.amount_minor, r.status) for r in Payment.objects.filter(kind="refund")}
+    assert refunds_made == {newest.pk: (50000, "succeeded"), middle.pk: (108000, "failed")}
+    overpaid.refresh_from_db()
+    assert overpaid.credit_balance_minor == 108000  # the failed part is still a credit balance
+
+
 def test_the_credit_goes_on_the_clients_open_invoice_and_totals_add_up(
     overpaid, acme, workspace, owner_client, django_capture_on_commit_callbacks
 ):

@@ -39,6 +39,8 @@ def test_parses_rows_with_quoted_newlines_and_normalises_contact_email(workspace
         "billing_email": "ap@acme.example",
         "address": "1 High St\nLondon",
         "tax_id": "GB1",
+        "tax_treatment": "workspace",  # no tax columns: the workspace's rate, as on the client form
+        "tax_rate": "",
         "contact_name": "Carol Chen",
         "contact_email": "carol@acme.example",
         "contact_role": "COO",
@@ -128,6 +130,96 @@ def test_row_errors(workspace):
     assert errors[9] == ["A contact needs both contact_name and contact_email."]
     assert errors[10] == ["This row has 8 values but the header has 7 columns."]
     assert "billing_email is longer than 254 characters." in errors[11]
+
+
+TAX_HEADER = "name,tax_id,tax_treatment,tax_rate\n"
+
+
+def test_tax_columns_give_each_client_its_treatment(workspace):
+    text = TAX_HEADER + "\n".join(
+        [
+            "Home Co,,,",  # the workspace's rate
+            "Own Co,,own_rate,8.25",
+            "Rate Only Co,,,7 %",  # a rate alone: a rate of their own
+            "Exempt Co,,Exempt,",  # any case
+            "Brandt GmbH,DE811907980,Reverse charge,",  # as people write it
+            "Named Co,,workspace,",
+        ]
+    )
+    rows = csv_import.preview(text, workspace=workspace)
+    assert all(row.ok for row in rows), errors_by_row(rows)
+    assert [(row.values["tax_treatment"], row.tax_rate_bp) for row in rows] == [
+        ("workspace", None),
+        ("own_rate", 825),
+        ("own_rate", 700),
+        ("exempt", None),
+        ("reverse_charge", None),
+        ("workspace", None),
+    ]
+    services.import_clients(workspace=workspace, text=text, skip_invalid=False)
+    saved = dict(Client.objects.for_workspace(workspace).values_list("name", "tax_treatment"))
+    assert saved == {
+        "Home Co": "workspace",
+        "Own Co": "own_rate",
+        "Rate Only Co": "own_rate",
+        "Exempt Co": "exempt",
+        "Brandt GmbH": "reverse_charge",
+        "Named Co": "workspace",
+    }
+    assert Client.objects.get(name="Own Co").tax_rate_bp == 825
+    assert Client.objects.get(name="Brandt GmbH").tax_id == "DE811907980"
+
+
+def test_tax_column_errors_name_the_column_on_their_row(workspace):
+    text = TAX_HEADER + "\n".join(
+        [
+            "A,,standard,",  # 2: not a treatment we have
+            "B,,own_rate,",  # 3: own rate without a rate
+            "C,,own_rate,twenty",  # 4
+            "D,,own_rate,120",  # 5
+            "E,,own_rate,8.255",  # 6
+            "F,,exempt,5",  # 7: a rate with another treatment
+            "G,,reverse_charge,",  # 8: reverse charge without a VAT number
+            "H,GB1,reverse_charge,",  # 9: fine
+        ]
+    )
+    errors = errors_by_row(csv_import.preview(text, workspace=workspace))
+    assert errors == {
+        2: [
+            "tax_treatment “standard” is not one of: workspace, own_rate, exempt, reverse_charge. "
+            "Leave it empty for your tax rate."
+        ],
+        3: ["tax_rate is missing: own_rate needs their rate, e.g. 8.25."],
+        4: ["tax_rate “twenty”: Enter a percentage such as 20 or 8.25."],
+        5: ["tax_rate “120”: Enter a percentage from 0 to 100."],
+        6: ["tax_rate “8.255”: Use 2 decimals at most, e.g. 8.25."],
+        7: ["tax_rate is only for the own_rate treatment, not exempt: leave it empty."],
+        8: ["tax_treatment reverse_charge needs the client's VAT number in tax_id: it is on each invoice."],
+    }
+    with pytest.raises(services.ImportRefused):
+        services.import_clients(workspace=workspace, text=text, skip_invalid=False)
+    services.import_clients(workspace=workspace, text=text, skip_invalid=True)
+    assert list(Client.objects.for_workspace(workspace).values_list("name", "tax_treatment")) == [
+        ("H", "reverse_charge")
+    ]
+
+
+def test_the_preview_shows_each_rows_tax_and_its_errors_by_row(workspace, owner_client):
+    text = TAX_HEADER + "Own Co,,own_rate,8.25\nBrandt GmbH,DE1,reverse_charge,\nBad Co,,own_rate,lots\n"
+    owner_client.post(url(workspace, "client_import"), {"file": upload(text)})
+    preview = owner_client.get(url(workspace, "client_import_preview"))
+    rows = {row.number: row for row in preview.context["rows"]}
+    html = preview.content.decode()
+    assert "Tax 8.25% (their own rate)" in html and "EU reverse charge" in html
+    assert rows[4].errors == ["tax_rate “lots”: Enter a percentage such as 20 or 8.25."]
+    assert "tax_rate “lots”: Enter a percentage such as 20 or 8.25." in html
+
+
+def test_the_upload_page_documents_the_tax_columns(workspace, owner_client):
+    html = owner_client.get(url(workspace, "client_import")).content.decode()
+    assert ",".join(csv_import.COLUMNS) in html  # the example's header names every column
+    for treatment in Client.TaxTreatment.values:
+        assert f"<code>{treatment}</code>" in html
 
 
 # --- The service ---------------------------------------------------------------------------------

@@ -229,8 +229,13 @@ def test_low_balance_alerts_offer_overage_approval_with_how_far_over_and_its_cos
     token = next(line for line in low.body.splitlines() if "/overage/" in line).rstrip("/").rsplit("/", 1)[1]
     with time_machine.travel(at(2026, 1, 11, 9)):  # the link works for 14 days
         assert approvals.check_token(token).approval == approval
+    # The link answers without signing in: the sent row no longer holds it (the team's keeps its body).
+    row = Email.objects.get(message_id=low.extra_headers["Message-ID"])
+    assert row.status == Email.Status.SENT and row.secret
+    assert token not in row.body_text and token not in row.body_html
     team = next(m for m in mail.outbox if m.to == ["alice@example.com"] and "Running low" in m.subject)
     assert "offered up to 5.00 extra hours" in team.body
+    assert not Email.objects.get(message_id=team.extra_headers["Message-ID"]).secret
 
     approvals.answer_overage(approval=approval, approve=True, quantity=Decimal("2"), contact=carol, via="link")
     deliver(retainer, "2.5", date(2026, 1, 12), alice)  # 1.5 over the balance, within the approval
@@ -253,6 +258,8 @@ def test_the_used_up_alert_under_bill_says_how_far_over_and_what_it_costs(retain
     assert "2.50 hours over the 10.00 available. 2.50 hours at £150.00 an hour: £375.00 on the next invoice." in (
         client_email.body
     )
+    row = Email.objects.get(message_id=client_email.extra_headers["Message-ID"])
+    assert not row.secret and "2.50 hours over" in row.body_text  # no link in it: kept as sent
 
 
 def test_after_downtime_a_used_up_retainer_gets_the_used_up_alert_only(retainer, alice, carol, run):

@@ -18,7 +18,7 @@ from billing import services as billing_services
 from billing.models import BillingProfile
 from clients import services as client_services
 from dashboard.emails import BY_TEMPLATE, TYPES
-from retainers.models import Email
+from retainers.models import Email, Membership
 from tests import factories
 from tests.retainers.test_accounts import field_errors, parse
 from tests.retainers.test_security import csp_problems
@@ -145,6 +145,32 @@ def test_previews_of_another_workspace_are_404(workspace, outsider_client):
         ("email_preview_frame", ["invoice_issued"]),
     ):
         assert outsider_client.get(reverse(name, args=[workspace.slug, *args])).status_code == 404
+
+
+PREVIEW_PAGES = (
+    ("email_previews", []),
+    ("email_preview", ["invoice_issued"]),
+    ("email_preview_frame", ["invoice_issued"]),
+)
+
+
+def test_previews_are_for_owners_and_admins_as_every_settings_page(workspace, owner_client, login):
+    admin = factories.MembershipFactory(workspace=workspace, role=Membership.Role.ADMIN).user
+    for browser in (owner_client, login(admin)):
+        for name, args in PREVIEW_PAGES:
+            assert browser.get(reverse(name, args=[workspace.slug, *args])).status_code == 200
+    settings_page = owner_client.get(reverse("billing:billing_settings", args=[workspace.slug])).content.decode()
+    assert reverse("email_previews", args=[workspace.slug]) in settings_page
+
+
+def test_members_may_not_see_the_previews_nor_a_link_to_them(workspace, member_client):
+    for name, args in PREVIEW_PAGES:
+        assert member_client.get(reverse(name, args=[workspace.slug, *args])).status_code == 403
+    link = reverse("email_previews", args=[workspace.slug])
+    for page in ("dashboard", "client_list"):
+        name = page if page == "dashboard" else f"clients:{page}"
+        response = member_client.get(reverse(name, args=[workspace.slug]))
+        assert response.status_code == 200 and link not in response.content.decode()
 
 
 def test_an_unknown_email_type_is_404(workspace, owner_client):

@@ -15,8 +15,10 @@ from billing import services as billing
 from billing.models import Invoice
 from delivery import approvals, services
 from delivery.models import OverageApproval, Period
+from retainers import outbox
 from retainers.models import AuditEvent, Email
 from tests import factories
+from tests.sent import sent_html, sent_message, sent_text
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +134,22 @@ def test_a_consultant_asks_with_a_message_and_the_contacts_get_a_signed_link(wor
     assert check.ok and check.approval == approval and check.contact == contact
     again = approvals.request_overage(retainer=retainer, offered=D("2"), message="Less, then.", actor=alice)
     assert again.pk == approval.pk and again.offered == D("2")
+
+
+def test_the_ask_is_sent_with_its_signed_link_then_redacted(workspace, alice):
+    """The link approves or declines without signing in: once sent, the outbox row no longer holds it."""
+    retainer, contact = needing_approval(workspace)
+    approval = approvals.request_overage(retainer=retainer, offered=D("4"), message="", actor=alice)
+    row = Email.objects.get(to=contact.email, key__startswith=f"overage-ask-{approval.pk}-")
+    link = next(line for line in row.body_text.splitlines() if "/overage/" in line)
+    token = link.rsplit("/overage/", 1)[1].strip("/")
+    assert outbox.send_email(row.pk) is True
+    assert token in sent_text(row) and token in sent_html(row)  # the client got the working link
+    row.refresh_from_db()
+    assert row.status == Email.Status.SENT and row.secret
+    assert token not in row.body_text and token not in row.body_html and "/overage/" not in row.body_text
+    assert row.subject == sent_message(row).subject  # what was sent to whom is still known
+    assert approvals.check_token(token).ok  # the link itself still works for its reader
 
 
 def test_asking_needs_a_contact_who_can_answer(workspace, alice):

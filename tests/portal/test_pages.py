@@ -9,6 +9,7 @@ data of its own that Carol must never see.
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -19,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import Q, Sum
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from billing import connect, paylinks
 from billing import services as billing
@@ -427,6 +429,41 @@ def test_pay_buttons_promise_a_card_payment_only_when_the_workspace_takes_cards(
     connect.use_test_account(workspace=story.workspace, account_id="acct_portal")
     page = read(carol_browser.get(portal_url(story, path))).text()
     assert "Pay invoice" in page and "How to pay" not in page
+
+
+# As written ("How to pay invoice …" is the wording without cards, so not "pay invoice").
+CARD_PROMISES = ("by card", "Pay invoice", "Pay now", "Pay online")
+PORTAL_PAGES = ["", "history/", "invoices/", "card/", "messages/", "notes/", "renewals/", "overage/"]
+
+
+def _pdf_text(response) -> str:
+    data = b"".join(response.streaming_content)
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode()
+
+
+def _card_promises(story, browser, invoice: Invoice) -> dict[str, list[str]]:
+    """Every portal page, the invoice's pay page and its PDF: the card payments each promises."""
+    texts = {path or "overview": read(browser.get(portal_url(story, path))).text() for path in PORTAL_PAGES}
+    texts["pay page"] = read(browser.get(reverse("billing_public:pay", args=[paylinks.pay_token(invoice)]))).text()
+    texts["pdf"] = _pdf_text(browser.get(portal_url(story, f"invoices/{invoice.pk}/pdf/")))
+    return {where: [p for p in CARD_PROMISES if p in text] for where, text in texts.items()}
+
+
+def test_without_card_payments_no_portal_page_pay_page_or_pdf_offers_a_card(story, carol_browser, settings):
+    """Issue 17 item 5: the Card page says card payments are not taken, so nothing else the client
+    sees may offer one: no "Pay" button, no "Pay online by card" on the PDF or the pay page."""
+    first, second = Invoice.objects.filter(client=story.acme, status="open").order_by("pk")[:2]
+    promises = _card_promises(story, carol_browser, first)
+    assert not any(promises.values()), promises
+    assert "does not take card payments" in read(carol_browser.get(portal_url(story, "card/"))).text()
+    # The same walk once the workspace takes cards finds the offers: the check above can fail.
+    settings.STRIPE_SECRET_KEY = "sk_test_portal"
+    connect.use_test_account(workspace=story.workspace, account_id="acct_portal")
+    promises = _card_promises(story, carol_browser, second)  # a PDF not rendered yet
+    assert "Pay invoice" in promises["invoices/"] and "Pay invoice" in promises["overview"]
+    assert "by card" in promises["pay page"] and "by card" in promises["pdf"]
 
 
 def test_overview_shows_the_latest_shared_notes_and_never_a_private_one(story, carol_browser):

@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.core.mail import EmailMessage
 from django.db import close_old_connections
 from django.test import Client as Browser
 
@@ -17,9 +18,11 @@ from clients.services import add_contact
 from communication.models import Task
 from renewals import services
 from renewals.models import Renewal
+from retainers import outbox
 from retainers.models import Email
 from tests import factories
 from tests.renewals.conftest import run
+from tests.sent import sent_message
 
 
 @pytest.fixture
@@ -46,8 +49,10 @@ def proposal_email(renewal: Renewal, to: str = "carol@acme.example") -> Email:
     return Email.objects.get(key__startswith=f"renewal-{renewal.pk}-proposal-", to=to)
 
 
-def link(email: Email, action: str) -> str:
-    return re.search(rf"https?://[^/\s]+(/renewal/[^/\s]+/{action}/)", email.body_text).group(1)
+def link(email: Email | EmailMessage, action: str) -> str:
+    """The path of the emailed accept or decline link, from an outbox row or a message as sent."""
+    body = email.body_text if isinstance(email, Email) else email.body
+    return re.search(rf"https?://[^/\s]+(/renewal/[^/\s]+/{action}/)", body).group(1)
 
 
 def next_retainers(renewal: Renewal):
@@ -71,6 +76,19 @@ def test_the_proposal_goes_to_the_portal_contacts_with_a_portal_link_and_signed_
     assert link(email, "accept") and link(email, "decline")
     assert "If you do not answer by 30 June 2026, your retainer ends." in body
     assert not Email.objects.filter(to="np@acme.example").exists()
+
+
+@pytest.mark.django_db
+def test_the_proposal_is_sent_with_its_signed_links_then_redacted(renewal):
+    """Accepting signs the next term without signing in: once sent, the outbox row no longer holds the links."""
+    email = proposal_email(renewal)
+    token = link(email, "accept").split("/")[2]
+    assert outbox.send_email(email.pk) is True
+    assert link(sent_message(email), "accept").split("/")[2] == token  # the client got the working links
+    email.refresh_from_db()
+    assert email.status == Email.Status.SENT and email.secret
+    assert token not in email.body_text and token not in email.body_html and "/renewal/" not in email.body_text
+    assert services.check_response_token(token).ok
 
 
 @pytest.mark.django_db

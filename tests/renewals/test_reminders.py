@@ -9,6 +9,7 @@ import pytest
 
 from renewals import services
 from renewals.models import Renewal
+from retainers import outbox
 from retainers.models import Email
 from tests.renewals.conftest import run
 
@@ -52,6 +53,7 @@ def test_unsent_proposal_reminds_the_team_and_warns_the_client_before_the_term_e
     warning = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-client-7-")
     assert warning.to == "carol@acme.example"
     assert "Then your retainer ends." in warning.body_text and "/renewal/" not in warning.body_text
+    assert not warning.secret  # no link to answer with: kept as sent
     assert Email.objects.filter(key__startswith=f"renewal-{renewal.pk}-opened-").count() == 1
     assert Renewal.objects.get().status == "lapsed"
 
@@ -74,6 +76,9 @@ def test_sent_proposal_reminds_the_client_with_the_links_and_the_team_that_no_an
     last = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-client-3-")
     assert last.subject == "Your renewal proposal is waiting: 3 days left"
     assert "/renewal/" in last.body_text and "If you do not answer by then, your retainer ends." in last.body_text
+    assert outbox.send_email(last.pk) is True
+    last.refresh_from_db()  # its accept and decline links act without signing in: redacted once sent
+    assert last.status == Email.Status.SENT and last.secret and "/renewal/" not in last.body_text + last.body_html
     nudge = Email.objects.get(key__startswith=f"renewal-{renewal.pk}-consultant-7-")
     assert nudge.subject == "No answer yet: Acme Corp, 7 days to the term end"
 
