@@ -334,6 +334,13 @@ def tasks_due(workspace: Workspace, *, today: date) -> QuerySet[Task]:
     )
 
 
+def client_names(workspace: Workspace, client_ids: set[int]) -> dict[int, str]:
+    """The names of a few clients by id: one query, none when there are none to name."""
+    if not client_ids:
+        return {}
+    return dict(Client.objects.for_workspace(workspace).filter(pk__in=client_ids).values_list("pk", "name"))
+
+
 def quiet_clients(workspace: Workspace, *, today: date) -> QuerySet[Client]:
     """Active clients with a live retainer and no session or message for 30 days (or their own
     check-in cadence), counted from when they were added if nothing happened since."""

@@ -25,6 +25,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.preview import NextInvoice, next_invoices
+from billing.services import held_first_invoices
 from clients.models import Retainer, RetainerTerms
 from dashboard import charts, onboarding, queries
 from dashboard.forms import RowFilterForm
@@ -364,6 +365,24 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
             show_all,
             ("overdue invoice", "overdue invoices"),
         )
+    )
+
+    # A renewed term's first invoice the billing run holds (the same holds the client page explains):
+    # it goes out once the previous term's unpaid invoice is paid, so that invoice is what to chase.
+    holds = sorted(
+        held_first_invoices(workspace.pk, today).values(), key=lambda h: (-h.days_overdue, h.period.start_on, h.period.pk)
+    )
+    names = queries.client_names(workspace, {hold.period.retainer.client_id for hold in holds[:n]})
+    items = [
+        Item(
+            f"{names[hold.period.retainer.client_id]} · {hold.period.retainer.name}",
+            f"First invoice of the term from {_day(hold.period.start_on, today)} held: {hold.reason}",
+            links("billing:invoice_detail", hold.unpaid.pk),
+        )
+        for hold in holds[:n]
+    ]
+    kinds.append(
+        Kind("held", "Held invoices", "badge-warning", len(holds), items, noun=("held invoice", "held invoices"))
     )
 
     rows, count = queries.capped(queries.failed_payments(workspace, now=timezone.now()), n)
