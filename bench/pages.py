@@ -1,10 +1,10 @@
-"""Benchmark of the busiest pages (issues 6 and 15): a workspace of 1,000 clients with 14 months of history.
+"""Benchmark of the busiest pages (issues 6 and 15): a workspace of 1,000 clients with 15 months of history.
 
-    .venv/bin/python bench/pages.py                 # 1,000 clients, 14 months, then 2 × 30 s of wrk
+    .venv/bin/python bench/pages.py                 # 1,000 clients, 15 months, then 2 × 30 s of wrk
     .venv/bin/python bench/pages.py --skip-load     # only the in-process server times
 
 Creates a scratch database (retainers_bench_pages), seeds it with `seed_demo --workspaces 1
---clients 1000 --months 14` ("Bench 0001"), bills its history (so there are invoices to show: about
+--clients 1000 --months 15` ("Bench 0001"), bills its history (so there are invoices to show: about
 10,500, for the invoices page's goal at 10k), gives one client's contact portal access, then:
 
 1. server time of the consultant pages (dashboard, clients list, a client's page, invoices, plans,
@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--clients", type=int, default=1000, metavar="N", help="clients in the workspace (1000)")
-    parser.add_argument("--months", type=int, default=14, metavar="K", help="months of history (14)")
+    parser.add_argument("--months", type=int, default=15, metavar="K", help="months of history (15)")
     parser.add_argument("--requests", type=int, default=50, metavar="R", help="timed requests per page (50)")
     parser.add_argument("--warmup", type=int, default=5, metavar="W", help="untimed requests per page first (5)")
     parser.add_argument("--skip-load", action="store_true", help="skip the gunicorn + wrk part (no wrk needed)")
@@ -176,6 +176,8 @@ def main() -> None:
         if args.from_template:
             server.create(args.db, template=args.from_template, replace=args.replace)
             created = True
+            # A template saved by an older checkout lacks this one's new migrations (indexes): apply them.
+            run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=env, label="migrate")
         else:
             server.create(args.db, replace=args.replace)
             created = True

@@ -249,7 +249,7 @@ def filters_context(request: WorkspaceRequest) -> dict[str, Any]:
 def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
     context = filters_context(request)
     chosen = context["chosen"]
-    rows = queries.filter_rows(queries.retainer_rows(request.workspace, today=today), **chosen)
+    rows = queries.filter_rows(queries.retainer_rows(request.workspace, today=today), **chosen, today=today)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     locale, links = _locale(request), Links(request)
     retainers = list(page)
@@ -577,7 +577,7 @@ def bookings_context(request: WorkspaceRequest, parts: PageCache, *, today: date
 @workspace_view
 def dashboard(request: WorkspaceRequest) -> HttpResponse:
     today = request.workspace.today()
-    parts = PageCache(request.workspace)
+    parts = PageCache(request.workspace, version=request.data_version)
     partial = request.htmx and not request.htmx.history_restore_request
     if partial and request.htmx.target == "attention":
         response = HttpResponse(attention_part(request, parts, today=today)["attention_html"])
