@@ -364,7 +364,9 @@ def report(args, prepared: dict, measured: dict, load: dict | None, setup: list[
         ratio = overview["rate"] / health["rate"] if health["rate"] else 0.0
         rows.append(("overview ÷ /healthz rate (goal ≥ 0.5)", "", f"{ratio:.2f}: {'yes' if ratio >= 0.5 else 'NO'}"))
         p95_ok = overview["p95"] < 100_000
-        rows.append(("overview p95 (goal < 100 ms)", "", f"{overview['p95'] / 1000:.1f} ms: {'yes' if p95_ok else 'NO'}"))
+        rows.append(
+            ("overview p95 (goal < 100 ms)", "", f"{overview['p95'] / 1000:.1f} ms: {'yes' if p95_ok else 'NO'}")
+        )
         out.append(
             table(
                 f"Under load, one after the other in the same run (gunicorn {args.gunicorn_workers} sync workers, "

@@ -370,7 +370,8 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
     # A renewed term's first invoice the billing run holds (the same holds the client page explains):
     # it goes out once the previous term's unpaid invoice is paid, so that invoice is what to chase.
     holds = sorted(
-        held_first_invoices(workspace.pk, today).values(), key=lambda h: (-h.days_overdue, h.period.start_on, h.period.pk)
+        held_first_invoices(workspace.pk, today).values(),
+        key=lambda h: (-h.days_overdue, h.period.start_on, h.period.pk),
     )
     names = queries.client_names(workspace, {hold.period.retainer.client_id for hold in holds[:n]})
     items = [

@@ -57,7 +57,9 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
                 # (retainers.pagecache) then need no query of their own to know they are current.
                 .annotate(
                     data_version=Coalesce(
-                        Subquery(DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]),
+                        Subquery(
+                            DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]
+                        ),
                         0,
                     )
                 )

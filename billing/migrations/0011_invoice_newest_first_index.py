@@ -4,17 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0010_payment_received_on'),
-        ('clients', '0012_overage_approval'),
-        ('delivery', '0008_overage_approval'),
-        ('retainers', '0008_workspace_onboarding_dismissed_at'),
+        ("billing", "0010_payment_received_on"),
+        ("clients", "0012_overage_approval"),
+        ("delivery", "0008_overage_approval"),
+        ("retainers", "0008_workspace_onboarding_dismissed_at"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='invoice',
-            index=models.Index(models.F('workspace'), models.OrderBy(models.F('issued_on'), descending=True, nulls_first=True), models.OrderBy(models.F('number'), descending=True), models.OrderBy(models.F('id'), descending=True), name='invoice_newest_idx'),
+            model_name="invoice",
+            index=models.Index(
+                models.F("workspace"),
+                models.OrderBy(models.F("issued_on"), descending=True, nulls_first=True),
+                models.OrderBy(models.F("number"), descending=True),
+                models.OrderBy(models.F("id"), descending=True),
+                name="invoice_newest_idx",
+            ),
         ),
     ]
