@@ -359,19 +359,21 @@ def report(args, prepared: dict, measured: dict, load: dict | None, setup: list[
 
         labels = ["requests", "requests per second", "latency p50 / p90", "latency p95 / p99", "latency max",
                   "socket errors (connect/read/write/timeout)", "non-200 responses", "load before"]  # fmt: skip
-        rows = [("", "/healthz (anchor)", "portal overview")]
-        rows += list(zip(labels, column(health), column(overview), strict=True))
+        load_rows: list[tuple[str, str, str]] = [("", "/healthz (anchor)", "portal overview")]
+        load_rows += list(zip(labels, column(health), column(overview), strict=True))
         ratio = overview["rate"] / health["rate"] if health["rate"] else 0.0
-        rows.append(("overview ÷ /healthz rate (goal ≥ 0.5)", "", f"{ratio:.2f}: {'yes' if ratio >= 0.5 else 'NO'}"))
+        load_rows.append(
+            ("overview ÷ /healthz rate (goal ≥ 0.5)", "", f"{ratio:.2f}: {'yes' if ratio >= 0.5 else 'NO'}")
+        )
         p95_ok = overview["p95"] < 100_000
-        rows.append(
+        load_rows.append(
             ("overview p95 (goal < 100 ms)", "", f"{overview['p95'] / 1000:.1f} ms: {'yes' if p95_ok else 'NO'}")
         )
         out.append(
             table(
                 f"Under load, one after the other in the same run (gunicorn {args.gunicorn_workers} sync workers, "
                 f"wrk {args.connections} connections × {args.duration} s each on 127.0.0.1)",
-                rows,
+                load_rows,
             )
         )
     out.append(table("Set-up (not part of the figures above)", setup))

@@ -72,7 +72,7 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
             # From here on the request is a WorkspaceRequest: it carries the attributes that type adds.
             workspace_request = cast(WorkspaceRequest, request)
             workspace_request.workspace, workspace_request.membership = membership.workspace, membership
-            workspace_request.data_version = membership.data_version  # type: ignore[attr-defined]  # annotated above
+            workspace_request.data_version = membership.data_version  # annotated above
             if request.session.get(LAST_WORKSPACE_SESSION_KEY) != workspace_slug:  # avoid a session write per request
                 request.session[LAST_WORKSPACE_SESSION_KEY] = workspace_slug
             with timezone.override(membership.workspace.tzinfo):
