@@ -349,3 +349,19 @@ def test_the_next_invoice_sort_follows_the_date_each_row_shows(sort, workspace, 
     assert all(preview is None for preview in previews[len(dates) :])  # rows without one last, either way
     for row, preview in zip(shown, previews, strict=True):  # and the row says the date it sorts by
         assert row.invoice_on == (f"{preview.issue_on.day} {preview.issue_on:%b %Y}" if preview else "")
+
+
+def test_the_sort_key_is_the_preview_date_of_every_row_once_billed(workspace):
+    """billing.preview.issue_on_sql against next_invoices row by row, after the run billed the open
+    periods: in-advance terms that end with them are closing cases, asked of the preview."""
+    from billing.preview import issue_on_sql, next_invoices
+    from dashboard import queries
+
+    bulk_book(workspace, 40)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=TODAY, deliver=False)
+    base = queries.retainer_rows(workspace, today=TODAY)
+    issue_on = issue_on_sql(period="open_period", today=TODAY)
+    assert base.filter(issue_on.closing).exists()  # the case the preview decides is there
+    rows = list(base.annotate(key=issue_on.resolve(base, today=TODAY)).order_by("pk"))
+    previews = next_invoices(rows, today=TODAY)
+    assert [row.key for row in rows] == [getattr(previews[row.pk], "issue_on", None) for row in rows]
