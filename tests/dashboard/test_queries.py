@@ -56,7 +56,14 @@ def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
     at_10 = _count(owner_client, url, params)
     rows_at_10 = _count(owner_client, url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard-rows")
     attention_at_10 = _count(owner_client, url, {}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="attention")
-    assert (at_10, rows_at_10, attention_at_10) == (PAGE_QUERIES, ROWS_QUERIES, ATTENTION_QUERIES)
+    # Sorted by the next invoice: one query more, the closing invoices the preview decides (its own
+    # queries too when there are any: billing.preview.IssueOnSql.resolve; none in an unbilled book).
+    by_invoice = int(params.get("sort", "").lstrip("-") == "invoice")
+    assert (at_10, rows_at_10, attention_at_10) == (
+        PAGE_QUERIES + by_invoice,
+        ROWS_QUERIES + by_invoice,
+        ATTENTION_QUERIES,
+    )
 
     bulk_book(workspace, 990, prefix="Big")
     with django_assert_num_queries(at_10):
