@@ -234,6 +234,15 @@ class Invoice(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "due_on"], name="invoice_status_idx"),
             models.Index(fields=["workspace", "client", "issued_on"], name="invoice_client_idx"),
+            # The invoices page's order (billing.selectors.NEWEST_FIRST): its first page is the index's
+            # first 50 entries, not a sort of every invoice of the workspace.
+            models.Index(
+                F("workspace"),
+                F("issued_on").desc(nulls_first=True),
+                F("number").desc(),
+                F("id").desc(),
+                name="invoice_newest_idx",
+            ),
             # Search finds an invoice by the start of its number (LIKE '2026-00%'): pattern ops make
             # that an index range, whatever the database's collation.
             models.Index(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, DateField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Greatest
 
 from billing import tax
 from billing.invoicing import invoice_lines, invoice_totals
@@ -76,8 +77,8 @@ def next_invoice(retainer: Retainer, *, today: date) -> NextInvoice | None:
 
 def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, NextInvoice | None]:
     """`next_invoice` for many retainers (of one or more workspaces), by retainer id: seven queries
-    (the clients' tax treatments and the overage approvals among them), eight when a period is not
-    billed yet, however many retainers."""
+    (the clients' tax treatments, unless the retainers come with their clients loaded, and the
+    overage approvals among them), eight when a period is not billed yet, however many retainers."""
     retainers = [r for r in retainers]
     result: dict[int, NextInvoice | None] = {r.pk: None for r in retainers}
     active = {r.pk: r for r in retainers if r.status == Retainer.Status.ACTIVE}
@@ -142,9 +143,11 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
         else:
             settled[approval.period_id].append((approval, approval.used))
     profiles = {p.workspace_id: p for p in BillingProfile.objects.filter(workspace_id__in=ws)}
-    clients = {
-        c.pk: c for c in Client.objects.filter(workspace_id__in=ws, pk__in={r.client_id for r in active.values()})
-    }
+    # Lists that show the client beside each retainer (the dashboard's rows) have it loaded already.
+    clients = {r.client_id: r.client for r in active.values() if Retainer.client.is_cached(r)}
+    missing = {r.client_id for r in active.values()} - clients.keys()
+    if missing:
+        clients.update((c.pk, c) for c in Client.objects.filter(workspace_id__in=ws, pk__in=missing))
 
     for rid, retainer in active.items():
         period = open_periods.get(rid)
@@ -195,6 +198,59 @@ def next_invoices(retainers: Iterable[Retainer], *, today: date) -> dict[int, Ne
             held=held,
         )
     return result
+
+
+@dataclass(frozen=True)
+class IssueOnSql:
+    """`NextInvoice.issue_on` as SQL over retainers annotated with their open period, for sorting a
+    list by it in the database (billing.preview owns the date; the consistency tests hold them equal).
+
+    `expression` is the date for every retainer but those where `closing` holds: an in-advance
+    retainer whose term ends with its open period, already billed. Its next invoice is a closing
+    one, which exists only when the period's overage or extras bill something (its end date) and
+    else is none: `resolve` asks `next_invoices` for those few rows and returns the expression
+    with their answer folded in.
+    """
+
+    expression: Case
+    closing: Q
+
+    def resolve(self, retainers: QuerySet[Retainer], *, today: date) -> Case:
+        """`expression`, exact for every row of `retainers`: the closing rows' own preview decides
+        (a fixed number of queries, whatever their number)."""
+        candidates = list(retainers.filter(self.closing).order_by())
+        previews = next_invoices(candidates, today=today)
+        without = [pk for pk, preview in previews.items() if preview is None]
+        if not without:
+            return self.expression
+        return Case(When(pk__in=without, then=None), default=self.expression, output_field=DateField())
+
+
+def issue_on_sql(*, period: str, today: date) -> IssueOnSql:
+    """The next invoice's issue date of each retainer as `next_invoices` dates it, for retainers
+    annotated with `{period}_id`, `{period}_start_on`, `{period}_end_on`, `{period}_timing` and
+    `{period}_held_on` (their open period's; NULL without one). Mirrors `next_invoices` branch by
+    branch: only active retainers with an open period; an in-advance period not billed yet is
+    invoiced on its first day (a held one on the day it is released: today at the earliest); one in
+    arrears, or one followed by another (delivery.forecast.ends_with), on its end date."""
+    billed = Invoice.objects.filter(period=OuterRef(f"{period}_id"), kind=Invoice.Kind.SCHEDULED)
+    start_on, end_on = F(f"{period}_start_on"), F(f"{period}_end_on")
+    advance = Q(**{f"{period}_timing": RetainerTerms.Timing.ADVANCE})
+    arrears = Q(**{f"{period}_timing": RetainerTerms.Timing.ARREARS})
+    has_next = Q(cancel_at_period_end=False) & (Q(**{f"{period}_end_on__lt": F("term_ends_on")}) | Q(auto_renew=True))
+    eligible = Q(status=Retainer.Status.ACTIVE) & Q(**{f"{period}_id__isnull": False})
+    unbilled = eligible & advance & ~Exists(billed)
+    held = Q(**{f"{period}_held_on__isnull": False})
+    expression = Case(
+        When(~eligible, then=None),
+        When(unbilled & held, then=Greatest(start_on, Value(today), output_field=DateField())),
+        When(unbilled, then=start_on),
+        When(arrears | has_next, then=end_on),
+        default=end_on,  # the closing case: `resolve` sets those without an invoice to NULL
+        output_field=DateField(),
+    )
+    closing = eligible & advance & Exists(billed) & ~has_next
+    return IssueOnSql(expression, closing)
 
 
 def _as_closed(

@@ -37,6 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Lower, TruncDate, TruncMonth
 
 from billing.models import Invoice, InvoiceState, Payment
+from billing.preview import issue_on_sql
 from clients.models import Client, Retainer, RetainerTerms, health_expression
 from communication.models import Message, Task
 from delivery.models import Deliverable, Period, WorkItem
@@ -81,7 +82,11 @@ class RetainerRow(TypedDict):
     used_share: Decimal | None
     remaining: Decimal | None
     days_left_until: date | None
-    next_invoice_on: date | None
+    open_period_id: int | None
+    open_period_start_on: date | None
+    open_period_end_on: date | None
+    open_period_timing: str | None
+    open_period_held_on: date | None
     deliverables_done: int
     deliverables_total: int
 
@@ -103,9 +108,6 @@ def retainer_rows(
     )
     units = ~Q(model=Model.DELIVERABLES)
     paused = Q(status=Status.PAUSED)
-    arrears = Q(billing_timing=RetainerTerms.Timing.ARREARS)
-    # The period after the open one exists unless the retainer is cancelled or its term ends without renewing.
-    continues = Q(cancel_at_period_end=False) & (Q(period_end_on__lt=F("term_ends_on")) | Q(auto_renew=True))
 
     def count(queryset: QuerySet) -> Coalesce:
         grouped = queryset.order_by().values("retainer").annotate(n=Count("pk")).values("n")[:1]
@@ -120,6 +122,12 @@ def retainer_rows(
         .annotate(open_period=FilteredRelation("periods", condition=Q(periods__status=Period.Status.OPEN)))
         .annotate(
             period_end_on=F("open_period__end_on"),
+            # What billing.preview.issue_on_sql reads to date the next invoice (the "Next invoice" sort).
+            open_period_id=F("open_period__id"),
+            open_period_start_on=F("open_period__start_on"),
+            open_period_end_on=F("open_period__end_on"),
+            open_period_timing=F("open_period__billing_timing"),
+            open_period_held_on=F("open_period__invoice_held_on"),
             renewal_id=Subquery(this_term.values("pk")[:1]),
             renewal_status=Subquery(this_term.values("status")[:1]),
             next_term_starts_on=Subquery(next_terms.order_by("starts_on", "pk").values("starts_on")[:1]),
@@ -131,12 +139,6 @@ def retainer_rows(
             remaining=Case(When(units, then=F("balance")), output_field=DecimalField()),
             # Days left sort like the period's end; a paused retainer's period is on hold.
             days_left_until=Case(When(~paused, then=F("period_end_on")), output_field=DateField()),
-            # The sort key of the "Next invoice" column; what the row shows is billing.preview's.
-            next_invoice_on=Case(
-                When(paused, then=None),
-                When(arrears | continues, then=F("period_end_on")),
-                output_field=DateField(),
-            ),
             # Only deliverables retainers run these (CASE evaluates lazily).
             deliverables_done=Case(
                 When(~units, then=count(deliverables.filter(status=Deliverable.Status.DELIVERED))), default=Value(0)
@@ -156,7 +158,8 @@ ROW_SORTS = {
     "-remaining": (F("remaining").desc(nulls_last=True),),
     "days": (F("days_left_until").asc(nulls_last=True),),
     "-days": (F("days_left_until").desc(nulls_last=True),),
-    # By date only: the amount is billing.preview's, read for the page's rows after sorting.
+    # By the date the preview shows (billing.preview.issue_on_sql, annotated by filter_rows); the
+    # amount is billing.preview's, read for the page's rows after sorting.
     "invoice": (F("next_invoice_on").asc(nulls_last=True),),
     "-invoice": (F("next_invoice_on").desc(nulls_last=True),),
     "renewal": (F("term_ends_on").asc(),),
@@ -166,7 +169,13 @@ TIE_BREAK = (Lower("client__name").asc(), Lower("name").asc(), "pk")
 
 
 def filter_rows(
-    rows: QuerySet[WithAnnotations[Retainer, RetainerRow]], *, q: str, health: str, renewal: str, sort: str
+    rows: QuerySet[WithAnnotations[Retainer, RetainerRow]],
+    *,
+    q: str,
+    health: str,
+    renewal: str,
+    sort: str,
+    today: date,
 ) -> QuerySet[WithAnnotations[Retainer, RetainerRow]]:
     if q:
         rows = rows.filter(Q(client__name__icontains=q) | Q(name__icontains=q))
@@ -176,6 +185,10 @@ def filter_rows(
         rows = rows.filter(renewal_status=None)
     elif renewal:
         rows = rows.filter(renewal_status=renewal)
+    if sort.lstrip("-") == "invoice":
+        # The next invoice's date as the preview dates it, the few closing invoices asked of the preview.
+        issue_on = issue_on_sql(period="open_period", today=today)
+        rows = rows.alias(next_invoice_on=issue_on.resolve(rows, today=today))
     order = ROW_SORTS.get(sort, ROW_SORTS["client"])
     return rows.order_by(*order, *(TIE_BREAK if sort.lstrip("-") != "client" else ()))
 
@@ -332,6 +345,13 @@ def tasks_due(workspace: Workspace, *, today: date) -> QuerySet[Task]:
         .fetch_mode(FETCH_RAISE)
         .order_by("due_at", "pk")
     )
+
+
+def client_names(workspace: Workspace, client_ids: set[int]) -> dict[int, str]:
+    """The names of a few clients by id: one query, none when there are none to name."""
+    if not client_ids:
+        return {}
+    return dict(Client.objects.for_workspace(workspace).filter(pk__in=client_ids).values_list("pk", "name"))
 
 
 def quiet_clients(workspace: Workspace, *, today: date) -> QuerySet[Client]:

@@ -25,6 +25,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.preview import NextInvoice, next_invoices
+from billing.services import held_first_invoices
 from clients.models import Retainer, RetainerTerms
 from dashboard import charts, onboarding, queries
 from dashboard.forms import RowFilterForm
@@ -248,7 +249,7 @@ def filters_context(request: WorkspaceRequest) -> dict[str, Any]:
 def rows_context(request: WorkspaceRequest, *, today: date) -> dict[str, object]:
     context = filters_context(request)
     chosen = context["chosen"]
-    rows = queries.filter_rows(queries.retainer_rows(request.workspace, today=today), **chosen)
+    rows = queries.filter_rows(queries.retainer_rows(request.workspace, today=today), **chosen, today=today)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     locale, links = _locale(request), Links(request)
     retainers = list(page)
@@ -364,6 +365,25 @@ def attention_context(request: WorkspaceRequest, *, today: date) -> dict[str, ob
             show_all,
             ("overdue invoice", "overdue invoices"),
         )
+    )
+
+    # A renewed term's first invoice the billing run holds (the same holds the client page explains):
+    # it goes out once the previous term's unpaid invoice is paid, so that invoice is what to chase.
+    holds = sorted(
+        held_first_invoices(workspace.pk, today).values(),
+        key=lambda h: (-h.days_overdue, h.period.start_on, h.period.pk),
+    )
+    names = queries.client_names(workspace, {hold.period.retainer.client_id for hold in holds[:n]})
+    items = [
+        Item(
+            f"{names[hold.period.retainer.client_id]} · {hold.period.retainer.name}",
+            f"First invoice of the term from {_day(hold.period.start_on, today)} held: {hold.reason}",
+            links("billing:invoice_detail", hold.unpaid.pk),
+        )
+        for hold in holds[:n]
+    ]
+    kinds.append(
+        Kind("held", "Held invoices", "badge-warning", len(holds), items, noun=("held invoice", "held invoices"))
     )
 
     rows, count = queries.capped(queries.failed_payments(workspace, now=timezone.now()), n)
@@ -558,7 +578,7 @@ def bookings_context(request: WorkspaceRequest, parts: PageCache, *, today: date
 @workspace_view
 def dashboard(request: WorkspaceRequest) -> HttpResponse:
     today = request.workspace.today()
-    parts = PageCache(request.workspace)
+    parts = PageCache(request.workspace, version=request.data_version)
     partial = request.htmx and not request.htmx.history_restore_request
     if partial and request.htmx.target == "attention":
         response = HttpResponse(attention_part(request, parts, today=today)["attention_html"])

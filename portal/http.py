@@ -6,20 +6,22 @@ import functools
 from collections.abc import Callable
 from typing import Concatenate, cast
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from clients.models import Contact
 from retainers.http import AuthenticatedRequest
-from retainers.models import User, Workspace
+from retainers.models import DataVersion, User, Workspace
 
 
 class PortalRequest(AuthenticatedRequest):
     contact: Contact
     workspace: Workspace
     portal_contacts: list[Contact]  # the person's contacts in every workspace, this one included
+    data_version: int  # the workspace's, read with the contacts: what its cached parts are keyed by
 
 
 type PortalView = Callable[Concatenate[PortalRequest, ...], HttpResponseBase]
@@ -30,6 +32,13 @@ def portal_contacts(user: User) -> QuerySet[Contact]:
     return (
         Contact.objects.filter(user=user, portal_access=True, client__status="active")
         .select_related("workspace", "client")
+        # Each workspace's data version (retainers.pagecache) in the same query: a cached page then
+        # needs no query of its own to know whether its parts are current.
+        .annotate(
+            data_version=Coalesce(
+                Subquery(DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]), 0
+            )
+        )
         .order_by("workspace__name")
     )
 
@@ -56,6 +65,7 @@ def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
         portal_request = cast(PortalRequest, request)
         portal_request.contact, portal_request.workspace = contact, contact.workspace
         portal_request.portal_contacts = contacts
+        portal_request.data_version = contact.data_version  # type: ignore[attr-defined]  # annotated above
         with timezone.override(contact.workspace.tzinfo):
             return view(portal_request, *args, **kwargs)
 

@@ -351,7 +351,7 @@ def overview(request: PortalRequest) -> HttpResponse:
         """The client's sessions from today on, and whether it can book any: cached like the body."""
         return agenda.upcoming_for_client(workspace, client, today=today), booking.can_book(client)
 
-    parts = PageCache(workspace)
+    parts = PageCache(workspace, version=request.data_version)
     lines, can_book = parts.get("portal-sessions", [client.pk, today], sessions)
     zone = contact_zone(request)
     context = {

@@ -8,11 +8,13 @@ from typing import Concatenate, cast
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
-from retainers.models import Membership, User, Workspace
+from retainers.models import DataVersion, Membership, User, Workspace
 
 
 class HtmxRequest(HttpRequest):
@@ -26,6 +28,7 @@ class AuthenticatedRequest(HtmxRequest):
 class WorkspaceRequest(AuthenticatedRequest):
     workspace: Workspace
     membership: Membership
+    data_version: int  # the workspace's, read with the membership: what its cached parts are keyed by
 
 
 type WorkspaceView = Callable[Concatenate[WorkspaceRequest, ...], HttpResponseBase]
@@ -50,6 +53,16 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
             membership = (
                 Membership.objects.select_related("workspace", "user")
                 .filter(workspace__slug=workspace_slug, user=request.user)
+                # The workspace's data version in the same query: a page's cached parts
+                # (retainers.pagecache) then need no query of their own to know they are current.
+                .annotate(
+                    data_version=Coalesce(
+                        Subquery(
+                            DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]
+                        ),
+                        0,
+                    )
+                )
                 .first()
             )
             if membership is None:
@@ -59,6 +72,7 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
             # From here on the request is a WorkspaceRequest: it carries the attributes that type adds.
             workspace_request = cast(WorkspaceRequest, request)
             workspace_request.workspace, workspace_request.membership = membership.workspace, membership
+            workspace_request.data_version = membership.data_version  # annotated above
             if request.session.get(LAST_WORKSPACE_SESSION_KEY) != workspace_slug:  # avoid a session write per request
                 request.session[LAST_WORKSPACE_SESSION_KEY] = workspace_slug
             with timezone.override(membership.workspace.tzinfo):

@@ -137,10 +137,12 @@ def data_version(workspace: Workspace | int) -> int:
 class PageCache:
     """The cached parts of one request's page: the data version is read once, on first use."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, version: int | None = None) -> None:
+        """`version`: the workspace's data version when the request already read it (with another
+        query, before building anything), else it is read on first use."""
         self.workspace = workspace
         self.seconds = settings.PAGE_CACHE_SECONDS
-        self._version: int | None = None
+        self._version: int | None = version
 
     def get(self, name: str, key: Iterable[object], build: Callable[[], T]) -> T:
         """The part `name` for `key` (values with a stable repr: dates, strings, ids), built on a miss."""

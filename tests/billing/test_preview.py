@@ -166,11 +166,18 @@ def test_a_paused_retainer_has_no_next_invoice(workspace):
 def test_next_invoices_reads_many_retainers_in_a_fixed_number_of_queries(workspace, django_assert_num_queries):
     retainers = [factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 1)) for _ in range(5)]
     bill(workspace, date(2026, 1, 1))
+    ids = [r.pk for r in retainers]
+    plain = list(Retainer.objects.filter(pk__in=ids))  # without their clients
     # Seven: the open periods, their ledger entries, extras, amendments, billing profiles, clients (tax
     # treatments) and the approved overage (delivery.approvals) the close would bill.
     with django_assert_num_queries(7):
-        previews = next_invoices(retainers, today=date(2026, 1, 5))
+        previews = next_invoices(plain, today=date(2026, 1, 5))
     assert len([p for p in previews.values() if p is not None]) == 5
+    # Six when the retainers come with their clients (the dashboard's rows): those are not read again.
+    loaded = list(Retainer.objects.filter(pk__in=ids).select_related("client"))
+    with django_assert_num_queries(6):
+        again = next_invoices(loaded, today=date(2026, 1, 5))
+    assert again == previews
 
 
 def approved_twice(workspace, **terms) -> Retainer:

@@ -14,17 +14,19 @@ pytestmark = pytest.mark.django_db
 
 # Built afresh (the page cache off, as after any change in the workspace): session, user,
 # membership; the quick-add's options; the rows' count and page; ten kinds of "needs attention"
-# (one query each, with a window count); MRR; collected by month; this week's bookings; the workspace
-# switcher in base.html; the next invoices' approved overage (one query, below); the getting-started checklist (one query).
+# (one query each, with a window count) and the held first invoices (billing.services.held_first_invoices:
+# one query, two more, the unpaid invoices and the shown clients' names, when some are held); MRR;
+# collected by month; this week's bookings; the workspace switcher in base.html; the next invoices'
+# approved overage (one query, below); the getting-started checklist (one query).
 PAGE_QUERIES = 29
 # session, user, membership; count and page; the page's next invoices (billing.preview.next_invoices:
-# seven queries, the approved overage the close would bill among them; eight when a period is not
-# billed yet, as here)
-ROWS_QUERIES = 13
-ATTENTION_QUERIES = 13  # session, user, membership; ten kinds
-# From the page cache: session, user, membership, the data version, the workspace switcher.
-CACHED_PAGE_QUERIES = 5
-CACHED_PART_QUERIES = 4  # session, user, membership, the data version
+# six queries, as the rows come with their clients, the approved overage the close would bill among
+# them; seven when a period is not billed yet, as here)
+ROWS_QUERIES = 12
+ATTENTION_QUERIES = 14  # session, user, membership; ten kinds and the held invoices
+# From the page cache: session, user, membership (with the data version), the workspace switcher.
+CACHED_PAGE_QUERIES = 4
+CACHED_PART_QUERIES = 3  # session, user, membership (with the data version)
 
 VARIANTS = [
     {},
@@ -54,7 +56,14 @@ def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
     at_10 = _count(owner_client, url, params)
     rows_at_10 = _count(owner_client, url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard-rows")
     attention_at_10 = _count(owner_client, url, {}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="attention")
-    assert (at_10, rows_at_10, attention_at_10) == (PAGE_QUERIES, ROWS_QUERIES, ATTENTION_QUERIES)
+    # Sorted by the next invoice: one query more, the closing invoices the preview decides (its own
+    # queries too when there are any: billing.preview.IssueOnSql.resolve; none in an unbilled book).
+    by_invoice = int(params.get("sort", "").lstrip("-") == "invoice")
+    assert (at_10, rows_at_10, attention_at_10) == (
+        PAGE_QUERIES + by_invoice,
+        ROWS_QUERIES + by_invoice,
+        ATTENTION_QUERIES,
+    )
 
     bulk_book(workspace, 990, prefix="Big")
     with django_assert_num_queries(at_10):
@@ -68,15 +77,17 @@ def test_dashboard_makes_the_same_queries_for_10_or_1000_clients(
     if not {"q", "health", "renewal"} & set(params):
         assert len(page.context["rows"]) == 100  # a full page: every row ran every subquery
     for kind in attention.context["attention"]:
+        if kind.key == "held":  # the book has no renewed terms: tests/renewals/test_overlap.py holds invoices
+            continue
         assert kind.count > len(kind.items) == 5, kind.key
 
 
-def test_a_cached_dashboard_makes_five_queries_at_any_size(workspace, owner_client):
+def test_a_cached_dashboard_makes_four_queries_at_any_size(workspace, owner_client):
     url = dashboard_url(workspace)
     owner_client.get(url)  # the first request of a session writes it
     for added, prefix in ((10, "Small"), (990, "Big")):
         bulk_book(workspace, added, prefix=prefix)  # moves the data version: every part is built again
-        assert _count(owner_client, url, {}) == PAGE_QUERIES + 1  # and the data version is read
+        assert _count(owner_client, url, {}) == PAGE_QUERIES  # the data version comes with the membership
         assert _count(owner_client, url, {}) == CACHED_PAGE_QUERIES
         for target in ("dashboard-rows", "attention"):
             hx_get(owner_client, workspace, target)

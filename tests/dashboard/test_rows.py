@@ -324,3 +324,44 @@ def test_period_end_in_the_past_shows_zero_days(workspace, owner_client):
     # The run, when it comes, issues January's invoice first (dated 1 January), as the preview says.
     assert row.days_left == 0 and row.invoice_on == "1 Jan 2026"
     assert TODAY - timedelta(days=41) == date(2026, 2, 1)
+
+
+@pytest.mark.parametrize("sort", ["invoice", "-invoice"])
+def test_the_next_invoice_sort_follows_the_date_each_row_shows(sort, workspace, owner_client):
+    """The sort key is the preview's own date (billing.preview.issue_on_sql): in-advance periods not
+    billed yet are invoiced on their first day, a period's own billing timing counts (not the
+    retainer's, after an amendment), and a term ending with nothing to bill has no next invoice."""
+    from billing.preview import next_invoice
+
+    book = bulk_book(workspace, 40)
+    # Billed in advance by its period's price snapshot, though the retainer now bills in arrears.
+    advance = next(r for r in book if r.billing_timing == "advance" and r.status == "active")
+    Retainer.objects.filter(pk=advance.pk).update(billing_timing="arrears")
+    # Not billed yet: the in-advance periods' invoices are dated their first day (1 March), those in
+    # arrears their end (1 April), paused retainers have none.
+
+    shown = rows(owner_client.get(dashboard_url(workspace), {"sort": sort}))
+    previews = [next_invoice(row.retainer, today=TODAY) for row in shown]
+    dates = [preview.issue_on for preview in previews if preview is not None]
+    assert {date(2026, 3, 1), date(2026, 4, 1)} <= set(dates)  # a real ordering, not one date for all
+    assert len(dates) < len(previews)
+    assert dates == sorted(dates, reverse=sort.startswith("-"))
+    assert all(preview is None for preview in previews[len(dates) :])  # rows without one last, either way
+    for row, preview in zip(shown, previews, strict=True):  # and the row says the date it sorts by
+        assert row.invoice_on == (f"{preview.issue_on.day} {preview.issue_on:%b %Y}" if preview else "")
+
+
+def test_the_sort_key_is_the_preview_date_of_every_row_once_billed(workspace):
+    """billing.preview.issue_on_sql against next_invoices row by row, after the run billed the open
+    periods: in-advance terms that end with them are closing cases, asked of the preview."""
+    from billing.preview import issue_on_sql, next_invoices
+    from dashboard import queries
+
+    bulk_book(workspace, 40)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=TODAY, deliver=False)
+    base = queries.retainer_rows(workspace, today=TODAY)
+    issue_on = issue_on_sql(period="open_period", today=TODAY)
+    assert base.filter(issue_on.closing).exists()  # the case the preview decides is there
+    rows = list(base.annotate(key=issue_on.resolve(base, today=TODAY)).order_by("pk"))
+    previews = next_invoices(rows, today=TODAY)
+    assert [row.key for row in rows] == [getattr(previews[row.pk], "issue_on", None) for row in rows]

@@ -318,3 +318,30 @@ def test_portal_booking_offers_the_current_term_only(workspace, content, alice, 
     time_machine.move_to(at(date(2026, 4, 2)), tick=False)
     billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
     assert booking.bookable_for_client(content.client) == [(session_type, [next_term])]
+
+
+def test_a_held_first_invoice_needs_attention_on_the_dashboard_until_it_is_released(
+    workspace, content, alice, login, time_machine
+):
+    delivery.set_collection(retainer=content, auto_charge=False, pause_after_unpaid_days=14)
+    accept(workspace, content, alice, time_machine)
+    pay_all_but_march(content, alice)
+    time_machine.move_to(at(date(2026, 4, 2)), tick=False)
+    billing.bill_workspace(workspace_id=workspace.pk, as_of=date(2026, 4, 2), deliver=False)
+    unpaid = march_invoice(content)
+
+    page = " ".join(login(alice).get(dashboard_url(workspace)).content.decode().split())
+    held = re.search(r'<div class="stack" id="attention-held">.*?</div>', page)
+    assert held is not None
+    assert 'Held invoices <span class="badge badge-warning">1</span>' in held[0]
+    assert reverse("billing:invoice_detail", args=[workspace.slug, unpaid.pk]) in held[0]
+    assert (
+        f"First invoice of the term from 1 Apr held: invoice {unpaid.number} of the previous term is unpaid, "
+        "18 days past due" in held[0]
+    )
+    assert '<a class="badge badge-warning" href="#attention-held">1 held invoice</a>' in page
+
+    # Paid: the next run releases it, and nothing is held any more.
+    time_machine.move_to(at(date(2026, 4, 6)), tick=False)
+    billing.record_payment(invoice=unpaid, amount_minor=unpaid.total_minor, method="bank_transfer", actor=alice)
+    assert 'id="attention-held"' not in login(alice).get(dashboard_url(workspace)).content.decode()
