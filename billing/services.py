@@ -39,8 +39,9 @@ from clients.selectors import client_currency
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
 from retainers import audit
+from retainers.bulk import insert_all
 from retainers.fields import MAX_AMOUNT_MINOR, largest_amount
-from retainers.models import AuditEvent, User, Workspace
+from retainers.models import User, Workspace
 from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
 from retainers.runs import single_run
@@ -69,13 +70,18 @@ def profile_for(workspace: Workspace) -> BillingProfile:
 
 def _take_numbers(workspace_id: int, year: int, count: int) -> list[str]:
     """Reserve `count` consecutive numbers, e.g. 2026-0042. The sequence row stays locked until
-    commit, so numbers are gapless: a rollback returns them with everything else."""
-    InvoiceSequence.objects.get_or_create(workspace_id=workspace_id, year=year)
-    sequence = InvoiceSequence.objects.select_for_update().get(workspace_id=workspace_id, year=year)
-    first = sequence.last_number + 1
-    sequence.last_number += count
-    sequence.save(update_fields=["last_number"])
-    return [f"{year}-{n:04d}" for n in range(first, first + count)]
+    commit, so numbers are gapless: a rollback returns them with everything else. One statement
+    (an upsert that creates the year's row or locks and moves it), however many numbers."""
+    table = InvoiceSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, year, last_number) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (workspace_id, year) DO UPDATE SET last_number = {table}.last_number + EXCLUDED.last_number "
+            "RETURNING last_number",
+            [workspace_id, year, count],
+        )
+        (last,) = cursor.fetchone()
+    return [f"{year}-{n:04d}" for n in range(last - count + 1, last + 1)]
 
 
 def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
@@ -357,24 +363,26 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         invoice.delivered_at = None if deliver else now  # not delivering is a decision, not a loss
         if invoice.total_minor == 0:
             invoice.status, invoice.paid_at = Invoice.Status.PAID, now
-    Invoice.objects.bulk_create(invoices)
+    insert_all(invoices)
     all_lines = []
     for invoice, lines in zip(invoices, lines_by_invoice, strict=True):
         for position, line in enumerate(lines):
             line.workspace, line.invoice, line.position = workspace, invoice, position
             all_lines.append(line)
-    InvoiceLine.objects.bulk_create(all_lines)
-    AuditEvent.objects.bulk_create(
-        audit.event(
-            workspace=workspace.pk,
-            actor=None,
-            action="invoice.issued",
-            target=invoice,
-            summary=f"Invoice {invoice.number} (billing run)",
-            amount_minor=invoice.total_minor,
-            currency=invoice.currency,
-        )
-        for invoice in invoices
+    insert_all(all_lines)
+    insert_all(
+        [
+            audit.event(
+                workspace=workspace.pk,
+                actor=None,
+                action="invoice.issued",
+                target=invoice,
+                summary=f"Invoice {invoice.number} (billing run)",
+                amount_minor=invoice.total_minor,
+                currency=invoice.currency,
+            )
+            for invoice in invoices
+        ]
     )
     _apply_carried_credits(workspace.pk, invoices, now=now)
     ids = [invoice.pk for invoice in invoices]

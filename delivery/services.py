@@ -22,7 +22,7 @@ from delivery import ledger
 from delivery.models import Booking, Deliverable, LedgerEntry, OverageApproval, Period, WorkItem
 from delivery.periods import period_bounds
 from retainers import audit
-from retainers.bulk import update_each
+from retainers.bulk import insert_all, update_each
 from retainers.models import User
 
 Kind = LedgerEntry.Kind
@@ -115,7 +115,7 @@ def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]], 
                 extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
             )
         )
-    Period.objects.bulk_create(periods)
+    insert_all(periods)
     entries, deliverables = [], []
     for (retainer, seq, _, rolled), period in zip(openings, periods, strict=True):
         moves = list(rolled)
@@ -126,8 +126,8 @@ def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]], 
             Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name, created_at=now)
             for name in retainer.deliverables
         ]
-    LedgerEntry.objects.bulk_create(entries)
-    Deliverable.objects.bulk_create(deliverables)
+    insert_all(entries)
+    insert_all(deliverables)
     return periods
 
 
@@ -476,7 +476,7 @@ def _close_round(
         rolled = [m for m in plan.moves if m.in_next]
         opening.append((retainer, period, rolled, unfinished[period.pk] if carry else []))
 
-    LedgerEntry.objects.bulk_create(closing)
+    insert_all(closing)
     update_each(
         list(ended.values()), ["used", "expired", "rolled_out", "overage", "approved_overage", "status", "closed_at"]
     )
@@ -505,7 +505,7 @@ def _close_round(
             )
             for d in carried
         ]
-    Deliverable.objects.bulk_create(copies)
+    insert_all(copies)
     return result
 
 
