@@ -141,7 +141,9 @@ def _refresh_balances(retainers: list[Retainer]) -> None:
     from the ledger, in one aggregate and one update (a retainer with no open period: zeros)."""
     sums = {
         row["retainer_id"]: row
-        for row in LedgerEntry.objects.filter(retainer__in=retainers, period__status=Period.Status.OPEN)
+        for row in LedgerEntry.objects.filter(
+            retainer_id__in=[r.pk for r in retainers], period__status=Period.Status.OPEN
+        )
         .order_by()
         .values("retainer_id")
         .annotate(
@@ -401,16 +403,16 @@ def _close_round(
     """Close each of the `ended` periods (one per retainer) and open the next where there is one;
     `final`: the retainers end now, so nothing rolls and no period opens."""
     entries: dict[int, list[tuple[str, Decimal, int, bool]]] = defaultdict(list)
-    rows = LedgerEntry.objects.filter(period__in=list(ended.values())).values_list(
+    # By ids (`period_id__in`), not model objects: the ORM normalizes each object of an `__in`.
+    period_ids = [p.pk for p in ended.values()]
+    rows = LedgerEntry.objects.filter(period_id__in=period_ids).values_list(
         "period_id", "kind", "quantity", "origin_seq", "work_item_id"
     )
     for period_id, kind, quantity, origin, work_item_id in rows:
         entries[period_id].append((kind, quantity, origin, work_item_id is not None))
     unfinished: dict[int, list[Deliverable]] = defaultdict(list)
     for deliverable in (
-        Deliverable.objects.filter(period__in=list(ended.values()))
-        .exclude(status=Deliverable.Status.DELIVERED)
-        .order_by("pk")
+        Deliverable.objects.filter(period_id__in=period_ids).exclude(status=Deliverable.Status.DELIVERED).order_by("pk")
     ):
         unfinished[deliverable.period_id].append(deliverable)
     pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
@@ -418,7 +420,7 @@ def _close_round(
     # rest of them and unanswered requests lapse with the period.
     approvals: dict[int, list[OverageApproval]] = defaultdict(list)
     for approval in OverageApproval.objects.filter(
-        period__in=list(ended.values()),
+        period_id__in=period_ids,
         status__in=[OverageApproval.Status.APPROVED, OverageApproval.Status.REQUESTED],
         closed_at=None,
     ).order_by("answered_at", "pk"):

@@ -3,8 +3,8 @@
 `QuerySet.bulk_update` sets each field with a CASE over every row of the batch: a statement
 that grows with rows × fields, and that PostgreSQL evaluates per row (quadratic). Closing
 200 periods at once spent most of its time there. `update_each` sends one
-`UPDATE … FROM (VALUES …)` per chunk of objects instead: PostgreSQL joins the values to the
-rows by primary key (linear), and the whole batch is one statement and one round trip, with the
+`UPDATE … FROM UNNEST(…)` instead, an array per column: PostgreSQL joins the values to the rows
+by primary key (linear), and the whole batch is one statement and one round trip, with the
 values prepared by each field as `save()` would. (One plain `UPDATE … WHERE pk = %s` per object,
 pipelined, was the earlier way: a message and a statement per row, the billing run's largest
 single cost after its inserts.)
@@ -65,19 +65,19 @@ def insert_all[M: models.Model](objects: Sequence[M]) -> list[M]:
         or meta.parents
         or any(obj.pk is not None or type(obj) is not model for obj in objects)
         or any(hasattr(f, "get_placeholder_sql") or hasattr(f, "get_placeholder") for f in fields)
-        or any((f.target_field if f.is_relation else f).get_internal_type() not in data_types for f in fields)
+        or any(_stored_type(f).get_internal_type() not in data_types for f in fields)
     ):
         return model._default_manager.bulk_create(objects)
     kinds = []
     for field in fields:
-        internal = (field.target_field if field.is_relation else field).get_internal_type()
+        internal = _stored_type(field).get_internal_type()
         auto = bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
         plain = () if auto else _PLAIN.get(internal, ())
         kinds.append((field, field.attname, plain, auto))
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy: looked up once
     columns: list[list[Any]] = [[] for _ in fields]
     for obj in objects:
-        obj._prepare_related_fields_for_save(operation_name="insert_all")
+        obj._prepare_related_fields_for_save(operation_name="insert_all")  # type: ignore[attr-defined]  # django-stubs: the check save() and bulk_create make (a parent saved, its id copied)
         for (field, attname, plain, auto), column in zip(kinds, columns, strict=True):
             value = field.pre_save(obj, add=True) if auto else getattr(obj, attname)
             if value is None or type(value) in plain:  # exactly: a bool is an int, a datetime a date
@@ -85,13 +85,13 @@ def insert_all[M: models.Model](objects: Sequence[M]) -> list[M]:
             else:
                 column.append(field.get_db_prep_save(value, db))
     quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in fields)
+    pk_column = meta.pk.column
+    assert pk_column is not None  # a concrete primary key has its column
+    names = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]  # django-stubs: a concrete field's column is never None
     # The column types without length or precision (varchar[], not varchar(12)[]), as bulk_create
     # writes them: assigning to the column checks each value, a cast would cut it short.
     arrays = ", ".join(f"%s::{(f.db_type(connection) or '').split('(')[0].strip()}[]" for f in fields)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM UNNEST({arrays}) RETURNING {quote(meta.pk.column)}"
-    )
+    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM UNNEST({arrays}) RETURNING {quote(pk_column)}"
     with db.cursor() as cursor:
         for start in range(0, len(objects), INSERT_CHUNK):
             cursor.execute(sql, [column[start : start + INSERT_CHUNK] for column in columns])
@@ -100,11 +100,6 @@ def insert_all[M: models.Model](objects: Sequence[M]) -> list[M]:
                 obj._state.adding = False
                 obj._state.db = db.alias
     return list(objects)
-
-
-# Rows per statement: well under PostgreSQL's 65,535 parameters of one statement for the widest
-# update the project makes (a retainer's terms: about 20 columns).
-UPDATE_CHUNK_PARAMETERS = 30_000
 
 
 def update_each(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -117,28 +112,29 @@ def update_each(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
     if meta.pk is None:
         raise ValueError(f"{meta.label} has no primary key to update by")
     pk_column, pk_field = _stored_field(meta, meta.pk.name)
-    quote = connection.ops.quote_name
     by_pk = {obj.pk: obj for obj in objects}  # the last of each wins
     if None in by_pk:
         raise ValueError(f"an unsaved {meta.label} has no row to update")
-    casts = [_base_type(field) for _, field in (*columns, (pk_column, pk_field))]
+    db = connections[DEFAULT_DB_ALIAS]
+    values = [
+        [field.get_db_prep_save(getattr(obj, field.attname), db) for obj in by_pk.values()] for _, field in columns
+    ]
+    quote = connection.ops.quote_name
     names = [f"c{n}" for n in range(len(columns))]
     assignments = ", ".join(f"{quote(column)} = v.{name}" for (column, _), name in zip(columns, names, strict=True))
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    chunk = max(1, UPDATE_CHUNK_PARAMETERS // len(casts))
-    rows = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for _, field in columns] + [pk]
-        for pk, obj in by_pk.items()
-    ]
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            cursor.execute(
-                f"UPDATE {quote(meta.db_table)} SET {assignments} "
-                f"FROM (VALUES {', '.join([row] * len(part))}) AS v({', '.join([*names, 'pk'])}) "
-                f"WHERE {quote(meta.db_table)}.{quote(pk_column)} = v.pk",
-                [value for values in part for value in values],
-            )
+    arrays = ", ".join(f"%s::{_base_type(field)}[]" for _, field in (*columns, (pk_column, pk_field)))
+    table = quote(meta.db_table)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM UNNEST({arrays}) AS v({', '.join([*names, 'pk'])}) "
+            f"WHERE {table}.{quote(pk_column)} = v.pk",
+            [*values, list(by_pk)],
+        )
+
+
+def _stored_type(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
+    """The field whose type a column has: a foreign key's target, else the field itself."""
+    return field.target_field if isinstance(field, models.ForeignKey) else field
 
 
 def _base_type(field: models.Field[Any, Any]) -> str:
