@@ -122,13 +122,25 @@ def update_each(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
     quote = connection.ops.quote_name
     names = [f"c{n}" for n in range(len(columns))]
     assignments = ", ".join(f"{quote(column)} = v.{name}" for (column, _), name in zip(columns, names, strict=True))
-    arrays = ", ".join(f"%s::{_base_type(field)}[]" for _, field in (*columns, (pk_column, pk_field)))
+    keys = [(pk_column, pk_field)]
+    key_values: list[list[Any]] = [list(by_pk)]
+    # A tenant row is matched on its workspace too: every statement names its workspace (RLS,
+    # and the Citus distribution column; tests/test_workspace_scoping.py checks it).
+    tenant = next((f for f in meta.concrete_fields if f.attname == "workspace_id"), None)
+    if tenant is not None:
+        keys.append(("workspace_id", tenant))
+        key_values.append([obj.workspace_id for obj in by_pk.values()])  # type: ignore[attr-defined]  # a tenant model's column
+    arrays = ", ".join(f"%s::{_base_type(_stored_type(field))}[]" for _, field in (*columns, *keys))
     table = quote(meta.db_table)
+    key_names = ["pk", "ws"][: len(keys)]
+    condition = " AND ".join(
+        f"{table}.{quote(column)} = v.{name}" for (column, _), name in zip(keys, key_names, strict=True)
+    )
     with db.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM UNNEST({arrays}) AS v({', '.join([*names, 'pk'])}) "
-            f"WHERE {table}.{quote(pk_column)} = v.pk",
-            [*values, list(by_pk)],
+            f"UPDATE {table} SET {assignments} FROM UNNEST({arrays}) AS v({', '.join([*names, *key_names])}) "
+            f"WHERE {condition}",
+            [*values, *key_values],
         )
 
 
