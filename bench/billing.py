@@ -187,6 +187,22 @@ def report(args: argparse.Namespace, billed: dict, pdfs: dict | None, timings: l
                 ("invoices issued", f"{first['invoices']:,}"),
                 ("wall time", f"{first['wall']:.1f} s"),
                 ("invoices per second", f"{rate:,.0f}"),
+                (
+                    "CPU: billing processes / their PostgreSQL backends",
+                    f"{first['cpu_python']:.1f} s / {first['cpu_postgres']:.1f} s"
+                    + (
+                        f"  ({1000 * (first['cpu_python'] + first['cpu_postgres']) / first['invoices']:.2f} ms "
+                        "per invoice)"
+                        if first["invoices"]
+                        else ""
+                    ),
+                ),
+                (
+                    "invoices per second the CPU time allows on 2 idle cores",
+                    f"{2 * first['invoices'] / (first['cpu_python'] + first['cpu_postgres']):,.0f}"
+                    if first["invoices"] and first["cpu_python"] + first["cpu_postgres"]
+                    else "-",
+                ),
                 ("tasks enqueued (invoice delivery, left unread)", f"{billed['queued_tasks']:,}"),
                 (
                     "peak RSS: billing process / largest worker",
@@ -194,6 +210,10 @@ def report(args: argparse.Namespace, billed: dict, pdfs: dict | None, timings: l
                 ),
                 ("same-day re-run: wall time", f"{again['wall']:.1f} s"),
                 ("same-day re-run: invoices, rows written", f"{again['invoices']}, {again['writes_total']}"),
+                (
+                    "same-day re-run: CPU, billing processes / PostgreSQL backends",
+                    f"{again['cpu_python']:.1f} s / {again['cpu_postgres']:.1f} s",
+                ),
             ],
         )  # fmt: skip
     )
@@ -396,14 +416,35 @@ def _diff(before: dict, after: dict) -> dict[str, tuple[int, int, int]]:
     return changed
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time used so far by this process, and by its PostgreSQL backend when the server runs on
+    this machine (read from /proc; 0 when it cannot be read). Unlike wall time, it hardly depends
+    on what else the machine is doing: the figure to compare across runs on a busy machine."""
+    from django.db import connection
+
+    python = time.process_time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        backend = 0.0
+    return python, backend
+
+
 def _bill_inline(as_of: date) -> dict:
     from billing import services
 
+    cpu_before = _cpu_seconds()
     summary = services.run_billing(as_of=as_of, inline=True)
     if not summary.started:
         raise BenchError("another billing run holds the run's advisory lock")
+    cpu_after = _cpu_seconds()
     return {"workspaces": summary.workspaces, "invoices": summary.invoices, "periods_closed": summary.periods_closed,
-            "skipped": 0}  # fmt: skip
+            "skipped": 0, "cpu_python": cpu_after[0] - cpu_before[0],
+            "cpu_postgres": cpu_after[1] - cpu_before[1]}  # fmt: skip
 
 
 def _bill_share(workspace_ids: list[int], as_of: date, next_index, results) -> None:
@@ -413,6 +454,7 @@ def _bill_share(workspace_ids: list[int], as_of: date, next_index, results) -> N
     from billing import services
 
     totals: dict[str, Any] = {"workspaces": 0, "invoices": 0, "periods_closed": 0, "skipped": 0, "error": ""}
+    cpu_before = _cpu_seconds()
     try:
         while True:
             with next_index.get_lock():
@@ -425,6 +467,9 @@ def _bill_share(workspace_ids: list[int], as_of: date, next_index, results) -> N
             totals["invoices"] += len(result.invoices)
             totals["periods_closed"] += result.periods_closed
             totals["skipped"] += bool(result.skipped)
+        cpu_after = _cpu_seconds()
+        totals["cpu_python"] = cpu_after[0] - cpu_before[0]
+        totals["cpu_postgres"] = cpu_after[1] - cpu_before[1]
         _flush_stats()
     except Exception as exc:  # reported by the parent as one line
         totals["error"] = f"{type(exc).__name__}: {exc}"
@@ -464,7 +509,8 @@ def _bill_parallel(as_of: date, workers: int) -> dict:
         raise BenchError(f"a billing worker failed: {errors[0]}")
     for name in PHASES:
         PHASES[name] = before[name] + sum(share["phases"][name] - before[name] for share in shares)
-    return {key: sum(share[key] for share in shares) for key in ("workspaces", "invoices", "periods_closed", "skipped")}
+    keys = ("workspaces", "invoices", "periods_closed", "skipped", "cpu_python", "cpu_postgres")
+    return {key: sum(share.get(key, 0.0) for share in shares) for key in keys}
 
 
 def _measured_run(as_of: date, workers: int, profile: str | None = None) -> dict:

@@ -29,7 +29,7 @@ def settled_approvals(
     result: dict[int, list[tuple[OverageApproval, Decimal]]] = defaultdict(list)
     for approval in OverageApproval.objects.filter(
         workspace_id__in=list(workspace_ids),
-        period__in=[p.pk for p in periods],
+        period_id__in=[p.pk for p in periods],
         status=OverageApproval.Status.APPROVED,
         used__gt=0,
     ).order_by("answered_at", "pk"):

@@ -39,8 +39,9 @@ from clients.selectors import client_currency
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
 from retainers import audit
+from retainers.bulk import insert_all
 from retainers.fields import MAX_AMOUNT_MINOR, largest_amount
-from retainers.models import AuditEvent, User, Workspace
+from retainers.models import User, Workspace
 from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
 from retainers.runs import single_run
@@ -69,13 +70,18 @@ def profile_for(workspace: Workspace) -> BillingProfile:
 
 def _take_numbers(workspace_id: int, year: int, count: int) -> list[str]:
     """Reserve `count` consecutive numbers, e.g. 2026-0042. The sequence row stays locked until
-    commit, so numbers are gapless: a rollback returns them with everything else."""
-    InvoiceSequence.objects.get_or_create(workspace_id=workspace_id, year=year)
-    sequence = InvoiceSequence.objects.select_for_update().get(workspace_id=workspace_id, year=year)
-    first = sequence.last_number + 1
-    sequence.last_number += count
-    sequence.save(update_fields=["last_number"])
-    return [f"{year}-{n:04d}" for n in range(first, first + count)]
+    commit, so numbers are gapless: a rollback returns them with everything else. One statement
+    (an upsert that creates the year's row or locks and moves it), however many numbers."""
+    table = InvoiceSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, year, last_number) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (workspace_id, year) DO UPDATE SET last_number = {table}.last_number + EXCLUDED.last_number "
+            "RETURNING last_number",
+            [workspace_id, year, count],
+        )
+        (last,) = cursor.fetchone()
+    return [f"{year}-{n:04d}" for n in range(last - count + 1, last + 1)]
 
 
 def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
@@ -232,6 +238,12 @@ def closing_periods(workspace_id: int, today: date) -> QuerySet[Period]:
     )
 
 
+def anything_to_issue(workspace_id: int, today: date) -> bool:
+    """Whether the workspace has an invoice due (`due_periods`, held ones included) or a closing
+    invoice (`closing_periods`) not yet issued: two small queries (one, joined, plans far worse)."""
+    return due_periods(workspace_id, today).exists() or closing_periods(workspace_id, today).exists()
+
+
 @dataclass
 class WorkspaceRun:
     workspace_id: int
@@ -268,7 +280,11 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: boo
         closed = delivery.close_and_open_periods(retainer_ids=ending[start : start + CLOSE_BATCH], as_of=today)
         result.periods_closed += sum(len(c) for c in closed.values())
 
-    # 2. Issue the invoices that are due, in one transaction: numbers stay gapless.
+    # 2. Issue the invoices that are due, in one transaction: numbers stay gapless. A run that
+    #    closed nothing mostly has nothing to issue either (the same-day re-run, the hourly runs
+    #    between period ends): one query says so, without a transaction or the lock.
+    if not ending and not anything_to_issue(workspace_id, today):
+        return result
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -285,9 +301,13 @@ def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: boo
 
 
 def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = True) -> list[int]:
-    holds = held_first_invoices(workspace.pk, today)
-    Period.objects.filter(pk__in=list(holds), invoice_held_on=None).update(invoice_held_on=today)
-    due = [(p, Invoice.Kind.SCHEDULED) for p in due_periods(workspace.pk, today) if p.pk not in holds]
+    scheduled = list(due_periods(workspace.pk, today))
+    # Only a renewed term's first period can be held: most runs have none, and skip the query.
+    renewed = any(p.seq == 1 and p.retainer.previous_term_id is not None for p in scheduled)
+    holds = held_first_invoices(workspace.pk, today) if renewed else {}
+    if holds:
+        Period.objects.filter(pk__in=list(holds), invoice_held_on=None).update(invoice_held_on=today)
+    due = [(p, Invoice.Kind.SCHEDULED) for p in scheduled if p.pk not in holds]
     due += [(p, Invoice.Kind.CLOSING) for p in closing_periods(workspace.pk, today)]
     if not due:
         return []
@@ -305,7 +325,10 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
     }
     extras: dict[int, list[Deliverable]] = {}
     for deliverable in Deliverable.objects.filter(
-        workspace=workspace, extra=True, status=Deliverable.Status.DELIVERED, period__in=[*previous.values(), *periods]
+        workspace=workspace,
+        extra=True,
+        status=Deliverable.Status.DELIVERED,
+        period_id__in=[p.pk for p in [*previous.values(), *periods]],
     ):
         extras.setdefault(deliverable.period_id, []).append(deliverable)
     approvals = settled_approvals([workspace.pk], [*previous.values(), *periods])  # closed ones only cover any
@@ -357,24 +380,26 @@ def _issue_due_invoices(workspace: Workspace, today: date, *, deliver: bool = Tr
         invoice.delivered_at = None if deliver else now  # not delivering is a decision, not a loss
         if invoice.total_minor == 0:
             invoice.status, invoice.paid_at = Invoice.Status.PAID, now
-    Invoice.objects.bulk_create(invoices)
+    insert_all(invoices)
     all_lines = []
     for invoice, lines in zip(invoices, lines_by_invoice, strict=True):
         for position, line in enumerate(lines):
             line.workspace, line.invoice, line.position = workspace, invoice, position
             all_lines.append(line)
-    InvoiceLine.objects.bulk_create(all_lines)
-    AuditEvent.objects.bulk_create(
-        audit.event(
-            workspace=workspace.pk,
-            actor=None,
-            action="invoice.issued",
-            target=invoice,
-            summary=f"Invoice {invoice.number} (billing run)",
-            amount_minor=invoice.total_minor,
-            currency=invoice.currency,
-        )
-        for invoice in invoices
+    insert_all(all_lines)
+    insert_all(
+        [
+            audit.event(
+                workspace=workspace.pk,
+                actor=None,
+                action="invoice.issued",
+                target=invoice,
+                summary=f"Invoice {invoice.number} (billing run)",
+                amount_minor=invoice.total_minor,
+                currency=invoice.currency,
+            )
+            for invoice in invoices
+        ]
     )
     _apply_carried_credits(workspace.pk, invoices, now=now)
     ids = [invoice.pk for invoice in invoices]

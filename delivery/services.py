@@ -22,7 +22,7 @@ from delivery import ledger
 from delivery.models import Booking, Deliverable, LedgerEntry, OverageApproval, Period, WorkItem
 from delivery.periods import period_bounds
 from retainers import audit
-from retainers.bulk import update_each
+from retainers.bulk import insert_all, update_each
 from retainers.models import User
 
 Kind = LedgerEntry.Kind
@@ -115,7 +115,7 @@ def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]], 
                 extra_deliverable_price_minor=retainer.extra_deliverable_price_minor,
             )
         )
-    Period.objects.bulk_create(periods)
+    insert_all(periods)
     entries, deliverables = [], []
     for (retainer, seq, _, rolled), period in zip(openings, periods, strict=True):
         moves = list(rolled)
@@ -126,8 +126,8 @@ def _open_periods(openings: list[tuple[Retainer, int, int, list[ledger.Move]]], 
             Deliverable(workspace_id=retainer.workspace_id, retainer=retainer, period=period, name=name, created_at=now)
             for name in retainer.deliverables
         ]
-    LedgerEntry.objects.bulk_create(entries)
-    Deliverable.objects.bulk_create(deliverables)
+    insert_all(entries)
+    insert_all(deliverables)
     return periods
 
 
@@ -141,7 +141,9 @@ def _refresh_balances(retainers: list[Retainer]) -> None:
     from the ledger, in one aggregate and one update (a retainer with no open period: zeros)."""
     sums = {
         row["retainer_id"]: row
-        for row in LedgerEntry.objects.filter(retainer__in=retainers, period__status=Period.Status.OPEN)
+        for row in LedgerEntry.objects.filter(
+            retainer_id__in=[r.pk for r in retainers], period__status=Period.Status.OPEN
+        )
         .order_by()
         .values("retainer_id")
         .annotate(
@@ -401,16 +403,16 @@ def _close_round(
     """Close each of the `ended` periods (one per retainer) and open the next where there is one;
     `final`: the retainers end now, so nothing rolls and no period opens."""
     entries: dict[int, list[tuple[str, Decimal, int, bool]]] = defaultdict(list)
-    rows = LedgerEntry.objects.filter(period__in=list(ended.values())).values_list(
+    # By ids (`period_id__in`), not model objects: the ORM normalizes each object of an `__in`.
+    period_ids = [p.pk for p in ended.values()]
+    rows = LedgerEntry.objects.filter(period_id__in=period_ids).values_list(
         "period_id", "kind", "quantity", "origin_seq", "work_item_id"
     )
     for period_id, kind, quantity, origin, work_item_id in rows:
         entries[period_id].append((kind, quantity, origin, work_item_id is not None))
     unfinished: dict[int, list[Deliverable]] = defaultdict(list)
     for deliverable in (
-        Deliverable.objects.filter(period__in=list(ended.values()))
-        .exclude(status=Deliverable.Status.DELIVERED)
-        .order_by("pk")
+        Deliverable.objects.filter(period_id__in=period_ids).exclude(status=Deliverable.Status.DELIVERED).order_by("pk")
     ):
         unfinished[deliverable.period_id].append(deliverable)
     pending = {a.retainer_id: a for a in Amendment.objects.filter(retainer_id__in=list(ended), applied_at=None)}
@@ -418,7 +420,7 @@ def _close_round(
     # rest of them and unanswered requests lapse with the period.
     approvals: dict[int, list[OverageApproval]] = defaultdict(list)
     for approval in OverageApproval.objects.filter(
-        period__in=list(ended.values()),
+        period_id__in=period_ids,
         status__in=[OverageApproval.Status.APPROVED, OverageApproval.Status.REQUESTED],
         closed_at=None,
     ).order_by("answered_at", "pk"):
@@ -476,7 +478,7 @@ def _close_round(
         rolled = [m for m in plan.moves if m.in_next]
         opening.append((retainer, period, rolled, unfinished[period.pk] if carry else []))
 
-    LedgerEntry.objects.bulk_create(closing)
+    insert_all(closing)
     update_each(
         list(ended.values()), ["used", "expired", "rolled_out", "overage", "approved_overage", "status", "closed_at"]
     )
@@ -505,7 +507,7 @@ def _close_round(
             )
             for d in carried
         ]
-    Deliverable.objects.bulk_create(copies)
+    insert_all(copies)
     return result
 
 

@@ -260,3 +260,32 @@ def test_overage_of_the_last_period_of_an_ending_retainer_is_billed_once(workspa
     before = snapshot()
     assert bill(workspace, date(2026, 3, 1)).invoices == []
     assert snapshot() == before
+
+
+def test_billing_a_workspace_takes_as_many_queries_for_five_retainers_as_for_two(workspace, other_workspace):
+    # Set-based: closing, opening and issuing read and write each table in a fixed number of
+    # statements per batch, never one per retainer or per invoice.
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(ws, count: int) -> int:
+        retainers = [factories.make_retainer(workspace=ws, starts_on=date(2026, 1, 1)) for _ in range(count)]
+        delivery.record_delivery(  # one runs over its balance: an overage line on its next invoice
+            retainer=retainers[0], delivered_on=date(2026, 1, 5), quantity=D("12"), description="x", actor=None
+        )
+        bill(ws, date(2026, 1, 1))
+        with CaptureQueriesContext(connection) as captured:
+            result = bill(ws, date(2026, 2, 1))
+        assert (result.periods_closed, len(result.invoices)) == (count, count)
+        return len(captured.captured_queries)
+
+    assert queries(workspace, 2) == queries(other_workspace, 5)
+
+
+def test_the_same_day_rerun_writes_nothing_in_a_handful_of_queries(workspace, django_assert_max_num_queries):
+    for _ in range(3):
+        factories.make_retainer(workspace=workspace, starts_on=date(2026, 1, 1))
+    bill(workspace, date(2026, 2, 1))
+    before = snapshot()
+    with django_assert_max_num_queries(5):  # the workspace, replaced terms, ending periods, two "due?"
+        assert bill(workspace, date(2026, 2, 1)).invoices == []
+    assert snapshot() == before
