@@ -30,6 +30,7 @@ from billing.charges import charge_invoice
 from billing.models import Invoice, Payment
 from billing.notices import invoice_context, money, pdf_attachment
 from billing.pdf import current_pdf
+from retainers import tenancy
 from retainers.outbox import queue_email
 from retainers.transient import TRANSIENT_ERRORS
 
@@ -63,6 +64,7 @@ def _claim_delivery(invoice_id: int, *, now: datetime) -> bool:
     )
 
 
+@tenancy.per_row("billing.Invoice")
 def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
     """Render the invoice's PDF, then charge the saved card (auto-charge invoices) or email it; once.
     Returns True when it was delivered now. Then its follow-up (a receipt for the charge).
@@ -130,6 +132,7 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
 # --- Follow-up: after money moved --------------------------------------------------------------
 
 
+@tenancy.per_row("billing.Invoice")
 def follow_up(invoice_id: int) -> None:
     """Render the PDF again if money moved since it was rendered, then queue the receipts that are
     due (they attach it, so they say PAID). Idempotent. Raises OSError or a database error for the task to retry."""
@@ -210,6 +213,7 @@ def due_invoice_ids(*, older_than: timedelta, now: datetime | None = None) -> li
     return sorted({*undelivered, *stale, *receipts})
 
 
+@tenancy.scan("delivery sweep: invoices and receipts a lost task left undone, in every workspace")
 def deliver_due(*, older_than: timedelta = SWEEP_OLDER_THAN, inline: bool = False) -> SweepSummary:
     """The sweep: deliver (or follow up) every invoice a lost task left behind, in this process
     (`inline`) or in tasks of DELIVERY_BATCH invoices. Run twice, it sends and charges nothing more."""

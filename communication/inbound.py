@@ -45,6 +45,7 @@ from django.utils import timezone
 from clients.models import Client, Contact
 from communication import mailtext, services
 from communication.models import InboundEmail, Message, ReplyAddress
+from retainers import tenancy
 from retainers.models import User
 
 log = logging.getLogger(__name__)
@@ -286,6 +287,7 @@ def files_of(email: EmailMessage) -> list[EmailFile]:
 # --- Receiving ----------------------------------------------------------------------------------
 
 
+@tenancy.scan("inbound email: the client thread a reply address names")
 def receive_email(
     raw: bytes, *, envelope_sender: str | None = None, envelope_recipients: Sequence[str] = ()
 ) -> Receipt:

@@ -37,6 +37,7 @@ from delivery.periods import Cadence, add_months
 from demo import catalog
 from demo.mirror import COLUMNS, MemoryBooks, term_values
 from demo.story import Story, play
+from retainers import tenancy
 from retainers.models import Membership, User, Workspace
 
 ID_BLOCK = 5000
@@ -282,6 +283,7 @@ class Seeder:
         self.options, self.password_hash, self.todays = options, password_hash, todays
         self.writer = Writer()
 
+    @tenancy.scan("seed_demo: one bench workspace (a worker process has a connection of its own)")
     def seed(self, index: int) -> dict[type[models.Model], int]:
         email = f"bench{number_of(index)}@example.com"
         owner_id = User.objects.filter(email=email).values_list("id", flat=True).first()
