@@ -27,7 +27,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
 from django.core.management.base import BaseCommand
@@ -91,7 +91,13 @@ def _restore(settings: Settings) -> None:
 
 @contextmanager
 def _settings(workspace: str | None, cross: str | None, user: str | None) -> Iterator[None]:
-    previous = _swap(workspace, cross, user)
+    if connection.connection is None and (workspace, cross, user) == ("", "", ""):
+        # Not connected: a new connection starts with no settings, which is the wall. Connecting
+        # only to say so would turn "the database is down" into an error here, before the caller
+        # can answer it its own way (receive_email's exit code 75).
+        previous: Settings = ("", "", "")
+    else:
+        previous = _swap(workspace, cross, user)
     try:
         yield
     finally:
@@ -160,7 +166,7 @@ _BYPASS = f"coalesce(current_setting('{CROSS_TENANT}', true), '') = 'on'"
 WORKSPACE_POLICY = f"({_MATCHES} OR {_BYPASS})"
 
 
-def policy_sql(tables: Iterable[str]) -> list[str]:
+def policy_sql(tables: Iterable[str]) -> str:
     """Row-level security on each table, forced on its owner, with the workspace policy."""
     statements = []
     for table in tables:
@@ -169,10 +175,10 @@ def policy_sql(tables: Iterable[str]) -> list[str]:
             f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
             f'CREATE POLICY {POLICY_NAME} ON "{table}" USING {WORKSPACE_POLICY} WITH CHECK {WORKSPACE_POLICY}',
         ]
-    return statements
+    return ";\n".join(statements)
 
 
-def drop_policy_sql(tables: Iterable[str]) -> list[str]:
+def drop_policy_sql(tables: Iterable[str]) -> str:
     statements = []
     for table in tables:
         statements += [
@@ -180,7 +186,7 @@ def drop_policy_sql(tables: Iterable[str]) -> list[str]:
             f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY',
             f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY',
         ]
-    return statements
+    return ";\n".join(statements)
 
 
 # A person reads their own memberships before a workspace is chosen (read only).
@@ -238,7 +244,7 @@ def hold_stream(response: Any, workspace: Model | int) -> Any:
     from django.http import FileResponse, StreamingHttpResponse
 
     if isinstance(response, StreamingHttpResponse) and not isinstance(response, FileResponse):
-        response.streaming_content = held(response.streaming_content, workspace)
+        response.streaming_content = held(cast(Iterable[Any], response.streaming_content), workspace)
     return response
 
 
