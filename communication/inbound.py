@@ -287,7 +287,6 @@ def files_of(email: EmailMessage) -> list[EmailFile]:
 # --- Receiving ----------------------------------------------------------------------------------
 
 
-@tenancy.scan("inbound email: the client thread a reply address names")
 def receive_email(
     raw: bytes, *, envelope_sender: str | None = None, envelope_recipients: Sequence[str] = ()
 ) -> Receipt:
@@ -305,6 +304,7 @@ def receive_email(
     return receipt
 
 
+@tenancy.scan("inbound email: the client thread a reply address names")
 def _receive(
     email: EmailMessage, raw: bytes, *, envelope_sender: str | None, envelope_recipients: Sequence[str]
 ) -> Receipt:

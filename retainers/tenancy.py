@@ -132,7 +132,7 @@ def cross_tenant(reason: str) -> Iterator[None]:
     `use_workspace`, which turns the bypass off again."""
     if not reason.strip():
         raise ValueError("cross_tenant needs a reason")
-    logger.info("cross-tenant: %s", reason)
+    logger.debug("cross-tenant: %s", reason)
     with _settings(None, "on", None):
         yield
 
@@ -205,7 +205,7 @@ def migrations_bypass_on(using: str = "default", **kwargs: Any) -> None:
     if using != connection.alias:
         return
     if current()[1] != "on":
-        logger.info("cross-tenant: migrate")
+        logger.debug("cross-tenant: migrate")
         _swap(None, "on", None)
 
 

@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client as HttpClient
+from django.test import TransactionTestCase as DjangoTransactionTestCase
 
 from retainers import tenancy
 from retainers.models import Membership, User, Workspace
@@ -92,6 +93,10 @@ def _tenant_set_up(request, _data_version_at_once):
     row-level policies as in production (docs/tenancy.md)."""
     marker = request.node.get_closest_marker("django_db")
     uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if isinstance(request.instance, DjangoTransactionTestCase):  # a unittest-style case manages its own database
+        with tenancy.cross_tenant("test set-up and assertions"):
+            yield
+        return
     if not uses_db and marker is None:
         yield
         return
