@@ -47,7 +47,7 @@ NOT_HELD = {
     "retainers_dataversion": "the page cache's change counters, one per workspace, written by triggers; "
     "no tenant's data, and a number leaks nothing",
 }
-MEMBER_POLICY_NAME = "own_memberships"
+MEMBER_POLICY_NAME = "own_rows"
 
 type Settings = tuple[str, str, str]  # (workspace id, cross tenant, user id), '' when unset
 
@@ -189,12 +189,21 @@ def drop_policy_sql(tables: Iterable[str]) -> str:
     return ";\n".join(statements)
 
 
-# A person reads their own memberships before a workspace is chosen (read only).
-MEMBER_POLICY_SQL = (
-    f'CREATE POLICY {MEMBER_POLICY_NAME} ON "retainers_membership" FOR SELECT '
-    f"USING (user_id = nullif(current_setting('{USER}', true), '')::bigint)"
-)
-DROP_MEMBER_POLICY_SQL = f'DROP POLICY IF EXISTS {MEMBER_POLICY_NAME} ON "retainers_membership"'
+# A person reads their own memberships (and, as a client's contact, their own contact records)
+# before a workspace is chosen: read only, and only rows with their user id.
+def own_rows_policy_sql(table: str) -> str:
+    return (
+        f'CREATE POLICY {MEMBER_POLICY_NAME} ON "{table}" FOR SELECT '
+        f"USING (user_id = nullif(current_setting('{USER}', true), '')::bigint)"
+    )
+
+
+def drop_own_rows_policy_sql(table: str) -> str:
+    return f'DROP POLICY IF EXISTS {MEMBER_POLICY_NAME} ON "{table}"'
+
+
+MEMBER_POLICY_SQL = own_rows_policy_sql("retainers_membership")
+DROP_MEMBER_POLICY_SQL = drop_own_rows_policy_sql("retainers_membership")
 
 
 # --- Migrations run with the bypass --------------------------------------------------------

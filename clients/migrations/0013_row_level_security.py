@@ -18,4 +18,8 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(tenancy.policy_sql(TABLES), tenancy.drop_policy_sql(TABLES)),
+        # A portal contact's own records, before the portal knows which workspace to open.
+        migrations.RunSQL(
+            tenancy.own_rows_policy_sql("clients_contact"), tenancy.drop_own_rows_policy_sql("clients_contact")
+        ),
     ]
