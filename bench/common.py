@@ -210,6 +210,21 @@ def setup_django() -> None:
     import django
 
     django.setup()
+    _harness_sees_every_workspace()
+
+
+def _harness_sees_every_workspace() -> None:
+    """A stage's own queries (finding what to time, writing seeded rows with COPY, counting what a
+    run did) read across workspaces, as a test's set-up does (docs/tenancy.md): every connection of
+    the stage starts in the named bypass. What the stage times — requests through the middleware,
+    the billing run's per-workspace work — puts the wall back up for itself."""
+    from django.db.backends.signals import connection_created
+
+    def bypass(sender: object, connection: object, **kwargs: object) -> None:
+        with connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT set_config('app.cross_tenant', 'on', false)")
+
+    connection_created.connect(bypass, weak=False, dispatch_uid="bench.common.harness_bypass")
 
 
 def run(cmd: Sequence[str], *, env: dict[str, str], label: str, echo: bool = False) -> None:

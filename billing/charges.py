@@ -37,6 +37,7 @@ from billing.notices import invoice_context, tell_overdue
 from billing.paylinks import client_email
 from billing.services import BillingError, audit_invoice, book_payment, profile_for, record_payment
 from billing.stripe_ids import invoice_metadata, object_id
+from retainers import tenancy
 from retainers.models import User
 from retainers.outbox import queue_email
 from retainers.services import consultant_recipients
@@ -371,6 +372,7 @@ def chargeable_invoices(client_id: int) -> dict[int, int]:
     return dict(rows)
 
 
+@tenancy.per_row("clients.Client")
 def charge_with_new_card(client_id: int, *, seen: dict[int, int], as_of: date | None = None) -> int:
     """Charge the invoices a newly saved card is for (`seen`: invoice id → attempts when the card was
     saved), each once: run twice, the second run finds the attempts moved on and charges nothing.

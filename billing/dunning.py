@@ -20,6 +20,7 @@ from billing.paylinks import client_email
 from billing.services import profile_for
 from clients.models import Retainer
 from delivery import services as delivery
+from retainers import tenancy
 from retainers.daily import claim_days
 from retainers.models import DailyRun, Email, Workspace
 from retainers.outbox import queue_email
@@ -89,6 +90,7 @@ def retry_due_charges(as_of: date | None = None, *, days: dict[int, date] | None
     return summary
 
 
+@tenancy.per_row("billing.Invoice")
 def retry_charge(invoice_id: int, *, as_of: date | None = None) -> None:
     invoice = Invoice.objects.select_related("workspace", "client").get(pk=invoice_id)
     if not charge_invoice(invoice, as_of=as_of):
@@ -197,6 +199,7 @@ def _pause_for_unpaid(invoice: Invoice, *, today: date) -> bool:
     return True
 
 
+@tenancy.scan("dunning run: due charges and overdue invoices of every workspace")
 def run_dunning(*, as_of: date | None = None, inline: bool = False, now: datetime | None = None) -> DunningSummary:
     """The dunning run: charge retries (inline, or one task each) and the overdue notices.
 

@@ -22,6 +22,7 @@ from billing.models import BillingProfile, Invoice
 from billing.selectors import payment_options
 from billing.services import BillingError
 from billing.stripe_ids import invoice_metadata
+from retainers import tenancy
 from retainers.models import Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
@@ -61,6 +62,8 @@ def read_pay_token(token: str) -> PayLink | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("i"), int) or not isinstance(data.get("w"), int):
         return None
+    # The signed token names its workspace: the rest of the request works in it (the second wall).
+    tenancy.enter(data["w"])
     invoice = (
         Invoice.objects.select_related("workspace", "client")
         .filter(pk=data["i"], workspace_id=data["w"])

@@ -31,6 +31,7 @@ from billing.charges import charge_invoice
 from billing.models import Invoice, Payment
 from billing.notices import invoice_context, money, pdf_attachment
 from billing.pdf import current_pdf
+from retainers import tenancy
 from retainers.outbox import queue_email
 from retainers.transient import TRANSIENT_ERRORS
 
@@ -64,6 +65,7 @@ def _claim_delivery(invoice_id: int, *, now: datetime) -> bool:
     )
 
 
+@tenancy.per_row("billing.Invoice")
 def deliver_invoice(invoice_id: int, *, as_of: date | None = None) -> bool:
     """Charge the saved card (auto-charge invoices) or email the invoice with its PDF; once.
     Returns True when it was delivered now. Then its follow-up: a charged invoice's PDF, rendered
@@ -133,6 +135,7 @@ def send_invoice_email(invoice: Invoice, *, resend: bool = False) -> bool:
 # --- Follow-up: after money moved --------------------------------------------------------------
 
 
+@tenancy.per_row("billing.Invoice")
 def follow_up_unless_delivering(invoice_id: int, *, now: datetime | None = None) -> bool:
     """The follow-up task's work: `follow_up`, unless the invoice's delivery is under way (claimed
     by a live worker, not delivered yet), which follows up itself once it is done: a charge made by
@@ -150,6 +153,7 @@ def follow_up_unless_delivering(invoice_id: int, *, now: datetime | None = None)
     return True
 
 
+@tenancy.per_row("billing.Invoice")
 def follow_up(invoice_id: int) -> None:
     """Render the PDF again if money moved since it was rendered (for the first time if the invoice
     was delivered without one: charged), then queue the receipts that are due (they attach it, so
@@ -236,6 +240,7 @@ def due_invoice_ids(*, older_than: timedelta, now: datetime | None = None) -> li
     return sorted({*undelivered, *stale, *receipts})
 
 
+@tenancy.scan("delivery sweep: invoices and receipts a lost task left undone, in every workspace")
 def deliver_due(*, older_than: timedelta = SWEEP_OLDER_THAN, inline: bool = False) -> SweepSummary:
     """The sweep: deliver (or follow up) every invoice a lost task left behind, in this process
     (`inline`) or in tasks of DELIVERY_BATCH invoices. Run twice, it sends and charges nothing more."""

@@ -38,7 +38,7 @@ from clients.models import Client, Retainer
 from clients.selectors import client_currency
 from delivery import services as delivery
 from delivery.models import Deliverable, Period
-from retainers import audit
+from retainers import audit, tenancy
 from retainers.bulk import insert_all
 from retainers.fields import MAX_AMOUNT_MINOR, largest_amount
 from retainers.models import User, Workspace
@@ -252,6 +252,7 @@ class WorkspaceRun:
     skipped: str = ""
 
 
+@tenancy.per_workspace
 def bill_workspace(*, workspace_id: int, as_of: date | None = None, deliver: bool = True) -> WorkspaceRun:
     """Close what ended and issue every invoice that is due in one workspace, as of its local date.
 
@@ -424,6 +425,7 @@ def workspaces_to_bill() -> list[int]:
     )
 
 
+@tenancy.scan("billing run: which workspaces have periods due")
 def run_billing(*, as_of: date | None = None, inline: bool = False) -> RunSummary:
     """The billing run: one at a time (a session advisory lock; a second run returns at once),
     fanning out one task per workspace, or billing each inline (the management command)."""

@@ -22,6 +22,7 @@ from billing import cards, charges, connect, stripe_api, stripe_ids
 from billing.models import Invoice, Payment, StripeAccount, StripeCustomer, StripeEvent
 from billing.refunds import record_stripe_refund
 from clients.models import Client
+from retainers import tenancy
 from retainers.models import Workspace
 from retainers.money import format_money
 from retainers.outbox import queue_email
@@ -43,6 +44,7 @@ HANDLED = {
 }
 
 
+@tenancy.scan("stripe webhook: the account, invoice or payment a signed Stripe event names")
 def process_event(event: dict[str, Any]) -> str:
     """Apply a verified event once: "processed", "duplicate" or "ignored".
 

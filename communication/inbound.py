@@ -45,6 +45,7 @@ from django.utils import timezone
 from clients.models import Client, Contact
 from communication import mailtext, services
 from communication.models import InboundEmail, Message, ReplyAddress
+from retainers import tenancy
 from retainers.models import User
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,7 @@ def receive_email(
     return receipt
 
 
+@tenancy.scan("inbound email: the client thread a reply address names")
 def _receive(
     email: EmailMessage, raw: bytes, *, envelope_sender: str | None, envelope_recipients: Sequence[str]
 ) -> Receipt:

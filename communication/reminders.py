@@ -40,6 +40,7 @@ from communication.models import Message, Task
 from delivery import booking, booking_reminders
 from delivery import reminders as delivery_reminders
 from delivery.models import WorkItem
+from retainers import tenancy
 from retainers.models import Email, Membership, User, Workspace
 from retainers.outbox import queue_email
 
@@ -87,6 +88,7 @@ def send_reminders(*, as_of: date | datetime | None = None) -> Summary:
     return summary
 
 
+@tenancy.scan("reminders: which workspaces have reminders due")
 def fan_out() -> int:
     """Beat's sweep: one task per workspace, each run as of its own `now`."""
     from communication import tasks  # tasks imports this module
@@ -97,6 +99,7 @@ def fan_out() -> int:
     return len(ids)
 
 
+@tenancy.per_workspace
 def remind_workspace(*, workspace: Workspace, now: datetime) -> Summary:
     """Every reminder of one workspace as of `now`. Safe to run any number of times."""
     summary = Summary()

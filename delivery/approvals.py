@@ -31,7 +31,7 @@ from django.utils import timezone
 from clients.models import Contact, Retainer, RetainerTerms
 from delivery.models import OverageApproval, Period
 from delivery.services import ZERO, DeliveryError, _lock
-from retainers import audit
+from retainers import audit, tenancy
 from retainers.models import Membership, User, Workspace
 from retainers.money import format_money, multiply
 from retainers.outbox import queue_email
@@ -141,13 +141,15 @@ def check_token(token: str) -> LinkCheck:
         return LinkCheck("invalid")
     if not isinstance(data, dict) or not isinstance(data.get("a"), int) or not isinstance(data.get("c"), int):
         return LinkCheck("invalid")
-    approval = (
-        OverageApproval.objects.select_related("workspace", "retainer", "retainer__client", "period")
-        .filter(pk=data["a"])
-        .first()
-    )
+    with tenancy.cross_tenant("overage link: the approval a signed link names"):
+        approval = (
+            OverageApproval.objects.select_related("workspace", "retainer", "retainer__client", "period")
+            .filter(pk=data["a"])
+            .first()
+        )
     if approval is None:
         return LinkCheck("invalid")
+    tenancy.enter(approval.workspace_id)  # the rest of the request works in the link's workspace
     contact = Contact.objects.filter(
         workspace_id=approval.workspace_id, client_id=approval.retainer.client_id, pk=data["c"]
     ).first()

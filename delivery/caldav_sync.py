@@ -33,6 +33,7 @@ from django.utils import timezone
 from delivery import ics
 from delivery.encryption import SealError, seal, unseal
 from delivery.models import Booking, BusyBlock, CalendarConnection, Schedule
+from retainers import tenancy
 from retainers.models import Membership, User, Workspace
 from retainers.outbox import queue_email
 
@@ -198,11 +199,13 @@ def _live(connection_id: int) -> CalendarConnection | None:
     return connection
 
 
+@tenancy.per_row("delivery.CalendarConnection")
 def sync_connection(connection_id: int, *, now: datetime | None = None) -> SyncResult | None:
     """Read the member's busy times and write their bookings. Safe to run any number of times."""
     return _run(connection_id, now=now or timezone.now(), read=True)
 
 
+@tenancy.per_row("delivery.CalendarConnection")
 def push_connection(connection_id: int, *, now: datetime | None = None) -> SyncResult | None:
     """Write the member's bookings that are not in step with their calendar (after a booking change)."""
     return _run(connection_id, now=now or timezone.now(), read=False)
@@ -387,6 +390,7 @@ def _mark_failed(connection: CalendarConnection, message: str, *, now: datetime)
         )
 
 
+@tenancy.scan("calendar sync: the connected calendars of every workspace")
 def fan_out() -> int:
     """Beat's sweep: one sync task per calendar of a current member."""
     from delivery import tasks

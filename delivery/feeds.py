@@ -20,6 +20,7 @@ from django.utils import timezone
 from delivery import ics
 from delivery.encryption import SealError, seal, unseal
 from delivery.models import Booking, CalendarFeed, Schedule
+from retainers import tenancy
 from retainers.models import Membership, User, Workspace, hash_secret
 
 PAST_DAYS = 30  # a feed carries the last month of bookings and everything ahead
@@ -61,9 +62,11 @@ def find_feed(token: str) -> CalendarFeed | None:
     pk, _, secret = token.partition(".")
     if not pk.isascii() or not pk.isdigit() or len(pk) > 18 or not secret:
         return None
-    feed = CalendarFeed.objects.select_related("workspace", "member").filter(pk=int(pk), revoked_at=None).first()
+    with tenancy.cross_tenant("calendar feed: the feed a secret URL names"):
+        feed = CalendarFeed.objects.select_related("workspace", "member").filter(pk=int(pk), revoked_at=None).first()
     if feed is None or not hmac.compare_digest(feed.secret_hash, hash_secret(secret)):
         return None
+    tenancy.enter(feed.workspace_id)  # the rest of the request works in the feed's workspace
     if not Membership.objects.filter(workspace_id=feed.workspace_id, user_id=feed.member_id).exists():
         return None
     return feed

@@ -37,6 +37,7 @@ from delivery.periods import Cadence, add_months
 from demo import catalog
 from demo.mirror import COLUMNS, MemoryBooks, term_values
 from demo.story import Story, play
+from retainers import tenancy
 from retainers.models import Membership, User, Workspace
 
 ID_BLOCK = 5000
@@ -68,7 +69,15 @@ class Table:
         others = [f for f in model._meta.concrete_fields if f.attname not in attnames and not f.primary_key]
         columns = [fields[name].column for name in attnames] + [f.column for f in others]
         quote = connection.ops.quote_name
-        self.sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"  # type: ignore[arg-type]  # django-stubs: a concrete field's column is never None
+        table, names = quote(model._meta.db_table), ", ".join(quote(c) for c in columns)  # type: ignore[arg-type]  # django-stubs: a concrete field's column is never None
+        # PostgreSQL refuses COPY into a table under row-level security (docs/tenancy.md): tenant
+        # tables are copied into a temporary table of the same columns (no policy, no index), then
+        # moved with one INSERT … SELECT, which the policy checks like any insert.
+        self.held = any(f.attname == "workspace_id" for f in model._meta.concrete_fields)
+        staging = quote(f"bench_copy_{model._meta.db_table}")
+        self.prepare_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {names} FROM {table} WITH NO DATA"
+        self.sql = f"COPY {staging if self.held else table} ({names}) FROM STDIN"
+        self.move_sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}; TRUNCATE {staging}"
         self.tail = tuple(f.get_db_prep_save(f.get_default(), connection) for f in others)
         self.sequence_sql = "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)"
         self.sequence_args = (model._meta.db_table, model._meta.pk.column)
@@ -77,6 +86,8 @@ class Table:
         if not rows:
             return
         tail = self.tail
+        if self.held:
+            cursor.execute(self.prepare_sql)
         with cursor.copy(self.sql) as copy:
             if tail:
                 for row in rows:
@@ -84,6 +95,8 @@ class Table:
             else:
                 for row in rows:
                     copy.write_row(row)
+        if self.held:
+            cursor.execute(self.move_sql)
 
 
 class Ids:
@@ -282,6 +295,7 @@ class Seeder:
         self.options, self.password_hash, self.todays = options, password_hash, todays
         self.writer = Writer()
 
+    @tenancy.scan("seed_demo: one bench workspace (a worker process has a connection of its own)")
     def seed(self, index: int) -> dict[type[models.Model], int]:
         email = f"bench{number_of(index)}@example.com"
         owner_id = User.objects.filter(email=email).values_list("id", flat=True).first()

@@ -6,13 +6,14 @@ import functools
 from collections.abc import Callable
 from typing import Concatenate, cast
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from clients.models import Contact
+from retainers import tenancy
 from retainers.http import AuthenticatedRequest
 from retainers.models import DataVersion, User, Workspace
 
@@ -27,20 +28,23 @@ class PortalRequest(AuthenticatedRequest):
 type PortalView = Callable[Concatenate[PortalRequest, ...], HttpResponseBase]
 
 
-def portal_contacts(user: User) -> QuerySet[Contact]:
-    """The contact records a signed-in person may use the portal as, one per workspace."""
-    return (
-        Contact.objects.filter(user=user, portal_access=True, client__status="active")
-        .select_related("workspace", "client")
-        # Each workspace's data version (retainers.pagecache) in the same query: a cached page then
-        # needs no query of its own to know whether its parts are current.
-        .annotate(
-            data_version=Coalesce(
-                Subquery(DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]), 0
+def portal_contacts(user: User) -> list[Contact]:
+    """The contact records a signed-in person may use the portal as, one per workspace: read across
+    workspaces (the person's own rows only), before the portal knows which workspace to open."""
+    with tenancy.cross_tenant("portal: the signed-in person's contact records"):
+        return list(
+            Contact.objects.filter(user=user, portal_access=True, client__status="active")
+            .select_related("workspace", "client")
+            # Each workspace's data version (retainers.pagecache) in the same query: a cached page then
+            # needs no query of its own to know whether its parts are current.
+            .annotate(
+                data_version=Coalesce(
+                    Subquery(DataVersion.objects.filter(workspace_id=OuterRef("workspace_id")).values("version")[:1]),
+                    0,
+                )
             )
+            .order_by("workspace__name")
         )
-        .order_by("workspace__name")
-    )
 
 
 def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
@@ -66,7 +70,9 @@ def portal_view(view: PortalView) -> Callable[..., HttpResponseBase]:
         portal_request.contact, portal_request.workspace = contact, contact.workspace
         portal_request.portal_contacts = contacts
         portal_request.data_version = contact.data_version  # type: ignore[attr-defined]  # annotated above
-        with timezone.override(contact.workspace.tzinfo):
-            return view(portal_request, *args, **kwargs)
+        # The second wall: from here on the database shows this workspace's rows only.
+        with tenancy.use_workspace(contact.workspace_id), timezone.override(contact.workspace.tzinfo):
+            response = view(portal_request, *args, **kwargs)
+        return tenancy.hold_stream(response, contact.workspace_id)
 
     return wrapper

@@ -46,7 +46,7 @@ from delivery.models import Period
 from renewals import evidence as proposal
 from renewals import signals
 from renewals.models import Renewal, RenewalSettings
-from retainers import audit
+from retainers import audit, tenancy
 from retainers.daily import claim_days
 from retainers.dates import last_day
 from retainers.models import DailyRun, Email, User, Workspace
@@ -168,9 +168,13 @@ def check_response_token(token: str) -> LinkCheck:
         or not isinstance(data.get("n"), str)
     ):
         return LinkCheck("invalid")
-    renewal = Renewal.objects.select_related("workspace", "retainer", "retainer__client").filter(pk=data["r"]).first()
+    with tenancy.cross_tenant("renewal link: the renewal a signed link names"):
+        renewal = (
+            Renewal.objects.select_related("workspace", "retainer", "retainer__client").filter(pk=data["r"]).first()
+        )
     if renewal is None:
         return LinkCheck("invalid")
+    tenancy.enter(renewal.workspace_id)  # the rest of the request works in the link's workspace
     contact = None
     if data["c"]:
         contact = Contact.objects.filter(
@@ -694,6 +698,7 @@ class WorkspaceRun:
     skipped: str = ""
 
 
+@tenancy.per_workspace
 def process_workspace(*, workspace_id: int, as_of: date | None = None) -> WorkspaceRun:
     """The renewals of one workspace as of its local date: follow, settle, open, remind.
 
@@ -732,6 +737,7 @@ def workspaces_to_process() -> list[int]:
     return list(workspaces.order_by("pk").values_list("pk", flat=True))
 
 
+@tenancy.scan("renewals run: which workspaces have renewals due")
 def run_renewals(*, as_of: date | None = None, inline: bool = False, now: datetime | None = None) -> RunSummary:
     """The renewals run: one at a time (a session advisory lock; a second run returns at once),
     fanning out one task per workspace, or processing each inline (the management command).

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
+from retainers import tenancy
 from retainers.models import DataVersion, Membership, User, Workspace
 
 
@@ -75,8 +76,10 @@ def workspace_view(view: WorkspaceView | None = None, *, admin: bool = False):
             workspace_request.data_version = membership.data_version  # annotated above
             if request.session.get(LAST_WORKSPACE_SESSION_KEY) != workspace_slug:  # avoid a session write per request
                 request.session[LAST_WORKSPACE_SESSION_KEY] = workspace_slug
-            with timezone.override(membership.workspace.tzinfo):
-                return view(workspace_request, *args, **kwargs)
+            # The second wall: from here on the database shows this workspace's rows only.
+            with tenancy.use_workspace(membership.workspace_id), timezone.override(membership.workspace.tzinfo):
+                response = view(workspace_request, *args, **kwargs)
+            return tenancy.hold_stream(response, membership.workspace_id)
 
         return wrapper
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from retainers import audit
+from retainers import audit, tenancy
 from retainers.models import INVITATION_LIFETIME, Invitation, Membership, User, Workspace, hash_secret
 from retainers.outbox import queue_email
 
@@ -48,7 +48,8 @@ def create_workspace(*, owner: User, name: str, timezone_name: str, currency: st
     workspace = Workspace.objects.create(
         name=name.strip(), slug=unique_slug(name), timezone=timezone_name, currency=currency.upper()
     )
-    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    with tenancy.use_workspace(workspace):
+        Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     return workspace
 
 
@@ -142,7 +143,9 @@ def find_invitation(token: str) -> Invitation | None:
     pk, _, secret = token.partition(".")
     if not pk.isdigit() or not secret:
         return None
-    invitation = Invitation.objects.select_related("workspace").filter(pk=int(pk)).first()
+    # Before anyone knows its workspace: the one row the token names, across workspaces.
+    with tenancy.cross_tenant("invitation link: the invitation a token names"):
+        invitation = Invitation.objects.select_related("workspace").filter(pk=int(pk)).first()
     if invitation is None or not hmac.compare_digest(invitation.secret_hash, hash_secret(secret)):
         return None
     return invitation
@@ -151,6 +154,11 @@ def find_invitation(token: str) -> Invitation | None:
 @transaction.atomic
 def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
     """Join the workspace. The link works once: the row is locked and marked accepted."""
+    with tenancy.use_workspace(invitation.workspace_id):
+        return _accept_invitation(invitation=invitation, user=user)
+
+
+def _accept_invitation(*, invitation: Invitation, user: User) -> Membership:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     now = timezone.now()
     if not invitation.is_open(now=now):

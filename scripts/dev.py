@@ -52,7 +52,7 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 EMBEDDED_REDIS_PORT = 6390
 EMBEDDED_REDIS_URL = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
-APP_ROLE = "retainers"  # LOGIN + CREATEDB, so pytest-django can create test_retainers
+APP_ROLE = "retainers"  # LOGIN + CREATEDB (pytest-django creates test_retainers), never SUPERUSER or BYPASSRLS: row-level security holds it (docs/tenancy.md)
 APP_DB = "retainers"
 LOCAL_APP_URL = f"postgres://{APP_ROLE}@{LOCAL_PG_HOST}:{LOCAL_PG_PORT}/{APP_DB}"
 
@@ -136,9 +136,9 @@ def ensure_app_role_and_db(admin: dict) -> None:
     with pg_connect(**admin) as conn:
         role = sql.Identifier(APP_ROLE)
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE]).fetchone():
-            conn.execute(sql.SQL("ALTER ROLE {} LOGIN CREATEDB").format(role))
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS").format(role))
         else:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(role))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS").format(role))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [APP_DB]).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), role))
 

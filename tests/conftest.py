@@ -14,7 +14,9 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client as HttpClient
+from django.test import TransactionTestCase as DjangoTransactionTestCase
 
+from retainers import tenancy
 from retainers.models import Membership, User, Workspace
 from tests import factories
 
@@ -80,6 +82,30 @@ def _data_version_at_once(request, _clear_cache) -> None:
     request.getfixturevalue("db")
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS data_version IMMEDIATE")
+
+
+@pytest.fixture(autouse=True)
+def _tenant_set_up(request, _data_version_at_once):
+    """The test's own code (set-up through factories, assertions reading rows back) sees every
+    workspace: it is the test's view of the database, not the app's. What the test drives — requests
+    through the test client (TenancyMiddleware), Celery tasks (WalledTask), management commands
+    (TenantCommand) — puts the wall back up for itself, so the app code under test is held by the
+    row-level policies as in production (docs/tenancy.md)."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if isinstance(request.instance, DjangoTransactionTestCase):  # a unittest-style case manages its own database
+        with tenancy.cross_tenant("test set-up and assertions"):
+            yield
+        return
+    if not uses_db and marker is None:
+        yield
+        return
+    transactional = {"transactional_db", "live_server"} & set(request.fixturenames)
+    request.getfixturevalue(
+        "transactional_db" if transactional or (marker is not None and marker.kwargs.get("transaction")) else "db"
+    )
+    with tenancy.cross_tenant("test set-up and assertions"):
+        yield
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from clients.services import add_contact
 from communication.models import Task
 from renewals import services
 from renewals.models import Renewal
-from retainers import outbox
+from retainers import outbox, tenancy
 from retainers.models import Email
 from tests import factories
 from tests.renewals.conftest import run
@@ -165,7 +165,9 @@ def test_two_accepts_at_the_same_moment_create_one_retainer(june):
     def accept() -> None:
         try:
             barrier.wait(timeout=10)
-            outcomes.append(services.accept_renewal(renewal=renewal).status)
+            # Each thread is a request of its own (a new connection): it opens the workspace as one does.
+            with tenancy.use_workspace(renewal.workspace_id):
+                outcomes.append(services.accept_renewal(renewal=renewal).status)
         except Exception as exc:
             outcomes.append(repr(exc))
         finally:

@@ -2,12 +2,13 @@
 
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from billing import sending
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Deliver every issued invoice whose email or card charge never happened (and render again the PDFs, "
         "send the receipts a lost task left behind). Safe to run again: nothing is sent or charged twice."

@@ -2,13 +2,14 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from billing import dunning
 from retainers.runs import parse_as_of
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Retry failed card charges that are due, send overdue notices and reminders, pause retainers. Safe to run again."
 
     def add_arguments(self, parser: CommandParser) -> None:

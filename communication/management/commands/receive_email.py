@@ -14,9 +14,10 @@ import logging
 import sys
 from typing import BinaryIO
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from communication import inbound
+from retainers.tenancy import TenantCommand
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ EX_DATAERR = 65
 EX_TEMPFAIL = 75
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Read one RFC 822 email on standard input and post it to the thread of the client whose reply "
         "address it was sent to, or drop or quarantine it with a logged reason."

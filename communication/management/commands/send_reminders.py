@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from communication import reminders
 from retainers.runs import parse_as_of_moment
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Open check-in tasks, email due-task reminders, low-balance alerts, daily digests, reminders before "
         "bookings and 'book your next session' nudges. Safe to run again: each email goes once."

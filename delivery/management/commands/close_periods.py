@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from clients.models import Retainer
 from delivery import services
+from retainers import tenancy
 from retainers.models import Workspace
 from retainers.runs import parse_as_of
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Close the periods of active retainers that ended on or before --as-of (default: each workspace's today)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,18 +29,19 @@ class Command(BaseCommand):
             if not workspaces.exists():
                 raise CommandError(f"No workspace with the slug {workspace!r}.")
         closed = retainers = 0
-        for ws in workspaces.iterator():
-            as_of_here = day or ws.today()
-            # Only retainers with an open period that has ended: the service locks each one it is given.
-            due = (
-                Retainer.objects.for_workspace(ws)
-                .filter(status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=as_of_here)
-                .order_by("pk")
-            )
-            for retainer in due.iterator():
-                done = services.close_and_open_period(retainer=retainer, as_of=as_of_here)
-                if done:
-                    retainers += 1
-                    closed += len(done)
+        for ws in list(workspaces):
+            with tenancy.use_workspace(ws):
+                as_of_here = day or ws.today()
+                # Only retainers with an open period that has ended: the service locks each one it is given.
+                due = (
+                    Retainer.objects.for_workspace(ws)
+                    .filter(status=Retainer.Status.ACTIVE, periods__status="open", periods__end_on__lte=as_of_here)
+                    .order_by("pk")
+                )
+                for retainer in due.iterator():
+                    done = services.close_and_open_period(retainer=retainer, as_of=as_of_here)
+                    if done:
+                        retainers += 1
+                        closed += len(done)
         noun = "period" if closed == 1 else "periods"
         self.stdout.write(f"Closed {closed} {noun} of {retainers} retainer{'' if retainers == 1 else 's'}.")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from delivery import caldav_sync
 from delivery.models import CalendarConnection
+from retainers import tenancy
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Read busy times from and write bookings to every connected CalDAV calendar."
 
     def handle(self, *args: object, **options: object) -> None:
         ok = failed = 0
-        for connection_id in CalendarConnection.objects.order_by("pk").values_list("pk", flat=True):
+        with tenancy.cross_tenant("sync_calendars: the connected calendars of every workspace"):
+            connection_ids = list(CalendarConnection.objects.order_by("pk").values_list("pk", flat=True))
+        for connection_id in connection_ids:
             result = caldav_sync.sync_connection(connection_id)
             if result is None:
                 continue

@@ -3,12 +3,14 @@ for localstripe, STRIPE_API_BASE set. See demo/cards.py and the README (Stripe).
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from demo.cards import DemoStripeError, connect_demo
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
+    cross_tenant_reason = "demo_stripe: the demo workspace's Stripe account and cards"
     help = (
         "Connect the demo workspace to Stripe (localstripe in development), save a test card for "
         "Acme Corp and Initech and set their retainers to auto-charge. Safe to run again."

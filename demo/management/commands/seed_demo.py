@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import time
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from demo import bench, northwind
+from retainers.tenancy import TenantCommand
 
 LIMITS = {
     "workspaces": (1, 100_000),
@@ -40,7 +41,8 @@ def whole_number(options: dict[str, object], name: str) -> int | None:
     return int(text)
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
+    cross_tenant_reason = "seed_demo: demo data for several workspaces"
     help = (
         "Seed the demo workspace (once) and print its logins. "
         "With --workspaces N, also seed N bench workspaces for load tests (also once)."

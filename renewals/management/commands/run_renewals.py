@@ -2,13 +2,14 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from renewals import services
 from retainers.runs import parse_as_of
+from retainers.tenancy import TenantCommand
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Open due renewals, send due reminders, settle unanswered ones at term end. Safe to run again."
 
     def add_arguments(self, parser: CommandParser) -> None:
