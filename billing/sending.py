@@ -164,7 +164,10 @@ def follow_up(invoice_id: int) -> None:
         .exclude(receipt_due_at=None)
         .order_by("created_at", "pk")
     )
-    unrendered = not invoice.pdf and invoice.delivered_at is not None
+    # Charged (delivered by the charge, before any PDF): its first PDF is this follow-up's to render.
+    # An emailed invoice rendered its PDF to attach it; one without (an invoice recorded as sent
+    # elsewhere, the demo's history) gets its PDF when someone opens it, not from every payment.
+    unrendered = invoice.auto_charge and not invoice.pdf and invoice.delivered_at is not None
     if invoice.pdf_stale_at is None and not receipts and not unrendered:
         return
     if invoice.pdf or receipts or unrendered:

@@ -170,6 +170,10 @@ def invite_the_client(page: Page, workspace: Workspace, client: Client) -> None:
     follow(page, "portal", "clients")
     page.get_by_role("main").get_by_role("link", name=CLIENT["name"]).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(CLIENT["name"])
+    # The contacts are on the client page's Communication tab.
+    page.get_by_role("navigation", name=f"Sections of {CLIENT['name']}").get_by_role(
+        "link", name="Communication"
+    ).click()
     contacts = page.locator("#contacts")
     contacts.get_by_text("Add a contact").click()
     contacts.get_by_label(label("Name")).fill(CONTACT["name"])
