@@ -11,6 +11,7 @@ from django.db import connection, connections, transaction
 
 from billing import services
 from billing.models import Invoice
+from retainers import tenancy
 from tests.billing.conftest import open_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +34,8 @@ def test_a_credit_note_and_an_issue_at_once_both_finish(acme):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SET lock_timeout = '20s'")  # a bug here fails the test, never hangs it
-            work()
+            with tenancy.use_workspace(acme.workspace_id):  # as a request or the run would: a new connection is walled
+                work()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:

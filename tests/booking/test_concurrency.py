@@ -17,22 +17,25 @@ from django.db import IntegrityError, OperationalError, close_old_connections, t
 
 from delivery import booking, booking_setup, services
 from delivery.models import Booking, Schedule, SessionType
-from retainers.models import Membership
+from retainers import tenancy
+from retainers.models import Membership, Workspace
 from tests import factories
 from tests.booking.conftest import WEEKDAY_HOURS, at
 
 NOW = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
 
 
-def race(*actions: Callable[[], object]) -> list[str]:
-    """Run the actions at the same moment on threads, each in its own connection; what each got."""
+def race(*actions: Callable[[], object], workspace: Workspace) -> list[str]:
+    """Run the actions at the same moment on threads, each in its own connection and, as a request
+    would, in the workspace (a new connection starts behind the row-level wall); what each got."""
     barrier = threading.Barrier(len(actions))
     outcomes: list[str] = []
 
     def run(action: Callable[[], object]) -> None:
         try:
             barrier.wait(timeout=10)
-            action()
+            with tenancy.use_workspace(workspace):
+                action()
             outcomes.append("ok")
         except booking.BookingError as error:
             outcomes.append(f"refused: {error}")
@@ -103,7 +106,9 @@ def test_two_contacts_booking_the_last_slot_at_once_exactly_one_wins(setup):
     with time_machine.travel(NOW, tick=False):
         # Make 10 March's 16:00 the only free slot that day.
         Schedule.objects.filter(workspace=workspace, member=member).update(daily_cap=1)
-        outcomes = race(book_as(first, session_type, at(10, 16)), book_as(second, session_type, at(10, 16)))
+        outcomes = race(
+            book_as(first, session_type, at(10, 16)), book_as(second, session_type, at(10, 16)), workspace=workspace
+        )
     assert outcomes[0] == "ok" and outcomes[1].startswith("refused: ")
     assert Booking.objects.filter(workspace=workspace, status="booked").count() == 1
 
@@ -113,7 +118,9 @@ def test_overlapping_times_race_too(setup):
     workspace, member, session_type, (first, second) = setup
     Schedule.objects.filter(workspace=workspace, member=member).update(step_minutes=30)
     with time_machine.travel(NOW, tick=False):
-        outcomes = race(book_as(first, session_type, at(10, 9)), book_as(second, session_type, at(10, 9, 30)))
+        outcomes = race(
+            book_as(first, session_type, at(10, 9)), book_as(second, session_type, at(10, 9, 30)), workspace=workspace
+        )
     assert outcomes[0] == "ok" and "just taken" in outcomes[1]
 
 
@@ -135,7 +142,9 @@ def test_the_database_refuses_overlapping_active_bookings_whatever_wrote_them(se
 
         return action
 
-    won, lost = race(insert(first, at(10, 9), "a@test"), insert(second, at(10, 9, 30), "b@test"))[::-1]
+    won, lost = race(insert(first, at(10, 9), "a@test"), insert(second, at(10, 9, 30), "b@test"), workspace=workspace)[
+        ::-1
+    ]
     # The loser is refused by the constraint, or, when both inserted before either checked, each waits
     # for the other and PostgreSQL's deadlock detector aborts one (how exclusion constraints resolve it).
     refused = lost.startswith("integrity: ") and "booking_no_overlap" in lost
@@ -167,7 +176,7 @@ def test_a_booking_and_work_logged_by_hand_race_for_the_last_hour_exactly_one_wi
         )
 
     with time_machine.travel(NOW, tick=False):
-        outcomes = race(book_as(first, session_type, at(10, 9)), log_by_hand)
+        outcomes = race(book_as(first, session_type, at(10, 9)), log_by_hand, workspace=workspace)
     assert outcomes[0] == "ok" and outcomes[1].startswith("refused: "), outcomes
     booked = Booking.objects.filter(workspace=workspace, status="booked").count()
     logged = retainer.work_items.filter(description="Last hour").count()

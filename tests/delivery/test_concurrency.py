@@ -11,6 +11,7 @@ from django.db import close_old_connections
 
 from delivery import services
 from delivery.models import WorkItem
+from retainers import tenancy
 from tests import factories
 
 
@@ -24,9 +25,14 @@ def test_two_sessions_cannot_spend_the_same_hour():
     def log_last_hour() -> None:
         try:
             barrier.wait(timeout=10)
-            services.record_delivery(
-                retainer=retainer, delivered_on=date(2026, 1, 5), quantity=D("1"), description="Last hour", actor=None
-            )
+            with tenancy.use_workspace(retainer.workspace_id):  # as a request would: a new connection is walled
+                services.record_delivery(
+                    retainer=retainer,
+                    delivered_on=date(2026, 1, 5),
+                    quantity=D("1"),
+                    description="Last hour",
+                    actor=None,
+                )
             outcomes.append("ok")
         except services.DeliveryError:
             outcomes.append("refused")
@@ -72,9 +78,10 @@ def test_approved_overage_allows_exactly_what_was_approved_under_concurrency():
     def log_an_hour() -> None:
         try:
             barrier.wait(timeout=10)
-            services.record_delivery(
-                retainer=retainer, delivered_on=date(2026, 1, 5), quantity=D("1"), description="Hour", actor=None
-            )
+            with tenancy.use_workspace(retainer.workspace_id):  # as a request would: a new connection is walled
+                services.record_delivery(
+                    retainer=retainer, delivered_on=date(2026, 1, 5), quantity=D("1"), description="Hour", actor=None
+                )
             outcomes.append("ok")
         except services.DeliveryError:
             outcomes.append("refused")

@@ -34,6 +34,7 @@ from delivery import approvals, booking, booking_setup
 from delivery import services as delivery
 from renewals import services as renewals
 from retainers import services as workspaces
+from retainers import tenancy
 from retainers.models import Membership, User
 from tests.e2e.support import assert_accessible, screenshot
 
@@ -185,12 +186,17 @@ def seeded(django_db_setup, django_db_blocker, app_server, media_root) -> Seeded
         MEDIA_ROOT=str(media_root),
     )
     with django_db_blocker.unblock(), test_settings:
-        if User.objects.exists():  # left by an interrupted run (--reuse-db keeps the database)
-            _flush()
+        # Written and emptied by the test, not the app: across the wall (the module outlives the
+        # per-test bypass of tests/conftest.py); the live server's requests keep theirs up.
+        with tenancy.cross_tenant("e2e: the module's seed"):
+            if User.objects.exists():  # left by an interrupted run (--reuse-db keeps the database)
+                _flush()
+            data = _seed()
         try:
-            yield _seed()
+            yield data
         finally:
-            _flush()
+            with tenancy.cross_tenant("e2e: emptying the module's seed"):
+                _flush()
 
 
 def open_as(browser_context, app_server, session: str | None) -> Page:
