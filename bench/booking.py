@@ -24,21 +24,14 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
 
 import argparse  # noqa: E402
 import random  # noqa: E402
-import shutil  # noqa: E402
 import statistics  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    ScratchRedis,
     default_redis_url,
-    django_env,
-    find_server,
     load_average,
-    run,
+    measure_in_scratch_database,
     run_main,
-    run_stage,
-    say,
     setup_django,
     table,
     write_result,
@@ -76,27 +69,8 @@ def main() -> None:
     if args.stage:
         measure(args)
         return
-    server = find_server()
-    redis = ScratchRedis(args.redis_url)
-    scratch = Path(tempfile.mkdtemp(prefix="retainers_bench_"))
-    env = django_env(database_url=server.url_for(args.db), redis_url=args.redis_url, scratch=scratch)
-    created = False
-    try:
-        say(f"Scratch database {args.db} on {server.url_for(args.db).split('@')[-1]}")
-        server.create(args.db, replace=args.replace)
-        created = True
-        run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=env, label="migrate")
-        forwarded = ["--bookings", str(args.bookings), "--events", str(args.events), "--runs", str(args.runs)]
-        result = run_stage(SCRIPT, "measure", forwarded, env=env, label="the measurement")
-        say()
-        say(report(result))
-    finally:
-        redis.flush()
-        if created and not args.keep:
-            server.drop(args.db)
-        elif created:
-            say(f"Kept {args.db}: drop it with  dropdb {args.db}")
-        shutil.rmtree(scratch, ignore_errors=True)
+    forwarded = ["--bookings", str(args.bookings), "--events", str(args.events), "--runs", str(args.runs)]
+    measure_in_scratch_database(args, SCRIPT, forwarded, report)
 
 
 def report(result: dict) -> str:

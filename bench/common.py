@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +262,35 @@ def run_stage(script: Path, stage: str, argv: Sequence[str], *, env: dict[str, s
         return json.loads(result_path.read_text())
     finally:
         result_path.unlink(missing_ok=True)
+
+
+def measure_in_scratch_database(
+    args: Any, script: Path, forwarded: Sequence[str], report: Callable[[dict], str]
+) -> None:
+    """The parent side of a benchmark whose one stage seeds and measures on its own: create the
+    scratch database `args.db` (`args.replace`), migrate it, run `script`'s `measure` stage there
+    with `forwarded` options, print `report(result)`; then flush the scratch Redis
+    (`args.redis_url`) and drop the database unless `args.keep`."""
+    server = find_server()
+    redis = ScratchRedis(args.redis_url)
+    scratch = Path(tempfile.mkdtemp(prefix="retainers_bench_"))
+    env = django_env(database_url=server.url_for(args.db), redis_url=args.redis_url, scratch=scratch)
+    created = False
+    try:
+        say(f"Scratch database {args.db} on {server.url_for(args.db).split('@')[-1]}")
+        server.create(args.db, replace=args.replace)
+        created = True
+        run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=env, label="migrate")
+        result = run_stage(script, "measure", forwarded, env=env, label="the measurement")
+        say()
+        say(report(result))
+    finally:
+        redis.flush()
+        if created and not args.keep:
+            server.drop(args.db)
+        elif created:
+            say(f"Kept {args.db}: drop it with  dropdb {args.db}")
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_result(path: str, result: dict) -> None:
