@@ -6,6 +6,7 @@ becomes a form error next to its field (or a message when there is no form).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -603,46 +604,52 @@ def retainer_end(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
 # --- Amendments and adjustments --------------------------------------------------------------
 
 
+def _post_retainer_form(
+    request: WorkspaceRequest, retainer: Retainer, form: Any, *, key: str, save: Callable[[dict[str, Any]], str]
+) -> HttpResponse:
+    """A form posted from the retainer page: when valid, `save(cleaned_data)` does the work and
+    returns the notice, and the retainer page follows; a DeliveryError shows next to its field, and
+    the page comes back with the form (in the context under `key`), its errors and the focus on them."""
+    if form.is_valid():
+        try:
+            notice = save(form.cleaned_data)
+        except services.DeliveryError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, notice)
+            return _to_retainer(request, retainer)
+    form.set_focus()
+    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, **{key: form}))
+
+
 @require_POST
 @workspace_view
 def retainer_amend(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     retainer = _get_retainer(request, retainer_id)
     form = AmendForm(request.POST, retainer=retainer, workspace=request.workspace)
-    if form.is_valid():
-        try:
-            amendment = services.amend_retainer(
-                retainer=retainer, terms=form.terms(), reason=form.cleaned_data["reason"].strip(), actor=request.user
-            )
-        except services.DeliveryError as error:
-            add_service_error(form, error)
-        else:
-            effective = date_format(amendment.effective_on, "j M Y")
-            messages.success(request, f"New terms saved: they apply from {effective}.")
-            return _to_retainer(request, retainer)
-    form.set_focus()
-    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, amend_form=form))
+
+    def save(data: dict[str, Any]) -> str:
+        amendment = services.amend_retainer(
+            retainer=retainer, terms=form.terms(), reason=data["reason"].strip(), actor=request.user
+        )
+        return f"New terms saved: they apply from {date_format(amendment.effective_on, 'j M Y')}."
+
+    return _post_retainer_form(request, retainer, form, key="amend_form", save=save)
 
 
 @require_POST
 @workspace_view
 def retainer_adjust(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     retainer = _get_retainer(request, retainer_id)
+
+    def save(data: dict[str, Any]) -> str:
+        entry = services.adjust_balance(
+            retainer=retainer, quantity=data["quantity"], reason=data["reason"], actor=request.user
+        )
+        return f"Adjusted by {entry.quantity:+} {_unit(retainer)}."
+
     form = AdjustForm(request.POST, retainer=retainer)
-    if form.is_valid():
-        try:
-            entry = services.adjust_balance(
-                retainer=retainer,
-                quantity=form.cleaned_data["quantity"],
-                reason=form.cleaned_data["reason"],
-                actor=request.user,
-            )
-        except services.DeliveryError as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, f"Adjusted by {entry.quantity:+} {_unit(retainer)}.")
-            return _to_retainer(request, retainer)
-    form.set_focus()
-    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, adjust_form=form))
+    return _post_retainer_form(request, retainer, form, key="adjust_form", save=save)
 
 
 @require_POST
@@ -650,17 +657,13 @@ def retainer_adjust(request: WorkspaceRequest, retainer_id: int) -> HttpResponse
 def retainer_collection(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     """Charging the saved card when an invoice is issued, and pausing delivery on an unpaid one."""
     retainer = _get_retainer(request, retainer_id)
+
+    def save(data: dict[str, Any]) -> str:
+        services.set_collection(retainer=retainer, actor=request.user, **data)
+        return "Payment collection saved."
+
     form = CollectionForm(request.POST, retainer=retainer)
-    if form.is_valid():
-        try:
-            services.set_collection(retainer=retainer, actor=request.user, **form.cleaned_data)
-        except services.DeliveryError as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Payment collection saved.")
-            return _to_retainer(request, retainer)
-    form.set_focus()
-    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, collection_form=form))
+    return _post_retainer_form(request, retainer, form, key="collection_form", save=save)
 
 
 @require_POST
@@ -668,22 +671,15 @@ def retainer_collection(request: WorkspaceRequest, retainer_id: int) -> HttpResp
 def retainer_overage_request(request: WorkspaceRequest, retainer_id: int) -> HttpResponse:
     """Ask the client to approve extra units this period, with a message."""
     retainer = _get_retainer(request, retainer_id)
+
+    def save(data: dict[str, Any]) -> str:
+        approval = approvals.request_overage(
+            retainer=retainer, offered=data["offered"], message=data["message"], actor=request.user
+        )
+        return f"Asked the client to approve up to {approval.offered} more."
+
     form = OverageRequestForm(request.POST, retainer=retainer)
-    if form.is_valid():
-        try:
-            approval = approvals.request_overage(
-                retainer=retainer,
-                offered=form.cleaned_data["offered"],
-                message=form.cleaned_data["message"],
-                actor=request.user,
-            )
-        except services.DeliveryError as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, f"Asked the client to approve up to {approval.offered} more.")
-            return _to_retainer(request, retainer)
-    form.set_focus()
-    return render(request, "delivery/retainer_detail.html", retainer_context(request, retainer, overage_form=form))
+    return _post_retainer_form(request, retainer, form, key="overage_form", save=save)
 
 
 # --- Creating a retainer ---------------------------------------------------------------------
